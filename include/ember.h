@@ -1,0 +1,278 @@
+/*
+ * ember — an ONNX inference runtime in C.
+ *
+ * Lifecycle:
+ *   ember_model_load_file()  -> ember_model     (immutable, parsed graph + weights)
+ *   ember_session_create()   -> ember_session   (optimized graph, prepared kernels)
+ *   ember_session_run()      -> output tensors  (any number of threads at once)
+ *   ember_session_free(), ember_model_free()
+ *
+ * Errors: every fallible call returns an ember_status and, when `err` is not NULL, fills it
+ * with the same code and a one-line message naming the file, node and reason. Nothing aborts.
+ *
+ * Ownership: a handle returned through an out-pointer belongs to the caller, who releases it
+ * with the matching *_free(). A session keeps its own reference to the model's weights, so the
+ * model may be freed while sessions made from it are still alive.
+ *
+ * Threads: a model and a session are immutable after creation. ember_session_run() may be
+ * called concurrently on one session from any number of threads; each call gets its own
+ * scratch memory (run contexts are pooled and reused). Tensors are not synchronized: do not
+ * write a tensor while a run reads it.
+ */
+#ifndef EMBER_H
+#define EMBER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EMBER_VERSION_MAJOR 0
+#define EMBER_VERSION_MINOR 1
+#define EMBER_VERSION_PATCH 0
+#define EMBER_VERSION_STRING "0.1.0"
+
+/* Bumped whenever a struct or function signature below changes incompatibly. Plugins pass
+ * the value they were compiled with; ember refuses a mismatch. */
+#define EMBER_ABI_VERSION 1
+
+#if defined(__GNUC__)
+#define EMBER_API __attribute__((visibility("default")))
+#else
+#define EMBER_API
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Status and errors
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum ember_status {
+    EMBER_OK = 0,
+    EMBER_ERR_INVALID_ARGUMENT = 1, /* the caller passed something wrong */
+    EMBER_ERR_IO = 2,               /* a file could not be read or written */
+    EMBER_ERR_PARSE = 3,            /* bytes are not a valid protobuf / npy / ... */
+    EMBER_ERR_INVALID_MODEL = 4,    /* parsed, but the graph breaks the ONNX rules */
+    EMBER_ERR_UNSUPPORTED = 5,      /* valid ONNX that ember cannot run (op, type, ...) */
+    EMBER_ERR_OUT_OF_MEMORY = 6,
+    EMBER_ERR_LIMIT = 7,            /* a configured limit (memory, size, depth) was exceeded */
+    EMBER_ERR_SHAPE = 8,            /* input shapes or types do not fit the graph */
+    EMBER_ERR_RUNTIME = 9,          /* a kernel failed while running */
+} ember_status;
+
+#define EMBER_ERROR_MESSAGE_SIZE 1024
+
+/* Caller-allocated error report; pass NULL where the message is not wanted. */
+typedef struct ember_error {
+    ember_status code;
+    char message[EMBER_ERROR_MESSAGE_SIZE];
+} ember_error;
+
+/* Static string naming a status, e.g. "invalid model". */
+EMBER_API const char *ember_status_string(ember_status status);
+
+/* Library version, e.g. "0.1.0", and the ABI version it was built with. */
+EMBER_API const char *ember_version(void);
+EMBER_API int ember_abi_version(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Element types (numbering follows ONNX TensorProto.DataType)
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum ember_dtype {
+    EMBER_UNDEFINED = 0,
+    EMBER_FLOAT = 1,
+    EMBER_UINT8 = 2,
+    EMBER_INT8 = 3,
+    EMBER_UINT16 = 4,
+    EMBER_INT16 = 5,
+    EMBER_INT32 = 6,
+    EMBER_INT64 = 7,
+    EMBER_STRING = 8,
+    EMBER_BOOL = 9,
+    EMBER_FLOAT16 = 10,
+    EMBER_DOUBLE = 11,
+    EMBER_UINT32 = 12,
+    EMBER_UINT64 = 13,
+    EMBER_BFLOAT16 = 16,
+} ember_dtype;
+
+/* Bytes per element (0 for undefined or string), and a name such as "float32". */
+EMBER_API size_t ember_dtype_size(ember_dtype dtype);
+EMBER_API const char *ember_dtype_name(ember_dtype dtype);
+
+/* Highest tensor rank ember handles. */
+#define EMBER_MAX_RANK 8
+
+/* ---------------------------------------------------------------------------------------------
+ * Tensors
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct ember_tensor ember_tensor;
+
+/* A tensor that owns zero-filled, 64-byte aligned memory for dims[0] x ... x dims[rank-1]
+ * elements. rank 0 is a scalar. */
+EMBER_API ember_status ember_tensor_create(ember_dtype dtype, const int64_t *dims, int rank,
+                                           ember_tensor **out, ember_error *err);
+
+/* A tensor over caller memory (zero copy). `data` must hold at least `bytes` bytes, which must
+ * cover every element, and must outlive the tensor. ember never frees it. */
+EMBER_API ember_status ember_tensor_wrap(ember_dtype dtype, const int64_t *dims, int rank,
+                                         void *data, size_t bytes, ember_tensor **out,
+                                         ember_error *err);
+
+EMBER_API void ember_tensor_free(ember_tensor *tensor);
+
+EMBER_API ember_dtype ember_tensor_dtype(const ember_tensor *tensor);
+EMBER_API int ember_tensor_rank(const ember_tensor *tensor);
+EMBER_API const int64_t *ember_tensor_dims(const ember_tensor *tensor);
+EMBER_API int64_t ember_tensor_element_count(const ember_tensor *tensor);
+EMBER_API size_t ember_tensor_byte_size(const ember_tensor *tensor);
+EMBER_API void *ember_tensor_data(ember_tensor *tensor);
+EMBER_API const void *ember_tensor_const_data(const ember_tensor *tensor);
+/* Name carried by a tensor read from a file ("" if none). */
+EMBER_API const char *ember_tensor_name(const ember_tensor *tensor);
+
+/* Read a tensor from a .npy file or an ONNX TensorProto (.pb) file; the format is recognized
+ * from the content (npy magic) and otherwise taken as TensorProto. */
+EMBER_API ember_status ember_tensor_load(const char *path, ember_tensor **out, ember_error *err);
+EMBER_API ember_status ember_tensor_load_memory(const void *data, size_t size, ember_tensor **out,
+                                                ember_error *err);
+/* Write a tensor as .npy, or as a TensorProto when the path ends in ".pb" (then `name`, which
+ * may be NULL, becomes the TensorProto's name). */
+EMBER_API ember_status ember_tensor_save(const ember_tensor *tensor, const char *path,
+                                         const char *name, ember_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Models
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct ember_model ember_model;
+
+typedef struct ember_load_options {
+    /* Largest single tensor (initializer, external data, declared shape) accepted, in bytes.
+     * 0 means the default (4 GiB). */
+    uint64_t max_tensor_bytes;
+    /* Refuse graphs with more nodes than this. 0 means the default (1,000,000). */
+    uint64_t max_nodes;
+} ember_load_options;
+
+/* Load a ModelProto. `options` may be NULL. Every unsupported operator of the model is listed
+ * in one error. External data is resolved relative to the model file's folder and may not
+ * escape it; a model loaded from memory may only use external data when `base_dir` is given
+ * through ember_model_load_memory_at(). */
+EMBER_API ember_status ember_model_load_file(const char *path, const ember_load_options *options,
+                                             ember_model **out, ember_error *err);
+EMBER_API ember_status ember_model_load_memory(const void *data, size_t size,
+                                               const ember_load_options *options,
+                                               ember_model **out, ember_error *err);
+EMBER_API ember_status ember_model_load_memory_at(const void *data, size_t size,
+                                                  const char *base_dir,
+                                                  const ember_load_options *options,
+                                                  ember_model **out, ember_error *err);
+EMBER_API void ember_model_free(ember_model *model);
+
+/* Description of a graph input or output. Strings and arrays are owned by the model. A dim
+ * of -1 is symbolic or unknown; dim_names[i] then holds its name (e.g. "batch") or NULL.
+ * rank is -1 when the graph does not declare a shape. */
+typedef struct ember_value_info {
+    const char *name;
+    ember_dtype dtype;
+    int rank;
+    const int64_t *dims;
+    const char *const *dim_names;
+} ember_value_info;
+
+EMBER_API size_t ember_model_input_count(const ember_model *model);
+EMBER_API size_t ember_model_output_count(const ember_model *model);
+/* Inputs exclude initializers (IR < 4 models list weights as inputs: those stay optional). */
+EMBER_API ember_status ember_model_input(const ember_model *model, size_t index,
+                                         ember_value_info *info);
+EMBER_API ember_status ember_model_output(const ember_model *model, size_t index,
+                                          ember_value_info *info);
+
+EMBER_API int64_t ember_model_ir_version(const ember_model *model);
+/* Opset version imported for `domain` ("" or "ai.onnx" for the default domain); 0 if none. */
+EMBER_API int64_t ember_model_opset(const ember_model *model, const char *domain);
+EMBER_API const char *ember_model_producer(const ember_model *model);
+
+/* Nodes of the graph as loaded (before optimization), in topological order. */
+typedef struct ember_node_info {
+    const char *name;    /* may be "" */
+    const char *op_type;
+    const char *domain;  /* "" for the default domain */
+    int64_t opset;       /* version of the domain the model imports */
+} ember_node_info;
+
+EMBER_API size_t ember_model_node_count(const ember_model *model);
+EMBER_API ember_status ember_model_node(const ember_model *model, size_t index,
+                                        ember_node_info *info);
+/* Number of weight elements and their bytes (initializers and Constant nodes). */
+EMBER_API uint64_t ember_model_parameter_count(const ember_model *model);
+EMBER_API uint64_t ember_model_parameter_bytes(const ember_model *model);
+
+/* Warnings found at load (lints such as "ArgMax over an axis of size 1"), one per line,
+ * owned by the model. count may be 0. */
+EMBER_API size_t ember_model_warning_count(const ember_model *model);
+EMBER_API const char *ember_model_warning(const ember_model *model, size_t index);
+
+/* ---------------------------------------------------------------------------------------------
+ * Sessions
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct ember_session ember_session;
+
+typedef enum ember_opt_level {
+    EMBER_OPT_NONE = 0,  /* run the graph as written */
+    EMBER_OPT_BASIC = 1, /* exact rewrites only: folding, dead code, identity removal, heads */
+    EMBER_OPT_ALL = 2,   /* also fusions that may change rounding (e.g. Conv+BatchNorm) */
+} ember_opt_level;
+
+/* A pool of worker threads that several sessions may share, so that N sessions do not start
+ * N pools that fight over the cores. Idle workers sleep (no spinning). */
+typedef struct ember_threadpool ember_threadpool;
+
+/* threads: total threads working on one run, including the caller (0 = all cores). */
+EMBER_API ember_status ember_threadpool_create(int threads, ember_threadpool **out,
+                                               ember_error *err);
+/* Frees the pool; every session using it must be freed first. */
+EMBER_API void ember_threadpool_free(ember_threadpool *pool);
+
+typedef struct ember_session_options {
+    /* Threads used inside one run (1 = the calling thread only). 0 means all cores. Ignored
+     * when `threadpool` is set. */
+    int threads;
+    /* Optional shared pool (not owned by the session); NULL: the session makes its own. */
+    ember_threadpool *threadpool;
+    ember_opt_level opt_level;
+    /* Scratch memory one run may use, in bytes; a run needing more fails with
+     * EMBER_ERR_LIMIT. 0 means the default (8 GiB). */
+    uint64_t memory_limit;
+} ember_session_options;
+
+/* Default options: all cores, EMBER_OPT_ALL, default memory limit. */
+EMBER_API void ember_session_options_init(ember_session_options *options);
+
+EMBER_API ember_status ember_session_create(const ember_model *model,
+                                            const ember_session_options *options,
+                                            ember_session **out, ember_error *err);
+EMBER_API void ember_session_free(ember_session *session);
+
+/* Run the graph. inputs[i] feeds the graph input named input_names[i]; all required inputs
+ * must be given. For each requested output a new tensor is returned in outputs[i], owned by
+ * the caller. Thread-safe on one session. On failure no output is returned (all NULL). */
+EMBER_API ember_status ember_session_run(ember_session *session, const char *const *input_names,
+                                         const ember_tensor *const *inputs, size_t input_count,
+                                         const char *const *output_names, size_t output_count,
+                                         ember_tensor **outputs, ember_error *err);
+
+/* Print the graph as it runs after optimization, one node per line, into `buf`
+ * (NUL-terminated, truncated to `size`). Returns the length the full text needs. */
+EMBER_API size_t ember_session_describe(const ember_session *session, char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EMBER_H */

@@ -1,0 +1,7 @@
+/* elementwise operators. */
+#include "kernel.h"
+
+EM_OPS_FAMILY(elementwise) {
+    *count = 0;
+    return NULL;
+}

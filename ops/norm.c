@@ -1,0 +1,7 @@
+/* norm operators. */
+#include "kernel.h"
+
+EM_OPS_FAMILY(norm) {
+    *count = 0;
+    return NULL;
+}

@@ -1,0 +1,19 @@
+/* The list of operator families. The registry calls each once, at first use. */
+#include "ops.h"
+
+const em_ops_family_fn em_op_families[] = {
+    em_ops_elementwise,
+    em_ops_unary,
+    em_ops_softmax,
+    em_ops_reduce,
+    em_ops_gemm,
+    em_ops_conv,
+    em_ops_pool,
+    em_ops_norm,
+    em_ops_shape,
+    em_ops_gather,
+    em_ops_pad_resize,
+    em_ops_control,
+    em_ops_heads,
+    NULL,
+};

@@ -1,0 +1,19 @@
+#ifndef EMBER_OPS_H
+#define EMBER_OPS_H
+#include "kernel.h"
+typedef const em_op *(*em_ops_family_fn)(size_t *count);
+extern const em_ops_family_fn em_op_families[]; /* NULL-terminated */
+EM_OPS_FAMILY(elementwise);
+EM_OPS_FAMILY(unary);
+EM_OPS_FAMILY(softmax);
+EM_OPS_FAMILY(reduce);
+EM_OPS_FAMILY(gemm);
+EM_OPS_FAMILY(conv);
+EM_OPS_FAMILY(pool);
+EM_OPS_FAMILY(norm);
+EM_OPS_FAMILY(shape);
+EM_OPS_FAMILY(gather);
+EM_OPS_FAMILY(pad_resize);
+EM_OPS_FAMILY(control);
+EM_OPS_FAMILY(heads);
+#endif

@@ -1,0 +1,80 @@
+/* The kernel interface. Every operator, built in or from a plugin, is an em_op:
+ *
+ *   create  (once per node at session creation): validate attributes and constant inputs,
+ *           prepare state such as packed weights. May be NULL.
+ *   infer   (whenever input shapes are new): set dtype, rank and dims of every output from the
+ *           inputs. An input's data is NULL during static inference (at load): a kernel whose
+ *           output shape depends on input values then sets that output's rank to -1.
+ *   run     compute. Outputs arrive allocated as infer described them.
+ *   destroy free the state. May be NULL.
+ *
+ * Kernels see only IR tensors and attributes, never the file format. in[i] is NULL for an
+ * omitted optional input. `out` has node->n_outputs entries.
+ */
+#ifndef EMBER_RUNTIME_KERNEL_H
+#define EMBER_RUNTIME_KERNEL_H
+
+#include "ir.h"
+
+typedef struct em_exec em_exec; /* one run in progress: threads, scratch memory */
+
+enum {
+    /* Output 0 is a view of input 0's data (Reshape, Squeeze, Identity, ...): the executor
+     * does not allocate it and `run` may be NULL. */
+    EM_OP_ALIAS_INPUT0 = 1u << 0,
+    /* Output 0 may be written into input 0's buffer when input 0 dies here (elementwise). */
+    EM_OP_INPLACE_OK = 1u << 1,
+};
+
+typedef struct em_op {
+    const char *domain;  /* "" for the default ONNX domain */
+    const char *op_type;
+    int since_version;   /* first operator version this kernel implements */
+    int until_version;   /* last one (inclusive); 0 means "only since_version" */
+    ember_status (*create)(const em_graph *g, em_node *node, void **state, ember_error *err);
+    ember_status (*infer)(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                          ember_error *err);
+    ember_status (*run)(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                        em_exec *ex, ember_error *err);
+    void (*destroy)(void *state);
+    unsigned flags;
+} em_op;
+
+/* ---- registry (filled once, before first use; read-only afterwards) ---- */
+
+void em_registry_init(void); /* idempotent, thread-safe */
+/* Add an operator; fails if the same (domain, op_type, version range) overlaps one present. */
+ember_status em_registry_add(const em_op *op, ember_error *err);
+/* The kernel for op_type in domain at the model's opset for that domain, or NULL. For the
+ * default domain the opset is first mapped to the operator version in force. */
+const em_op *em_registry_find(const char *domain, const char *op_type, int64_t opset);
+/* Operator version in force at `opset` for a default-domain op; 0 if unknown op. */
+int em_onnx_op_version(const char *op_type, int64_t opset);
+
+/* ---- helpers for kernels while running ---- */
+
+typedef void (*em_range_fn)(void *ctx, int64_t begin, int64_t end);
+/* Split [0, n) into chunks of at least `grain` items across the run's threads. */
+void em_parallel_for(em_exec *ex, int64_t n, int64_t grain, em_range_fn fn, void *ctx);
+int em_exec_threads(const em_exec *ex);
+/* Scratch memory valid until the kernel's run returns (64-byte aligned, not zeroed). */
+void *em_exec_scratch(em_exec *ex, size_t bytes, ember_error *err);
+
+/* Run a subgraph (If / Loop / Scan body). inputs: the subgraph's declared inputs in order;
+ * captures: the tensors of g->captures in order (the node's implicit inputs). outputs[i] are
+ * filled with new heap tensors owned by the caller (em_tensor_free). */
+ember_status em_exec_subgraph(em_exec *ex, const em_graph *g, em_tensor *const *inputs,
+                              int n_inputs, em_tensor *const *captures, em_tensor **outputs,
+                              ember_error *err);
+
+/* ---- helpers for infer ---- */
+
+/* Standard failure for an input dtype a kernel does not implement. */
+ember_status em_unsupported_type(const em_node *node, int input, ember_dtype dt, ember_error *err);
+/* Normalize a possibly negative axis into [0, rank); fails with a clear message otherwise. */
+ember_status em_norm_axis(const em_node *node, int64_t axis, int rank, int *out, ember_error *err);
+
+/* Each ops/ family file exposes its table: */
+#define EM_OPS_FAMILY(name) const em_op *em_ops_##name(size_t *count)
+
+#endif
