@@ -273,16 +273,23 @@ static op_row *op_table(const test_case *cases, size_t count, size_t *row_count)
     return rows;
 }
 
+static void op_label(const op_row *row, char *buf, size_t size) {
+    if (row->domain[0]) snprintf(buf, size, "%s:%s", row->domain, row->op_type);
+    else snprintf(buf, size, "%s", row->op_type);
+}
+
 static void print_op_table(const op_row *rows, size_t count) {
     if (count == 0) return;
-    printf("\n%-32s %6s %6s\n", "operator", "cases", "passed");
+    int width = 24;
+    char name[160];
     for (size_t i = 0; i < count; i++) {
-        char name[160];
-        if (rows[i].domain[0])
-            snprintf(name, sizeof name, "%s:%s", rows[i].domain, rows[i].op_type);
-        else
-            snprintf(name, sizeof name, "%s", rows[i].op_type);
-        printf("%-32s %6d %6d\n", name, rows[i].cases, rows[i].passed);
+        op_label(&rows[i], name, sizeof name);
+        if ((int)strlen(name) > width) width = (int)strlen(name);
+    }
+    printf("\n%-*s %6s %6s\n", width, "operator", "cases", "passed");
+    for (size_t i = 0; i < count; i++) {
+        op_label(&rows[i], name, sizeof name);
+        printf("%-*s %6d %6d\n", width, name, rows[i].cases, rows[i].passed);
     }
     putchar('\n');
 }

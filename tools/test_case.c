@@ -116,9 +116,9 @@ static bool load_tensors(const char *set_dir, const char *set_name, const char *
         ember_error err = {0};
         ember_status status = ember_tensor_load(path, &list->items[k], &err);
         if (status != EMBER_OK) {
-            char step[PATH_MAX];
-            snprintf(step, sizeof step, "%s/%s_%d.pb", set_name, stem, k);
-            set_ember_failure(record, status, step, &err);
+            /* ember's message names the file already. */
+            set_status(record, status == EMBER_ERR_UNSUPPORTED ? CASE_UNSUPPORTED : CASE_ERROR,
+                       "%s", err.message[0] ? err.message : ember_status_string(status));
             return false;
         }
         list->count = k + 1;

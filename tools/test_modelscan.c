@@ -60,6 +60,7 @@ static bool read_varint(reader *r, uint64_t *out) {
 /* Next field of the message; false at the end (`*bad` tells a malformed field from the end). */
 static bool next_field(reader *r, field *f, bool *bad) {
     *bad = false;
+    *f = (field){0};
     if (r->pos >= r->end) return false;
     uint64_t key;
     if (!read_varint(r, &key) || (key >> 3) == 0 || (key >> 3) > UINT32_MAX) goto malformed;
