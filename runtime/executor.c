@@ -507,3 +507,12 @@ ember_status em_fold_node(const em_graph *g, em_node *n, em_tensor **outputs, em
     if (state && n->op->destroy) n->op->destroy(state);
     return st;
 }
+
+uint64_t em_session_arena_bytes(struct ember_session *s) {
+    uint64_t best = 0;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_idle; i++)
+        if (s->idle[i]->arena_bytes > best) best = s->idle[i]->arena_bytes;
+    pthread_mutex_unlock(&s->lock);
+    return best;
+}
