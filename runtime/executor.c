@@ -335,6 +335,7 @@ ember_status em_execute(struct ember_session *s, em_run_ctx *rc, em_tensor *cons
                         const int *output_values, int n_outputs, em_tensor **outputs,
                         ember_error *err) {
     const em_graph *g = s->graph;
+    for (int k = 0; k < n_outputs; k++) outputs[k] = NULL;
     em_exec ex;
     EM_TRY(frame_init(&ex, rc, g, s->plan.last_use, err));
     ember_status st = EMBER_OK;
