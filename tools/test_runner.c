@@ -134,27 +134,6 @@ void runner_free_cases(test_case_list *list) {
     list->count = list->capacity = 0;
 }
 
-/* Test hook: EMBER_TEST_INJECT="crash:NAME,hang:NAME" makes the child running case NAME die
- * by SIGSEGV or never finish, so that the tests of the runner can exercise crash isolation
- * and the timeout without a faulty kernel. Read in the child only. */
-static void inject_fault(const char *case_name) {
-    const char *spec = getenv("EMBER_TEST_INJECT");
-    if (!spec) return;
-    size_t name_length = strlen(case_name);
-    for (const char *p = spec; *p;) {
-        const char *end = strchr(p, ',');
-        size_t length = end ? (size_t)(end - p) : strlen(p);
-        const char *colon = memchr(p, ':', length);
-        if (colon && (size_t)(p + length - colon - 1) == name_length &&
-            memcmp(colon + 1, case_name, name_length) == 0) {
-            if (colon - p == 5 && memcmp(p, "crash", 5) == 0) raise(SIGSEGV);
-            if (colon - p == 4 && memcmp(p, "hang", 4) == 0)
-                for (;;) pause();
-        }
-        p += length + (end ? 1 : 0);
-    }
-}
-
 static void write_all(int fd, const void *data, size_t size) {
     const char *p = data;
     while (size > 0) {
@@ -173,7 +152,6 @@ static void child_main(const test_case *item, int fd) {
         dup2(null_fd, STDOUT_FILENO); /* the report on stdout belongs to the parent */
         close(null_fd);
     }
-    inject_fault(item->name);
     case_record *record = malloc(sizeof *record);
     if (!record) _exit(3);
     case_run(item->path, &item->options, record);

@@ -1,7 +1,9 @@
 /* Tests of `ember test`, the conformance runner: its comparison rule (linked directly) and the
- * command end to end on small case folders written here (the ember binary comes from the
- * EMBER_EXE environment variable, set by meson). The models need no operator kernel: graph
- * outputs that are graph inputs, Constant nodes (folded at load), or an unknown operator. */
+ * command end to end on small case folders written here (the ember binary and a plugin come
+ * from the EMBER_EXE and EMBER_TEST_PLUGIN environment variables, set by meson). The models
+ * need no built-in operator kernel: graph outputs that are graph inputs, Constant nodes (folded
+ * at load), an unknown operator, or the plugin's operators (cli_test_plugin.c) that copy, fail,
+ * crash or hang. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -270,7 +272,8 @@ static Onnx__ValueInfoProto *value_info(const value_spec *spec) {
     return info;
 }
 
-/* The graph: `nodes` (may be empty), inputs and outputs (float32), opset 17. */
+/* The graph: `nodes` (may be empty), inputs and outputs (float32), opset 17 and the plugin's
+ * domain. */
 static void write_model(const char *path, const value_spec *inputs, int n_inputs,
                         const value_spec *outputs, int n_outputs, Onnx__NodeProto **nodes,
                         int n_nodes) {
@@ -289,12 +292,16 @@ static void write_model(const char *path, const value_spec *inputs, int n_inputs
     opset.domain = "";
     opset.has_version = 1;
     opset.version = 17;
-    Onnx__OperatorSetIdProto *opsets[1] = {&opset};
+    Onnx__OperatorSetIdProto plugin_opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
+    plugin_opset.domain = "test.ember.cli";
+    plugin_opset.has_version = 1;
+    plugin_opset.version = 1;
+    Onnx__OperatorSetIdProto *opsets[2] = {&opset, &plugin_opset};
     Onnx__ModelProto model = ONNX__MODEL_PROTO__INIT;
     model.has_ir_version = 1;
     model.ir_version = 8;
     model.producer_name = "test_cli_test";
-    model.n_opset_import = 1;
+    model.n_opset_import = 2;
     model.opset_import = opsets;
     model.graph = &graph;
     size_t size = onnx__model_proto__get_packed_size(&model);
@@ -393,6 +400,29 @@ static char *make_unsupported_case(const char *root, const char *name) {
     return dir;
 }
 
+/* y = test.ember.cli:OP(x), x a 2x3 float tensor (see cli_test_plugin.c). */
+static char *make_op_case(const char *root, const char *name, const char *op_type,
+                          const float *input, const float *expected) {
+    char *dir = make_case_dir(root, name);
+    char *ins[1] = {"x"}, *outs[1] = {"y"};
+    Onnx__NodeProto node = ONNX__NODE_PROTO__INIT;
+    node.op_type = (char *)op_type;
+    node.domain = "test.ember.cli";
+    node.n_input = 1;
+    node.input = ins;
+    node.n_output = 1;
+    node.output = outs;
+    Onnx__NodeProto *nodes[1] = {&node};
+    value_spec x = {"x", 2, {2, 3}}, y = {"y", 2, {2, 3}};
+    char *model = path_join(dir, "model.onnx");
+    write_model(model, &x, 1, &y, 1, nodes, 1);
+    free(model);
+    int64_t dims[2] = {2, 3};
+    write_case_file(dir, "test_data_set_0/input_0.pb", "x", dims, 2, input, 6);
+    write_case_file(dir, "test_data_set_0/output_0.pb", "y", dims, 2, expected, 6);
+    return dir;
+}
+
 static const float ones_to_six[6] = {1, 2, 3, 4, 5, 6};
 
 /* ------------------------------------------------------------------------------------------
@@ -406,9 +436,10 @@ typedef struct run_result {
 
 static run_result run_ember(const char *first, ...) {
     const char *exe = getenv("EMBER_EXE");
-    cr_assert(exe, "EMBER_EXE is not set (run through meson test)");
-    const char *argv[64] = {exe, "test"};
-    int argc = 2;
+    const char *plugin = getenv("EMBER_TEST_PLUGIN");
+    cr_assert(exe && plugin, "EMBER_EXE or EMBER_TEST_PLUGIN is not set (run through meson test)");
+    const char *argv[64] = {exe, "--plugin", plugin, "test"};
+    int argc = 4;
     va_list ap;
     va_start(ap, first);
     for (const char *a = first; a; a = va_arg(ap, const char *)) argv[argc++] = a;
@@ -677,11 +708,37 @@ Test(cli_test, unsupported_operator_is_skipped) {
     ASSERT_SUMMARY(r, "0 passed, 0 failed, 1 skipped");
 }
 
-Test(cli_test, crashing_case_is_isolated) {
+Test(cli_test, kernel_outputs_are_compared) {
     char *root = make_root();
-    make_identity_case(root, "test_crash", ones_to_six, ones_to_six);
-    make_identity_case(root, "test_survivor", ones_to_six, ones_to_six);
-    cr_assert_eq(setenv("EMBER_TEST_INJECT", "crash:test_crash", 1), 0);
+    make_op_case(root, "test_copy_right", "Copy", ones_to_six, ones_to_six);
+    float wrong[6] = {1, 2, 3, -4, 5, 6};
+    make_op_case(root, "test_copy_wrong", "Copy", ones_to_six, wrong);
+    run_result r = run_ember("-v", root, NULL);
+    cr_assert_eq(r.status, 1, "%s", r.output);
+    ASSERT_HAS(r, "PASS  test_copy_right");
+    ASSERT_HAS(r, "FAIL  test_copy_wrong: output 0 'y' (data set 0): 1 of 6 elements differ; "
+                  "worst at [1,0] (flat 3): expected -4, got 4");
+    int cases = -1, passed = -1;
+    cr_assert(table_row(r.output, "test.ember.cli:Copy", &cases, &passed), "%s", r.output);
+    cr_assert_eq(cases, 2);
+    cr_assert_eq(passed, 1);
+    ASSERT_SUMMARY(r, "1 passed, 1 failed, 0 skipped");
+}
+
+Test(cli_test, run_error_is_an_error) {
+    char *root = make_root();
+    make_op_case(root, "test_fail", "Fail", ones_to_six, ones_to_six);
+    run_result r = run_ember(root, NULL);
+    cr_assert_eq(r.status, 1, "%s", r.output);
+    ASSERT_HAS(r, "ERROR test_fail: run (test_data_set_0): ");
+    ASSERT_HAS(r, "failing on purpose");
+    ASSERT_SUMMARY(r, "0 passed, 1 failed, 0 skipped");
+}
+
+Test(cli_test, crashing_kernel_is_isolated) {
+    char *root = make_root();
+    make_op_case(root, "test_crash", "Crash", ones_to_six, ones_to_six);
+    make_op_case(root, "test_survivor", "Copy", ones_to_six, ones_to_six);
     run_result r = run_ember("-v", "--jobs", "1", root, NULL);
     cr_assert_eq(r.status, 1, "%s", r.output);
     ASSERT_HAS(r, "ERROR test_crash: crashed with signal 11");
@@ -689,15 +746,37 @@ Test(cli_test, crashing_case_is_isolated) {
     ASSERT_SUMMARY(r, "1 passed, 1 failed, 0 skipped");
 }
 
-Test(cli_test, hanging_case_times_out) {
+Test(cli_test, hanging_kernel_times_out) {
     char *root = make_root();
-    make_identity_case(root, "test_hang", ones_to_six, ones_to_six);
-    make_identity_case(root, "test_quick", ones_to_six, ones_to_six);
-    cr_assert_eq(setenv("EMBER_TEST_INJECT", "hang:test_hang", 1), 0);
+    make_op_case(root, "test_hang", "Hang", ones_to_six, ones_to_six);
+    make_op_case(root, "test_quick", "Copy", ones_to_six, ones_to_six);
     run_result r = run_ember("--timeout", "0.5", "--jobs", "2", root, NULL);
     cr_assert_eq(r.status, 1, "%s", r.output);
     ASSERT_HAS(r, "ERROR test_hang: timed out after 0.5 s");
     ASSERT_SUMMARY(r, "1 passed, 1 failed, 0 skipped");
+}
+
+Test(cli_test, parallel_jobs_report_in_order) {
+    char *root = make_root();
+    float wrong[6] = {0};
+    char name[32];
+    for (int i = 0; i < 24; i++) {
+        snprintf(name, sizeof name, "test_case_%02d", i);
+        const char *op = i % 6 == 1 ? "Crash" : "Copy";
+        make_op_case(root, name, op, ones_to_six, i % 6 == 4 ? wrong : ones_to_six);
+    }
+    run_result r = run_ember("-v", "--jobs", "4", root, NULL);
+    cr_assert_eq(r.status, 1, "%s", r.output);
+    const char *at = r.output;
+    for (int i = 0; i < 24; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "%s test_case_%02d",
+                 i % 6 == 1 ? "ERROR" : i % 6 == 4 ? "FAIL " : "PASS ", i);
+        const char *found = strstr(at, line);
+        cr_assert(found, "'%s' missing or out of order in:\n%s", line, r.output);
+        at = found + 1;
+    }
+    ASSERT_SUMMARY(r, "16 passed, 8 failed, 0 skipped");
 }
 
 Test(cli_test, filter_selects_cases_by_name) {
