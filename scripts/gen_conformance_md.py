@@ -153,7 +153,9 @@ def render(result, source):
         add("| case | reason |")
         add("|------|--------|")
         for case in group:
-            add(f"| {case['name']} | {one_line(case['message']) or '(no message)'} |")
+            # Messages name files by their full path; the case folder is implied here.
+            message = case["message"].replace(case["path"].rstrip("/") + "/", "")
+            add(f"| {case['name']} | {one_line(message) or '(no message)'} |")
         add("")
     return "\n".join(lines)
 

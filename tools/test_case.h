@@ -13,7 +13,7 @@
 typedef enum case_status {
     CASE_PASSED = 0,
     CASE_FAILED = 1,      /* ran, but an output differs */
-    CASE_UNSUPPORTED = 2, /* EMBER_ERR_UNSUPPORTED from load, session, data or run */
+    CASE_UNSUPPORTED = 2, /* EMBER_ERR_UNSUPPORTED from model load or session creation */
     CASE_ERROR = 3,       /* malformed case, load / run error, crash, timeout */
 } case_status;
 

@@ -157,6 +157,7 @@ static void child_main(const test_case *item, int fd) {
     case_run(item->path, &item->options, record);
     write_all(fd, record, sizeof *record);
     close(fd);
+    free(record);
     _exit(0);
 }
 

@@ -1,5 +1,6 @@
 /* Operators for the tests of `ember test`, loaded with `ember --plugin`: kernels that copy,
- * fail, crash or hang, so that the runner meets each of these for real. Domain
+ * fail (while running, or refusing the node as unsupported when the session is created or while
+ * running), crash or hang, so that the runner meets each of these for real. Domain
  * "test.ember.cli", version 1; every operator has one input and one output of the same shape. */
 #include <signal.h>
 #include <stdlib.h>
@@ -57,6 +58,33 @@ static ember_status run_fail(void *state, const ember_op_context *ctx, size_t n_
     return EMBER_ERR_RUNTIME;
 }
 
+static ember_status run_unsupported(void *state, const ember_op_context *ctx, size_t n_inputs,
+                                    const ember_tensor *const *inputs, size_t n_outputs,
+                                    ember_tensor *const *outputs, ember_error *err) {
+    (void)state;
+    (void)ctx;
+    (void)n_inputs;
+    (void)inputs;
+    (void)n_outputs;
+    (void)outputs;
+    if (err) {
+        err->code = EMBER_ERR_UNSUPPORTED;
+        strcpy(err->message, "RunUnsupported: found out too late");
+    }
+    return EMBER_ERR_UNSUPPORTED;
+}
+
+static ember_status create_unsupported(const ember_op_context *ctx, void **state,
+                                       ember_error *err) {
+    (void)ctx;
+    (void)state;
+    if (err) {
+        err->code = EMBER_ERR_UNSUPPORTED;
+        strcpy(err->message, "CreateUnsupported: this attribute value is not supported");
+    }
+    return EMBER_ERR_UNSUPPORTED;
+}
+
 static ember_status run_crash(void *state, const ember_op_context *ctx, size_t n_inputs,
                               const ember_tensor *const *inputs, size_t n_outputs,
                               ember_tensor *const *outputs, ember_error *err) {
@@ -91,13 +119,22 @@ PLUGIN_EXPORT ember_status ember_plugin_init(int abi_version, ember_error *err) 
         const char *op_type;
         ember_status (*run)(void *, const ember_op_context *, size_t, const ember_tensor *const *,
                             size_t, ember_tensor *const *, ember_error *);
-    } ops[] = {{"Copy", run_copy}, {"Fail", run_fail}, {"Crash", run_crash}, {"Hang", run_hang}};
+        ember_status (*create)(const ember_op_context *, void **, ember_error *);
+    } ops[] = {
+        {"Copy", run_copy, NULL},
+        {"Fail", run_fail, NULL},
+        {"RunUnsupported", run_unsupported, NULL},
+        {"CreateUnsupported", run_copy, create_unsupported},
+        {"Crash", run_crash, NULL},
+        {"Hang", run_hang, NULL},
+    };
     for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
         ember_kernel kernel = {
             .abi_version = EMBER_ABI_VERSION,
             .domain = "test.ember.cli",
             .op_type = ops[i].op_type,
             .since_version = 1,
+            .create = ops[i].create,
             .infer = same_shape,
             .run = ops[i].run,
         };

@@ -489,9 +489,12 @@ static const char *last_line(const char *text) {
 /* Numbers of the operator table's row for `op`. */
 static bool table_row(const char *text, const char *op, int *cases, int *passed) {
     size_t n = strlen(op);
-    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    for (const char *line = text; *line;) {
         if (strncmp(line, op, n) == 0 && line[n] == ' ')
             return sscanf(line + n, "%d %d", cases, passed) == 2;
+        const char *newline = strchr(line, '\n');
+        if (!newline) break;
+        line = newline + 1;
     }
     return false;
 }
@@ -733,6 +736,17 @@ Test(cli_test, run_error_is_an_error) {
     ASSERT_HAS(r, "ERROR test_fail: run (test_data_set_0): ");
     ASSERT_HAS(r, "failing on purpose");
     ASSERT_SUMMARY(r, "0 passed, 1 failed, 0 skipped");
+}
+
+Test(cli_test, unsupported_only_before_running) {
+    char *root = make_root();
+    make_op_case(root, "test_refused_at_session", "CreateUnsupported", ones_to_six, ones_to_six);
+    make_op_case(root, "test_refused_while_running", "RunUnsupported", ones_to_six, ones_to_six);
+    run_result r = run_ember(root, NULL);
+    cr_assert_eq(r.status, 1, "%s", r.output);
+    ASSERT_HAS(r, "SKIP  test_refused_at_session: session: ");
+    ASSERT_HAS(r, "ERROR test_refused_while_running: run (test_data_set_0): ");
+    ASSERT_SUMMARY(r, "0 passed, 1 failed, 1 skipped");
 }
 
 Test(cli_test, crashing_kernel_is_isolated) {
