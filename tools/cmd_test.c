@@ -649,6 +649,16 @@ int cmd_test(int argc, char **argv) {
         goto done;
     }
     for (size_t i = 0; i < found.count; i++) {
+        name_entry *override = table_find(&tolerances, found.items[i].name);
+        if (override) override->seen = true;
+    }
+    for (size_t i = 0; i < tolerances.count; i++) {
+        /* A stale override is a reviewed exception that no longer applies to anything. */
+        if (!tolerances.items[i].seen)
+            fprintf(stderr, "ember: warning: %s:%d: no case named '%s'\n", args.tolerances_path,
+                    tolerances.items[i].line, tolerances.items[i].name);
+    }
+    for (size_t i = 0; i < found.count; i++) {
         test_case *item = &found.items[i];
         if (have_filter && regexec(&filter, item->name, 0, NULL, 0) != 0) continue;
         name_entry *listed = table_find(&expect_list, item->name);

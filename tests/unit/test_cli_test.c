@@ -860,10 +860,13 @@ Test(cli_test, tolerance_file_overrides_per_case) {
     make_identity_case(root, "test_loose", ones_to_six, close);
     make_identity_case(root, "test_strict", ones_to_six, close);
     char *file = path_join(root, "tolerances.txt");
-    write_text(file, "# reviewed\ntest_loose 0.02 0  # accumulates in float32\n");
+    write_text(file, "# reviewed\ntest_loose 0.02 0  # accumulates in float32\n"
+                     "test_gone 1 1 # stale\n");
     run_result r = run_ember("--tolerances", file, root, NULL);
     cr_assert_eq(r.status, 1, "%s", r.output);
     ASSERT_LACKS(r, "test_loose");
+    ASSERT_HAS(r, "warning: ");
+    ASSERT_HAS(r, "no case named 'test_gone'");
     ASSERT_HAS(r, "FAIL  test_strict");
     ASSERT_SUMMARY(r, "1 passed, 1 failed, 0 skipped");
 
