@@ -21,18 +21,22 @@
  * Small helpers
  * ---------------------------------------------------------------------------------------- */
 
+/* The executor prefixes every kernel error with the node's description (em_node_desc), so
+ * messages here state only the reason. `node` is kept for symmetry and future use. */
 static ember_status node_fail(ember_error *err, ember_status code, const em_node *node,
                               const char *fmt, ...) EM_PRINTF(4, 5);
 
 static ember_status node_fail(ember_error *err, ember_status code, const em_node *node,
                               const char *fmt, ...) {
-    char desc[256];
-    char msg[700];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return em_fail(err, code, "%s: %s", em_node_desc(node, desc, sizeof desc), msg);
+    (void)node;
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }
 
 /* Input i, or NULL when the node does not have it (omitted optional input). */
