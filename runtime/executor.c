@@ -335,6 +335,7 @@ ember_status em_execute(struct ember_session *s, em_run_ctx *rc, em_tensor *cons
                         const int *output_values, int n_outputs, em_tensor **outputs,
                         ember_error *err) {
     const em_graph *g = s->graph;
+    for (int k = 0; k < n_outputs; k++) outputs[k] = NULL;
     em_exec ex;
     EM_TRY(frame_init(&ex, rc, g, s->plan.last_use, err));
     ember_status st = EMBER_OK;
@@ -506,4 +507,13 @@ ember_status em_fold_node(const em_graph *g, em_node *n, em_tensor **outputs, em
     free(last_use);
     if (state && n->op->destroy) n->op->destroy(state);
     return st;
+}
+
+uint64_t em_session_arena_bytes(struct ember_session *s) {
+    uint64_t best = 0;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_idle; i++)
+        if (s->idle[i]->arena_bytes > best) best = s->idle[i]->arena_bytes;
+    pthread_mutex_unlock(&s->lock);
+    return best;
 }
