@@ -103,8 +103,8 @@ DEF_UINT_OPS(u64, uint64_t, uint64_t, UINT64_MAX)
 /* NaN propagates through max/min, as in numpy. */
 #define COMB_ADD(S, a, x) add_##S(a, x)
 #define COMB_MUL(S, a, x) mul_##S(a, x)
-#define COMB_MAX(S, a, x) (((x) > (a) || isnan_##S(x)) ? (x) : (a))
-#define COMB_MIN(S, a, x) (((x) < (a) || isnan_##S(x)) ? (x) : (a))
+#define COMB_MAX(S, a, x) ((((x) > (a)) | isnan_##S(x)) ? (x) : (a))
+#define COMB_MIN(S, a, x) ((((x) < (a)) | isnan_##S(x)) ? (x) : (a))
 #define PRE_ID(S, x) (x)
 #define PRE_ABS(S, x) abs_##S(x)
 #define PRE_SQ(S, x) mul_##S(x, x)
@@ -119,7 +119,7 @@ typedef void (*red_row_fn)(void *o, const void *x, int64_t n, const void *aux);
 typedef void (*red_vec_fn)(void *o, const void *x, int64_t m, const void *aux);
 typedef void (*red_fill_fn)(void *o, int64_t m);
 
-#define RED_ACC 16
+#define RED_ACC 32
 
 #define DEF_RED(S, T, NAME, PRE, COMB, IDENT)                                                      \
     static void row_##NAME##_##S(void *ov, const void *xv, int64_t n, const void *aux) {           \
@@ -193,18 +193,20 @@ typedef struct red_fns {
     red_row_fn row;
     red_vec_fn vec;
     red_fill_fn fill;
-    red_row_fn merge; /* combines partial results (no `pre` transform) */
+    red_row_fn merge;  /* combines partial results (no `pre` transform) */
+    red_vec_fn vmerge; /* the same, element-wise */
 } red_fns;
 
-#define FNS(NAME, MERGE, S) {row_##NAME##_##S, vec_##NAME##_##S, fill_##NAME##_##S, row_##MERGE##_##S}
+#define FNS(NAME, MERGE, S)                                                                        \
+    {row_##NAME##_##S, vec_##NAME##_##S, fill_##NAME##_##S, row_##MERGE##_##S, vec_##MERGE##_##S}
 #define FNS_TABLE(S)                                                                               \
     FNS(sum, sum, S), FNS(prod, prod, S), FNS(max, max, S), FNS(min, min, S), FNS(l1, sum, S),     \
         FNS(sq, sum, S)
 
 static const red_fns k_fns_f32[B_COUNT] = {
-    FNS_TABLE(f32), {row_lse_f32, vec_lse_f32, fill_sum_f32, row_sum_f32}};
+    FNS_TABLE(f32), {row_lse_f32, vec_lse_f32, fill_sum_f32, row_sum_f32, vec_sum_f32}};
 static const red_fns k_fns_f64[B_COUNT] = {
-    FNS_TABLE(f64), {row_lse_f64, vec_lse_f64, fill_sum_f64, row_sum_f64}};
+    FNS_TABLE(f64), {row_lse_f64, vec_lse_f64, fill_sum_f64, row_sum_f64, vec_sum_f64}};
 static const red_fns k_fns_i8[B_COUNT] = {FNS_TABLE(i8), {0}};
 static const red_fns k_fns_i32[B_COUNT] = {FNS_TABLE(i32), {0}};
 static const red_fns k_fns_i64[B_COUNT] = {FNS_TABLE(i64), {0}};
@@ -278,7 +280,7 @@ typedef struct red_job {
     char *out;
     const char *aux; /* LogSumExp shift, laid out like out; or NULL */
     size_t es;
-    char *partials; /* full reduction: one partial result per chunk */
+    char *partials; /* one partial result (or output) per chunk of dim 0 */
     int64_t chunk;
 } red_job;
 
@@ -341,6 +343,19 @@ static void red_range_chunks(void *ctx, int64_t b, int64_t e) {
     }
 }
 
+/* Dim 0 reduced: each part reduces a band of dim 0 into its own copy of the output. */
+static void red_range_parts(void *ctx, int64_t b, int64_t e) {
+    const red_job *j = ctx;
+    const int64_t n = j->g->md[0];
+    for (int64_t p = b; p < e; p++) {
+        red_job part = *j;
+        part.out = j->partials + (size_t)(p * j->g->out_numel) * j->es;
+        int64_t lo = p * j->chunk, hi = lo + j->chunk < n ? lo + j->chunk : n;
+        j->f->fill(part.out, j->g->out_numel);
+        red_core(&part, lo, hi, 0, j->g->md[j->g->k - 1]);
+    }
+}
+
 #define RED_PARALLEL_MIN 65536 /* elements below which threads cost more than they save */
 
 /* out (already filled with the identity) = comb(out, reduce(x)). */
@@ -358,9 +373,19 @@ static ember_status red_run(const red_geom *g, const red_fns *f, const void *x, 
         int64_t per = g->in_numel / g->md[0];
         int64_t grain = per >= 16384 ? 1 : 16384 / per;
         em_parallel_for(ex, g->md[0], grain, red_range_dim0, &j);
-    } else if (k == 2) { /* [reduced, kept]: split the columns */
-        int64_t grain = 16384 / g->md[0];
-        em_parallel_for(ex, g->md[1], grain < 16 ? 16 : grain, red_range_cols, &j);
+    } else if (k >= 2 && g->out_numel * threads <= g->in_numel / 4) {
+        /* dim 0 reduced, small output: bands of dim 0 into private outputs, then merged */
+        int64_t parts = threads < g->md[0] ? threads : g->md[0];
+        j.chunk = (g->md[0] + parts - 1) / parts;
+        parts = (g->md[0] + j.chunk - 1) / j.chunk;
+        j.partials = em_exec_scratch(ex, (size_t)(parts * g->out_numel) * es, err);
+        if (!j.partials) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+        em_parallel_for(ex, parts, 1, red_range_parts, &j);
+        for (int64_t p = 0; p < parts; p++)
+            f->vmerge(out, j.partials + (size_t)(p * g->out_numel) * es, g->out_numel, NULL);
+    } else if (k == 2) { /* [reduced, kept] with a wide output: one column band per thread */
+        int64_t band = (g->md[1] + threads - 1) / threads;
+        em_parallel_for(ex, g->md[1], band < 16 ? 16 : band, red_range_cols, &j);
     } else if (k == 1) { /* everything reduced: partial results per chunk */
         int64_t nchunks = (int64_t)threads * 4;
         j.chunk = (g->md[0] + nchunks - 1) / nchunks;
@@ -631,19 +656,6 @@ static ember_status reduce_run(const em_node *node, void *state, em_tensor *cons
         for (int64_t o = 0; o < outer; o++) {                                                      \
             const T *xo = x + o * n * inner;                                                       \
             int64_t *restrict oi = out + o * inner;                                                \
-            if (inner == 1) {                                                                      \
-                T b = xo[0];                                                                       \
-                int64_t bi = 0;                                                                    \
-                for (int64_t i = 1; i < n; i++) {                                                  \
-                    T v = xo[i];                                                                   \
-                    if (COND(S, v, b)) {                                                           \
-                        b = v;                                                                     \
-                        bi = i;                                                                    \
-                    }                                                                              \
-                }                                                                                  \
-                oi[0] = bi;                                                                        \
-                continue;                                                                          \
-            }                                                                                      \
             for (int64_t j = 0; j < inner; j++) {                                                  \
                 best[j] = xo[j];                                                                   \
                 oi[j] = 0;                                                                         \
@@ -660,17 +672,55 @@ static ember_status reduce_run(const em_node *node, void *state, em_tensor *cons
         }                                                                                          \
     }
 
+#define ARG_BLOCK 64
+
 #define DEF_ARG(S, T)                                                                              \
     DEF_ARG_LOOP(S, T, argmax_first, ARG_FIRST_MAX)                                                \
     DEF_ARG_LOOP(S, T, argmax_last, ARG_LAST_MAX)                                                  \
     DEF_ARG_LOOP(S, T, argmin_first, ARG_FIRST_MIN)                                                \
     DEF_ARG_LOOP(S, T, argmin_last, ARG_LAST_MIN)                                                  \
-    static void arg_##S(const void *x, int64_t *out, void *best, int64_t outer, int64_t n,         \
+    static inline unsigned any_eq_##S(const T *restrict x, int64_t m, T v) {                      \
+        unsigned hit = 0;                                                                          \
+        for (int64_t j = 0; j < m; j++) hit |= (unsigned)(x[j] == v);                              \
+        return hit;                                                                                \
+    }                                                                                              \
+    /* One contiguous row: the extreme value by the vectorized reduction, then the block that     \
+     * holds it by vectorized compares, then its index. */                                        \
+    static int64_t arg_row_##S(const T *x, int64_t n, bool is_min, bool last) {                    \
+        T m = is_min ? highest_##S() : lowest_##S();                                               \
+        (is_min ? row_min_##S : row_max_##S)(&m, x, n, NULL);                                      \
+        if (isnan_##S(m)) {                                                                        \
+            for (int64_t t = 0; t < n; t++) {                                                      \
+                int64_t i = last ? n - 1 - t : t;                                                  \
+                if (isnan_##S(x[i])) return i;                                                     \
+            }                                                                                      \
+            return 0;                                                                              \
+        }                                                                                          \
+        if (!last) {                                                                               \
+            int64_t i = 0;                                                                         \
+            for (; i + ARG_BLOCK <= n; i += ARG_BLOCK)                                             \
+                if (any_eq_##S(x + i, ARG_BLOCK, m)) break;                                        \
+            for (; i < n; i++)                                                                     \
+                if (x[i] == m) return i;                                                           \
+        } else {                                                                                   \
+            int64_t e = n;                                                                         \
+            for (; e - ARG_BLOCK >= 0; e -= ARG_BLOCK)                                             \
+                if (any_eq_##S(x + e - ARG_BLOCK, ARG_BLOCK, m)) break;                            \
+            for (int64_t i = e - 1; i >= 0; i--)                                                   \
+                if (x[i] == m) return i;                                                           \
+        }                                                                                          \
+        return 0;                                                                                  \
+    }                                                                                              \
+    static void arg_##S(const void *xv, int64_t *out, void *best, int64_t outer, int64_t n,        \
                         int64_t inner, bool is_min, bool last) {                                   \
-        if (is_min)                                                                                \
+        const T *x = xv;                                                                           \
+        if (inner == 1) {                                                                          \
+            for (int64_t o = 0; o < outer; o++) out[o] = arg_row_##S(x + o * n, n, is_min, last);  \
+        } else if (is_min) {                                                                       \
             (last ? argmin_last_##S : argmin_first_##S)(x, out, best, outer, n, inner);            \
-        else                                                                                       \
+        } else {                                                                                   \
             (last ? argmax_last_##S : argmax_first_##S)(x, out, best, outer, n, inner);            \
+        }                                                                                          \
     }
 
 DEF_ARG(f32, float)
