@@ -119,20 +119,27 @@ typedef void (*red_row_fn)(void *o, const void *x, int64_t n, const void *aux);
 typedef void (*red_vec_fn)(void *o, const void *x, int64_t m, const void *aux);
 typedef void (*red_fill_fn)(void *o, int64_t m);
 
+/* Rows are summed in blocks of RED_BLOCK elements into RED_ACC independent accumulators, and
+ * a long reduced leading dim in bands of RED_BAND: float sums then grow their rounding error
+ * with the block or band length, not with the whole length. */
 #define RED_ACC 32
+#define RED_BLOCK 4096
+#define RED_BAND 1024
 
 #define DEF_RED(S, T, NAME, PRE, COMB, IDENT)                                                      \
     static void row_##NAME##_##S(void *ov, const void *xv, int64_t n, const void *aux) {           \
         (void)aux;                                                                                 \
         const T *restrict x = xv;                                                                  \
-        T acc[RED_ACC];                                                                            \
-        for (int k = 0; k < RED_ACC; k++) acc[k] = IDENT(S, T);                                       \
-        int64_t i = 0;                                                                             \
-        for (; i + RED_ACC <= n; i += RED_ACC)                                                     \
-            for (int k = 0; k < RED_ACC; k++) acc[k] = COMB(S, acc[k], PRE(S, x[i + k]));          \
         T r = *(T *)ov;                                                                            \
-        for (; i < n; i++) r = COMB(S, r, PRE(S, x[i]));                                           \
-        for (int k = 0; k < RED_ACC; k++) r = COMB(S, r, acc[k]);                                  \
+        for (int64_t i = 0; i < n;) {                                                              \
+            const int64_t end = n - i > RED_BLOCK ? i + RED_BLOCK : n;                             \
+            T acc[RED_ACC];                                                                        \
+            for (int k = 0; k < RED_ACC; k++) acc[k] = IDENT(S, T);                                \
+            for (; i + RED_ACC <= end; i += RED_ACC)                                               \
+                for (int k = 0; k < RED_ACC; k++) acc[k] = COMB(S, acc[k], PRE(S, x[i + k]));      \
+            for (; i < end; i++) r = COMB(S, r, PRE(S, x[i]));                                     \
+            for (int k = 0; k < RED_ACC; k++) r = COMB(S, r, acc[k]);                              \
+        }                                                                                          \
         *(T *)ov = r;                                                                              \
     }                                                                                              \
     static void vec_##NAME##_##S(void *ov, const void *xv, int64_t m, const void *aux) {           \
@@ -151,13 +158,15 @@ typedef void (*red_fill_fn)(void *o, int64_t m);
     static void row_lse_##S(void *ov, const void *xv, int64_t n, const void *aux) {                \
         const T *restrict x = xv;                                                                  \
         const T shift = *(const T *)aux;                                                           \
-        T acc[RED_ACC] = {0};                                                                      \
-        int64_t i = 0;                                                                             \
-        for (; i + RED_ACC <= n; i += RED_ACC)                                                     \
-            for (int k = 0; k < RED_ACC; k++) acc[k] += EXP(x[i + k] - shift);                     \
         T r = *(T *)ov;                                                                            \
-        for (; i < n; i++) r += EXP(x[i] - shift);                                                 \
-        for (int k = 0; k < RED_ACC; k++) r += acc[k];                                             \
+        for (int64_t i = 0; i < n;) {                                                              \
+            const int64_t end = n - i > RED_BLOCK ? i + RED_BLOCK : n;                             \
+            T acc[RED_ACC] = {0};                                                                  \
+            for (; i + RED_ACC <= end; i += RED_ACC)                                               \
+                for (int k = 0; k < RED_ACC; k++) acc[k] += EXP(x[i + k] - shift);                 \
+            for (; i < end; i++) r += EXP(x[i] - shift);                                           \
+            for (int k = 0; k < RED_ACC; k++) r += acc[k];                                         \
+        }                                                                                          \
         *(T *)ov = r;                                                                              \
     }                                                                                              \
     static void vec_lse_##S(void *ov, const void *xv, int64_t m, const void *aux) {                \
@@ -343,16 +352,30 @@ static void red_range_chunks(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-/* Dim 0 reduced: each part reduces a band of dim 0 into its own copy of the output. */
+/* Dim 0 reduced: part p reduces its band of dim 0 into its own copy of the output (or into
+ * the output itself when there is one part), RED_BAND rows at a time through a temporary. */
 static void red_range_parts(void *ctx, int64_t b, int64_t e) {
     const red_job *j = ctx;
-    const int64_t n = j->g->md[0];
+    const red_geom *g = j->g;
+    const int64_t n = g->md[0], cols = g->md[g->k - 1];
+    const size_t bytes = (size_t)g->out_numel * j->es;
     for (int64_t p = b; p < e; p++) {
-        red_job part = *j;
-        part.out = j->partials + (size_t)(p * j->g->out_numel) * j->es;
+        char *acc = j->chunk >= n ? j->out : j->partials + 2 * (size_t)p * bytes;
+        char *tmp = j->partials + (2 * (size_t)p + 1) * bytes;
         int64_t lo = p * j->chunk, hi = lo + j->chunk < n ? lo + j->chunk : n;
-        j->f->fill(part.out, j->g->out_numel);
-        red_core(&part, lo, hi, 0, j->g->md[j->g->k - 1]);
+        if (acc != j->out) j->f->fill(acc, g->out_numel);
+        red_job part = *j;
+        if (hi - lo <= RED_BAND) {
+            part.out = acc;
+            red_core(&part, lo, hi, 0, cols);
+            continue;
+        }
+        part.out = tmp;
+        for (int64_t s = lo; s < hi; s += RED_BAND) {
+            j->f->fill(tmp, g->out_numel);
+            red_core(&part, s, s + RED_BAND < hi ? s + RED_BAND : hi, 0, cols);
+            j->f->vmerge(acc, tmp, g->out_numel, NULL);
+        }
     }
 }
 
@@ -363,30 +386,21 @@ static ember_status red_run(const red_geom *g, const red_fns *f, const void *x, 
                             const void *aux, size_t es, em_exec *ex, ember_error *err) {
     if (g->in_numel == 0) return EMBER_OK;
     red_job j = {g, f, x, out, aux, es, NULL, 0};
-    const int threads = exec_threads(ex);
     const int k = g->k;
-    if (threads <= 1 || g->in_numel < RED_PARALLEL_MIN) {
-        red_core(&j, 0, g->md[0], 0, g->md[k - 1]);
-        return EMBER_OK;
-    }
+    const int threads = g->in_numel < RED_PARALLEL_MIN ? 1 : exec_threads(ex);
     if (!g->mr[0]) { /* first dim kept: slices of it write disjoint outputs */
-        int64_t per = g->in_numel / g->md[0];
-        int64_t grain = per >= 16384 ? 1 : 16384 / per;
-        em_parallel_for(ex, g->md[0], grain, red_range_dim0, &j);
-    } else if (k >= 2 && g->out_numel * threads <= g->in_numel / 4) {
-        /* dim 0 reduced, small output: bands of dim 0 into private outputs, then merged */
-        int64_t parts = threads < g->md[0] ? threads : g->md[0];
-        j.chunk = (g->md[0] + parts - 1) / parts;
-        parts = (g->md[0] + j.chunk - 1) / j.chunk;
-        j.partials = em_exec_scratch(ex, (size_t)(parts * g->out_numel) * es, err);
-        if (!j.partials) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
-        em_parallel_for(ex, parts, 1, red_range_parts, &j);
-        for (int64_t p = 0; p < parts; p++)
-            f->vmerge(out, j.partials + (size_t)(p * g->out_numel) * es, g->out_numel, NULL);
-    } else if (k == 2) { /* [reduced, kept] with a wide output: one column band per thread */
-        int64_t band = (g->md[1] + threads - 1) / threads;
-        em_parallel_for(ex, g->md[1], band < 16 ? 16 : band, red_range_cols, &j);
-    } else if (k == 1) { /* everything reduced: partial results per chunk */
+        if (threads <= 1) {
+            red_core(&j, 0, g->md[0], 0, g->md[k - 1]);
+        } else {
+            int64_t per = g->in_numel / g->md[0];
+            int64_t grain = per >= 16384 ? 1 : 16384 / per;
+            em_parallel_for(ex, g->md[0], grain, red_range_dim0, &j);
+        }
+    } else if (k == 1) { /* everything reduced */
+        if (threads <= 1) {
+            red_core(&j, 0, g->md[0], 0, g->md[0]);
+            return EMBER_OK;
+        }
         int64_t nchunks = (int64_t)threads * 4;
         j.chunk = (g->md[0] + nchunks - 1) / nchunks;
         nchunks = (g->md[0] + j.chunk - 1) / j.chunk;
@@ -394,8 +408,27 @@ static ember_status red_run(const red_geom *g, const red_fns *f, const void *x, 
         if (!j.partials) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
         em_parallel_for(ex, nchunks, 1, red_range_chunks, &j);
         f->merge(out, j.partials, nchunks, NULL);
-    } else {
+    } else if (threads > 1 && g->out_numel * threads > g->in_numel / 4 && k == 2) {
+        /* [reduced (short), kept (wide)]: one column band per thread */
+        int64_t band = (g->md[1] + threads - 1) / threads;
+        em_parallel_for(ex, g->md[1], band < 16 ? 16 : band, red_range_cols, &j);
+    } else if (threads <= 1 && g->md[0] <= RED_BAND) {
         red_core(&j, 0, g->md[0], 0, g->md[k - 1]);
+    } else { /* dim 0 reduced: bands of it, per thread into private outputs, then merged */
+        int64_t parts = threads < g->md[0] ? threads : g->md[0];
+        if (g->out_numel * parts > g->in_numel / 4) parts = 1;
+        j.chunk = (g->md[0] + parts - 1) / parts;
+        parts = (g->md[0] + j.chunk - 1) / j.chunk;
+        j.partials = em_exec_scratch(ex, 2 * (size_t)(parts * g->out_numel) * es, err);
+        if (!j.partials) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+        if (parts == 1) {
+            red_range_parts(&j, 0, 1);
+        } else {
+            em_parallel_for(ex, parts, 1, red_range_parts, &j);
+            for (int64_t p = 0; p < parts; p++)
+                f->vmerge(out, j.partials + 2 * (size_t)(p * g->out_numel) * es, g->out_numel,
+                          NULL);
+        }
     }
     return EMBER_OK;
 }
