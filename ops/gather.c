@@ -177,8 +177,10 @@ static ember_status gather_run(const em_node *node, void *state, em_tensor *cons
     EM_TRY(scratch(ex, (size_t)m * sizeof *idx, (void **)&idx, err));
     EM_TRY(load_indices(node, ind, n, idx, err));
     if (outer * m * inner == 0) return EMBER_OK;
-    if (inner == 1 && outer == 1) { /* embedding-style lookup of single elements */
-        gather_elems(out[0].data, x->data, idx, m, es);
+    if (inner == 1) { /* single elements: a typed loop per outer slice */
+        for (int64_t o = 0; o < outer; o++)
+            gather_elems((char *)out[0].data + (size_t)(o * m) * es,
+                         (const char *)x->data + (size_t)(o * n) * es, idx, m, es);
         return EMBER_OK;
     }
     gather_job j = {x->data, out[0].data, idx, m, n, inner, es};

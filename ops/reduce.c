@@ -126,21 +126,50 @@ typedef void (*red_fill_fn)(void *o, int64_t m);
 #define RED_BLOCK 4096
 #define RED_BAND 1024
 
+/* Block totals combine pairwise (a binary counter of partial results), so rounding grows with
+ * log(blocks) rather than with the number of blocks. Uses locals stack, weight, sp. */
+#define RED_PUSH_BLOCK(COMB, S, t)                                                                     \
+    do {                                                                                           \
+        int64_t w_ = 1;                                                                            \
+        while (sp > 0 && weight[sp - 1] == w_) {                                                   \
+            t = COMB(S, stack[sp - 1], t);                                                         \
+            sp--;                                                                                  \
+            w_ *= 2;                                                                               \
+        }                                                                                          \
+        stack[sp] = t;                                                                             \
+        weight[sp++] = w_;                                                                         \
+    } while (0)
+
+/* *ov = comb(*ov, all pushed blocks), smallest partial results first. */
+#define RED_FOLD_BLOCKS(COMB, S, T, ov)                                                            \
+    do {                                                                                           \
+        if (sp == 0) break;                                                                        \
+        T r_ = stack[sp - 1];                                                                      \
+        for (int q_ = sp - 2; q_ >= 0; q_--) r_ = COMB(S, stack[q_], r_);                          \
+        *(T *)(ov) = COMB(S, *(T *)(ov), r_);                                                      \
+    } while (0)
+
+#define COMB_PLUS(S, a, x) ((a) + (x))
+
 #define DEF_RED(S, T, NAME, PRE, COMB, IDENT)                                                      \
     static void row_##NAME##_##S(void *ov, const void *xv, int64_t n, const void *aux) {           \
         (void)aux;                                                                                 \
         const T *restrict x = xv;                                                                  \
-        T r = *(T *)ov;                                                                            \
+        T stack[64];                                                                               \
+        int64_t weight[64];                                                                        \
+        int sp = 0;                                                                                \
         for (int64_t i = 0; i < n;) {                                                              \
             const int64_t end = n - i > RED_BLOCK ? i + RED_BLOCK : n;                             \
             T acc[RED_ACC];                                                                        \
             for (int k = 0; k < RED_ACC; k++) acc[k] = IDENT(S, T);                                \
             for (; i + RED_ACC <= end; i += RED_ACC)                                               \
                 for (int k = 0; k < RED_ACC; k++) acc[k] = COMB(S, acc[k], PRE(S, x[i + k]));      \
-            for (; i < end; i++) r = COMB(S, r, PRE(S, x[i]));                                     \
-            for (int k = 0; k < RED_ACC; k++) r = COMB(S, r, acc[k]);                              \
+            T t = acc[0];                                                                          \
+            for (int k = 1; k < RED_ACC; k++) t = COMB(S, t, acc[k]);                              \
+            for (; i < end; i++) t = COMB(S, t, PRE(S, x[i]));                                     \
+            RED_PUSH_BLOCK(COMB, S, t);                                                            \
         }                                                                                          \
-        *(T *)ov = r;                                                                              \
+        RED_FOLD_BLOCKS(COMB, S, T, ov);                                                           \
     }                                                                                              \
     static void vec_##NAME##_##S(void *ov, const void *xv, int64_t m, const void *aux) {           \
         (void)aux;                                                                                 \
@@ -158,16 +187,20 @@ typedef void (*red_fill_fn)(void *o, int64_t m);
     static void row_lse_##S(void *ov, const void *xv, int64_t n, const void *aux) {                \
         const T *restrict x = xv;                                                                  \
         const T shift = *(const T *)aux;                                                           \
-        T r = *(T *)ov;                                                                            \
+        T stack[64];                                                                               \
+        int64_t weight[64];                                                                        \
+        int sp = 0;                                                                                \
         for (int64_t i = 0; i < n;) {                                                              \
             const int64_t end = n - i > RED_BLOCK ? i + RED_BLOCK : n;                             \
             T acc[RED_ACC] = {0};                                                                  \
             for (; i + RED_ACC <= end; i += RED_ACC)                                               \
                 for (int k = 0; k < RED_ACC; k++) acc[k] += EXP(x[i + k] - shift);                 \
-            for (; i < end; i++) r += EXP(x[i] - shift);                                           \
-            for (int k = 0; k < RED_ACC; k++) r += acc[k];                                         \
+            T t = 0;                                                                               \
+            for (int k = 0; k < RED_ACC; k++) t += acc[k];                                         \
+            for (; i < end; i++) t += EXP(x[i] - shift);                                           \
+            RED_PUSH_BLOCK(COMB_PLUS, S, t);                                                       \
         }                                                                                          \
-        *(T *)ov = r;                                                                              \
+        RED_FOLD_BLOCKS(COMB_PLUS, S, T, ov);                                                      \
     }                                                                                              \
     static void vec_lse_##S(void *ov, const void *xv, int64_t m, const void *aux) {                \
         T *restrict o = ov;                                                                        \

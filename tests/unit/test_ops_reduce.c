@@ -358,13 +358,14 @@ static void long_sum(int64_t rows, int64_t cols, int64_t axis, int threads) {
     float *x = malloc(sizeof(float) * (size_t)(rows * cols));
     for (int64_t i = 0; i < rows * cols; i++) x[i] = 0.1f;
     const int64_t axes[] = {axis};
-    node_case c = {"ReduceSum", 11, {A_INTS("axes", axes, 1), A_INT("keepdims", 0)}, 2,
-                   {f32(dims, 2, x)}, 1, {EMBER_FLOAT}, 1, threads};
+    /* axis -1: every axis */
+    node_case c = {"ReduceSum", 11, {A_INT("keepdims", 0), A_INTS("axes", axes, 1)},
+                   axis >= 0 ? 2 : 1, {f32(dims, 2, x)}, 1, {EMBER_FLOAT}, 1, threads};
     free(x);
     ember_tensor *y = run_ok(&c);
     const float *s = ember_tensor_const_data(y);
     const int64_t n = ember_tensor_element_count(y);
-    const double want = 0.1 * (double)(axis == 0 ? rows : cols);
+    const double want = 0.1 * (double)(axis == 0 ? rows : axis == 1 ? cols : rows * cols);
     for (int64_t i = 0; i < n; i++)
         cr_assert(fabs(s[i] - want) <= 1e-4 * want, "sum[%lld] = %.7g, expected %.7g",
                   (long long)i, s[i], want);
@@ -376,6 +377,23 @@ Test(reduce, long_float_sums_are_accurate) {
     long_sum(4, 1 << 20, 1, 2);
     long_sum(1 << 16, 8, 0, 2);
     long_sum(1 << 12, 300, 0, 2);
+    long_sum(4, 100000, 0, 2);
+    long_sum(1 << 20, 2, -1, 1);
+    long_sum(1 << 20, 2, -1, 2);
+}
+
+Test(reduce, log_sum_exp_is_stable) {
+    const int64_t d3 = 3;
+    const float big[] = {1000, 1000, -INFINITY}, ninf[] = {-INFINITY, -INFINITY, -INFINITY};
+    node_case c = {"ReduceLogSumExp", 13, {A_INT("keepdims", 0)}, 1, {f32(&d3, 1, big)}, 1,
+                   {EMBER_FLOAT}, 1, 1};
+    ember_tensor *y = run_ok(&c);
+    expect_f32(y, (const float[]){1000 + logf(2)}, 1);
+    ember_tensor_free(y);
+    c.in[0] = f32(&d3, 1, ninf);
+    y = run_ok(&c);
+    expect_f32(y, (const float[]){-INFINITY}, 1);
+    ember_tensor_free(y);
 }
 
 Test(reduce, axis_out_of_range_fails) {
