@@ -1020,7 +1020,8 @@ static void unique_sort(const unique_ctx *c, int64_t *ord, int64_t *tmp, int64_t
         for (int64_t lo = 0; lo < n; lo += 2 * w) {
             int64_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
             int64_t i = lo, j = mid, k = lo;
-            while (i < mid && j < hi) tmp[k++] = unique_cmp_at(c, ord[j], ord[i]) < 0 ? ord[j++] : ord[i++];
+            while (i < mid && j < hi)
+                tmp[k++] = unique_cmp_at(c, ord[j], ord[i]) < 0 ? ord[j++] : ord[i++];
             while (i < mid) tmp[k++] = ord[i++];
             while (j < hi) tmp[k++] = ord[j++];
         }
@@ -1069,7 +1070,8 @@ static ember_status unique_compute(const em_node *node, const em_tensor *x, cons
     const int64_t n = g->n, len = g->outer * g->inner;
     const size_t slice_bytes = (size_t)len * es;
     /* one block: slices (when gathered), ord, tmp, first, counts, inverse */
-    size_t need = (size_t)n * sizeof(int64_t) * 5 + (g->has_axis && g->outer > 1 ? (size_t)n * slice_bytes : 0);
+    const bool gather_slices = g->has_axis && g->outer > 1;
+    size_t need = (size_t)n * sizeof(int64_t) * 5 + (gather_slices ? (size_t)n * slice_bytes : 0);
     char *mem;
     if (ex) {
         EM_TRY(scratch(ex, need, (void **)&mem, err));
@@ -1083,7 +1085,7 @@ static ember_status unique_compute(const em_node *node, const em_tensor *x, cons
     r->counts = r->first + n;
     r->inverse = r->counts + n;
     const char *slices = x->data;
-    if (g->has_axis && g->outer > 1) { /* slice i = x[:, i, :] flattened, outer-major */
+    if (gather_slices) { /* slice i = x[:, i, :] flattened, outer-major */
         char *s = (char *)(r->inverse + n);
         const char *xd = x->data;
         const size_t irow = (size_t)g->inner * es;

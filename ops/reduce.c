@@ -128,7 +128,7 @@ typedef void (*red_fill_fn)(void *o, int64_t m);
 
 /* Block totals combine pairwise (a binary counter of partial results), so rounding grows with
  * log(blocks) rather than with the number of blocks. Uses locals stack, weight, sp. */
-#define RED_PUSH_BLOCK(COMB, S, t)                                                                     \
+#define RED_PUSH_BLOCK(COMB, S, t)                                                                 \
     do {                                                                                           \
         int64_t w_ = 1;                                                                            \
         while (sp > 0 && weight[sp - 1] == w_) {                                                   \
@@ -179,7 +179,7 @@ typedef void (*red_fill_fn)(void *o, int64_t m);
     }                                                                                              \
     static void fill_##NAME##_##S(void *ov, int64_t m) {                                           \
         T *o = ov;                                                                                 \
-        for (int64_t j = 0; j < m; j++) o[j] = IDENT(S, T);                                           \
+        for (int64_t j = 0; j < m; j++) o[j] = IDENT(S, T);                                        \
     }
 
 /* exp(x - shift) summed: the second pass of LogSumExp (float types only). */
@@ -596,7 +596,7 @@ static ember_dtype reduce_compute_type(reduce_kind kind, ember_dtype dt) {
                              int64_t n, int64_t group) {                                           \
         switch (kind) {                                                                            \
         case RK_MEAN: {                                                                            \
-            const T inv = (T)1 / (T)group; /* group 0: NaN, as 0 / 0 */                           \
+            const T inv = (T)1 / (T)group; /* group 0: NaN, as 0 / 0 */                            \
             for (int64_t i = 0; i < n; i++) o[i] = group ? o[i] * inv : (T)NAN;                    \
             break;                                                                                 \
         }                                                                                          \
@@ -745,13 +745,13 @@ static ember_status reduce_run(const em_node *node, void *state, em_tensor *cons
     DEF_ARG_LOOP(S, T, argmax_last, ARG_LAST_MAX)                                                  \
     DEF_ARG_LOOP(S, T, argmin_first, ARG_FIRST_MIN)                                                \
     DEF_ARG_LOOP(S, T, argmin_last, ARG_LAST_MIN)                                                  \
-    static inline unsigned any_eq_##S(const T *restrict x, int64_t m, T v) {                      \
+    static inline unsigned any_eq_##S(const T *restrict x, int64_t m, T v) {                       \
         unsigned hit = 0;                                                                          \
         for (int64_t j = 0; j < m; j++) hit |= (unsigned)(x[j] == v);                              \
         return hit;                                                                                \
     }                                                                                              \
-    /* One contiguous row: the extreme value by the vectorized reduction, then the block that     \
-     * holds it by vectorized compares, then its index. */                                        \
+    /* One contiguous row: the extreme value by the vectorized reduction, then the block that      \
+     * holds it by vectorized compares, then its index. */                                         \
     static int64_t arg_row_##S(const T *x, int64_t n, bool is_min, bool last) {                    \
         T m = is_min ? highest_##S() : lowest_##S();                                               \
         (is_min ? row_min_##S : row_max_##S)(&m, x, n, NULL);                                      \
@@ -1090,7 +1090,8 @@ static ember_status topk_run(const em_node *node, void *state, em_tensor *const 
                 T *restrict yi = yo + i * inner;                                                   \
                 const T *restrict src = xo + (exclusive ? ip : i) * inner;                         \
                 if (t == 0) {                                                                      \
-                    for (int64_t j = 0; j < inner; j++) yi[j] = exclusive ? (T)0 : xo[i * inner + j]; \
+                    for (int64_t j = 0; j < inner; j++)                                            \
+                        yi[j] = exclusive ? (T)0 : xo[i * inner + j];                              \
                 } else {                                                                           \
                     const T *restrict prev = yo + ip * inner;                                      \
                     for (int64_t j = 0; j < inner; j++) yi[j] = add_##S(prev[j], src[j]);          \
