@@ -365,7 +365,7 @@ void ems_transpose(void *dst, const void *src, const int64_t *dims, const int *p
     for (int k = 0; k < rank; k++)
         if (newid[perm[k]] >= 0) p1[np1++] = newid[perm[k]];
     /* 2. Merge runs of input axes that stay adjacent and in order in the output. */
-    int group_of[EMS_LOOP_RANK]; /* input axis -> group (in input order) */
+    int group_of[EMS_LOOP_RANK] = {0}; /* input axis -> group (in input order) */
     bool starts[EMS_LOOP_RANK] = {false};
     for (int k = 0; k < np1; k++)
         if (k == 0 || p1[k] != p1[k - 1] + 1) starts[p1[k]] = true;
@@ -932,6 +932,11 @@ typedef struct slice_plan {
 /* Clamp start/end for one axis of size dim and count the elements (spec of Slice-10+). */
 static void slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *out_start,
                        int64_t *out_count) {
+    if (dim == 0) {
+        *out_start = 0;
+        *out_count = 0;
+        return;
+    }
     if (start < 0) start += dim;
     if (end < 0) end += dim;
     if (step > 0) {
@@ -1052,7 +1057,8 @@ static ember_status slice_run(const em_node *node, void *state, em_tensor *const
     em_strides(x->dims, x->rank, st);
     for (int i = 0; i < x->rank; i++) {
         off += p.start[i] * st[i];
-        strides[i] = p.step[i] * st[i];
+        /* With 2+ elements |step| < dim, so the product fits; a lone element needs none. */
+        strides[i] = p.count[i] > 1 ? p.step[i] * st[i] : 0;
     }
     size_t es = em_dtype_size(x->dtype);
     ems_copy_strided(out->data, (const char *)x->data + off * (int64_t)es, p.count, strides,
