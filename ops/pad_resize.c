@@ -667,6 +667,7 @@ typedef struct axis_taps {
     int64_t *idx;
     float *w;
     uint8_t *extrap;
+    bool any_extrap;
     bool identity;
 } axis_taps;
 
@@ -686,6 +687,7 @@ static void build_taps(const resize_params *p, const resize_geom *g, int a, axis
     double scale = g->scale[a];
     double s = p->antialias && scale < 1 ? scale : 1.0;
     t->identity = t->in == t->out;
+    t->any_extrap = false;
     if (p->mode != RS_NEAREST) (void)taps_per_output(p, scale, &first);
     for (int64_t o = 0; o < t->out; o++) {
         double x = resize_coord(p, g, a, in, o);
@@ -694,6 +696,7 @@ static void build_taps(const resize_params *p, const resize_geom *g, int a, axis
         t->extrap[o] = p->coord == CT_TF_CROP_AND_RESIZE && (x < 0 || x > (double)(in - 1));
         if (t->extrap[o]) {
             t->identity = false;
+            t->any_extrap = true;
             for (int k = 0; k < t->taps; k++) {
                 idx[k] = 0;
                 w[k] = 0;
@@ -742,32 +745,75 @@ typedef struct pass_ctx {
     float extrap;
 } pass_ctx;
 
+/* One output of the last axis (inner == 1): a dot product of `taps` gathered inputs. */
+#define EPR_DOT_LOOP(TAPS)                                                                         \
+    for (int64_t o = o0; o < o1; o++) {                                                            \
+        const int64_t *ix = idx + o * (TAPS);                                                      \
+        const float *wo = w + o * (TAPS);                                                          \
+        float acc = wo[0] * s[ix[0]];                                                              \
+        for (int k = 1; k < (TAPS); k++) acc += wo[k] * s[ix[k]];                                  \
+        d[o] = acc;                                                                                \
+    }
+
 /* Rows [begin, end) of outer * out; each row is `inner` floats. */
 static void pass_range(void *vctx, int64_t begin, int64_t end) {
     const pass_ctx *c = vctx;
     const axis_taps *t = c->t;
-    int taps = t->taps;
-    int64_t outer = begin / c->out, o = begin % c->out;
+    const int taps = t->taps;
+    const int64_t *idx = t->idx;
+    const float *w = t->w;
+    if (c->inner == 1) {
+        /* The interpolated axis is the contiguous one: gather along each row. */
+        for (int64_t r = begin; r < end;) {
+            int64_t outer = r / c->out, o0 = r % c->out;
+            int64_t o1 = o0 + (end - r) < c->out ? o0 + (end - r) : c->out;
+            const float *restrict s = c->src + outer * c->in;
+            float *restrict d = c->dst + outer * c->out;
+            switch (taps) {
+            case 2:
+                EPR_DOT_LOOP(2);
+                break;
+            case 4:
+                EPR_DOT_LOOP(4);
+                break;
+            default:
+                EPR_DOT_LOOP(taps);
+                break;
+            }
+            if (t->any_extrap)
+                for (int64_t o = o0; o < o1; o++)
+                    if (t->extrap[o]) d[o] = c->extrap;
+            r += o1 - o0;
+        }
+        return;
+    }
+    int64_t outer = begin / c->out, o = begin % c->out, n = c->inner;
     for (int64_t r = begin; r < end; r++) {
-        const float *src = c->src + outer * c->in * c->inner;
-        float *restrict d = c->dst + r * c->inner;
-        const int64_t *idx = t->idx + o * taps;
-        const float *w = t->w + o * taps;
+        const float *src = c->src + outer * c->in * n;
+        float *restrict d = c->dst + r * n;
+        const int64_t *ix = idx + o * taps;
+        const float *wo = w + o * taps;
         if (t->extrap[o]) {
-            for (int64_t j = 0; j < c->inner; j++) d[j] = c->extrap;
-        } else if (c->inner == 1) {
-            float acc = 0;
-            for (int k = 0; k < taps; k++) acc += w[k] * src[idx[k]];
-            d[0] = acc;
+            for (int64_t j = 0; j < n; j++) d[j] = c->extrap;
+        } else if (taps == 2) {
+            const float *restrict s0 = src + ix[0] * n, *restrict s1 = src + ix[1] * n;
+            const float w0 = wo[0], w1 = wo[1];
+            for (int64_t j = 0; j < n; j++) d[j] = w0 * s0[j] + w1 * s1[j];
+        } else if (taps == 4) {
+            const float *restrict s0 = src + ix[0] * n, *restrict s1 = src + ix[1] * n;
+            const float *restrict s2 = src + ix[2] * n, *restrict s3 = src + ix[3] * n;
+            const float w0 = wo[0], w1 = wo[1], w2 = wo[2], w3 = wo[3];
+            for (int64_t j = 0; j < n; j++)
+                d[j] = w0 * s0[j] + w1 * s1[j] + w2 * s2[j] + w3 * s3[j];
         } else {
-            const float *restrict s0 = src + idx[0] * c->inner;
-            float w0 = w[0];
-            for (int64_t j = 0; j < c->inner; j++) d[j] = w0 * s0[j];
+            const float *restrict s0 = src + ix[0] * n;
+            const float w0 = wo[0];
+            for (int64_t j = 0; j < n; j++) d[j] = w0 * s0[j];
             for (int k = 1; k < taps; k++) {
-                if (w[k] == 0) continue;
-                const float *restrict sk = src + idx[k] * c->inner;
-                float wk = w[k];
-                for (int64_t j = 0; j < c->inner; j++) d[j] += wk * sk[j];
+                if (wo[k] == 0) continue;
+                const float *restrict sk = src + ix[k] * n;
+                const float wk = wo[k];
+                for (int64_t j = 0; j < n; j++) d[j] += wk * sk[j];
             }
         }
         if (++o == c->out) {
