@@ -152,9 +152,18 @@ ember_status em_norm_axis(const em_node *node, int64_t axis, int rank, int *out,
 
 /* ---- running one graph ---- */
 
+/* Memory a kernel allocated itself (EM_OP_DYNAMIC_OUTPUTS). */
+static void free_owned(em_tensor *t) {
+    if (!t->owns_data) return;
+    em_aligned_free(t->data);
+    t->data = NULL;
+    t->owns_data = false;
+}
+
 static void release_value(em_exec *ex, int v) {
     if (ex->block_of[v] >= 0) arena_release(ex->rc, ex->block_of[v]);
     ex->block_of[v] = -1;
+    free_owned(&ex->vals[v]);
 }
 
 static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
@@ -167,6 +176,7 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
     em_tensor *outs = n->n_outputs <= 8 ? out_stack : calloc((size_t)n->n_outputs, sizeof *outs);
     int *out_block = n->n_outputs <= 8 ? out_block_stack : malloc(sizeof(int) * (size_t)n->n_outputs);
     ember_status st = EMBER_OK;
+    bool outs_ready = false;
     char desc[256];
     if (!in || !outs || !out_block) {
         st = em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
@@ -178,6 +188,7 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
         outs[k].rank = -1;
         out_block[k] = -1;
     }
+    outs_ready = true;
     st = n->op->infer(n, n->state, in, outs, err);
     if (st != EMBER_OK) {
         em_wrap(err, st, "%s", em_node_desc(n, desc, sizeof desc));
@@ -186,6 +197,12 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
     unsigned flags = n->op->flags;
     for (int k = 0; k < n->n_outputs; k++) {
         em_tensor *o = &outs[k];
+        if (o->rank < 0 && (n->op->flags & EM_OP_DYNAMIC_OUTPUTS)) {
+            o->data = NULL; /* run allocates it */
+            o->capacity = 0;
+            o->owns_data = false;
+            continue;
+        }
         int64_t numel = em_numel(o);
         if (o->rank < 0 || o->rank > EM_MAX_RANK || numel < 0 || em_dtype_size(o->dtype) == 0) {
             st = em_fail(err, EMBER_ERR_RUNTIME, "%s: output %d has no valid shape",
@@ -248,12 +265,21 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
             goto done;
         }
     }
+    for (int k = 0; k < n->n_outputs && (flags & EM_OP_DYNAMIC_OUTPUTS); k++) {
+        const em_tensor *o = &outs[k];
+        if (n->outputs[k] >= 0 && (o->rank < 0 || em_numel(o) < 0 || (!o->data && em_numel(o)))) {
+            st = em_fail(err, EMBER_ERR_RUNTIME, "%s: output %d was not produced",
+                         em_node_desc(n, desc, sizeof desc), k);
+            goto done;
+        }
+    }
     /* Publish outputs; release what died here. */
     for (int k = 0; k < n->n_outputs; k++) {
         int v = n->outputs[k];
         if (v < 0 || ex->last_use[v] < 0) {
             arena_release(ex->rc, out_block[k]);
             out_block[k] = -1;
+            free_owned(&outs[k]);
             if (v < 0) continue;
         }
         ex->vals[v] = outs[k];
@@ -271,6 +297,8 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
 done:
     if (st != EMBER_OK && out_block)
         for (int k = 0; k < n->n_outputs; k++) arena_release(ex->rc, out_block[k]);
+    if (st != EMBER_OK && outs_ready)
+        for (int k = 0; k < n->n_outputs; k++) free_owned(&outs[k]);
     if (in != in_stack) free(in);
     if (outs != out_stack) free(outs);
     if (out_block != out_block_stack) free(out_block);
