@@ -467,88 +467,103 @@ static void plane2d_from_geom(const pool_geom *g, plane2d *q) {
     q->ow_hi = hi;
 }
 
-static void max2d_plane_f32(const plane2d *q, const float *restrict x, float *restrict y) {
-    const int64_t W = q->W, KW = q->KW, SW = q->SW, PL = q->PL;
-    for (int64_t oh = 0; oh < q->OH; oh++) {
-        int64_t h0 = oh * q->SH - q->PT;
-        int64_t hs = h0 < 0 ? 0 : h0, he = h0 + q->KH > q->H ? q->H : h0 + q->KH;
-        float *restrict yr = y + oh * q->OW;
-        for (int64_t ow = 0; ow < q->OW; ow++) yr[ow] = -INFINITY;
-        for (int64_t h = hs; h < he; h++) {
-            const float *restrict xr = x + h * W;
-            for (int64_t ow = 0; ow < q->OW; ow++) {
-                if (ow == q->ow_lo) ow = q->ow_hi;
-                if (ow >= q->OW) break;
-                int64_t w0 = ow * SW - PL;
-                int64_t ws = w0 < 0 ? 0 : w0, we = w0 + KW > W ? W : w0 + KW;
-                float m = yr[ow];
-                for (int64_t w = ws; w < we; w++) m = xr[w] > m ? xr[w] : m;
-                yr[ow] = m;
-            }
-            if (SW == 1) {
-                for (int64_t kw = 0; kw < KW; kw++) {
-                    const float *restrict xs = xr + kw - PL;
-                    for (int64_t ow = q->ow_lo; ow < q->ow_hi; ow++)
-                        yr[ow] = xs[ow] > yr[ow] ? xs[ow] : yr[ow];
-                }
-            } else if (SW == 2) {
-                for (int64_t kw = 0; kw < KW; kw++) {
-                    const float *restrict xs = xr + kw - PL;
-                    for (int64_t ow = q->ow_lo; ow < q->ow_hi; ow++)
-                        yr[ow] = xs[2 * ow] > yr[ow] ? xs[2 * ow] : yr[ow];
-                }
-            } else {
-                for (int64_t kw = 0; kw < KW; kw++) {
-                    const float *restrict xs = xr + kw - PL;
-                    for (int64_t ow = q->ow_lo; ow < q->ow_hi; ow++)
-                        yr[ow] = xs[SW * ow] > yr[ow] ? xs[SW * ow] : yr[ow];
-                }
-            }
+/* Rows of the fast path fit this many columns in a stack buffer; wider inputs fold input
+ * rows straight into the output row. */
+#define POOL_ROW_MAX 4096
+
+/* Reduce input rows [hs, he) into tmp (max or sum): contiguous, vectorizes. */
+static void fold_rows_f32(const float *restrict x, int64_t W, int64_t hs, int64_t he, bool max,
+                          float *restrict tmp) {
+    const float *restrict r0 = x + hs * W;
+    for (int64_t w = 0; w < W; w++) tmp[w] = r0[w];
+    for (int64_t h = hs + 1; h < he; h++) {
+        const float *restrict r = x + h * W;
+        if (max)
+            for (int64_t w = 0; w < W; w++) tmp[w] = r[w] > tmp[w] ? r[w] : tmp[w];
+        else
+            for (int64_t w = 0; w < W; w++) tmp[w] += r[w];
+    }
+}
+
+/* Horizontal pass over one (folded) row: yr[ow] op= row[ow * SW - PL + kw], kw < KW. With
+ * `init`, the interior columns are first set from kw = 0. */
+static void fold_cols_f32(const plane2d *q, const float *restrict row, bool max, bool init,
+                          float *restrict yr) {
+    const int64_t W = q->W, KW = q->KW, SW = q->SW, PL = q->PL, lo = q->ow_lo, hi = q->ow_hi;
+    for (int64_t ow = 0; ow < q->OW; ow++) {
+        if (ow == lo) ow = hi;
+        if (ow >= q->OW) break;
+        int64_t w0 = ow * SW - PL;
+        int64_t ws = w0 < 0 ? 0 : w0, we = w0 + KW > W ? W : w0 + KW;
+        float a = init ? (max ? -INFINITY : 0.0f) : yr[ow];
+        for (int64_t w = ws; w < we; w++) a = max ? (row[w] > a ? row[w] : a) : a + row[w];
+        yr[ow] = a;
+    }
+    const float *restrict xs = row - PL;
+    int64_t k0 = 0;
+    if (init) {
+        for (int64_t ow = lo; ow < hi; ow++) yr[ow] = xs[SW * ow];
+        k0 = 1;
+    }
+    for (int64_t kw = k0; kw < KW; kw++) {
+        const float *restrict xk = xs + kw;
+        if (max) {
+            if (SW == 1)
+                for (int64_t ow = lo; ow < hi; ow++) yr[ow] = xk[ow] > yr[ow] ? xk[ow] : yr[ow];
+            else if (SW == 2)
+                for (int64_t ow = lo; ow < hi; ow++)
+                    yr[ow] = xk[2 * ow] > yr[ow] ? xk[2 * ow] : yr[ow];
+            else
+                for (int64_t ow = lo; ow < hi; ow++)
+                    yr[ow] = xk[SW * ow] > yr[ow] ? xk[SW * ow] : yr[ow];
+        } else {
+            if (SW == 1)
+                for (int64_t ow = lo; ow < hi; ow++) yr[ow] += xk[ow];
+            else if (SW == 2)
+                for (int64_t ow = lo; ow < hi; ow++) yr[ow] += xk[2 * ow];
+            else
+                for (int64_t ow = lo; ow < hi; ow++) yr[ow] += xk[SW * ow];
         }
     }
 }
 
-static void avg2d_plane_f32(const plane2d *q, const float *restrict x, float *restrict y) {
+/* AveragePool divisors of one output row. */
+static void avg_divide_f32(const plane2d *q, int64_t h0, int64_t hs, int64_t he,
+                           float *restrict yr) {
     const int64_t W = q->W, KW = q->KW, SW = q->SW, PL = q->PL;
+    int64_t hpe = h0 + q->KH > q->H + q->PB ? q->H + q->PB : h0 + q->KH;
+    int64_t rows = q->include_pad ? hpe - h0 : he - hs;
+    for (int64_t ow = 0; ow < q->OW; ow++) {
+        int64_t w0 = ow * SW - PL;
+        int64_t cols;
+        if (q->include_pad) {
+            int64_t wpe = w0 + KW > W + q->PR ? W + q->PR : w0 + KW;
+            cols = wpe - w0;
+        } else {
+            int64_t ws = w0 < 0 ? 0 : w0, we = w0 + KW > W ? W : w0 + KW;
+            cols = we - ws;
+        }
+        int64_t count = rows * cols;
+        yr[ow] = count > 0 ? yr[ow] / (float)count : 0.0f;
+    }
+}
+
+/* One plane: for each output row, fold its window's input rows (into tmp when the row fits,
+ * else one by one into the output row), then the columns. Windows are never empty here
+ * (pads < kernel, no dilation). */
+static void pool2d_plane_f32(const plane2d *q, bool max, const float *restrict x,
+                             float *restrict y, float *restrict tmp) {
     for (int64_t oh = 0; oh < q->OH; oh++) {
         int64_t h0 = oh * q->SH - q->PT;
         int64_t hs = h0 < 0 ? 0 : h0, he = h0 + q->KH > q->H ? q->H : h0 + q->KH;
-        int64_t hpe = h0 + q->KH > q->H + q->PB ? q->H + q->PB : h0 + q->KH;
         float *restrict yr = y + oh * q->OW;
-        for (int64_t ow = 0; ow < q->OW; ow++) yr[ow] = 0.0f;
-        for (int64_t h = hs; h < he; h++) {
-            const float *restrict xr = x + h * W;
-            for (int64_t ow = 0; ow < q->OW; ow++) {
-                if (ow == q->ow_lo) ow = q->ow_hi;
-                if (ow >= q->OW) break;
-                int64_t w0 = ow * SW - PL;
-                int64_t ws = w0 < 0 ? 0 : w0, we = w0 + KW > W ? W : w0 + KW;
-                float s = yr[ow];
-                for (int64_t w = ws; w < we; w++) s += xr[w];
-                yr[ow] = s;
-            }
-            for (int64_t kw = 0; kw < KW; kw++) {
-                const float *restrict xs = xr + kw - PL;
-                if (SW == 1)
-                    for (int64_t ow = q->ow_lo; ow < q->ow_hi; ow++) yr[ow] += xs[ow];
-                else
-                    for (int64_t ow = q->ow_lo; ow < q->ow_hi; ow++) yr[ow] += xs[SW * ow];
-            }
+        if (tmp) {
+            fold_rows_f32(x, q->W, hs, he, max, tmp);
+            fold_cols_f32(q, tmp, max, true, yr);
+        } else {
+            for (int64_t h = hs; h < he; h++) fold_cols_f32(q, x + h * q->W, max, h == hs, yr);
         }
-        int64_t rows = q->include_pad ? hpe - h0 : he - hs;
-        for (int64_t ow = 0; ow < q->OW; ow++) {
-            int64_t w0 = ow * SW - PL;
-            int64_t cols;
-            if (q->include_pad) {
-                int64_t wpe = w0 + KW > W + q->PR ? W + q->PR : w0 + KW;
-                cols = wpe - w0;
-            } else {
-                int64_t ws = w0 < 0 ? 0 : w0, we = w0 + KW > W ? W : w0 + KW;
-                cols = we - ws;
-            }
-            int64_t count = rows * cols;
-            yr[ow] = count > 0 ? yr[ow] / (float)count : 0.0f;
-        }
+        if (!max) avg_divide_f32(q, h0, hs, he, yr);
     }
 }
 
@@ -561,11 +576,11 @@ static void pool_range(void *vctx, int64_t p0, int64_t p1) {
     if (fast) {
         plane2d q;
         plane2d_from_geom(g, &q);
+        float row[POOL_ROW_MAX];
         for (int64_t p = p0; p < p1; p++) {
             const float *x = (const float *)c->x + p * g->in_plane;
             float *y = (float *)c->y + p * g->out_plane;
-            if (g->a.kind == POOL_MAX) max2d_plane_f32(&q, x, y);
-            else avg2d_plane_f32(&q, x, y);
+            pool2d_plane_f32(&q, g->a.kind == POOL_MAX, x, y, q.W <= POOL_ROW_MAX ? row : NULL);
         }
         return;
     }
