@@ -29,7 +29,7 @@ enum {
     /* Output shapes depend on running the kernel (If / Loop / Scan): infer may leave an output
      * at rank -1 even when every input has data. Such an output reaches `run` unallocated
      * (data NULL); run sets its dtype and shape and gives it memory from em_aligned_alloc with
-     * owns_data = true, which the executor frees when the value dies. */
+     * owns_data = true, which the executor takes over (as an arena block). */
     EM_OP_DYNAMIC_OUTPUTS = 1u << 2,
 };
 
