@@ -118,6 +118,9 @@ static ember_status if_infer(const em_node *node, void *state, em_tensor *const 
     if (!then_g) return err ? err->code : EMBER_ERR_INVALID_MODEL;
     const em_graph *else_g = body_attr(node, "else_branch", err);
     if (!else_g) return err ? err->code : EMBER_ERR_INVALID_MODEL;
+    if (node->n_explicit_inputs < 1)
+        return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: input cond is required",
+                       desc(node, buf, sizeof buf));
     if (then_g->n_outputs != node->n_outputs || else_g->n_outputs != node->n_outputs)
         return em_fail(err, EMBER_ERR_INVALID_MODEL,
                        "%s: branches have %d and %d outputs, the node %d",
@@ -243,12 +246,12 @@ static ember_status stack_build(const em_node *node, const stack_list *s, int ax
 
 static ember_status loop_infer(const em_node *node, void *state, em_tensor *const *in,
                                em_tensor *out, ember_error *err) {
-    (void)state, (void)in;
+    (void)state;
     char buf[160];
     const em_graph *g = body_attr(node, "body", err);
     if (!g) return err ? err->code : EMBER_ERR_INVALID_MODEL;
-    int n_carried = node->n_explicit_inputs - 2;
-    if (n_carried < 0 || g->n_inputs != n_carried + 2 || g->n_outputs < n_carried + 1 ||
+    int n_carried = node->n_explicit_inputs > 2 ? node->n_explicit_inputs - 2 : 0;
+    if (g->n_inputs != n_carried + 2 || g->n_outputs < n_carried + 1 ||
         node->n_outputs != g->n_outputs - 1)
         return em_fail(err, EMBER_ERR_INVALID_MODEL,
                        "%s: body has %d inputs and %d outputs for %d loop-carried values and %d "
@@ -270,17 +273,20 @@ static ember_status loop_run(const em_node *node, void *state, em_tensor *const 
     char buf[160];
     const em_graph *g = body_attr(node, "body", err);
     if (!g) return err ? err->code : EMBER_ERR_INVALID_MODEL;
-    int n_carried = node->n_explicit_inputs - 2;
+    int n_carried = node->n_explicit_inputs > 2 ? node->n_explicit_inputs - 2 : 0;
+    /* M and cond may be omitted at the end of the input list. */
+    const em_tensor *m_in = node->n_explicit_inputs > 0 ? in[0] : NULL;
+    const em_tensor *cond_in = node->n_explicit_inputs > 1 ? in[1] : NULL;
     int n_scan = g->n_outputs - 1 - n_carried;
     int64_t max_trip = INT64_MAX;
-    if (in[0]) {
-        if (em_numel(in[0]) != 1)
+    if (m_in) {
+        if (em_numel(m_in) != 1)
             return em_fail(err, EMBER_ERR_RUNTIME, "%s: M must hold one value",
                            desc(node, buf, sizeof buf));
-        max_trip = em_get_i64(in[0], 0);
+        max_trip = em_get_i64(m_in, 0);
     }
     bool cond = true;
-    if (in[1]) EM_TRY(truth(node, in[1], "cond", &cond, err));
+    if (cond_in) EM_TRY(truth(node, cond_in, "cond", &cond, err));
 
     em_tensor **caps = NULL;
     EM_TRY(body_captures(node, g, in, &caps, err));

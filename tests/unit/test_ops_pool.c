@@ -676,6 +676,68 @@ Test(norm, batchnorm_extra_outputs_need_training_mode) {
     b_free(&b);
 }
 
+/* GroupNormalization: version 21 scales per channel, version 18 per group. X is (1, 4, 2) in
+ * two groups: {1, 3, 5, 7} (mean 4, var 5) and {0, 0, 2, 2} (mean 1, var 1). */
+Test(norm, groupnorm_per_channel_and_per_group) {
+    builder b = {0};
+    int64_t dims[] = {1, 4, 2};
+    float xv[8] = {1, 3, 5, 7, 0, 0, 2, 2};
+    float r = 1.0f / sqrtf(5.0f);
+    for (int v21 = 0; v21 <= 1; v21++) {
+        int64_t pd[] = {v21 ? 4 : 2};
+        float scale21[] = {1, 2, 1, 1}, bias21[] = {0, 0, 0, 10};
+        float scale18[] = {2, 1}, bias18[] = {0, 5};
+        Onnx__GraphProto *g = graph(
+            &b, "gn",
+            NODES(node(&b, "GroupNormalization", STRS("x", "s", "bias"), STRS("y"),
+                       ATTRS(a_int(&b, "num_groups", 2), a_float(&b, "epsilon", 0.0f)))),
+            VIS(vi(&b, "x", EMBER_FLOAT, 3, dims)), VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL)),
+            INITS(init_f32(&b, "s", 1, pd, v21 ? scale21 : scale18),
+                  init_f32(&b, "bias", 1, pd, v21 ? bias21 : bias18)));
+        ember_tensor *x = tensor_f32(3, dims, xv), *y = NULL;
+        ember_error err;
+        cr_assert_eq(run_model(&b, g, v21 ? 21 : 18, 1, &x, (const char **)X_NAME, 1, STRS("y"),
+                               &y, &err),
+                     EMBER_OK, "%s", err.message);
+        if (v21) expect_f32(y, 8, (float[]){-3 * r, -r, 2 * r, 6 * r, -1, -1, 11, 11}, 1e-5f);
+        else expect_f32(y, 8, (float[]){-6 * r, -2 * r, 2 * r, 6 * r, 4, 4, 6, 6}, 1e-5f);
+        ember_tensor_free(x);
+        ember_tensor_free(y);
+    }
+    b_free(&b);
+}
+
+/* BatchNormalization in training mode: batch statistics, running statistics with momentum. */
+Test(norm, batchnorm_training_outputs) {
+    builder b = {0};
+    int64_t dims[] = {2, 2};
+    Onnx__GraphProto *g = graph(
+        &b, "bn",
+        NODES(node(&b, "BatchNormalization", STRS("x", "s", "bias", "m", "v"),
+                   STRS("y", "rm", "rv"),
+                   ATTRS(a_int(&b, "training_mode", 1), a_float(&b, "epsilon", 0.0f),
+                         a_float(&b, "momentum", 0.5f)))),
+        VIS(vi(&b, "x", EMBER_FLOAT, 2, dims)),
+        VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL), vi(&b, "rm", EMBER_FLOAT, -1, NULL),
+            vi(&b, "rv", EMBER_FLOAT, -1, NULL)),
+        INITS(init_f32(&b, "s", 1, (int64_t[]){2}, (float[]){1, 2}),
+              init_f32(&b, "bias", 1, (int64_t[]){2}, (float[]){0, 1}),
+              init_f32(&b, "m", 1, (int64_t[]){2}, (float[]){0, 10}),
+              init_f32(&b, "v", 1, (int64_t[]){2}, (float[]){1, 3})));
+    /* Channel 0: {1, 3} mean 2 var 1; channel 1: {4, 6} mean 5 var 1. */
+    ember_tensor *x = tensor_f32(2, dims, (float[]){1, 4, 3, 6}), *out[3] = {0};
+    ember_error err;
+    cr_assert_eq(run_model(&b, g, 15, 1, &x, (const char **)X_NAME, 3, STRS("y", "rm", "rv"), out,
+                           &err),
+                 EMBER_OK, "%s", err.message);
+    expect_f32(out[0], 4, (float[]){-1, -1, 1, 3}, 1e-6f);
+    expect_f32(out[1], 2, (float[]){1, 7.5f}, 1e-6f);
+    expect_f32(out[2], 2, (float[]){1, 2}, 1e-6f);
+    for (int i = 0; i < 3; i++) ember_tensor_free(out[i]);
+    ember_tensor_free(x);
+    b_free(&b);
+}
+
 /* Dropout in training mode with a seed reproduces numpy's legacy RandomState stream:
  * np.random.seed(0); np.random.uniform(0, 1, 6) >= 0.5 -> T T T T F T. */
 Test(norm, dropout_training_seeded_mask) {
