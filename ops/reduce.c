@@ -711,30 +711,39 @@ static ember_status reduce_run(const em_node *node, void *state, em_tensor *cons
 
 /* NaN counts as the extreme value for both, as numpy's argmax/argmin: the first NaN wins, or
  * the last one with select_last_index. */
-#define ARG_FIRST_MAX(S, v, b) ((v) > (b) || (isnan_##S(v) && !isnan_##S(b)))
-#define ARG_LAST_MAX(S, v, b) (isnan_##S(v) || (!isnan_##S(b) && (v) >= (b)))
-#define ARG_FIRST_MIN(S, v, b) ((v) < (b) || (isnan_##S(v) && !isnan_##S(b)))
-#define ARG_LAST_MIN(S, v, b) (isnan_##S(v) || (!isnan_##S(b) && (v) <= (b)))
+#define ARG_FIRST_MAX(S, v, b) (((v) > (b)) | (isnan_##S(v) & !isnan_##S(b)))
+#define ARG_LAST_MAX(S, v, b) (isnan_##S(v) | (!isnan_##S(b) & ((v) >= (b))))
+#define ARG_FIRST_MIN(S, v, b) (((v) < (b)) | (isnan_##S(v) & !isnan_##S(b)))
+#define ARG_LAST_MIN(S, v, b) (isnan_##S(v) | (!isnan_##S(b) & ((v) <= (b))))
 
+/* Scratch of the strided kernels: int32 running indices (same width as float, so the select
+ * vectorizes), then the running extremes. */
+#define ARG_IDX_BYTES(inner) (((size_t)(inner) * sizeof(int32_t) + 63) / 64 * 64)
+
+/* Reduced axis with a stride (inner > 1): running extremes of whole rows, branch-free. */
 #define DEF_ARG_LOOP(S, T, NAME, COND)                                                             \
-    static void NAME##_##S(const T *restrict x, int64_t *restrict out, T *restrict best,           \
+    static void NAME##_##S(const T *restrict x, int64_t *restrict out, void *scratch,              \
                            int64_t outer, int64_t n, int64_t inner) {                              \
+        int32_t *restrict bi = scratch;                                                            \
+        T *restrict best = (T *)((char *)scratch + ARG_IDX_BYTES(inner));                          \
         for (int64_t o = 0; o < outer; o++) {                                                      \
             const T *xo = x + o * n * inner;                                                       \
-            int64_t *restrict oi = out + o * inner;                                                \
             for (int64_t j = 0; j < inner; j++) {                                                  \
                 best[j] = xo[j];                                                                   \
-                oi[j] = 0;                                                                         \
+                bi[j] = 0;                                                                         \
             }                                                                                      \
             for (int64_t i = 1; i < n; i++) {                                                      \
-                const T *xi = xo + i * inner;                                                      \
+                const T *restrict xi = xo + i * inner;                                             \
+                const int32_t ii = (int32_t)i;                                                     \
                 for (int64_t j = 0; j < inner; j++) {                                              \
-                    T v = xi[j];                                                                   \
-                    bool take = COND(S, v, best[j]);                                               \
-                    best[j] = take ? v : best[j];                                                  \
-                    oi[j] = take ? i : oi[j];                                                      \
+                    T v = xi[j], b = best[j];                                                      \
+                    bool take = COND(S, v, b);                                                     \
+                    best[j] = take ? v : b;                                                        \
+                    bi[j] = take ? ii : bi[j];                                                     \
                 }                                                                                  \
             }                                                                                      \
+            int64_t *restrict oi = out + o * inner;                                                \
+            for (int64_t j = 0; j < inner; j++) oi[j] = bi[j];                                     \
         }                                                                                          \
     }
 
@@ -873,7 +882,10 @@ static ember_status argm_run(const em_node *node, void *state, em_tensor *const 
     }
     void *best = NULL;
     if (inner > 1) {
-        best = em_exec_scratch(ex, (size_t)inner * em_dtype_size(ct), err);
+        if (n > INT32_MAX)
+            return node_fail(err, EMBER_ERR_UNSUPPORTED, node,
+                             "axis of %lld elements with a stride is too long", (long long)n);
+        best = em_exec_scratch(ex, ARG_IDX_BYTES(inner) + (size_t)inner * em_dtype_size(ct), err);
         if (!best) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
     }
     fn(xd, out[0].data, best, outer, n, inner, is_min, last);
