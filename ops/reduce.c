@@ -858,6 +858,22 @@ static ember_status argm_infer(const em_node *node, void *state, em_tensor *cons
     return EMBER_OK;
 }
 
+typedef struct argm_job {
+    arg_fn fn;
+    const char *x;
+    int64_t *out;
+    int64_t n;
+    size_t es;
+    bool is_min, last;
+} argm_job;
+
+/* Contiguous rows [b, e). */
+static void argm_rows(void *ctx, int64_t b, int64_t e) {
+    const argm_job *j = ctx;
+    j->fn(j->x + (size_t)(b * j->n) * j->es, j->out + b, NULL, e - b, j->n, 1, j->is_min,
+          j->last);
+}
+
 static ember_status argm_run(const em_node *node, void *state, em_tensor *const *in,
                              em_tensor *out, em_exec *ex, ember_error *err) {
     (void)state;
@@ -880,14 +896,19 @@ static ember_status argm_run(const em_node *node, void *state, em_tensor *const 
         em_convert(xc, ct, xd, x->dtype, total);
         xd = xc;
     }
-    void *best = NULL;
-    if (inner > 1) {
-        if (n > INT32_MAX)
-            return node_fail(err, EMBER_ERR_UNSUPPORTED, node,
-                             "axis of %lld elements with a stride is too long", (long long)n);
-        best = em_exec_scratch(ex, ARG_IDX_BYTES(inner) + (size_t)inner * em_dtype_size(ct), err);
-        if (!best) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    if (inner == 1) {
+        argm_job j = {fn, xd, out[0].data, n, em_dtype_size(ct), is_min, last};
+        if (total < RED_PARALLEL_MIN || exec_threads(ex) <= 1)
+            argm_rows(&j, 0, outer);
+        else
+            em_parallel_for(ex, outer, n >= 16384 ? 1 : 16384 / n, argm_rows, &j);
+        return EMBER_OK;
     }
+    if (n > INT32_MAX)
+        return node_fail(err, EMBER_ERR_UNSUPPORTED, node,
+                         "axis of %lld elements with a stride is too long", (long long)n);
+    void *best = em_exec_scratch(ex, ARG_IDX_BYTES(inner) + (size_t)inner * em_dtype_size(ct), err);
+    if (!best) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
     fn(xd, out[0].data, best, outer, n, inner, is_min, last);
     return EMBER_OK;
 }

@@ -436,6 +436,38 @@ Test(argmax, long_rows_with_ties) {
     cr_assert_eq(arg1("ArgMin", 13, x, 1000, 1), 994);
 }
 
+/* Many rows (threads split them) and a strided axis, against a plain loop. */
+Test(argmax, many_rows_and_strided_axis_match_a_loop) {
+    enum { R = 2048, C = 64 };
+    const int64_t dims[] = {R, C};
+    float *x = malloc(sizeof(float) * R * C);
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) x[r * C + c] = (float)((c * 37 + r * 11) % 50);
+    for (int axis = 0; axis < 2; axis++) {
+        for (int last = 0; last < 2; last++) {
+            node_case nc = {"ArgMax", 13,
+                            {A_INT("axis", axis), A_INT("keepdims", 0),
+                             A_INT("select_last_index", last)},
+                            3, {f32(dims, 2, x)}, 1, {EMBER_INT64}, 1, 2};
+            ember_tensor *y = run_ok(&nc);
+            const int64_t *got = ember_tensor_const_data(y);
+            const int outer = axis == 1 ? R : C, n = axis == 1 ? C : R;
+            for (int o = 0; o < outer; o++) {
+                int best = 0;
+                for (int i = 1; i < n; i++) {
+                    float v = axis == 1 ? x[o * C + i] : x[i * C + o];
+                    float b = axis == 1 ? x[o * C + best] : x[best * C + o];
+                    if (v > b || (last && v == b)) best = i;
+                }
+                cr_assert_eq(got[o], best, "axis %d last %d row %d: %lld, expected %d", axis,
+                             last, o, (long long)got[o], best);
+            }
+            ember_tensor_free(y);
+        }
+    }
+    free(x);
+}
+
 Test(argmax, nan_wins_like_numpy) {
     const float x[] = {1, NAN, 3, NAN};
     cr_assert_eq(arg1("ArgMax", 13, x, 4, 0), 1);
