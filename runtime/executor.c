@@ -142,6 +142,7 @@ void em_parallel_for(em_exec *ex, int64_t n, int64_t grain, em_range_fn fn, void
 }
 
 int em_exec_threads(const em_exec *ex) { return ex ? ex->rc->s->threads : 1; }
+uint64_t em_exec_memory_limit(const em_exec *ex) { return ex ? ex->rc->s->memory_limit : UINT64_MAX; }
 
 void *em_exec_scratch(em_exec *ex, size_t bytes, ember_error *err) {
     if (ex->n_scratch >= (int)(sizeof ex->scratch / sizeof ex->scratch[0])) {

@@ -419,6 +419,80 @@ case("input_empty_file", relu_add, f"x={write('x_empty.pb', b'')}", "input", "IN
      "tensor '' has no data type")
 case("input_missing_file", relu_add, f"x={path('no_such_file.npy')}", "input", "IO", 2, "cannot open")
 
+# ---------------------------------------------------------------------------------------------
+# Resource bombs at run time: shapes computed from input values
+# ---------------------------------------------------------------------------------------------
+I64 = TensorProto.INT64
+
+
+def shape_model(op, name, extra_inputs=(), inits=(), **attrs):
+    """y = op(inputs...) where some inputs come from files."""
+    ins = [i for i, _ in extra_inputs]
+    return save(model([helper.make_node(op, ins, ["y"], **attrs)],
+                      [tinfo(i, t, None) for i, t in extra_inputs if i not in [x.name for x in inits]],
+                      [tinfo("y", F, None)], inits), name)
+
+
+one = numpy_helper.from_array(np.array([1.5], np.float32), "one")
+case("expand_to_terabytes", shape_model("Expand", "expand.onnx", [("one", F), ("shape", I64)], [one]),
+     f"shape={npy('shape_huge.npy', np.array([1000000, 1000000], np.int64))}", "run", "LIMIT", 1,
+     "memory limit")
+case("expand_overflowing_shape", shape_model("Expand", "expand.onnx", [("one", F), ("shape", I64)], [one]),
+     f"shape={npy('shape_overflow.npy', np.array([1 << 40, 1 << 40, 1 << 40], np.int64))}", "run", "LIMIT", 1,
+     "too large")
+cshape = numpy_helper.from_array(np.array([100000, 100000], np.int64), "cshape")
+case("constant_of_shape_40GB",
+     save(model([helper.make_node("ConstantOfShape", ["cshape"], ["y"])], [], [tinfo("y", F, None)], [cshape]),
+          "constant_of_shape_40GB.onnx"), "-", "run", "LIMIT", 1, "memory limit")
+case("constant_of_shape_negative", shape_model("ConstantOfShape", "cos.onnx", [("shape", I64)]),
+     f"shape={npy('shape_negative.npy', np.array([2, -3], np.int64))}", "run", "INVALID_MODEL", 1, "shape[1] is -3")
+case("range_1e18_elements",
+     save(model([helper.make_node("Range", ["s", "l", "d"], ["y"])],
+                [tinfo("s", I64, []), tinfo("l", I64, []), tinfo("d", I64, [])], [tinfo("y", I64, None)]),
+          "range.onnx"),
+     f"s={npy('s0.npy', np.array(0, np.int64))};l={npy('l_huge.npy', np.array(10**18, np.int64))};"
+     f"d={npy('d1.npy', np.array(1, np.int64))}", "run", "LIMIT", 1,
+     "Range, opset 13): a run needs more than the session's memory limit of 8589934592 bytes")
+case("range_zero_delta", path("range.onnx"),
+     f"s={path('s0.npy')};l={path('l_huge.npy')};d={npy('d0.npy', np.array(0, np.int64))}", "run",
+     "INVALID_MODEL", 1, "delta is 0")
+data3 = numpy_helper.from_array(np.arange(3, dtype=np.float32), "data")
+case("gather_index_out_of_range",
+     shape_model("Gather", "gather.onnx", [("data", F), ("idx", I64)], [data3]),
+     f"idx={npy('idx10.npy', np.array([10], np.int64))}", "run", "INVALID_ARGUMENT", 1,
+     "index 10 at position 0 is out of range [-3, 3)")
+case("reshape_wrong_count",
+     save(model([helper.make_node("Reshape", ["x", "shape"], ["y"])], [tinfo("x", F, ["batch", 4]), tinfo("shape", I64, [2])],
+                [tinfo("y", F, None)]), "reshape.onnx"),
+     f"x={x_ok};shape={npy('shape33.npy', np.array([3, 3], np.int64))}", "run", "SHAPE", 1,
+     "cannot reshape float32[2,4] into 9 elements")
+case("tile_huge_repeats", shape_model("Tile", "tile.onnx", [("one", F), ("rep", I64)], [one]),
+     f"rep={npy('rep_huge.npy', np.array([1 << 40], np.int64))}", "run", "LIMIT", 1,
+     "4398046511104 more requested")
+case("pad_huge", shape_model("Pad", "pad.onnx", [("one", F), ("pads", I64)], [one]),
+     f"pads={npy('pads_huge.npy', np.array([1 << 40, 1 << 40], np.int64))}", "run", "LIMIT", 1,
+     "8796093022212 more requested")
+case("transpose_bad_perm",
+     save(model([helper.make_node("Transpose", ["x"], ["y"], perm=[0, 0])], [tinfo("x", F, ["batch", 4])],
+                [tinfo("y", F, None)]), "transpose_bad_perm.onnx"), X, "run", "INVALID_MODEL", 1,
+     "perm is not a permutation of 0..1")  # symbolic batch: checked when the shape is known
+# Loop whose scan output grows by 1 MiB per iteration, M = 10^9 (it grew until the process
+# was killed: scan outputs lived outside the run's memory limit).
+body = helper.make_graph(
+    [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Identity", ["big"], ["scan"])],
+    "body", [tinfo("i", I64, []), tinfo("cond_in", TensorProto.BOOL, [])],
+    [tinfo("cond_out", TensorProto.BOOL, []), tinfo("scan", F, [262144])])
+loop = model([helper.make_node("Loop", ["M", ""], ["y"], body=body)], [], [tinfo("y", F, None)],
+             [numpy_helper.from_array(np.array(10**9, np.int64), "M"),
+              numpy_helper.from_array(np.ones(262144, np.float32), "big")])
+case("loop_scan_output_bomb", save(loop, "loop_scan_output_bomb.onnx"), "-", "run", "LIMIT", "-",
+     "outputs of 33 iterations need more than the session's memory limit of 67108864 bytes",
+     options="memory_limit=67108864")
+case("if_cond_not_scalar",
+     save(model([helper.make_node("If", ["c"], ["y"], then_branch=leaf, else_branch=leaf)],
+                [tinfo("c", TensorProto.BOOL, None), tinfo("x", F, [2])], [tinfo("y", F, [2])]), "if_cond.onnx"),
+     f"c={npy('c3.npy', np.array([True, False, True]))};x={a2}", "run", "SHAPE", 1, "If, opset 13): cond must hold one value")
+
 with open(os.path.join(out, "catalogue.tsv"), "w") as f:
     f.write("# name\tmodel\tinputs\toptions\tstage\tstatus\texit\tfragment\n")
     for c in cases:
