@@ -1218,6 +1218,62 @@ static void resolve_kernels(em_graph *g, missing_list *m) {
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Arity: kernels may rely on the inputs their operator requires
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct op_arity {
+    const char *op_type;
+    int since_version, min_in, max_in, min_out, max_out;
+    uint32_t required_in; /* bit k: input k is a Single parameter and may not be left empty */
+} op_arity;
+
+static const op_arity k_arity[] = {
+#include "onnx_arity.inc"
+};
+
+/* A default-domain node with fewer inputs than its operator requires (or a required input left
+ * empty) made kernels read past their input array. */
+static ember_status check_arity(const load_ctx *c, const em_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        const em_node *n = &g->nodes[i];
+        for (int a = 0; a < n->n_attrs; a++) {
+            if (n->attrs[a].g) EM_TRY(check_arity(c, n->attrs[a].g));
+            for (int64_t k = 0; n->attrs[a].graphs && k < n->attrs[a].n; k++)
+                EM_TRY(check_arity(c, n->attrs[a].graphs[k]));
+        }
+        if (n->domain[0]) continue;
+        int version = em_onnx_op_version(n->op_type, n->opset);
+        const op_arity *best = NULL;
+        for (size_t k = 0; k < sizeof k_arity / sizeof k_arity[0]; k++)
+            if (strcmp(k_arity[k].op_type, n->op_type) == 0 && k_arity[k].since_version <= version &&
+                (!best || k_arity[k].since_version > best->since_version))
+                best = &k_arity[k];
+        if (!best) continue;
+        /* A version newer than the schemas ember was built with may take more. */
+        bool exact = best->since_version == version;
+        int max_in = exact ? best->max_in : INT_MAX, max_out = exact ? best->max_out : INT_MAX;
+        char desc[256];
+        em_node_desc(n, desc, sizeof desc);
+        if (n->n_explicit_inputs < best->min_in || n->n_explicit_inputs > max_in)
+            return em_fail(c->err, EMBER_ERR_INVALID_MODEL,
+                           "%s: %s has %d input%s; %s-%d takes %d to %d", c->file, desc,
+                           n->n_explicit_inputs, n->n_explicit_inputs == 1 ? "" : "s",
+                           n->op_type, best->since_version, best->min_in, max_in);
+        if (n->n_outputs < best->min_out || n->n_outputs > max_out)
+            return em_fail(c->err, EMBER_ERR_INVALID_MODEL,
+                           "%s: %s has %d output%s; %s-%d gives %d to %d", c->file, desc,
+                           n->n_outputs, n->n_outputs == 1 ? "" : "s", n->op_type,
+                           best->since_version, best->min_out, max_out);
+        for (int k = 0; k < n->n_explicit_inputs && k < 32; k++)
+            if ((best->required_in >> k & 1) && n->inputs[k] < 0)
+                return em_fail(c->err, EMBER_ERR_INVALID_MODEL,
+                               "%s: %s leaves input %d empty, which %s requires", c->file, desc, k,
+                               n->op_type);
+    }
+    return EMBER_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Model
  * ------------------------------------------------------------------------------------------- */
 
@@ -1347,6 +1403,8 @@ ember_status em_model_load(const void *data, size_t size, const char *display_na
                      missing.count, missing.count == 1 ? "" : "s", missing.text);
         goto done;
     }
+    st = check_arity(&c, g);
+    if (st != EMBER_OK) goto done;
     st = em_infer_static(g, file, err);
     if (st != EMBER_OK) goto done;
     m->n_warnings = em_lint(g, &m->warnings);

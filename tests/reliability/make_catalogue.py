@@ -271,6 +271,22 @@ case("sequence_graph_input",
           "sequence_graph_input.onnx"),
      "-", "load", "UNSUPPORTED", 1, "has a sequence type; ember supports tensors only")
 
+# Too few inputs for the operator, or a required one left empty: kernels read past their
+# input array (found by the fuzzer: GatherElements with one input).
+ind = numpy_helper.from_array(np.zeros((2,), np.int64), "ind")
+case("missing_required_input",
+     save(model([helper.make_node("GatherElements", ["x"], ["y"])], [tinfo("x", F, [2])], [tinfo("y", F, [2])]),
+          "missing_required_input.onnx"),
+     "-", "load", "INVALID_MODEL", 1, "has 1 input; GatherElements-13 takes 2 to 2")
+case("required_input_empty",
+     save(model([helper.make_node("GatherElements", ["", "ind"], ["y"])], [], [tinfo("y", F, [2])], [ind]),
+          "required_input_empty.onnx"),
+     "-", "load", "INVALID_MODEL", 1, "leaves input 0 empty, which GatherElements requires")
+case("too_many_outputs",
+     save(model([helper.make_node("Identity", ["x"], ["y", "z"])], [tinfo("x", F, [2])], [tinfo("y", F, [2])]),
+          "too_many_outputs.onnx"),
+     "-", "load", "INVALID_MODEL", 1, "has 2 outputs; Identity-13 gives 1 to 1")
+
 # ---------------------------------------------------------------------------------------------
 # Tensors inside the model
 # ---------------------------------------------------------------------------------------------
