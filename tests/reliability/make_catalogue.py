@@ -509,6 +509,51 @@ case("if_cond_not_scalar",
                 [tinfo("c", TensorProto.BOOL, None), tinfo("x", F, [2])], [tinfo("y", F, [2])]), "if_cond.onnx"),
      f"c={npy('c3.npy', np.array([True, False, True]))};x={a2}", "run", "SHAPE", 1, "If, opset 13): cond must hold one value")
 
+# ---------------------------------------------------------------------------------------------
+# Models for the concurrency test (tests/reliability/concurrency.c), not catalogue cases
+# ---------------------------------------------------------------------------------------------
+rng = np.random.default_rng(7)
+
+
+def weight(name, *shape):
+    return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
+
+
+# A small CNN classifier: x[batch, 3, 16, 16] -> probabilities[batch, 10].
+cnn = model([helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c2"], ["r2"]),
+             helper.make_node("GlobalAveragePool", ["r2"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "w3", "b3"], ["logits"], transB=1),
+             helper.make_node("Softmax", ["logits"], ["y"], axis=1)],
+            [tinfo("x", F, ["batch", 3, 16, 16])], [tinfo("y", F, ["batch", 10])],
+            [weight("w1", 8, 3, 3, 3), weight("b1", 8), weight("w2", 16, 8, 3, 3), weight("b2", 16),
+             weight("w3", 10, 16), weight("b3", 10)])
+save(cnn, "concurrency_cnn.onnx")
+# Shape, normalization, reduction, gather and control-flow kernels: x[batch, 6, 8] -> y.
+then_g = helper.make_graph([helper.make_node("ReduceMean", ["t"], ["o"], axes=[2], keepdims=1)], "then", [],
+                           [tinfo("o", F, ["batch", 8, 1])])
+else_g = helper.make_graph([helper.make_node("ReduceMax", ["t"], ["o"], axes=[2], keepdims=1)], "else", [],
+                           [tinfo("o", F, ["batch", 8, 1])])
+misc = model([helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["n"], axis=-1),
+              helper.make_node("Transpose", ["n"], ["t"], perm=[0, 2, 1]),
+              helper.make_node("ReduceSum", ["t", "axes12"], ["s"], keepdims=0),
+              helper.make_node("Gather", ["s", "zero"], ["s0"], axis=0),
+              helper.make_node("Cast", ["s0"], ["s0b"], to=TensorProto.BOOL),
+              helper.make_node("If", ["s0b"], ["m"], then_branch=then_g, else_branch=else_g),
+              helper.make_node("Pad", ["m", "pads"], ["pm"], mode="edge"),
+              helper.make_node("Resize", ["pm", "", "scales"], ["y"], mode="linear")],
+             [tinfo("x", F, ["batch", 6, 8])], [tinfo("y", F, ["batch", 16, 6])],
+             [weight("gamma", 8), weight("beta", 8), numpy_helper.from_array(np.array(0, np.int64), "zero"),
+              numpy_helper.from_array(np.array([1, 2], np.int64), "axes12"),
+              numpy_helper.from_array(np.array([0, 0, 1, 0, 0, 1], np.int64), "pads"),
+              numpy_helper.from_array(np.array([1, 2, 2], np.float32), "scales")],
+             opsets=[helper.make_opsetid("", 17)])
+save(misc, "concurrency_misc.onnx")
+
 with open(os.path.join(out, "catalogue.tsv"), "w") as f:
     f.write("# name\tmodel\tinputs\toptions\tstage\tstatus\texit\tfragment\n")
     for c in cases:
