@@ -801,6 +801,12 @@ static ember_status mel_infer(const em_node *node, void *state, em_tensor *const
     int64_t dims[2] = {p.spec_bins, p.mel_bins};
     if (em_shape_numel(dims, 2) < 0 || p.mel_bins > (INT64_MAX / 8) - 2)
         return node_fail(err, EMBER_ERR_LIMIT, "output size overflows");
+    /* the edges depend only on the inputs: check them now rather than at run time */
+    int64_t *edges = malloc(sizeof(int64_t) * (size_t)(p.mel_bins + 2));
+    if (!edges) return node_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    ember_status st = mel_edges(&p, edges, err);
+    free(edges);
+    if (st != EMBER_OK) return st;
     em_tensor_set_shape(&out[0], dt, dims, 2);
     return EMBER_OK;
 }
