@@ -2,9 +2,9 @@
  *
  * Transforms compute in float64 whatever the tensor type (float16 / bfloat16 / float / double):
  * each line along the transform axis is loaded into an interleaved complex buffer, transformed
- * and stored. Lengths that are powers of two use an iterative radix-2 FFT; other short lengths
- * a direct O(n^2) sum over a table of twiddles; longer ones Bluestein's chirp-z algorithm on a
- * power-of-two FFT, so any length costs O(n log n). The plan (twiddles, chirp) is built once
+ * and stored (two real lines share one complex transform). Lengths whose prime factors are
+ * small use a mixed-radix FFT; others a direct O(n^2) sum when short, Bluestein's chirp-z
+ * algorithm on a power-of-two FFT when long, so any length costs O(n log n). The plan (twiddles, chirp) is built once
  * per run in scratch memory and shared read-only by the threads; each thread owns one slot of
  * work buffers. The inverse transform is conj(DFT(conj(x))) / n. */
 #include <math.h>
@@ -21,7 +21,7 @@
  * overflow; anything this long would not fit a tensor anyway. */
 #define MAX_DFT_LENGTH ((int64_t)1 << 30)
 
-/* Non-power-of-two lengths up to this use the direct sum. */
+/* Lengths with a prime factor above MAX_RADIX use the direct sum up to this length. */
 #define DIRECT_MAX 64
 
 /* ------------------------------------------------------------------------------------------
@@ -188,82 +188,248 @@ static ember_status blackman_run(const em_node *node, void *state, em_tensor *co
 
 /* ------------------------------------------------------------------------------------------
  * FFT engine (complex values interleaved: re, im)
+ *
+ * Lengths whose prime factors are all <= MAX_RADIX run a self-sorting (Stockham) mixed-radix
+ * FFT: radix 4 first, then 2, 3, 5, 7, ...; stage s with radix R reads the R legs of butterfly
+ * j = b * ns + q at x[j + r n/R], twiddles them by exp(-2 pi i q r / (ns R)), and writes
+ * y[b ns R + q + r ns], ns being the product of the earlier radices; the output comes out in
+ * natural order. Each stage stores its twiddles contiguously in q. Other short lengths use the
+ * direct sum, other long ones Bluestein's algorithm over a power-of-two Stockham FFT.
  * ---------------------------------------------------------------------------------------- */
 
-enum { FFT_POW2, FFT_DIRECT, FFT_BLUESTEIN };
+enum { FFT_STOCKHAM, FFT_DIRECT, FFT_BLUESTEIN };
+
+#define MAX_RADIX 31
+#define MAX_STAGES 64
+
+typedef struct fft_stage {
+    int radix;
+    int64_t ns;          /* product of the earlier radices */
+    const double *tw;    /* ns * (radix - 1) twiddles, [q][r - 1] */
+    const double *roots; /* radix roots exp(-2 pi i k / radix), for the generic butterfly */
+} fft_stage;
+
+typedef struct fft_seq {
+    int64_t len;
+    int n_stages;
+    fft_stage stages[MAX_STAGES];
+} fft_seq;
 
 typedef struct fft_plan {
-    int64_t n;         /* transform length */
+    int64_t n;      /* transform length */
     int kind;
-    int64_t m;         /* length of the radix-2 FFT (n for POW2, >= 2n - 1 for BLUESTEIN) */
-    double *tw;        /* m/2 twiddles exp(-2 pi i k / m) */
-    double *direct;    /* DIRECT: n twiddles exp(-2 pi i k / n) */
-    double *chirp;     /* BLUESTEIN: n values exp(-pi i k^2 / n) */
-    double *filter;    /* BLUESTEIN: FFT of the conjugate chirp filter, scaled by 1/m */
-    size_t work;       /* doubles of work memory one line needs (beyond its own buffer) */
+    fft_seq seq;    /* STOCKHAM: length n; BLUESTEIN: length m */
+    int64_t m;      /* BLUESTEIN: power of two >= 2n - 1 */
+    double *direct; /* DIRECT: n twiddles exp(-2 pi i k / n) */
+    double *chirp;  /* BLUESTEIN: n values exp(-pi i k^2 / n) */
+    double *filter; /* BLUESTEIN: FFT of the conjugate chirp filter, scaled by 1/m */
+    size_t work;    /* doubles of work memory one line needs */
 } fft_plan;
 
-static bool is_pow2(int64_t n) { return n > 0 && (n & (n - 1)) == 0; }
-
-/* In-place forward radix-2 FFT of m complex values, m a power of two. */
-static void fft_pow2(double *restrict a, int64_t m, const double *restrict tw) {
-    for (int64_t i = 1, j = 0; i < m; i++) {
-        int64_t bit = m >> 1;
-        for (; j & bit; bit >>= 1) j ^= bit;
-        j ^= bit;
-        if (i < j) {
-            double tr = a[2 * i], ti = a[2 * i + 1];
-            a[2 * i] = a[2 * j];
-            a[2 * i + 1] = a[2 * j + 1];
-            a[2 * j] = tr;
-            a[2 * j + 1] = ti;
-        }
+/* Radices of n (4s first); returns the part of n left with a prime factor above MAX_RADIX. */
+static int64_t factorize(int64_t n, int *radices, int *count) {
+    *count = 0;
+    while (n % 4 == 0 && *count < MAX_STAGES) {
+        radices[(*count)++] = 4;
+        n /= 4;
     }
-    for (int64_t len = 2; len <= m; len <<= 1) {
-        const int64_t half = len >> 1, step = m / len;
-        for (int64_t i = 0; i < m; i += len) {
-            double *restrict lo = a + 2 * i, *restrict hi = a + 2 * (i + half);
-            for (int64_t k = 0; k < half; k++) {
-                const double wr = tw[2 * k * step], wi = tw[2 * k * step + 1];
-                const double vr = hi[2 * k] * wr - hi[2 * k + 1] * wi;
-                const double vi = hi[2 * k] * wi + hi[2 * k + 1] * wr;
-                const double ur = lo[2 * k], ui = lo[2 * k + 1];
-                lo[2 * k] = ur + vr;
-                lo[2 * k + 1] = ui + vi;
-                hi[2 * k] = ur - vr;
-                hi[2 * k + 1] = ui - vi;
+    for (int p = 2; p <= MAX_RADIX && n > 1; p++)
+        while (n % p == 0 && *count < MAX_STAGES) {
+            radices[(*count)++] = p;
+            n /= p;
+        }
+    return n;
+}
+
+/* Doubles of tables for a sequence of radices. */
+static size_t seq_doubles(const int *radices, int count) {
+    size_t total = 0, ns = 1;
+    for (int s = 0; s < count; s++) {
+        total += 2 * (ns * (size_t)(radices[s] - 1) + (size_t)radices[s]);
+        ns *= (size_t)radices[s];
+    }
+    return total;
+}
+
+/* Fill the stages and their tables (from mem); returns the doubles used. */
+static size_t seq_init(fft_seq *seq, int64_t len, const int *radices, int count, double *mem) {
+    seq->len = len;
+    seq->n_stages = count;
+    double *p = mem;
+    int64_t ns = 1;
+    for (int s = 0; s < count; s++) {
+        const int radix = radices[s];
+        fft_stage *st = &seq->stages[s];
+        st->radix = radix;
+        st->ns = ns;
+        st->tw = p;
+        for (int64_t q = 0; q < ns; q++)
+            for (int r = 1; r < radix; r++) {
+                const double t = 2.0 * SIG_PI * (double)(q * r) / (double)(ns * radix);
+                p[2 * (q * (radix - 1) + r - 1)] = cos(t);
+                p[2 * (q * (radix - 1) + r - 1) + 1] = -sin(t);
             }
+        p += 2 * ns * (radix - 1);
+        st->roots = p;
+        for (int k = 0; k < radix; k++) {
+            const double t = 2.0 * SIG_PI * (double)k / (double)radix;
+            p[2 * k] = cos(t);
+            p[2 * k + 1] = -sin(t);
+        }
+        p += 2 * radix;
+        ns *= radix;
+    }
+    return (size_t)(p - mem);
+}
+
+/* Complex multiply-in-place helpers for the butterflies. */
+#define CMUL(or_, oi, ar, ai, br, bi)                                                              \
+    do {                                                                                           \
+        or_ = (ar) * (br) - (ai) * (bi);                                                           \
+        oi = (ar) * (bi) + (ai) * (br);                                                            \
+    } while (0)
+
+static void stage_radix2(const double *restrict x, double *restrict y, int64_t n, int64_t ns,
+                         const double *restrict tw) {
+    const int64_t m = n / 2, blocks = m / ns;
+    for (int64_t b = 0; b < blocks; b++) {
+        const double *restrict x0 = x + 2 * b * ns, *restrict x1 = x0 + 2 * m;
+        double *restrict y0 = y + 4 * b * ns, *restrict y1 = y0 + 2 * ns;
+        for (int64_t q = 0; q < ns; q++) {
+            double br, bi;
+            CMUL(br, bi, x1[2 * q], x1[2 * q + 1], tw[2 * q], tw[2 * q + 1]);
+            const double ar = x0[2 * q], ai = x0[2 * q + 1];
+            y0[2 * q] = ar + br;
+            y0[2 * q + 1] = ai + bi;
+            y1[2 * q] = ar - br;
+            y1[2 * q + 1] = ai - bi;
         }
     }
 }
 
-/* Doubles of plan memory for a length-n transform (tables only). */
-static size_t plan_tables(int64_t n, int *kind, int64_t *m) {
-    if (is_pow2(n)) {
-        *kind = FFT_POW2;
-        *m = n;
-        return (size_t)n; /* m/2 complex twiddles */
+static void stage_radix3(const double *restrict x, double *restrict y, int64_t n, int64_t ns,
+                         const double *restrict tw) {
+    const double s3 = 0.86602540378443864676; /* sin(2 pi / 3) */
+    const int64_t m = n / 3, blocks = m / ns;
+    for (int64_t b = 0; b < blocks; b++) {
+        const double *restrict x0 = x + 2 * b * ns, *restrict x1 = x0 + 2 * m,
+                               *restrict x2 = x1 + 2 * m;
+        double *restrict y0 = y + 6 * b * ns, *restrict y1 = y0 + 2 * ns,
+                         *restrict y2 = y1 + 2 * ns;
+        for (int64_t q = 0; q < ns; q++) {
+            const double *w = tw + 4 * q;
+            double v1r, v1i, v2r, v2i;
+            CMUL(v1r, v1i, x1[2 * q], x1[2 * q + 1], w[0], w[1]);
+            CMUL(v2r, v2i, x2[2 * q], x2[2 * q + 1], w[2], w[3]);
+            const double v0r = x0[2 * q], v0i = x0[2 * q + 1];
+            const double tr = v1r + v2r, ti = v1i + v2i;
+            const double hr = v0r - 0.5 * tr, hi = v0i - 0.5 * ti;
+            /* -i sin(2 pi / 3) (v1 - v2) */
+            const double dr = s3 * (v1i - v2i), di = -s3 * (v1r - v2r);
+            y0[2 * q] = v0r + tr;
+            y0[2 * q + 1] = v0i + ti;
+            y1[2 * q] = hr + dr;
+            y1[2 * q + 1] = hi + di;
+            y2[2 * q] = hr - dr;
+            y2[2 * q + 1] = hi - di;
+        }
     }
-    if (n <= DIRECT_MAX) {
-        *kind = FFT_DIRECT;
-        *m = 0;
-        return 2 * (size_t)n;
+}
+
+static void stage_radix4(const double *restrict x, double *restrict y, int64_t n, int64_t ns,
+                         const double *restrict tw) {
+    const int64_t m = n / 4, blocks = m / ns;
+    for (int64_t b = 0; b < blocks; b++) {
+        const double *restrict x0 = x + 2 * b * ns, *restrict x1 = x0 + 2 * m,
+                               *restrict x2 = x1 + 2 * m, *restrict x3 = x2 + 2 * m;
+        double *restrict y0 = y + 8 * b * ns, *restrict y1 = y0 + 2 * ns,
+                         *restrict y2 = y1 + 2 * ns, *restrict y3 = y2 + 2 * ns;
+        for (int64_t q = 0; q < ns; q++) {
+            const double *w = tw + 6 * q;
+            double v1r, v1i, v2r, v2i, v3r, v3i;
+            CMUL(v1r, v1i, x1[2 * q], x1[2 * q + 1], w[0], w[1]);
+            CMUL(v2r, v2i, x2[2 * q], x2[2 * q + 1], w[2], w[3]);
+            CMUL(v3r, v3i, x3[2 * q], x3[2 * q + 1], w[4], w[5]);
+            const double v0r = x0[2 * q], v0i = x0[2 * q + 1];
+            const double ar = v0r + v2r, ai = v0i + v2i, br = v0r - v2r, bi = v0i - v2i;
+            const double cr = v1r + v3r, ci = v1i + v3i;
+            const double dr = v1i - v3i, di = v3r - v1r; /* -i (v1 - v3) */
+            y0[2 * q] = ar + cr;
+            y0[2 * q + 1] = ai + ci;
+            y2[2 * q] = ar - cr;
+            y2[2 * q + 1] = ai - ci;
+            y1[2 * q] = br + dr;
+            y1[2 * q + 1] = bi + di;
+            y3[2 * q] = br - dr;
+            y3[2 * q + 1] = bi - di;
+        }
     }
-    int64_t p = 1;
-    while (p < 2 * n - 1) p <<= 1;
-    *kind = FFT_BLUESTEIN;
-    *m = p;
-    return (size_t)p + 2 * (size_t)n + 2 * (size_t)p;
+}
+
+static void stage_generic(const double *restrict x, double *restrict y, int64_t n, int64_t ns,
+                          int radix, const double *restrict tw, const double *restrict roots) {
+    const int64_t m = n / radix, blocks = m / ns;
+    double v[2 * MAX_RADIX];
+    for (int64_t b = 0; b < blocks; b++)
+        for (int64_t q = 0; q < ns; q++) {
+            const int64_t j = b * ns + q;
+            v[0] = x[2 * j];
+            v[1] = x[2 * j + 1];
+            for (int r = 1; r < radix; r++) {
+                const double *w = tw + 2 * (q * (radix - 1) + r - 1);
+                CMUL(v[2 * r], v[2 * r + 1], x[2 * (j + r * m)], x[2 * (j + r * m) + 1], w[0],
+                     w[1]);
+            }
+            double *restrict out = y + 2 * (b * ns * radix + q);
+            for (int k = 0; k < radix; k++) {
+                double re = 0.0, im = 0.0;
+                int idx = 0; /* (r * k) mod radix */
+                for (int r = 0; r < radix; r++) {
+                    re += v[2 * r] * roots[2 * idx] - v[2 * r + 1] * roots[2 * idx + 1];
+                    im += v[2 * r] * roots[2 * idx + 1] + v[2 * r + 1] * roots[2 * idx];
+                    idx += k;
+                    if (idx >= radix) idx -= radix;
+                }
+                out[2 * k * ns] = re;
+                out[2 * k * ns + 1] = im;
+            }
+        }
+}
+
+/* In-place forward FFT of seq->len complex values in x; tmp holds as many. */
+static void seq_run(const fft_seq *seq, double *x, double *tmp) {
+    double *src = x, *dst = tmp;
+    for (int s = 0; s < seq->n_stages; s++) {
+        const fft_stage *st = &seq->stages[s];
+        switch (st->radix) {
+        case 2: stage_radix2(src, dst, seq->len, st->ns, st->tw); break;
+        case 3: stage_radix3(src, dst, seq->len, st->ns, st->tw); break;
+        case 4: stage_radix4(src, dst, seq->len, st->ns, st->tw); break;
+        default: stage_generic(src, dst, seq->len, st->ns, st->radix, st->tw, st->roots); break;
+        }
+        double *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != x) memcpy(x, src, sizeof(double) * 2 * (size_t)seq->len);
 }
 
 /* Build a plan for length n (1 <= n <= MAX_DFT_LENGTH) with tables in scratch memory. */
 static ember_status plan_make(fft_plan *p, int64_t n, em_exec *ex, ember_error *err) {
     memset(p, 0, sizeof *p);
     p->n = n;
-    size_t doubles = plan_tables(n, &p->kind, &p->m);
+    int radices[MAX_STAGES], count;
     double *mem;
-    EM_TRY(scratch(ex, sizeof(double) * doubles, (void **)&mem, err));
-    if (p->kind == FFT_DIRECT) {
+    if (factorize(n, radices, &count) == 1) {
+        p->kind = FFT_STOCKHAM;
+        EM_TRY(scratch(ex, sizeof(double) * seq_doubles(radices, count), (void **)&mem, err));
+        seq_init(&p->seq, n, radices, count, mem);
+        p->work = 2 * (size_t)n;
+        return EMBER_OK;
+    }
+    if (n <= DIRECT_MAX) {
+        p->kind = FFT_DIRECT;
+        EM_TRY(scratch(ex, sizeof(double) * 2 * (size_t)n, (void **)&mem, err));
         p->direct = mem;
         for (int64_t k = 0; k < n; k++) {
             const double t = 2.0 * SIG_PI * (double)k / (double)n;
@@ -273,16 +439,19 @@ static ember_status plan_make(fft_plan *p, int64_t n, em_exec *ex, ember_error *
         p->work = 2 * (size_t)n;
         return EMBER_OK;
     }
-    const int64_t m = p->m;
-    p->tw = mem;
-    for (int64_t k = 0; k < m / 2; k++) {
-        const double t = 2.0 * SIG_PI * (double)k / (double)m;
-        p->tw[2 * k] = cos(t);
-        p->tw[2 * k + 1] = -sin(t);
-    }
-    if (p->kind == FFT_POW2) return EMBER_OK;
-    p->chirp = mem + m;
+    p->kind = FFT_BLUESTEIN;
+    int64_t m = 1;
+    while (m < 2 * n - 1) m <<= 1;
+    p->m = m;
+    factorize(m, radices, &count);
+    const size_t tables = seq_doubles(radices, count);
+    /* tables, chirp, filter, and room to transform the filter */
+    EM_TRY(scratch(ex, sizeof(double) * (tables + 2 * (size_t)n + 4 * (size_t)m), (void **)&mem,
+                   err));
+    seq_init(&p->seq, m, radices, count, mem);
+    p->chirp = mem + tables;
     p->filter = p->chirp + 2 * n;
+    double *tmp = p->filter + 2 * m;
     for (int64_t k = 0; k < n; k++) {
         /* k^2 mod 2n keeps the angle small, so the chirp stays accurate for long n */
         const int64_t q = (int64_t)(((uint64_t)k * (uint64_t)k) % (uint64_t)(2 * n));
@@ -300,18 +469,18 @@ static ember_status plan_make(fft_plan *p, int64_t n, em_exec *ex, ember_error *
             p->filter[2 * (m - k) + 1] = -p->chirp[2 * k + 1];
         }
     }
-    fft_pow2(p->filter, m, p->tw);
+    seq_run(&p->seq, p->filter, tmp);
     const double inv_m = 1.0 / (double)m;
     for (int64_t k = 0; k < 2 * m; k++) p->filter[k] *= inv_m;
-    p->work = 2 * (size_t)m;
+    p->work = 4 * (size_t)m;
     return EMBER_OK;
 }
 
 /* In-place forward DFT of the n complex values in x; `work` holds plan->work doubles. */
 static void plan_forward(const fft_plan *p, double *restrict x, double *restrict work) {
     const int64_t n = p->n;
-    if (p->kind == FFT_POW2) {
-        fft_pow2(x, n, p->tw);
+    if (p->kind == FFT_STOCKHAM) {
+        seq_run(&p->seq, x, work);
     } else if (p->kind == FFT_DIRECT) {
         const double *restrict w = p->direct;
         for (int64_t k = 0; k < n; k++) {
@@ -330,22 +499,23 @@ static void plan_forward(const fft_plan *p, double *restrict x, double *restrict
     } else {
         const int64_t m = p->m;
         const double *restrict c = p->chirp, *restrict f = p->filter;
+        double *restrict a = work, *restrict tmp = work + 2 * m;
         for (int64_t k = 0; k < n; k++) {
-            work[2 * k] = x[2 * k] * c[2 * k] - x[2 * k + 1] * c[2 * k + 1];
-            work[2 * k + 1] = x[2 * k] * c[2 * k + 1] + x[2 * k + 1] * c[2 * k];
+            a[2 * k] = x[2 * k] * c[2 * k] - x[2 * k + 1] * c[2 * k + 1];
+            a[2 * k + 1] = x[2 * k] * c[2 * k + 1] + x[2 * k + 1] * c[2 * k];
         }
-        memset(work + 2 * n, 0, sizeof(double) * 2 * (size_t)(m - n));
-        fft_pow2(work, m, p->tw);
+        memset(a + 2 * n, 0, sizeof(double) * 2 * (size_t)(m - n));
+        seq_run(&p->seq, a, tmp);
         /* multiply by the filter and conjugate, so the next forward FFT is an inverse one */
         for (int64_t k = 0; k < m; k++) {
-            const double re = work[2 * k] * f[2 * k] - work[2 * k + 1] * f[2 * k + 1];
-            const double im = work[2 * k] * f[2 * k + 1] + work[2 * k + 1] * f[2 * k];
-            work[2 * k] = re;
-            work[2 * k + 1] = -im;
+            const double re = a[2 * k] * f[2 * k] - a[2 * k + 1] * f[2 * k + 1];
+            const double im = a[2 * k] * f[2 * k + 1] + a[2 * k + 1] * f[2 * k];
+            a[2 * k] = re;
+            a[2 * k + 1] = -im;
         }
-        fft_pow2(work, m, p->tw);
+        seq_run(&p->seq, a, tmp);
         for (int64_t k = 0; k < n; k++) {
-            const double re = work[2 * k], im = -work[2 * k + 1];
+            const double re = a[2 * k], im = -a[2 * k + 1];
             x[2 * k] = re * c[2 * k] - im * c[2 * k + 1];
             x[2 * k + 1] = re * c[2 * k + 1] + im * c[2 * k];
         }
@@ -417,42 +587,84 @@ typedef struct line_job {
     int64_t slots;
     double *work;    /* slots * per_slot doubles */
     size_t per_slot;
+    int64_t in_len, out_len, in_stride, out_stride; /* samples read, bins written */
     /* DFT geometry: line l = (o, i) with o = l / inner, i = l % inner */
-    int64_t inner, in_dim, in_len, out_len;
+    int64_t inner, in_dim;
     /* STFT geometry (frames > 0): line l = (batch, frame) */
     int64_t frames, signal_len, step;
     const double *window;
 } line_job;
 
-static void transform_one(const line_job *j, double *buf, double *work, int64_t in_off,
-                          int64_t in_stride, int64_t in_len, const double *window,
-                          int64_t out_off, int64_t out_stride) {
+/* Input and output offsets (in elements) of line l. */
+static void line_offsets(const line_job *j, int64_t l, int64_t *in_off, int64_t *out_off) {
+    if (j->frames > 0) {
+        const int64_t b = l / j->frames, f = l % j->frames;
+        *in_off = (b * j->signal_len + f * j->step) * j->comps;
+        *out_off = l * j->out_len * 2;
+    } else {
+        const int64_t o = l / j->inner, i = l % j->inner;
+        *in_off = (o * j->in_dim * j->inner + i) * j->comps;
+        *out_off = (o * j->out_len * j->inner + i) * 2;
+    }
+}
+
+static void transform_one(const line_job *j, double *buf, double *work, int64_t l) {
     const int64_t n = j->plan->n;
-    load_line(buf, j->x, j->dt, in_off, in_stride, in_len, j->comps, window);
-    if (in_len < n) memset(buf + 2 * in_len, 0, sizeof(double) * 2 * (size_t)(n - in_len));
+    int64_t in_off, out_off;
+    line_offsets(j, l, &in_off, &out_off);
+    load_line(buf, j->x, j->dt, in_off, j->in_stride, j->in_len, j->comps, j->window);
+    if (j->in_len < n)
+        memset(buf + 2 * j->in_len, 0, sizeof(double) * 2 * (size_t)(n - j->in_len));
     if (j->inverse)
         for (int64_t k = 0; k < n; k++) buf[2 * k + 1] = -buf[2 * k + 1];
     plan_forward(j->plan, buf, work);
-    store_line(j->y, j->dt, out_off, out_stride, buf, j->out_len,
+    store_line(j->y, j->dt, out_off, j->out_stride, buf, j->out_len,
                j->inverse ? 1.0 / (double)n : 1.0, j->inverse);
+}
+
+/* Two real lines l, l + 1 in one complex transform of x1 + i x2, separated through the
+ * conjugate symmetry: X1[k] = (Z[k] + conj Z[n-k]) / 2, X2[k] = (Z[k] - conj Z[n-k]) / 2i.
+ * For real input the inverse is conj(DFT(x)) / n, so only the store differs. `pair` holds
+ * 4n doubles. */
+static void transform_pair(const line_job *j, double *buf, double *pair, double *work,
+                           int64_t l) {
+    const int64_t n = j->plan->n, len = j->in_len, bins = j->out_len;
+    int64_t in1, out1, in2, out2;
+    line_offsets(j, l, &in1, &out1);
+    line_offsets(j, l + 1, &in2, &out2);
+    load_line(buf, j->x, j->dt, in1, j->in_stride, len, 1, j->window);
+    load_line(pair, j->x, j->dt, in2, j->in_stride, len, 1, j->window);
+    for (int64_t k = 0; k < len; k++) buf[2 * k + 1] = pair[2 * k];
+    if (len < n) memset(buf + 2 * len, 0, sizeof(double) * 2 * (size_t)(n - len));
+    plan_forward(j->plan, buf, work);
+    double *restrict x1 = pair, *restrict x2 = pair + 2 * bins;
+    for (int64_t k = 0; k < bins; k++) {
+        const int64_t nk = k ? n - k : 0;
+        const double a = buf[2 * k], b = buf[2 * k + 1], c = buf[2 * nk], d = buf[2 * nk + 1];
+        x1[2 * k] = 0.5 * (a + c);
+        x1[2 * k + 1] = 0.5 * (b - d);
+        x2[2 * k] = 0.5 * (b + d);
+        x2[2 * k + 1] = 0.5 * (c - a);
+    }
+    const double scale = j->inverse ? 1.0 / (double)n : 1.0;
+    store_line(j->y, j->dt, out1, j->out_stride, x1, bins, scale, j->inverse);
+    store_line(j->y, j->dt, out2, j->out_stride, x2, bins, scale, j->inverse);
 }
 
 static void line_slots(void *ctx, int64_t begin, int64_t end) {
     const line_job *j = ctx;
+    const int64_t n = j->plan->n;
     for (int64_t s = begin; s < end; s++) {
         double *buf = j->work + (size_t)s * j->per_slot;
-        double *work = buf + 2 * j->plan->n;
+        double *pair = buf + 2 * n, *work = pair + 4 * n;
         const int64_t lo = j->lines * s / j->slots, hi = j->lines * (s + 1) / j->slots;
-        for (int64_t l = lo; l < hi; l++) {
-            if (j->frames > 0) {
-                const int64_t b = l / j->frames, f = l % j->frames;
-                transform_one(j, buf, work, (b * j->signal_len + f * j->step) * j->comps,
-                              j->comps, j->in_len, j->window, l * j->out_len * 2, 2);
+        for (int64_t l = lo; l < hi;) {
+            if (j->comps == 1 && l + 1 < hi) {
+                transform_pair(j, buf, pair, work, l);
+                l += 2;
             } else {
-                const int64_t o = l / j->inner, i = l % j->inner;
-                transform_one(j, buf, work, (o * j->in_dim * j->inner + i) * j->comps,
-                              j->inner * j->comps, j->in_len, NULL,
-                              (o * j->out_len * j->inner + i) * 2, j->inner * 2);
+                transform_one(j, buf, work, l);
+                l++;
             }
         }
     }
@@ -466,11 +678,12 @@ static ember_status run_lines(line_job *j, int64_t n, em_exec *ex, ember_error *
     j->plan = &plan;
     int64_t threads = em_exec_threads(ex);
     /* one slot per thread, fewer when there is little work (a slot costs a parallel task) */
-    const double cost = (double)j->lines * (double)n * (plan.kind == FFT_DIRECT ? (double)n : 8.0);
+    const double cost =
+        (double)j->lines * (double)n * (plan.kind == FFT_DIRECT ? (double)n : 8.0);
     int64_t useful = (int64_t)(cost / 32768.0) + 1;
     j->slots = threads < useful ? threads : useful;
     if (j->slots > j->lines) j->slots = j->lines;
-    j->per_slot = 2 * (size_t)n + plan.work;
+    j->per_slot = 6 * (size_t)n + plan.work; /* line, pair split, plan work */
     EM_TRY(scratch(ex, sizeof(double) * j->per_slot * (size_t)j->slots, (void **)&j->work, err));
     if (j->slots == 1) line_slots(j, 0, 1);
     else em_parallel_for(ex, j->slots, 1, line_slots, j);
@@ -586,6 +799,8 @@ static ember_status dft_run(const em_node *node, void *state, em_tensor *const *
         .out_len = p.out_len,
     };
     for (int d = p.axis + 1; d < r - 1; d++) j.inner *= x->dims[d];
+    j.in_stride = j.inner * j.comps;
+    j.out_stride = j.inner * 2;
     int64_t outer = 1;
     for (int d = 0; d < p.axis; d++) outer *= x->dims[d];
     j.lines = outer * j.inner;
@@ -697,6 +912,8 @@ static ember_status stft_run(const em_node *node, void *state, em_tensor *const 
         .lines = x->dims[0] * p.frames,
         .in_len = p.frame_length,
         .out_len = p.bins,
+        .in_stride = x->dims[2],
+        .out_stride = 2,
         .frames = p.frames,
         .signal_len = x->dims[1],
         .step = p.step,

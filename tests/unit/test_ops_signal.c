@@ -280,9 +280,12 @@ static void naive_dft(const double *x, int64_t n, double *y, bool inverse) {
  * DFT
  * ------------------------------------------------------------------------------------------- */
 
-/* Complex input [1, n, 2]: power-of-two, direct (short) and Bluestein (long) lengths. */
+/* Complex input [1, n, 2] against the naive sum. */
 Test(dft, matches_naive_sum_for_many_lengths) {
-    static const int64_t lengths[] = {1, 2, 3, 5, 8, 12, 63, 64, 65, 97, 128, 1000};
+    /* mixed radix (4, 2, 3, 5, 7, generic 11..31), direct (prime 37 <= 64) and Bluestein (a factor
+     * above 31, long) */
+    static const int64_t lengths[] = {1, 2, 3, 5, 6, 8, 12, 37, 45, 49, 63, 64, 65, 97, 121,
+                                      128, 1000, 1021, 4000, 2 * 37 * 3, 29 * 31};
     for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
         const int64_t n = lengths[li];
         builder b = {0};
@@ -307,6 +310,51 @@ Test(dft, matches_naive_sum_for_many_lengths) {
         free(yd);
         free(want);
         b_free(&b);
+    }
+}
+
+/* Real lines go through the transform two at a time: an odd count of lines, forward onesided
+ * and inverse (of a real input) against the naive sums. */
+Test(dft, real_lines_forward_onesided_and_inverse) {
+    static const int64_t lengths[] = {5, 64, 100};
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        const int64_t n = lengths[li], bins = n / 2 + 1;
+        for (int inverse = 0; inverse <= 1; inverse++) {
+            builder b = {0};
+            Onnx__GraphProto *g = graph(
+                &b,
+                NODES(node(&b, "DFT", STRS("x"), STRS("y"),
+                           ATTRS(a_int(&b, "axis", 1), a_int(&b, "inverse", inverse),
+                                 a_int(&b, "onesided", !inverse)))),
+                VIS(vi(&b, "x", EMBER_FLOAT)), VIS(vi(&b, "y", EMBER_FLOAT)), NO_INITS);
+            const int64_t out_len = inverse ? n : bins;
+            float *xv = malloc(sizeof(float) * 3 * (size_t)n);
+            float *want = malloc(sizeof(float) * 6 * (size_t)n);
+            double *xd = malloc(sizeof(double) * 2 * (size_t)n);
+            double *yd = malloc(sizeof(double) * 2 * (size_t)n);
+            uint32_t seed = 7;
+            for (int64_t i = 0; i < 3 * n; i++) xv[i] = pseudo(&seed);
+            for (int line = 0; line < 3; line++) {
+                for (int64_t i = 0; i < n; i++) {
+                    xd[2 * i] = xv[line * n + i];
+                    xd[2 * i + 1] = 0;
+                }
+                naive_dft(xd, n, yd, inverse);
+                for (int64_t k = 0; k < 2 * out_len; k++)
+                    want[line * 2 * out_len + k] = (float)yd[k];
+            }
+            ember_tensor *x = tensor_of(EMBER_FLOAT, 3, (int64_t[]){3, n, 1}, xv);
+            ember_tensor *y = run1(&b, g, 17, x, "x");
+            expect_dims(y, 3, (int64_t[]){3, out_len, 2});
+            expect_f32(y, 6 * out_len, want, 1e-5 * (double)n);
+            ember_tensor_free(x);
+            ember_tensor_free(y);
+            free(xv);
+            free(want);
+            free(xd);
+            free(yd);
+            b_free(&b);
+        }
     }
 }
 
