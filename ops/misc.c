@@ -538,8 +538,10 @@ static ember_status multinomial_run(const em_node *node, void *state, em_tensor 
                 if (cum[mid] > u) hi = mid;
                 else lo = mid + 1;
             }
-            if (out[0].dtype == EMBER_INT32) ((int32_t *)out[0].data)[b * samples + s] = (int32_t)lo;
-            else ((int64_t *)out[0].data)[b * samples + s] = lo;
+            if (out[0].dtype == EMBER_INT32)
+                ((int32_t *)out[0].data)[b * samples + s] = (int32_t)lo;
+            else
+                ((int64_t *)out[0].data)[b * samples + s] = lo;
         }
     }
     return EMBER_OK;
@@ -794,7 +796,8 @@ static ember_status tfidf_attrs(const em_node *node, tfidf_state *s, ember_error
 static int gram_cmp_tokens(const int64_t *a, int64_t len, const void *x, bool x32, int64_t pos,
                            int64_t skip) {
     for (int64_t k = 0; k < len; k++) {
-        const int64_t v = x32 ? ((const int32_t *)x)[pos + k * skip] : ((const int64_t *)x)[pos + k * skip];
+        const int64_t i = pos + k * skip;
+        const int64_t v = x32 ? ((const int32_t *)x)[i] : ((const int64_t *)x)[i];
         if (a[k] != v) return a[k] < v ? -1 : 1;
     }
     return 0;

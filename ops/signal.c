@@ -4,9 +4,9 @@
  * each line along the transform axis is loaded into an interleaved complex buffer, transformed
  * and stored (two real lines share one complex transform). Lengths whose prime factors are
  * small use a mixed-radix FFT; others a direct O(n^2) sum when short, Bluestein's chirp-z
- * algorithm on a power-of-two FFT when long, so any length costs O(n log n). The plan (twiddles, chirp) is built once
- * per run in scratch memory and shared read-only by the threads; each thread owns one slot of
- * work buffers. The inverse transform is conj(DFT(conj(x))) / n. */
+ * algorithm on a power-of-two FFT when long, so any length costs O(n log n). The plan (twiddles,
+ * chirp) is built once per run in scratch memory and shared read-only by the threads; each
+ * thread owns one slot of work buffers. The inverse transform is conj(DFT(conj(x))) / n. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -115,7 +115,8 @@ static Onnx__AttributeProto *a_floats(builder *b, const char *name, int n, const
     return a;
 }
 
-#define INTS(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}
+#define INTS(...)                                                                                  \
+    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}
 #define FLOATS(...) (int)(sizeof((float[]){__VA_ARGS__}) / sizeof(float)), (float[]){__VA_ARGS__}
 #define STRS(...) (const char *[]){__VA_ARGS__, NULL}
 #define ATTRS(...) (Onnx__AttributeProto *[]){__VA_ARGS__, NULL}
@@ -293,7 +294,8 @@ Test(dft, matches_naive_sum_for_many_lengths) {
             graph(&b, NODES(node(&b, "DFT", STRS("x"), STRS("y"), ATTRS(a_int(&b, "axis", 1)))),
                   VIS(vi(&b, "x", EMBER_FLOAT)), VIS(vi(&b, "y", EMBER_FLOAT)), NO_INITS);
         float *xv = malloc(sizeof(float) * 2 * (size_t)n);
-        double *xd = malloc(sizeof(double) * 2 * (size_t)n), *yd = malloc(sizeof(double) * 2 * (size_t)n);
+        double *xd = malloc(sizeof(double) * 2 * (size_t)n);
+        double *yd = malloc(sizeof(double) * 2 * (size_t)n);
         float *want = malloc(sizeof(float) * 2 * (size_t)n);
         uint32_t seed = (uint32_t)n;
         for (int64_t i = 0; i < 2 * n; i++) xd[i] = xv[i] = pseudo(&seed);
@@ -482,6 +484,27 @@ Test(dft, opset20_axis_input_double) {
     b_free(&b);
 }
 
+/* float16 in and out (computed in float64 inside): [1, 2, 3, 4] -> [10, -2+2i, -2, -2-2i]. */
+Test(dft, float16) {
+    builder b = {0};
+    Onnx__GraphProto *g =
+        graph(&b, NODES(node(&b, "DFT", STRS("x"), STRS("y"), NO_ATTRS)),
+              VIS(vi(&b, "x", EMBER_FLOAT16)), VIS(vi(&b, "y", EMBER_FLOAT16)), NO_INITS);
+    const uint16_t xv[] = {0x3C00, 0x4000, 0x4200, 0x4400}; /* 1, 2, 3, 4 */
+    ember_tensor *x = tensor_of(EMBER_FLOAT16, 3, (int64_t[]){1, 4, 1}, xv);
+    ember_tensor *y = run1(&b, g, 17, x, "x");
+    expect_dims(y, 3, (int64_t[]){1, 4, 2});
+    /* 10, 0, -2, 2, -2, 0, -2, -2; a zero may come out as -0 */
+    const uint16_t want[] = {0x4900, 0, 0xC000, 0x4000, 0xC000, 0, 0xC000, 0xC000};
+    const uint16_t *v = ember_tensor_const_data(y);
+    for (int i = 0; i < 8; i++)
+        cr_assert(v[i] == want[i] || (want[i] == 0 && v[i] == 0x8000), "%d: %04x vs %04x", i,
+                  v[i], want[i]);
+    ember_tensor_free(x);
+    ember_tensor_free(y);
+    b_free(&b);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * STFT
  * ------------------------------------------------------------------------------------------- */
@@ -585,7 +608,8 @@ Test(mel, upper_edge_above_nyquist_fails) {
     int32_t bins = 8, len = 16, rate = 8192;
     float lo = 0, hi = 8192;
     Onnx__GraphProto *g = graph(
-        &b, NODES(node(&b, "MelWeightMatrix", STRS("m", "n", "r", "lo", "hi"), STRS("y"), NO_ATTRS)),
+        &b,
+        NODES(node(&b, "MelWeightMatrix", STRS("m", "n", "r", "lo", "hi"), STRS("y"), NO_ATTRS)),
         (Onnx__ValueInfoProto *[]){NULL}, VIS(vi(&b, "y", EMBER_FLOAT)),
         INITS(init_raw(&b, "m", EMBER_INT32, 0, NULL, &bins, 4),
               init_raw(&b, "n", EMBER_INT32, 0, NULL, &len, 4),
@@ -901,7 +925,8 @@ Test(training, adam_bias_correction) {
     ember_tensor *out[3] = {0};
     run_optimizer(&b, "Adam", STRS("R", "T", "X", "G", "V", "H"), STRS("X2", "V2", "H2"),
                   ATTRS(a_float(&b, "alpha", (float)alpha), a_float(&b, "beta", (float)beta),
-                        a_float(&b, "epsilon", (float)eps), a_float(&b, "norm_coefficient", (float)norm),
+                        a_float(&b, "epsilon", (float)eps),
+                        a_float(&b, "norm_coefficient", (float)norm),
                         a_float(&b, "norm_coefficient_post", (float)post)),
                   6, in, 3, out);
     float wx[2], wv[2], wh[2];
