@@ -539,8 +539,21 @@ static ember_status dynq_run(const em_node *node, void *state, em_tensor *const 
     const em_tensor *x = in[0];
     const int64_t n = em_numel(x);
     const float *restrict xv = x->data;
+    /* 16 lanes of running min / max (vectorizes); NaN never compares, so it is skipped */
+    float lane_mn[16] = {0}, lane_mx[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) {
+            float v = xv[i + j];
+            lane_mn[j] = q_sel(v < lane_mn[j], v, lane_mn[j]);
+            lane_mx[j] = q_sel(v > lane_mx[j], v, lane_mx[j]);
+        }
     float mn = 0.0f, mx = 0.0f;
-    for (int64_t i = 0; i < n; i++) {
+    for (int j = 0; j < 16; j++) {
+        mn = lane_mn[j] < mn ? lane_mn[j] : mn;
+        mx = lane_mx[j] > mx ? lane_mx[j] : mx;
+    }
+    for (; i < n; i++) {
         mn = xv[i] < mn ? xv[i] : mn;
         mx = xv[i] > mx ? xv[i] : mx;
     }

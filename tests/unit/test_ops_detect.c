@@ -462,6 +462,15 @@ Test(dynamic_quantize, range_always_includes_zero) {
     dynq(&three, 1, (const float[]){NAN, -255, 255}, (const uint8_t[]){0, 0, 255}, 2.0f, 128);
     /* empty input */
     dynq(&zero, 1, NULL, NULL, 1.0f, 0);
+    /* long enough for the 16-lane min / max, with a NaN inside a lane block */
+    const int64_t forty = 40;
+    float x[40] = {0};
+    uint8_t want[40];
+    memset(want, 128, sizeof want);
+    x[5] = NAN, want[5] = 0;
+    x[17] = -255, want[17] = 0;
+    x[30] = 255, want[30] = 255;
+    dynq(&forty, 1, x, want, 2.0f, 128);
 }
 
 /* ============================== NonMaxSuppression ============================== */
