@@ -26,7 +26,9 @@ static bool float_type(ember_dtype t) {
     return t == EMBER_FLOAT || t == EMBER_DOUBLE || t == EMBER_FLOAT16 || t == EMBER_BFLOAT16;
 }
 
-static bool half_type(ember_dtype t) { return t == EMBER_FLOAT16 || t == EMBER_BFLOAT16; }
+static bool half_type(ember_dtype t) {
+    return t == EMBER_FLOAT16 || t == EMBER_BFLOAT16;
+}
 
 /* Data of a float tensor as float32 or float64: half types are widened into scratch. */
 static const void *widen(const em_tensor *t, em_exec *ex, void **owned, ember_error *err) {
@@ -57,7 +59,9 @@ static void narrow_result(em_tensor *out, const void *buf) {
         dst[i] = out->dtype == EMBER_FLOAT16 ? em_f32_to_f16(src[i]) : em_f32_to_bf16(src[i]);
 }
 
-static bool is_dims(const em_tensor *t, int rank) { return t->rank == rank; }
+static bool is_dims(const em_tensor *t, int rank) {
+    return t->rank == rank;
+}
 
 /* Largest double below 2^62: a clamp before converting coordinates to int64. */
 #define DT_COORD_MAX 4.0e18
@@ -173,7 +177,9 @@ static void nms_range(void *vctx, int64_t begin, int64_t end) {
 }
 
 /* An optional scalar input: absent or empty means "not given". */
-static bool scalar_given(const em_tensor *t) { return t && t->rank >= 0 && em_numel(t) > 0; }
+static bool scalar_given(const em_tensor *t) {
+    return t && t->rank >= 0 && em_numel(t) > 0;
+}
 
 static ember_status nms_check_scalar(const em_node *node, const em_tensor *t, const char *what,
                                      bool want_int, ember_error *err) {
@@ -181,8 +187,8 @@ static ember_status nms_check_scalar(const em_node *node, const em_tensor *t, co
     if (em_numel(t) > 1)
         return ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "%s must be a scalar, got %lld values",
                         what, (long long)em_numel(t));
-    bool ok = want_int ? (t->dtype == EMBER_INT64 || t->dtype == EMBER_INT32)
-                       : float_type(t->dtype);
+    bool ok =
+        want_int ? (t->dtype == EMBER_INT64 || t->dtype == EMBER_INT32) : float_type(t->dtype);
     if (!ok)
         return ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "%s has type %s, expected %s", what,
                         em_dtype_name(t->dtype), want_int ? "int64" : "float");
@@ -203,16 +209,15 @@ static ember_status nms_infer(const em_node *node, void *state, em_tensor *const
         scores->dims[2] != boxes->dims[1])
         return ems_fail(err, EMBER_ERR_SHAPE, node,
                         "scores must be [num_batches, num_classes, spatial_dimension] matching "
-                        "boxes [%lld, %lld, 4]", (long long)boxes->dims[0],
-                        (long long)boxes->dims[1]);
-    EM_TRY(nms_check_scalar(node, opt_input(node, in, 2), "max_output_boxes_per_class", true,
-                            err));
+                        "boxes [%lld, %lld, 4]",
+                        (long long)boxes->dims[0], (long long)boxes->dims[1]);
+    EM_TRY(nms_check_scalar(node, opt_input(node, in, 2), "max_output_boxes_per_class", true, err));
     EM_TRY(nms_check_scalar(node, opt_input(node, in, 3), "iou_threshold", false, err));
     EM_TRY(nms_check_scalar(node, opt_input(node, in, 4), "score_threshold", false, err));
     int64_t center = em_attr_int(node, "center_point_box", 0);
     if (center != 0 && center != 1)
-        return ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "center_point_box must be 0 or 1, got %lld",
-                        (long long)center);
+        return ems_fail(err, EMBER_ERR_INVALID_MODEL, node,
+                        "center_point_box must be 0 or 1, got %lld", (long long)center);
     if (em_numel(boxes) < 0 || em_numel(scores) < 0)
         return ems_fail(err, EMBER_ERR_SHAPE, node, "input shapes are too large");
     /* The row count depends on values: run allocates the output. */
@@ -221,8 +226,8 @@ static ember_status nms_infer(const em_node *node, void *state, em_tensor *const
     return EMBER_OK;
 }
 
-static ember_status nms_run(const em_node *node, void *state, em_tensor *const *in,
-                            em_tensor *out, em_exec *ex, ember_error *err) {
+static ember_status nms_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                            em_exec *ex, ember_error *err) {
     (void)state;
     const em_tensor *boxes = in[0], *scores = in[1];
     const em_tensor *t_max = opt_input(node, in, 2), *t_iou = opt_input(node, in, 3);
@@ -242,11 +247,12 @@ static ember_status nms_run(const em_node *node, void *state, em_tensor *const *
     void *owned[3] = {NULL, NULL, NULL};
     ember_status st = EMBER_OK;
     if (pairs > 0 && c.cap > 0) {
-        nms_box *bx = ems_scratch(ex, sizeof(nms_box) * (size_t)(batches * spatial), &owned[0], err);
-        c.selected = bx ? ems_scratch(ex, sizeof(int64_t) * (size_t)(pairs * c.cap), &owned[1], err)
-                        : NULL;
-        c.counts = c.selected ? ems_scratch(ex, sizeof(int64_t) * (size_t)pairs, &owned[2], err)
-                              : NULL;
+        nms_box *bx =
+            ems_scratch(ex, sizeof(nms_box) * (size_t)(batches * spatial), &owned[0], err);
+        c.selected =
+            bx ? ems_scratch(ex, sizeof(int64_t) * (size_t)(pairs * c.cap), &owned[1], err) : NULL;
+        c.counts =
+            c.selected ? ems_scratch(ex, sizeof(int64_t) * (size_t)pairs, &owned[2], err) : NULL;
         if (!c.counts) {
             st = err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
             goto done;
@@ -351,8 +357,8 @@ typedef struct ra_ctx {
 } ra_ctx;
 
 #define RA_BIN(T)                                                                                  \
-    static void ra_bins_##T(const ra_ctx *c, const ra_roi *r, const ra_tap *ty,                    \
-                            const ra_tap *tx, const T *plane, T *out) {                            \
+    static void ra_bins_##T(const ra_ctx *c, const ra_roi *r, const ra_tap *ty, const ra_tap *tx,  \
+                            const T *plane, T *out) {                                              \
         const int64_t gh = r->grid_h, gw = r->grid_w, w = c->width;                                \
         const int64_t count = gh * gw > 1 ? gh * gw : 1;                                           \
         for (int64_t ph = 0; ph < c->out_h; ph++)                                                  \
@@ -398,8 +404,10 @@ static void ra_range(void *vctx, int64_t begin, int64_t end) {
         const int64_t obase = (roi * c->channels + c0) * out_plane;
         if (!r->finite) {
             for (int64_t i = 0; i < (c1 - c0) * out_plane; i++) {
-                if (c->dbl) ((double *)c->y)[obase + i] = NAN;
-                else ((float *)c->y)[obase + i] = NAN;
+                if (c->dbl)
+                    ((double *)c->y)[obase + i] = NAN;
+                else
+                    ((float *)c->y)[obase + i] = NAN;
             }
             continue;
         }
@@ -436,8 +444,8 @@ static bool ra_half_pixel(const em_node *node) {
                   "half_pixel") == 0;
 }
 
-static ember_status ra_infer(const em_node *node, void *state, em_tensor *const *in,
-                             em_tensor *out, ember_error *err) {
+static ember_status ra_infer(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                             ember_error *err) {
     (void)state;
     const em_tensor *x = in[0], *rois = opt_input(node, in, 1), *bi = opt_input(node, in, 2);
     if (!rois || !bi)
@@ -450,8 +458,8 @@ static ember_status ra_infer(const em_node *node, void *state, em_tensor *const 
     if (!is_dims(rois, 2) || rois->dims[1] != 4)
         return ems_fail(err, EMBER_ERR_SHAPE, node, "rois must be [num_rois, 4]");
     if (!is_dims(bi, 1) || bi->dims[0] != rois->dims[0])
-        return ems_fail(err, EMBER_ERR_SHAPE, node,
-                        "batch_indices must be [num_rois] = [%lld]", (long long)rois->dims[0]);
+        return ems_fail(err, EMBER_ERR_SHAPE, node, "batch_indices must be [num_rois] = [%lld]",
+                        (long long)rois->dims[0]);
     const char *mode = em_attr_string(node, "mode", "avg");
     if (strcmp(mode, "avg") != 0 && strcmp(mode, "max") != 0)
         return ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "mode '%s' is not avg or max", mode);
@@ -460,9 +468,11 @@ static ember_status ra_infer(const em_node *node, void *state, em_tensor *const 
         if (strcmp(ctm, "half_pixel") != 0 && strcmp(ctm, "output_half_pixel") != 0)
             return ems_fail(err, EMBER_ERR_INVALID_MODEL, node,
                             "coordinate_transformation_mode '%s' is not half_pixel or "
-                            "output_half_pixel", ctm);
+                            "output_half_pixel",
+                            ctm);
     }
-    const int64_t oh = em_attr_int(node, "output_height", 1), ow = em_attr_int(node, "output_width", 1);
+    const int64_t oh = em_attr_int(node, "output_height", 1),
+                  ow = em_attr_int(node, "output_width", 1);
     const int64_t sr = em_attr_int(node, "sampling_ratio", 0);
     if (oh < 1 || ow < 1)
         return ems_fail(err, EMBER_ERR_INVALID_MODEL, node,
@@ -478,8 +488,8 @@ static ember_status ra_infer(const em_node *node, void *state, em_tensor *const 
     return EMBER_OK;
 }
 
-static ember_status ra_run(const em_node *node, void *state, em_tensor *const *in,
-                           em_tensor *out, em_exec *ex, ember_error *err) {
+static ember_status ra_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                           em_exec *ex, ember_error *err) {
     (void)state;
     const em_tensor *x = in[0], *rois = in[1], *bi = in[2];
     const int64_t n_rois = rois->dims[0], channels = x->dims[1];
@@ -521,8 +531,10 @@ static ember_status ra_run(const em_node *node, void *state, em_tensor *const *i
             goto done;
         }
         const double off = half_pixel ? 0.5 : 0.0;
-        double x1 = em_get_f64(rois, 4 * i) * scale - off, y1 = em_get_f64(rois, 4 * i + 1) * scale - off;
-        double x2 = em_get_f64(rois, 4 * i + 2) * scale - off, y2 = em_get_f64(rois, 4 * i + 3) * scale - off;
+        double x1 = em_get_f64(rois, 4 * i) * scale - off,
+               y1 = em_get_f64(rois, 4 * i + 1) * scale - off;
+        double x2 = em_get_f64(rois, 4 * i + 2) * scale - off,
+               y2 = em_get_f64(rois, 4 * i + 3) * scale - off;
         double rw = x2 - x1, rh = y2 - y1;
         if (!half_pixel) {
             rw = rw > 1.0 ? rw : 1.0; /* malformed rois are forced to 1x1 */
@@ -540,7 +552,8 @@ static ember_status ra_run(const em_node *node, void *state, em_tensor *const *i
         if (gh > RA_MAX_GRID || gw > RA_MAX_GRID) {
             st = ems_fail(err, EMBER_ERR_LIMIT, node,
                           "roi %lld needs a %.0f x %.0f sampling grid per bin (limit %d); set "
-                          "sampling_ratio", (long long)i, gh, gw, RA_MAX_GRID);
+                          "sampling_ratio",
+                          (long long)i, gh, gw, RA_MAX_GRID);
             goto done;
         }
         r[i].grid_h = gh > 0 ? (int64_t)gh : 0;
@@ -640,17 +653,23 @@ static ember_status mrp_infer(const em_node *node, void *state, em_tensor *const
     return EMBER_OK;
 }
 
-static int64_t mrp_round(double v) { return to_index(round(v)); }
+static int64_t mrp_round(double v) {
+    return to_index(round(v));
+}
 
-static ember_status mrp_run(const em_node *node, void *state, em_tensor *const *in,
-                            em_tensor *out, em_exec *ex, ember_error *err) {
+static ember_status mrp_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                            em_exec *ex, ember_error *err) {
     (void)state;
     const em_tensor *x = in[0], *rois = in[1];
     const int64_t n_rois = rois->dims[0];
     if (em_numel(&out[0]) == 0) return EMBER_OK;
     const double scale = em_attr_float(node, "spatial_scale", 1.0f);
-    mrp_ctx c = {.dbl = x->dtype == EMBER_DOUBLE, .channels = x->dims[1], .height = x->dims[2],
-                 .width = x->dims[3], .ph = out[0].dims[2], .pw = out[0].dims[3]};
+    mrp_ctx c = {.dbl = x->dtype == EMBER_DOUBLE,
+                 .channels = x->dims[1],
+                 .height = x->dims[2],
+                 .width = x->dims[3],
+                 .ph = out[0].dims[2],
+                 .pw = out[0].dims[3]};
     void *own[3] = {NULL, NULL, NULL};
     ember_status st = EMBER_OK;
     int64_t *geom = ems_scratch(ex, sizeof(int64_t) * 5 * (size_t)n_rois, &own[0], err);
@@ -710,22 +729,26 @@ typedef struct gs_ctx {
     void *y;
     const void *grid;
     ember_dtype grid_type;
-    int r;                       /* spatial rank */
+    int r; /* spatial rank */
     int64_t in_dims[GS_MAX_SPATIAL];
     int64_t in_strides[GS_MAX_SPATIAL];
     int64_t channels, plane, points; /* input plane size, output points per image */
     int mode, padding;
     bool align;
-    int taps1, taps;            /* per axis, per point */
+    int taps1, taps; /* per axis, per point */
     int64_t tile, n_tiles;
 } gs_ctx;
 
 static double gs_grid_at(const gs_ctx *c, int64_t i) {
     switch (c->grid_type) {
-    case EMBER_FLOAT: return ((const float *)c->grid)[i];
-    case EMBER_DOUBLE: return ((const double *)c->grid)[i];
-    case EMBER_FLOAT16: return em_f16_to_f32(((const uint16_t *)c->grid)[i]);
-    default: return em_bf16_to_f32(((const uint16_t *)c->grid)[i]);
+    case EMBER_FLOAT:
+        return ((const float *)c->grid)[i];
+    case EMBER_DOUBLE:
+        return ((const double *)c->grid)[i];
+    case EMBER_FLOAT16:
+        return em_f16_to_f32(((const uint16_t *)c->grid)[i]);
+    default:
+        return em_bf16_to_f32(((const uint16_t *)c->grid)[i]);
     }
 }
 
@@ -769,12 +792,16 @@ static bool gs_axis_taps(const gs_ctx *c, double g, int64_t d, int64_t *idx, dou
     const double lo = c->align ? 0.0 : -0.5, hi = c->align ? (double)d - 1 : (double)d - 0.5;
     /* Far outside, every mode has settled (zeros: all taps dropped; border: clamped), and
      * reflection is periodic, so clamping to a finite range keeps the results. */
-    if (c->padding != GS_REFLECTION) x = x < -1e9 ? -1e9 : x > 1e9 ? 1e9 : x;
-    else if (!isfinite(x)) x = x < 0 ? lo : hi;
+    if (c->padding != GS_REFLECTION)
+        x = x < -1e9 ? -1e9 : x > 1e9 ? 1e9 : x;
+    else if (!isfinite(x))
+        x = x < 0 ? lo : hi;
     if (c->mode == GS_NEAREST) x = c->r == 3 ? round(x) : nearbyint(x);
     if (x < lo || x > hi) {
-        if (c->padding == GS_BORDER) x = x < 0 ? 0 : x > (double)(d - 1) ? (double)(d - 1) : x;
-        else if (c->padding == GS_REFLECTION) x = gs_reflect(x, lo, hi);
+        if (c->padding == GS_BORDER)
+            x = x < 0 ? 0 : x > (double)(d - 1) ? (double)(d - 1) : x;
+        else if (c->padding == GS_REFLECTION)
+            x = gs_reflect(x, lo, hi);
     }
     if (c->mode == GS_NEAREST) {
         idx[0] = gs_tap_index(c, to_index(x), d, lo, hi);
@@ -842,8 +869,8 @@ static void gs_point_taps(const gs_ctx *c, int64_t n, int64_t p, int64_t *off, d
                 for (int64_t p = 0; p < np; p++) {                                                 \
                     const int64_t *o = off + 4 * p;                                                \
                     const T *wv = wbuf + 4 * p;                                                    \
-                    yp[p] = wv[0] * xp[o[0]] + wv[1] * xp[o[1]] + wv[2] * xp[o[2]] +               \
-                            wv[3] * xp[o[3]];                                                      \
+                    yp[p] =                                                                        \
+                        wv[0] * xp[o[0]] + wv[1] * xp[o[1]] + wv[2] * xp[o[2]] + wv[3] * xp[o[3]]; \
                 }                                                                                  \
             } else {                                                                               \
                 for (int64_t p = 0; p < np; p++) {                                                 \
@@ -870,8 +897,10 @@ static void gs_range(void *vctx, int64_t begin, int64_t end) {
         const int64_t np = p0 + c->tile < c->points ? c->tile : c->points - p0;
         for (int64_t p = 0; p < np; p++)
             gs_point_taps(c, n, p0 + p, off + p * c->taps, w + p * c->taps);
-        if (c->dbl) gs_apply_double(c, n, p0, np, off, w, wd);
-        else gs_apply_float(c, n, p0, np, off, w, wf);
+        if (c->dbl)
+            gs_apply_double(c, n, p0, np, off, w, wd);
+        else
+            gs_apply_float(c, n, p0, np, off, w, wf);
     }
 }
 
@@ -879,16 +908,22 @@ static bool gs_parse(const em_node *node, int *mode, int *padding, ember_error *
                      ember_status *st) {
     const char *m = em_attr_string(node, "mode", op_version(node) >= 20 ? "linear" : "bilinear");
     const char *pm = em_attr_string(node, "padding_mode", "zeros");
-    if (!strcmp(m, "bilinear") || !strcmp(m, "linear")) *mode = GS_LINEAR;
-    else if (!strcmp(m, "bicubic") || !strcmp(m, "cubic")) *mode = GS_CUBIC;
-    else if (!strcmp(m, "nearest")) *mode = GS_NEAREST;
+    if (!strcmp(m, "bilinear") || !strcmp(m, "linear"))
+        *mode = GS_LINEAR;
+    else if (!strcmp(m, "bicubic") || !strcmp(m, "cubic"))
+        *mode = GS_CUBIC;
+    else if (!strcmp(m, "nearest"))
+        *mode = GS_NEAREST;
     else {
         *st = ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "unknown mode '%s'", m);
         return false;
     }
-    if (!strcmp(pm, "zeros")) *padding = GS_ZEROS;
-    else if (!strcmp(pm, "border")) *padding = GS_BORDER;
-    else if (!strcmp(pm, "reflection")) *padding = GS_REFLECTION;
+    if (!strcmp(pm, "zeros"))
+        *padding = GS_ZEROS;
+    else if (!strcmp(pm, "border"))
+        *padding = GS_BORDER;
+    else if (!strcmp(pm, "reflection"))
+        *padding = GS_REFLECTION;
     else {
         *st = ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "unknown padding_mode '%s'", pm);
         return false;
@@ -896,8 +931,8 @@ static bool gs_parse(const em_node *node, int *mode, int *padding, ember_error *
     return true;
 }
 
-static ember_status gs_infer(const em_node *node, void *state, em_tensor *const *in,
-                             em_tensor *out, ember_error *err) {
+static ember_status gs_infer(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                             ember_error *err) {
     (void)state;
     const em_tensor *x = in[0], *grid = opt_input(node, in, 1);
     if (!grid) return ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "grid is required");
@@ -914,8 +949,8 @@ static ember_status gs_infer(const em_node *node, void *state, em_tensor *const 
                         x->rank);
     if (grid->rank != r + 2 || grid->dims[0] != x->dims[0] || grid->dims[r + 1] != r)
         return ems_fail(err, EMBER_ERR_SHAPE, node,
-                        "grid must be (N=%lld, D1_out, ..., D%d_out, %d)", (long long)x->dims[0],
-                        r, r);
+                        "grid must be (N=%lld, D1_out, ..., D%d_out, %d)", (long long)x->dims[0], r,
+                        r);
     int taps = 1;
     for (int k = 0; k < r; k++) taps *= mode == GS_NEAREST ? 1 : mode == GS_LINEAR ? 2 : 4;
     if (taps > GS_TABLE)
@@ -931,12 +966,15 @@ static ember_status gs_infer(const em_node *node, void *state, em_tensor *const 
     return EMBER_OK;
 }
 
-static ember_status gs_run(const em_node *node, void *state, em_tensor *const *in,
-                           em_tensor *out, em_exec *ex, ember_error *err) {
+static ember_status gs_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                           em_exec *ex, ember_error *err) {
     (void)state;
     const em_tensor *x = in[0], *grid = in[1];
-    gs_ctx c = {.dbl = x->dtype == EMBER_DOUBLE, .grid = grid->data, .grid_type = grid->dtype,
-                .r = x->rank - 2, .channels = x->dims[1],
+    gs_ctx c = {.dbl = x->dtype == EMBER_DOUBLE,
+                .grid = grid->data,
+                .grid_type = grid->dtype,
+                .r = x->rank - 2,
+                .channels = x->dims[1],
                 .align = em_attr_int(node, "align_corners", 0) != 0};
     ember_status st = EMBER_OK;
     if (!gs_parse(node, &c.mode, &c.padding, err, &st)) return st;
@@ -945,7 +983,8 @@ static ember_status gs_run(const em_node *node, void *state, em_tensor *const *i
     em_strides(c.in_dims, c.r, c.in_strides);
     c.plane = em_shape_numel(c.in_dims, c.r);
     c.points = em_shape_numel(out[0].dims + 2, c.r);
-    if (c.plane == 0) return ems_fail(err, EMBER_ERR_SHAPE, node, "X has an empty spatial dimension");
+    if (c.plane == 0)
+        return ems_fail(err, EMBER_ERR_SHAPE, node, "X has an empty spatial dimension");
     c.taps1 = c.mode == GS_NEAREST ? 1 : c.mode == GS_LINEAR ? 2 : 4;
     c.taps = 1;
     for (int k = 0; k < c.r; k++) c.taps *= c.taps1;
@@ -986,16 +1025,20 @@ static ember_status c2i_geometry(const em_node *node, const em_tensor *x, const 
     if (n_img != n_blk || n_img < 1)
         return ems_fail(err, EMBER_ERR_INVALID_MODEL, node,
                         "image_shape (%lld values) and block_shape (%lld) must have the same "
-                        "nonzero length", (long long)n_img, (long long)n_blk);
+                        "nonzero length",
+                        (long long)n_img, (long long)n_blk);
     const int r = (int)n_img;
     g->r = r;
     int64_t n;
     const int64_t *dil = em_attr_ints(node, "dilations", &n);
-    if (dil && n != r) return ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "dilations needs %d values", r);
+    if (dil && n != r)
+        return ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "dilations needs %d values", r);
     const int64_t *strides = em_attr_ints(node, "strides", &n);
-    if (strides && n != r) return ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "strides needs %d values", r);
+    if (strides && n != r)
+        return ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "strides needs %d values", r);
     const int64_t *pads = em_attr_ints(node, "pads", &n);
-    if (pads && n != 2 * r) return ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "pads needs %d values", 2 * r);
+    if (pads && n != 2 * r)
+        return ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "pads needs %d values", 2 * r);
     g->kernel = 1;
     g->positions = 1;
     for (int k = 0; k < r; k++) {
@@ -1003,15 +1046,15 @@ static ember_status c2i_geometry(const em_node *node, const em_tensor *x, const 
         g->stride[k] = strides ? strides[k] : 1;
         g->pad[k] = pads ? pads[k] : 0;
         int64_t pad_end = pads ? pads[k + r] : 0;
-        if (g->image[k] < 1 || g->block[k] < 1 || g->dil[k] < 1 || g->stride[k] < 1 || g->pad[k] < 0 ||
-            pad_end < 0 || g->image[k] > ((int64_t)1 << 40) || g->block[k] > ((int64_t)1 << 40) ||
-            g->dil[k] > ((int64_t)1 << 20) || g->pad[k] > ((int64_t)1 << 40) ||
-            pad_end > ((int64_t)1 << 40))
+        if (g->image[k] < 1 || g->block[k] < 1 || g->dil[k] < 1 || g->stride[k] < 1 ||
+            g->pad[k] < 0 || pad_end < 0 || g->image[k] > ((int64_t)1 << 40) ||
+            g->block[k] > ((int64_t)1 << 40) || g->dil[k] > ((int64_t)1 << 20) ||
+            g->pad[k] > ((int64_t)1 << 40) || pad_end > ((int64_t)1 << 40))
             return ems_fail(err, EMBER_ERR_INVALID_MODEL, node,
                             "axis %d: image %lld, block %lld, dilation %lld, stride %lld, pads "
-                            "%lld/%lld are not valid", k, (long long)g->image[k],
-                            (long long)g->block[k], (long long)g->dil[k], (long long)g->stride[k],
-                            (long long)g->pad[k], (long long)pad_end);
+                            "%lld/%lld are not valid",
+                            k, (long long)g->image[k], (long long)g->block[k], (long long)g->dil[k],
+                            (long long)g->stride[k], (long long)g->pad[k], (long long)pad_end);
         int64_t span = g->dil[k] * (g->block[k] - 1) + 1;
         int64_t room = g->image[k] + g->pad[k] + pad_end - span;
         if (room < 0)
@@ -1103,7 +1146,8 @@ static ember_status c2i_infer(const em_node *node, void *state, em_tensor *const
     (void)state;
     const em_tensor *x = in[0], *image = opt_input(node, in, 1), *block = opt_input(node, in, 2);
     if (!image || !block)
-        return ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "image_shape and block_shape are required");
+        return ems_fail(err, EMBER_ERR_INVALID_MODEL, node,
+                        "image_shape and block_shape are required");
     if (!float_type(x->dtype)) return em_unsupported_type(node, 0, x->dtype, err);
     if (x->rank != 3)
         return ems_fail(err, EMBER_ERR_SHAPE, node, "input must be 3-D (N, C * prod(block), L)");
@@ -1122,8 +1166,8 @@ static ember_status c2i_infer(const em_node *node, void *state, em_tensor *const
     return EMBER_OK;
 }
 
-static ember_status c2i_run(const em_node *node, void *state, em_tensor *const *in,
-                            em_tensor *out, em_exec *ex, ember_error *err) {
+static ember_status c2i_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                            em_exec *ex, ember_error *err) {
     (void)state;
     const em_tensor *x = in[0];
     c2i_geom g;

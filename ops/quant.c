@@ -90,7 +90,8 @@ static ember_status q_layout(const em_node *node, const em_tensor *x, const em_t
     if (block == 0 && version < 13)
         return ems_fail(err, EMBER_ERR_INVALID_MODEL, node,
                         "%s must be a scalar before opset 13 (per-axis came with opset 13), "
-                        "got %lld elements", scale_name, (long long)lay->n_scales);
+                        "got %lld elements",
+                        scale_name, (long long)lay->n_scales);
     int axis;
     EM_TRY(em_norm_axis(node, em_attr_int(node, "axis", 1), x->rank, &axis, err));
     if (x->rank == 0)
@@ -119,7 +120,8 @@ static ember_status q_layout(const em_node *node, const em_tensor *x, const em_t
         if (scale->dims[i] != expect)
             return ems_fail(err, EMBER_ERR_INVALID_MODEL, node,
                             "blocked %s has size %lld on axis %d, expected %lld (block_size "
-                            "%lld)", scale_name, (long long)scale->dims[i], i, (long long)expect,
+                            "%lld)",
+                            scale_name, (long long)scale->dims[i], i, (long long)expect,
                             (long long)block);
     }
     lay->block = block;
@@ -288,10 +290,18 @@ static void q_seg_f64(const quant_ctx *c, int64_t pos, int64_t n, const float *s
         v = v > c->lo ? v : c->lo;
         int32_t q = (int32_t)(v < c->hi ? v : c->hi);
         switch (c->yt) {
-        case EMBER_UINT8: ((uint8_t *)c->y)[pos + i] = (uint8_t)q; break;
-        case EMBER_INT8: ((int8_t *)c->y)[pos + i] = (int8_t)q; break;
-        case EMBER_UINT16: ((uint16_t *)c->y)[pos + i] = (uint16_t)q; break;
-        default: ((int16_t *)c->y)[pos + i] = (int16_t)q; break;
+        case EMBER_UINT8:
+            ((uint8_t *)c->y)[pos + i] = (uint8_t)q;
+            break;
+        case EMBER_INT8:
+            ((int8_t *)c->y)[pos + i] = (int8_t)q;
+            break;
+        case EMBER_UINT16:
+            ((uint16_t *)c->y)[pos + i] = (uint16_t)q;
+            break;
+        default:
+            ((int16_t *)c->y)[pos + i] = (int16_t)q;
+            break;
         }
     }
 }
@@ -325,11 +335,20 @@ static void quant_range(void *vctx, int64_t begin, int64_t end) {
 
 static bool q_out_range(ember_dtype t, float *lo, float *hi) {
     switch (t) {
-    case EMBER_UINT8: *lo = 0, *hi = 255; return true;
-    case EMBER_INT8: *lo = -128, *hi = 127; return true;
-    case EMBER_UINT16: *lo = 0, *hi = 65535; return true;
-    case EMBER_INT16: *lo = -32768, *hi = 32767; return true;
-    default: return false;
+    case EMBER_UINT8:
+        *lo = 0, *hi = 255;
+        return true;
+    case EMBER_INT8:
+        *lo = -128, *hi = 127;
+        return true;
+    case EMBER_UINT16:
+        *lo = 0, *hi = 65535;
+        return true;
+    case EMBER_INT16:
+        *lo = -32768, *hi = 32767;
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -344,8 +363,7 @@ static ember_status quant_infer(const em_node *node, void *state, em_tensor *con
     if (!scale) return ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "y_scale is required");
     if (!q_float_input(x->dtype) && x->dtype != EMBER_INT32 && x->dtype != EMBER_DOUBLE)
         return em_unsupported_type(node, 0, x->dtype, err);
-    if (!q_float_input(scale->dtype) && scale->dtype != EMBER_INT32 &&
-        scale->dtype != EMBER_DOUBLE)
+    if (!q_float_input(scale->dtype) && scale->dtype != EMBER_INT32 && scale->dtype != EMBER_DOUBLE)
         return em_unsupported_type(node, 1, scale->dtype, err);
     ember_dtype yt = EMBER_UINT8;
     const int64_t attr_type = op_version(node) >= 21 ? em_attr_int(node, "output_dtype", 0) : 0;
@@ -362,7 +380,8 @@ static ember_status quant_infer(const em_node *node, void *state, em_tensor *con
     if (!q_out_range(yt, &lo, &hi))
         return ems_fail(err, EMBER_ERR_UNSUPPORTED, node,
                         "quantizing to type %d (%s) is not supported (uint8, int8, uint16, "
-                        "int16 are)", (int)yt, em_dtype_name(yt));
+                        "int16 are)",
+                        (int)yt, em_dtype_name(yt));
     qlayout lay;
     EM_TRY(q_layout(node, x, scale, zp, "y_scale", &lay, err));
     em_tensor_set_shape(&out[0], yt, x->dims, x->rank);
@@ -386,8 +405,13 @@ static ember_status quant_run(const em_node *node, void *state, em_tensor *const
     } else {
         memset(tables + tn, 0, sizeof(float) * (size_t)tn);
     }
-    quant_ctx c = {.lay = &lay, .x = x->data, .xt = x->dtype, .y = out[0].data,
-                   .yt = out[0].dtype, .scale = tables, .zp = tables + tn};
+    quant_ctx c = {.lay = &lay,
+                   .x = x->data,
+                   .xt = x->dtype,
+                   .y = out[0].data,
+                   .yt = out[0].dtype,
+                   .scale = tables,
+                   .zp = tables + tn};
     q_out_range(c.yt, &c.lo, &c.hi);
     ems_parallel(ex, lay.numel, 16384, quant_range, &c);
     free(owned);
@@ -404,7 +428,7 @@ static ember_status quant_run(const em_node *node, void *state, em_tensor *const
         if (!vec) {                                                                                \
             const float sc = s[0];                                                                 \
             const int32_t zp = z[0];                                                               \
-            for (int64_t i = 0; i < n; i++) y[i] = (float)((int32_t)x[i] - zp) * sc;              \
+            for (int64_t i = 0; i < n; i++) y[i] = (float)((int32_t)x[i] - zp) * sc;               \
         } else {                                                                                   \
             for (int64_t i = 0; i < n; i++) y[i] = (float)((int32_t)x[i] - z[i]) * s[i];           \
         }                                                                                          \
@@ -437,11 +461,21 @@ typedef struct dequant_ctx {
 static void dq_seg(const dequant_ctx *c, int64_t pos, int64_t n, float *y, const float *s,
                    const int32_t *z, int vec) {
     switch (c->xt) {
-    case EMBER_UINT8: dq_seg_uint8_t((const uint8_t *)c->x + pos, y, n, s, z, vec); break;
-    case EMBER_INT8: dq_seg_int8_t((const int8_t *)c->x + pos, y, n, s, z, vec); break;
-    case EMBER_UINT16: dq_seg_uint16_t((const uint16_t *)c->x + pos, y, n, s, z, vec); break;
-    case EMBER_INT16: dq_seg_int16_t((const int16_t *)c->x + pos, y, n, s, z, vec); break;
-    default: dq_seg_int32_t((const int32_t *)c->x + pos, y, n, s, z, vec); break;
+    case EMBER_UINT8:
+        dq_seg_uint8_t((const uint8_t *)c->x + pos, y, n, s, z, vec);
+        break;
+    case EMBER_INT8:
+        dq_seg_int8_t((const int8_t *)c->x + pos, y, n, s, z, vec);
+        break;
+    case EMBER_UINT16:
+        dq_seg_uint16_t((const uint16_t *)c->x + pos, y, n, s, z, vec);
+        break;
+    case EMBER_INT16:
+        dq_seg_int16_t((const int16_t *)c->x + pos, y, n, s, z, vec);
+        break;
+    default:
+        dq_seg_int32_t((const int32_t *)c->x + pos, y, n, s, z, vec);
+        break;
     }
 }
 
@@ -463,8 +497,8 @@ static void dequant_range(void *vctx, int64_t begin, int64_t end) {
                 int64_t m = n - k < 256 ? n - k : 256;
                 dq_seg(c, pos + k, m, buf, vec ? s + k : s, vec ? z + k : z, vec);
                 for (int64_t i = 0; i < m; i++)
-                    yh[k + i] = c->yt == EMBER_FLOAT16 ? em_f32_to_f16(buf[i])
-                                                       : em_f32_to_bf16(buf[i]);
+                    yh[k + i] =
+                        c->yt == EMBER_FLOAT16 ? em_f32_to_f16(buf[i]) : em_f32_to_bf16(buf[i]);
             }
         }
         pos += n;
@@ -477,7 +511,11 @@ static ember_status dequant_infer(const em_node *node, void *state, em_tensor *c
     const em_tensor *x = in[0], *scale = opt_input(node, in, 1), *zp = opt_input(node, in, 2);
     if (!scale) return ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "x_scale is required");
     switch (x->dtype) {
-    case EMBER_UINT8: case EMBER_INT8: case EMBER_UINT16: case EMBER_INT16: case EMBER_INT32:
+    case EMBER_UINT8:
+    case EMBER_INT8:
+    case EMBER_UINT16:
+    case EMBER_INT16:
+    case EMBER_INT32:
         break;
     default:
         return em_unsupported_type(node, 0, x->dtype, err);
@@ -507,8 +545,13 @@ static ember_status dequant_run(const em_node *node, void *state, em_tensor *con
     int32_t *zps = (int32_t *)(tables + tn);
     q_fill_table(&lay, scale, tables);
     q_fill_table_i32(&lay, zp, zps);
-    dequant_ctx c = {.lay = &lay, .x = x->data, .xt = x->dtype, .y = out[0].data,
-                     .yt = out[0].dtype, .scale = tables, .zp = zps};
+    dequant_ctx c = {.lay = &lay,
+                     .x = x->data,
+                     .xt = x->dtype,
+                     .y = out[0].data,
+                     .yt = out[0].dtype,
+                     .scale = tables,
+                     .zp = zps};
     ems_parallel(ex, lay.numel, 16384, dequant_range, &c);
     free(owned);
     return EMBER_OK;
@@ -532,8 +575,8 @@ static ember_status dynq_infer(const em_node *node, void *state, em_tensor *cons
     return EMBER_OK;
 }
 
-static ember_status dynq_run(const em_node *node, void *state, em_tensor *const *in,
-                             em_tensor *out, em_exec *ex, ember_error *err) {
+static ember_status dynq_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                             em_exec *ex, ember_error *err) {
     (void)state;
     (void)err;
     const em_tensor *x = in[0];
@@ -566,8 +609,15 @@ static ember_status dynq_run(const em_node *node, void *state, em_tensor *const 
     if (node->n_outputs > 2 && out[2].data) *(uint8_t *)out[2].data = (uint8_t)zpf;
     if (n == 0) return EMBER_OK;
     qlayout lay = {.mode = Q_TENSOR, .numel = n, .outer = 1, .d = 1, .inner = n, .n_scales = 1};
-    quant_ctx c = {.lay = &lay, .x = xv, .xt = EMBER_FLOAT, .y = out[0].data, .yt = EMBER_UINT8,
-                   .scale = &scale, .zp = &zpf, .lo = 0.0f, .hi = 255.0f};
+    quant_ctx c = {.lay = &lay,
+                   .x = xv,
+                   .xt = EMBER_FLOAT,
+                   .y = out[0].data,
+                   .yt = EMBER_UINT8,
+                   .scale = &scale,
+                   .zp = &zpf,
+                   .lo = 0.0f,
+                   .hi = 255.0f};
     ems_parallel(ex, n, 16384, quant_range, &c);
     return EMBER_OK;
 }

@@ -55,7 +55,8 @@ def save_case(name, op, inputs, outputs, attrs=None, opset=16):
 
 # ---- QuantizeLinear / DequantizeLinear ----------------------------------------------------------
 
-QRANGE = {np.uint8: (0, 255), np.int8: (-128, 127), np.uint16: (0, 65535), np.int16: (-32768, 32767)}
+QRANGE = {np.uint8: (0, 255), np.int8: (-128, 127), np.uint16: (0, 65535),
+          np.int16: (-32768, 32767)}
 
 
 def expand_scale(x_shape, s, axis, block):
@@ -165,7 +166,7 @@ def gen_quant():
               opset=11)
 
 
-# ---- NonMaxSuppression ----------------------------------------------------------------------------
+# ---- NonMaxSuppression -------------------------------------------------------------------------
 
 def nms_ref(boxes, scores, max_out, iou_thr, score_thr, center):
     out = []
@@ -386,7 +387,8 @@ def gen_col2im():
                                      stride=stride).numpy()
         y = y[:, :, pads[0]:pads[0] + img[0], pads[1]:pads[1] + img[1]]
         save_case(f"ext_col2im_{case}", "Col2Im",
-                  [("x", x), ("image", np.array(img, np.int64)), ("block", np.array(blk, np.int64))],
+                  [("x", x), ("image", np.array(img, np.int64)),
+                   ("block", np.array(blk, np.int64))],
                   [("y", np.ascontiguousarray(y))],
                   attrs=dict(dilations=list(dil), strides=list(stride), pads=list(pads)),
                   opset=18)

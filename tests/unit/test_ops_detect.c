@@ -24,9 +24,12 @@ typedef struct attr_spec {
     const char *s;
 } attr_spec;
 
-#define A_INT(name, v) {name, 'i', v, NULL, 0, NULL}
-#define A_INTS(name, arr, count) {name, 'I', 0, arr, count, NULL}
-#define A_STR(name, str) {name, 's', 0, NULL, 0, str}
+#define A_INT(name, v)                                                                             \
+    { name, 'i', v, NULL, 0, NULL }
+#define A_INTS(name, arr, count)                                                                   \
+    { name, 'I', 0, arr, count, NULL }
+#define A_STR(name, str)                                                                           \
+    { name, 's', 0, NULL, 0, str }
 
 #define MAX_IO 6
 
@@ -248,7 +251,6 @@ static void expect_i64(const ember_tensor *t, const int64_t *want, int64_t n) {
                      (long long)got[i], (long long)want[i]);
 }
 
-
 static void expect_u8(const ember_tensor *t, ember_dtype dt, const void *want, int64_t n) {
     cr_assert_eq(ember_tensor_dtype(t), dt, "dtype %d, expected %d", ember_tensor_dtype(t), dt);
     cr_assert_eq(ember_tensor_element_count(t), n);
@@ -264,17 +266,20 @@ static ember_tensor *u8t(const int64_t *dims, int rank, const uint8_t *data) {
 static ember_tensor *i8t(const int64_t *dims, int rank, const int8_t *data) {
     return tensor(EMBER_INT8, dims, rank, data);
 }
-static ember_tensor *f32_scalar(float v) { return tensor(EMBER_FLOAT, NULL, 0, &v); }
+static ember_tensor *f32_scalar(float v) {
+    return tensor(EMBER_FLOAT, NULL, 0, &v);
+}
 
 /* ============================== QuantizeLinear ============================== */
 
 Test(quantize, ties_round_to_even_and_saturate_int8) {
-    const float x[] = {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, 100.5f, -100.5f, 101.5f, 1e10f, -1e10f,
-                       INFINITY, -INFINITY, NAN, 127.49998f, 4194305.0f};
+    const float x[] = {0.5f,  1.5f,   2.5f,     -0.5f,     -1.5f, 100.5f,     -100.5f,   101.5f,
+                       1e10f, -1e10f, INFINITY, -INFINITY, NAN,   127.49998f, 4194305.0f};
     const int64_t n = 15;
     const int8_t zp = 0;
-    node_case c = {"QuantizeLinear", 13, {{0}}, 0,
-                   {f32(&n, 1, x), f32_scalar(1.0f), i8t(NULL, 0, &zp)}, 3, {EMBER_INT8}, 1, 1};
+    node_case c = {
+        "QuantizeLinear", 13, {{0}}, 0, {f32(&n, 1, x), f32_scalar(1.0f), i8t(NULL, 0, &zp)}, 3,
+        {EMBER_INT8},     1,  1};
     ember_tensor *y = run_ok(&c);
     /* NaN quantizes to the type's minimum */
     const int8_t want[] = {0, 2, 2, 0, -2, 100, -100, 102, 127, -128, 127, -128, -128, 127, 127};
@@ -286,8 +291,9 @@ Test(quantize, ties_and_saturation_uint8_with_zero_point) {
     const float x[] = {1, 3, 5, -1, -3, 1e10f, -1e10f, INFINITY, -INFINITY, NAN, 127.5f};
     const int64_t n = 11;
     const uint8_t zp = 128;
-    node_case c = {"QuantizeLinear", 10, {{0}}, 0,
-                   {f32(&n, 1, x), f32_scalar(2.0f), u8t(NULL, 0, &zp)}, 3, {EMBER_UINT8}, 1, 1};
+    node_case c = {
+        "QuantizeLinear", 10, {{0}}, 0, {f32(&n, 1, x), f32_scalar(2.0f), u8t(NULL, 0, &zp)}, 3,
+        {EMBER_UINT8},    1,  1};
     ember_tensor *y = run_ok(&c);
     const uint8_t want[] = {128, 130, 130, 128, 126, 255, 0, 255, 0, 0, 192};
     expect_u8(y, EMBER_UINT8, want, n);
@@ -298,7 +304,7 @@ Test(quantize, omitted_zero_point_gives_uint8) {
     const float x[] = {-3, 0, 2.5f, 3.5f, 1000};
     const int64_t n = 5;
     node_case c = {"QuantizeLinear", 13, {{0}}, 0, {f32(&n, 1, x), f32_scalar(1.0f)}, 2,
-                   {EMBER_UINT8}, 1, 1};
+                   {EMBER_UINT8},    1,  1};
     ember_tensor *y = run_ok(&c);
     const uint8_t want[] = {0, 0, 2, 4, 255};
     expect_u8(y, EMBER_UINT8, want, n);
@@ -334,11 +340,16 @@ static void check_layout(const int64_t *dims, int rank, int axis, int64_t block,
             }
     int64_t sdims[EMBER_MAX_RANK];
     for (int i = 0; i < rank; i++) sdims[i] = i == axis ? sd : dims[i];
-    node_case c = {"QuantizeLinear", block ? 21 : 13,
-                   {A_INT("axis", axis - rank), A_INT("block_size", block)}, block ? 2 : 1,
+    node_case c = {"QuantizeLinear",
+                   block ? 21 : 13,
+                   {A_INT("axis", axis - rank), A_INT("block_size", block)},
+                   block ? 2 : 1,
                    {f32(dims, rank, x), block ? f32(sdims, rank, s) : f32(&d, 1, s),
                     block ? i8t(sdims, rank, zp) : i8t(&d, 1, zp)},
-                   3, {EMBER_INT8}, 1, threads};
+                   3,
+                   {EMBER_INT8},
+                   1,
+                   threads};
     ember_tensor *y = run_ok(&c);
     expect_u8(y, EMBER_INT8, want, n);
     ember_tensor_free(y);
@@ -354,10 +365,10 @@ Test(quantize, per_axis_and_blocked_layouts) {
     check_layout(d2340k, 3, 1, 0, 2); /* long runs split across threads */
     check_layout(d64k, 2, 1, 0, 2);   /* per-axis on the last axis, too long to expand */
     const int64_t d410[] = {4, 10}, d104[] = {10, 4}, d375[] = {3, 7, 5};
-    check_layout(d410, 2, 1, 4, 1);  /* blocks on the innermost axis, last block short */
-    check_layout(d104, 2, 0, 3, 1);  /* blocks on an outer axis */
+    check_layout(d410, 2, 1, 4, 1); /* blocks on the innermost axis, last block short */
+    check_layout(d104, 2, 0, 3, 1); /* blocks on an outer axis */
     check_layout(d375, 3, 1, 2, 1);
-    check_layout(d375, 3, 1, 7, 1);  /* one block spans the whole axis */
+    check_layout(d375, 3, 1, 7, 1); /* one block spans the whole axis */
     check_layout(d2340k, 3, 2, 1000, 2);
 }
 
@@ -365,32 +376,58 @@ Test(quantize, bad_scales_fail_with_a_message) {
     const int64_t d23[] = {2, 3}, three = 3, two = 2, d22[] = {2, 2};
     const float x[6] = {0}, s3[] = {1, 1, 1}, s4[] = {1, 1, 1, 1};
     /* per-axis scale whose length is not the axis size */
-    node_case c1 = {"QuantizeLinear", 13, {A_INT("axis", 0)}, 1,
-                    {f32(d23, 2, x), f32(&three, 1, s3)}, 2, {EMBER_UINT8}, 1, 1};
+    node_case c1 = {"QuantizeLinear",
+                    13,
+                    {A_INT("axis", 0)},
+                    1,
+                    {f32(d23, 2, x), f32(&three, 1, s3)},
+                    2,
+                    {EMBER_UINT8},
+                    1,
+                    1};
     expect_fail(&c1, EMBER_ERR_INVALID_MODEL, "per-axis");
     /* per-axis before opset 13 */
     node_case c2 = {"QuantizeLinear", 10, {{0}}, 0, {f32(d23, 2, x), f32(&three, 1, s3)}, 2,
-                    {EMBER_UINT8}, 1, 1};
+                    {EMBER_UINT8},    1,  1};
     expect_fail(&c2, EMBER_ERR_INVALID_MODEL, "opset 13");
     /* a 2-D scale without block_size */
     node_case c3 = {"QuantizeLinear", 21, {{0}}, 0, {f32(d23, 2, x), f32(d22, 2, s4)}, 2,
-                    {EMBER_UINT8}, 1, 1};
+                    {EMBER_UINT8},    1,  1};
     expect_fail(&c3, EMBER_ERR_INVALID_MODEL, "rank 2");
     /* blocked scale of the wrong size */
-    node_case c4 = {"QuantizeLinear", 21, {A_INT("axis", 1), A_INT("block_size", 1)}, 2,
-                    {f32(d23, 2, x), f32(d22, 2, s4)}, 2, {EMBER_UINT8}, 1, 1};
+    node_case c4 = {"QuantizeLinear",
+                    21,
+                    {A_INT("axis", 1), A_INT("block_size", 1)},
+                    2,
+                    {f32(d23, 2, x), f32(d22, 2, s4)},
+                    2,
+                    {EMBER_UINT8},
+                    1,
+                    1};
     expect_fail(&c4, EMBER_ERR_INVALID_MODEL, "block_size");
     /* zero point with another shape than the scale */
     const uint8_t z2[] = {0, 0};
-    node_case c5 = {"QuantizeLinear", 13, {A_INT("axis", 1)}, 1,
-                    {f32(d23, 2, x), f32(&three, 1, s3), u8t(&two, 1, z2)}, 3, {EMBER_UINT8}, 1,
+    node_case c5 = {"QuantizeLinear",
+                    13,
+                    {A_INT("axis", 1)},
+                    1,
+                    {f32(d23, 2, x), f32(&three, 1, s3), u8t(&two, 1, z2)},
+                    3,
+                    {EMBER_UINT8},
+                    1,
                     1};
     expect_fail(&c5, EMBER_ERR_INVALID_MODEL, "zero point");
     /* an output type ember does not quantize to */
     const int32_t z32 = 0;
-    node_case c6 = {"QuantizeLinear", 13, {{0}}, 0,
-                    {f32(d23, 2, x), f32_scalar(1.0f), tensor(EMBER_INT32, NULL, 0, &z32)}, 3,
-                    {EMBER_INT32}, 1, 1};
+    node_case c6 = {"QuantizeLinear",
+                    13,
+                    {{0}},
+                    0,
+                    {f32(d23, 2, x), f32_scalar(1.0f), tensor(EMBER_INT32, NULL, 0, &z32)},
+                    3,
+                    {EMBER_INT32},
+                    1,
+                    1};
     expect_fail(&c6, EMBER_ERR_UNSUPPORTED, "not supported");
 }
 
@@ -401,8 +438,14 @@ Test(dequantize, int8_per_axis_and_int32_extremes) {
     const int8_t x[] = {-128, 0, 127, 5, -5, 1};
     const float s[] = {0.5f, 2, -1};
     const int8_t zp[] = {-128, 1, 127};
-    node_case c = {"DequantizeLinear", 13, {A_INT("axis", -1)}, 1,
-                   {i8t(d23, 2, x), f32(&three, 1, s), i8t(&three, 1, zp)}, 3, {EMBER_FLOAT}, 1,
+    node_case c = {"DequantizeLinear",
+                   13,
+                   {A_INT("axis", -1)},
+                   1,
+                   {i8t(d23, 2, x), f32(&three, 1, s), i8t(&three, 1, zp)},
+                   3,
+                   {EMBER_FLOAT},
+                   1,
                    1};
     ember_tensor *y = run_ok(&c);
     expect_f32(y, (const float[]){0, -2, 0, 66.5f, -12, 126}, 6);
@@ -411,10 +454,16 @@ Test(dequantize, int8_per_axis_and_int32_extremes) {
     /* int32: the difference is taken in 64 bits */
     const int64_t two = 2;
     const int32_t xi[] = {INT32_MIN, INT32_MAX}, zi = 1;
-    node_case c2 = {"DequantizeLinear", 13, {{0}}, 0,
-                    {tensor(EMBER_INT32, &two, 1, xi), f32_scalar(1.0f),
-                     tensor(EMBER_INT32, NULL, 0, &zi)},
-                    3, {EMBER_FLOAT}, 1, 1};
+    node_case c2 = {
+        "DequantizeLinear",
+        13,
+        {{0}},
+        0,
+        {tensor(EMBER_INT32, &two, 1, xi), f32_scalar(1.0f), tensor(EMBER_INT32, NULL, 0, &zi)},
+        3,
+        {EMBER_FLOAT},
+        1,
+        1};
     y = run_ok(&c2);
     expect_f32(y, (const float[]){-2147483649.0f, 2147483646.0f}, 2);
     ember_tensor_free(y);
@@ -424,9 +473,9 @@ Test(dequantize, zero_point_type_must_match) {
     const int64_t two = 2;
     const uint8_t x[] = {1, 2};
     const int8_t zp = 0;
-    node_case c = {"DequantizeLinear", 13, {{0}}, 0,
-                   {u8t(&two, 1, x), f32_scalar(1.0f), i8t(NULL, 0, &zp)}, 3, {EMBER_FLOAT}, 1,
-                   1};
+    node_case c = {
+        "DequantizeLinear", 13, {{0}}, 0, {u8t(&two, 1, x), f32_scalar(1.0f), i8t(NULL, 0, &zp)}, 3,
+        {EMBER_FLOAT},      1,  1};
     expect_fail(&c, EMBER_ERR_INVALID_MODEL, "x_zero_point");
 }
 
@@ -440,8 +489,15 @@ static int64_t count_of(const int64_t *dims, int rank) {
 
 static void dynq(const int64_t *dims, int rank, const float *x, const uint8_t *want_y,
                  float want_scale, uint8_t want_zp) {
-    node_case c = {"DynamicQuantizeLinear", 11, {{0}}, 0, {f32(dims, rank, x)}, 1,
-                   {EMBER_UINT8, EMBER_FLOAT, EMBER_UINT8}, 3, 1};
+    node_case c = {"DynamicQuantizeLinear",
+                   11,
+                   {{0}},
+                   0,
+                   {f32(dims, rank, x)},
+                   1,
+                   {EMBER_UINT8, EMBER_FLOAT, EMBER_UINT8},
+                   3,
+                   1};
     ember_tensor *outs[MAX_IO] = {0};
     run_all_ok(&c, outs);
     expect_u8(outs[0], EMBER_UINT8, want_y, count_of(dims, rank));
@@ -479,10 +535,16 @@ static ember_tensor *nms_run_case(ember_tensor *boxes, ember_tensor *scores, con
                                   const float *iou, const float *score_thr, int center,
                                   int threads) {
     const int64_t one = 1;
-    node_case c = {"NonMaxSuppression", 11, {A_INT("center_point_box", center)}, 1,
+    node_case c = {"NonMaxSuppression",
+                   11,
+                   {A_INT("center_point_box", center)},
+                   1,
                    {boxes, scores, max_out ? i64(&one, 1, max_out) : NULL,
                     iou ? f32(&one, 1, iou) : NULL, score_thr ? f32(&one, 1, score_thr) : NULL},
-                   5, {EMBER_INT64}, 1, threads};
+                   5,
+                   {EMBER_INT64},
+                   1,
+                   threads};
     return run_ok(&c);
 }
 
@@ -584,11 +646,18 @@ Test(nms, bad_inputs_fail) {
     const int64_t bd[] = {1, 2, 4}, sd[] = {1, 1, 3};
     const float boxes[8] = {0}, scores[3] = {0};
     node_case c = {"NonMaxSuppression", 11, {{0}}, 0, {f32(bd, 3, boxes), f32(sd, 3, scores)}, 2,
-                   {EMBER_INT64}, 1, 1};
+                   {EMBER_INT64},       1,  1};
     expect_fail(&c, EMBER_ERR_SHAPE, "scores must be");
     const int64_t sd2[] = {1, 1, 2};
-    node_case c2 = {"NonMaxSuppression", 11, {A_INT("center_point_box", 2)}, 1,
-                    {f32(bd, 3, boxes), f32(sd2, 3, scores)}, 2, {EMBER_INT64}, 1, 1};
+    node_case c2 = {"NonMaxSuppression",
+                    11,
+                    {A_INT("center_point_box", 2)},
+                    1,
+                    {f32(bd, 3, boxes), f32(sd2, 3, scores)},
+                    2,
+                    {EMBER_INT64},
+                    1,
+                    1};
     expect_fail(&c2, EMBER_ERR_INVALID_MODEL, "center_point_box");
 }
 
@@ -596,9 +665,15 @@ Test(nms, bad_inputs_fail) {
 
 static ember_tensor *grid_sample(const float *x, const int64_t *xd, const float *grid,
                                  const int64_t *gd, const char *mode, const char *pad, int align) {
-    node_case c = {"GridSample", 16,
+    node_case c = {"GridSample",
+                   16,
                    {A_STR("mode", mode), A_STR("padding_mode", pad), A_INT("align_corners", align)},
-                   3, {f32(xd, 4, x), f32(gd, 4, grid)}, 2, {EMBER_FLOAT}, 1, 1};
+                   3,
+                   {f32(xd, 4, x), f32(gd, 4, grid)},
+                   2,
+                   {EMBER_FLOAT},
+                   1,
+                   1};
     return run_ok(&c);
 }
 
@@ -637,8 +712,8 @@ Test(gridsample, outside_points_per_padding_mode) {
         const float *got = ember_tensor_const_data(y);
         for (int i = 0; i < 4; i++)
             cr_assert(fabsf(got[i] - cases[k].want[i]) <= 2e-6f * (1 + fabsf(cases[k].want[i])),
-                      "%s/%s/align %d point %d: %.7g, expected %.7g", cases[k].mode,
-                      cases[k].pad, cases[k].align, i, got[i], cases[k].want[i]);
+                      "%s/%s/align %d point %d: %.7g, expected %.7g", cases[k].mode, cases[k].pad,
+                      cases[k].align, i, got[i], cases[k].want[i]);
         ember_tensor_free(y);
     }
 }
@@ -675,8 +750,8 @@ Test(gridsample, nan_and_infinite_coordinates) {
         ember_tensor_free(y);
         y = grid_sample(x, xd, grid, gd, modes[m], "border", 0);
         const float *g = ember_tensor_const_data(y);
-        cr_assert(isnan(g[0]) && isfinite(g[1]) && g[2] == 1, "%s border: %g %g %g", modes[m],
-                  g[0], g[1], g[2]);
+        cr_assert(isnan(g[0]) && isfinite(g[1]) && g[2] == 1, "%s border: %g %g %g", modes[m], g[0],
+                  g[1], g[2]);
         ember_tensor_free(y);
         y = grid_sample(x, xd, grid, gd, modes[m], "reflection", 1);
         g = ember_tensor_const_data(y);
@@ -701,11 +776,18 @@ Test(gridsample, single_pixel_axis_with_reflection) {
 Test(gridsample, opset16_needs_4d_input) {
     const int64_t xd[] = {1, 1, 2, 2, 2}, gd[] = {1, 1, 1, 1, 3};
     const float x[8] = {0}, grid[3] = {0};
-    node_case c = {"GridSample", 16, {{0}}, 0, {f32(xd, 5, x), f32(gd, 5, grid)}, 2,
-                   {EMBER_FLOAT}, 1, 1};
+    node_case c = {"GridSample",  16, {{0}}, 0, {f32(xd, 5, x), f32(gd, 5, grid)}, 2,
+                   {EMBER_FLOAT}, 1,  1};
     expect_fail(&c, EMBER_ERR_SHAPE, "4-D");
-    node_case c2 = {"GridSample", 20, {A_STR("mode", "cubc")}, 1,
-                    {f32(xd, 5, x), f32(gd, 5, grid)}, 2, {EMBER_FLOAT}, 1, 1};
+    node_case c2 = {"GridSample",
+                    20,
+                    {A_STR("mode", "cubc")},
+                    1,
+                    {f32(xd, 5, x), f32(gd, 5, grid)},
+                    2,
+                    {EMBER_FLOAT},
+                    1,
+                    1};
     expect_fail(&c2, EMBER_ERR_INVALID_MODEL, "cubc");
 }
 
@@ -717,9 +799,15 @@ Test(roialign, batch_index_out_of_range_fails) {
     const int64_t xd[] = {1, 1, 4, 4}, rd[] = {1, 4}, one = 1;
     const float rois[] = {0, 0, 2, 2};
     const int64_t bad = 1;
-    node_case c = {"RoiAlign", 16, {{0}}, 0,
-                   {f32(xd, 4, k_arange16), f32(rd, 2, rois), i64(&one, 1, &bad)}, 3,
-                   {EMBER_FLOAT}, 1, 1};
+    node_case c = {"RoiAlign",
+                   16,
+                   {{0}},
+                   0,
+                   {f32(xd, 4, k_arange16), f32(rd, 2, rois), i64(&one, 1, &bad)},
+                   3,
+                   {EMBER_FLOAT},
+                   1,
+                   1};
     expect_fail(&c, EMBER_ERR_INVALID_ARGUMENT, "batch_indices");
 }
 
@@ -727,19 +815,30 @@ Test(roialign, nan_roi_gives_nan_and_huge_roi_is_refused) {
     const int64_t xd[] = {1, 1, 4, 4}, rd[] = {2, 4}, two = 2;
     const float rois[] = {0, 0, 3, 3, NAN, 0, 1, 1};
     const int64_t bi[] = {0, 0};
-    node_case c = {"RoiAlign", 16,
-                   {A_STR("coordinate_transformation_mode", "output_half_pixel"),
-                    A_INT("sampling_ratio", 1)},
-                   2, {f32(xd, 4, k_arange16), f32(rd, 2, rois), i64(&two, 1, bi)}, 3,
-                   {EMBER_FLOAT}, 1, 1};
+    node_case c = {
+        "RoiAlign",
+        16,
+        {A_STR("coordinate_transformation_mode", "output_half_pixel"), A_INT("sampling_ratio", 1)},
+        2,
+        {f32(xd, 4, k_arange16), f32(rd, 2, rois), i64(&two, 1, bi)},
+        3,
+        {EMBER_FLOAT},
+        1,
+        1};
     ember_tensor *y = run_ok(&c);
     /* one sample at (1.5, 1.5) */
     expect_f32(y, (const float[]){7.5f, NAN}, 2);
     ember_tensor_free(y);
     const float huge[] = {0, 0, 1e9f, 1e9f, 0, 0, 1, 1};
-    node_case c2 = {"RoiAlign", 16, {{0}}, 0,
-                    {f32(xd, 4, k_arange16), f32(rd, 2, huge), i64(&two, 1, bi)}, 3,
-                    {EMBER_FLOAT}, 1, 1};
+    node_case c2 = {"RoiAlign",
+                    16,
+                    {{0}},
+                    0,
+                    {f32(xd, 4, k_arange16), f32(rd, 2, huge), i64(&two, 1, bi)},
+                    3,
+                    {EMBER_FLOAT},
+                    1,
+                    1};
     expect_fail(&c2, EMBER_ERR_LIMIT, "sampling");
 }
 
@@ -749,14 +848,28 @@ Test(maxroipool, empty_bins_and_bad_batch) {
     for (int i = 0; i < 16; i++) x[i] = (float)i - 100;
     /* roi 0 covers [0, 1] x [0, 1]: max -95; roi 1 lies outside the image: 0 */
     const float rois[] = {0, 0, 0, 1, 1, 0, 10, 10, 12, 12};
-    node_case c = {"MaxRoiPool", 1, {A_INTS("pooled_shape", pooled, 2)}, 1,
-                   {f32(xd, 4, x), f32(rd, 2, rois)}, 2, {EMBER_FLOAT}, 1, 1};
+    node_case c = {"MaxRoiPool",
+                   1,
+                   {A_INTS("pooled_shape", pooled, 2)},
+                   1,
+                   {f32(xd, 4, x), f32(rd, 2, rois)},
+                   2,
+                   {EMBER_FLOAT},
+                   1,
+                   1};
     ember_tensor *y = run_ok(&c);
     expect_f32(y, (const float[]){-95, 0}, 2);
     ember_tensor_free(y);
     const float bad[] = {1, 0, 0, 1, 1, NAN, 0, 0, 1, 1};
-    node_case c2 = {"MaxRoiPool", 1, {A_INTS("pooled_shape", pooled, 2)}, 1,
-                    {f32(xd, 4, x), f32(rd, 2, bad)}, 2, {EMBER_FLOAT}, 1, 1};
+    node_case c2 = {"MaxRoiPool",
+                    1,
+                    {A_INTS("pooled_shape", pooled, 2)},
+                    1,
+                    {f32(xd, 4, x), f32(rd, 2, bad)},
+                    2,
+                    {EMBER_FLOAT},
+                    1,
+                    1};
     expect_fail(&c2, EMBER_ERR_INVALID_ARGUMENT, "batch index");
 }
 
@@ -766,9 +879,9 @@ Test(col2im, one_dimensional_overlap_adds) {
     const int64_t xd[] = {1, 2, 2}, one = 1;
     const float x[] = {1, 2, 10, 20}; /* rows: kernel offsets 0, 1; columns: positions 0, 1 */
     const int64_t image = 3, block = 2;
-    node_case c = {"Col2Im", 18, {{0}}, 0,
-                   {f32(xd, 3, x), i64(&one, 1, &image), i64(&one, 1, &block)}, 3,
-                   {EMBER_FLOAT}, 1, 1};
+    node_case c = {
+        "Col2Im",      18, {{0}}, 0, {f32(xd, 3, x), i64(&one, 1, &image), i64(&one, 1, &block)}, 3,
+        {EMBER_FLOAT}, 1,  1};
     ember_tensor *y = run_ok(&c);
     const int64_t yd[] = {1, 1, 3};
     expect_shape(y, yd, 3);
@@ -780,8 +893,8 @@ Test(col2im, block_count_must_match) {
     const int64_t xd[] = {1, 4, 5}, two = 2;
     const float x[20] = {0};
     const int64_t image[] = {3, 3}, block[] = {2, 2}; /* 2 x 2 = 4 positions, not 5 */
-    node_case c = {"Col2Im", 18, {{0}}, 0,
-                   {f32(xd, 3, x), i64(&two, 1, image), i64(&two, 1, block)}, 3, {EMBER_FLOAT},
-                   1, 1};
+    node_case c = {
+        "Col2Im",      18, {{0}}, 0, {f32(xd, 3, x), i64(&two, 1, image), i64(&two, 1, block)}, 3,
+        {EMBER_FLOAT}, 1,  1};
     expect_fail(&c, EMBER_ERR_SHAPE, "number of blocks");
 }
