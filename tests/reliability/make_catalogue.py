@@ -492,6 +492,12 @@ case("transpose_bad_perm",
      save(model([helper.make_node("Transpose", ["x"], ["y"], perm=[0, 0])], [tinfo("x", F, ["batch", 4])],
                 [tinfo("y", F, None)]), "transpose_bad_perm.onnx"), X, "run", "INVALID_MODEL", 1,
      "perm is not a permutation of 0..1")  # symbolic batch: checked when the shape is known
+# ArgMax over an empty axis of an empty input whose other dims are not empty: read past the
+# input (found by the fuzzer).
+case("argmax_empty_axis",
+     save(model([helper.make_node("ArgMax", ["x"], ["y"], axis=0)], [tinfo("x", F, [0, 3])],
+                [tinfo("y", TensorProto.INT64, None)]), "argmax_empty_axis.onnx"),
+     "-", "load", "SHAPE", 1, "axis 0 has size 0: no element to pick")
 # Loop whose scan output grows by 1 MiB per iteration, M = 10^9 (it grew until the process
 # was killed: scan outputs lived outside the run's memory limit).
 body = helper.make_graph(
