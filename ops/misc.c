@@ -869,6 +869,8 @@ static ember_status tfidf_create(const em_graph *g, em_node *node, void **state,
     const int64_t *idx = em_attr_ints(node, "ngram_indexes", &n_idx);
     const int64_t *counts = em_attr_ints(node, "ngram_counts", &n_counts);
     const int64_t *pool = em_attr_ints(node, "pool_int64s", &n_pool);
+    static const int64_t empty_pool[1] = {0};
+    if (!pool) pool = empty_pool; /* an empty pool: NULL + 0 below is undefined (UBSan) */
     if (st == EMBER_OK) {
         /* lengths beyond the pool's have no n-grams: no table */
         const int64_t top = s->max_len < n_counts ? s->max_len : n_counts;
