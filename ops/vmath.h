@@ -1,0 +1,179 @@
+/* Helpers shared by the elementwise, unary and softmax kernels: float32 math written so that
+ * gcc and clang vectorize loops calling it (no libm calls, no branches), dtype "slots" used to
+ * index per-type function tables, and float16 / bfloat16 widening to float32.
+ *
+ * Why the bit-mask selects: with the default -ftrapping-math gcc sinks floating-point work
+ * into the arm of a `c ? a : b` that uses it, which turns the loop body into control flow and
+ * stops vectorization. Selecting through integer masks keeps every operation unconditional. */
+#ifndef EMBER_OPS_VMATH_H
+#define EMBER_OPS_VMATH_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernel.h"
+
+static inline float vm_bits_f(int32_t i) {
+    float f;
+    memcpy(&f, &i, sizeof f);
+    return f;
+}
+
+static inline int32_t vm_f_bits(float f) {
+    int32_t i;
+    memcpy(&i, &f, sizeof i);
+    return i;
+}
+
+/* mask is all ones (pick a) or all zeros (pick b). */
+static inline float vm_sel(int32_t mask, float a, float b) {
+    return vm_bits_f((vm_f_bits(a) & mask) | (vm_f_bits(b) & ~mask));
+}
+
+static inline int32_t vm_mask(int cond) { return -(int32_t)(cond != 0); }
+
+/* exp(x) for float32, within 2 ulp over the whole range, including subnormal results, +-inf
+ * and NaN. Cody-Waite range reduction, degree-6 polynomial, scaling by 2^n in two steps so
+ * that results down to the smallest subnormal come out right. */
+static inline float vm_expf(float x) {
+    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    float t = x * 1.44269504088896341f + shifter;
+    float nf = t - shifter;
+    int32_t n = vm_f_bits(t) - 0x4B400000; /* the rounded integer, read from the mantissa */
+    float r = x - nf * 0.693359375f;
+    r = r - nf * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    n = n < -150 ? -150 : n;
+    n = n > 128 ? 128 : n;
+    int32_t n1 = n >> 1, n2 = n - n1;
+    y = y * vm_bits_f((n1 + 127) << 23) * vm_bits_f((n2 + 127) << 23);
+    y = vm_sel(vm_mask(x > 88.7228394f), INFINITY, y);
+    y = vm_sel(vm_mask(x < -104.0f), 0.0f, y);
+    return vm_sel(vm_mask(x != x), x, y);
+}
+
+/* 1 / (1 + exp(-x)) without overflow and with full relative precision for large negative x. */
+static inline float vm_sigmoidf(float x) {
+    float e = vm_expf(-fabsf(x));
+    float d = 1.0f / (1.0f + e);
+    return vm_sel(vm_mask(x >= 0.0f), d, e * d);
+}
+
+/* tanh(x): an odd polynomial near 0 (where 1 - 2/(e+1) would cancel), else through exp. */
+static inline float vm_tanhf(float x) {
+    float ax = fabsf(x);
+    float z = x * x;
+    float p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    float small = p * z * x + x;
+    float e = vm_expf(2.0f * fminf(ax, 10.0f));
+    float big = 1.0f - 2.0f / (e + 1.0f);
+    big = copysignf(big, x);
+    return vm_sel(vm_mask(ax < 0.625f), small, big);
+}
+
+/* ---- dtype slots: index of per-type function tables ---- */
+
+enum {
+    VM_F32,
+    VM_F64,
+    VM_I8,
+    VM_I16,
+    VM_I32,
+    VM_I64,
+    VM_U8,
+    VM_U16,
+    VM_U32,
+    VM_U64,
+    VM_BOOL,
+    VM_NSLOTS,
+};
+
+/* Slot of a dtype; float16 / bfloat16 map to VM_F32 (they are widened first). -1 if none. */
+static inline int vm_slot(ember_dtype dt) {
+    switch (dt) {
+    case EMBER_FLOAT:
+    case EMBER_FLOAT16:
+    case EMBER_BFLOAT16: return VM_F32;
+    case EMBER_DOUBLE: return VM_F64;
+    case EMBER_INT8: return VM_I8;
+    case EMBER_INT16: return VM_I16;
+    case EMBER_INT32: return VM_I32;
+    case EMBER_INT64: return VM_I64;
+    case EMBER_UINT8: return VM_U8;
+    case EMBER_UINT16: return VM_U16;
+    case EMBER_UINT32: return VM_U32;
+    case EMBER_UINT64: return VM_U64;
+    case EMBER_BOOL: return VM_BOOL;
+    default: return -1;
+    }
+}
+
+static inline int vm_is_half(ember_dtype dt) {
+    return dt == EMBER_FLOAT16 || dt == EMBER_BFLOAT16;
+}
+
+/* Type classes for validation. */
+#define VM_T_FLOAT (1u << 0)  /* float16, bfloat16, float, double */
+#define VM_T_SINT (1u << 1)   /* int8 .. int64 */
+#define VM_T_UINT (1u << 2)   /* uint8 .. uint64 */
+#define VM_T_BOOL (1u << 3)
+#define VM_T_NUM (VM_T_FLOAT | VM_T_SINT | VM_T_UINT)
+
+static inline unsigned vm_class(ember_dtype dt) {
+    if (em_dtype_is_float(dt)) return VM_T_FLOAT;
+    if (em_dtype_is_signed_int(dt)) return VM_T_SINT;
+    if (em_dtype_is_unsigned_int(dt)) return VM_T_UINT;
+    if (dt == EMBER_BOOL) return VM_T_BOOL;
+    return 0;
+}
+
+/* A float32 copy of a float16 / bfloat16 tensor (owned: free with vm_unwiden), or a shallow
+ * view of any other tensor. */
+static inline ember_status vm_widen(const em_tensor *src, em_tensor *dst, ember_error *err) {
+    *dst = *src;
+    dst->owns_data = false;
+    if (!vm_is_half(src->dtype)) return EMBER_OK;
+    int64_t n = em_numel(src);
+    dst->dtype = EMBER_FLOAT;
+    dst->data = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (!dst->data) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    dst->capacity = (size_t)(n > 0 ? n : 1) * sizeof(float);
+    dst->owns_data = true;
+    em_convert(dst->data, EMBER_FLOAT, src->data, src->dtype, n);
+    return EMBER_OK;
+}
+
+static inline void vm_unwiden(em_tensor *t) {
+    if (t->owns_data) free(t->data);
+    t->data = NULL;
+    t->owns_data = false;
+}
+
+/* Saturating float -> integer conversions (C leaves out-of-range conversions undefined). */
+static inline int64_t vm_sat_i64(double v) {
+    if (v != v) return 0;
+    if (v >= 9223372036854775807.0) return INT64_MAX;
+    if (v <= -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)v;
+}
+
+static inline int32_t vm_sat_i32(double v) {
+    if (v != v) return 0;
+    if (v >= 2147483647.0) return INT32_MAX;
+    if (v <= -2147483648.0) return INT32_MIN;
+    return (int32_t)v;
+}
+
+#endif
