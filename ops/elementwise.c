@@ -728,23 +728,6 @@ static ember_status ew_infer(const em_node *node, void *state, em_tensor *const 
 
 /* ---- run ---- */
 
-/* Output in float32 for float16 / bfloat16 results; converted back by out_finish. */
-static ember_status out_begin(const em_tensor *out, em_tensor *tmp, ember_error *err) {
-    *tmp = *out;
-    tmp->owns_data = false;
-    if (!vm_is_half(out->dtype)) return EMBER_OK;
-    int64_t n = em_numel(out);
-    tmp->dtype = EMBER_FLOAT;
-    tmp->data = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
-    if (!tmp->data) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
-    tmp->owns_data = true;
-    return EMBER_OK;
-}
-
-static void out_finish(em_tensor *out, const em_tensor *tmp) {
-    if (tmp->owns_data) em_convert(out->data, out->dtype, tmp->data, EMBER_FLOAT, em_numel(out));
-}
-
 static ember_status run_binary(const em_node *node, const ew_state *st, em_tensor *const *in,
                                em_tensor *out, em_exec *ex, ember_error *err) {
     const ew_def *def = st->def;
@@ -754,13 +737,13 @@ static ember_status run_binary(const em_node *node, const ew_state *st, em_tenso
     em_tensor a = {0}, b = {0}, o = {0};
     ember_status s = vm_widen(in[0], &a, err);
     if (s == EMBER_OK) s = vm_widen(in[1], &b, err);
-    if (s == EMBER_OK) s = out_begin(out, &o, err);
+    if (s == EMBER_OK) s = vm_out_begin(out, &o, err);
     if (s == EMBER_OK) {
         bin_fn fn = pick_fn(st, a.dtype, b.dtype);
         if (fn) ew_binary(ex, &a, a.dims, a.rank, &b, bd, br, &o, fn, def->grain);
         else s = em_unsupported_type(node, 0, in[0]->dtype, err);
     }
-    if (s == EMBER_OK) out_finish(out, &o);
+    if (s == EMBER_OK) vm_out_finish(out, &o);
     vm_unwiden(&o);
     vm_unwiden(&a);
     vm_unwiden(&b);
@@ -779,7 +762,7 @@ static ember_status run_variadic(const em_node *node, const ew_state *st, em_ten
     const ew_def *def = st->def;
     int n = node->n_explicit_inputs;
     em_tensor o;
-    EM_TRY(out_begin(out, &o, err));
+    EM_TRY(vm_out_begin(out, &o, err));
     ember_status s = EMBER_OK;
     if (n == 1) {
         if (o.data != in[0]->data) em_convert(o.data, o.dtype, in[0]->data, in[0]->dtype, em_numel(&o));
@@ -801,7 +784,7 @@ static ember_status run_variadic(const em_node *node, const ew_state *st, em_ten
         if (o.dtype == EMBER_FLOAT) scale_f32(o.data, em_numel(&o), (float)n);
         else scale_f64(o.data, em_numel(&o), (double)n);
     }
-    if (s == EMBER_OK) out_finish(out, &o);
+    if (s == EMBER_OK) vm_out_finish(out, &o);
     vm_unwiden(&o);
     return s;
 }

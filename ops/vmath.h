@@ -60,6 +60,19 @@ static inline float vm_expf(float x) {
     return vm_sel(vm_mask(x != x), x, y);
 }
 
+/* exp(x) - 1 keeping full relative precision near 0 (Taylor series there, exp elsewhere). */
+static inline float vm_expm1f(float x) {
+    float p = 1.0f / 40320.0f;
+    p = p * x + 1.0f / 5040.0f;
+    p = p * x + 1.0f / 720.0f;
+    p = p * x + 1.0f / 120.0f;
+    p = p * x + 1.0f / 24.0f;
+    p = p * x + 1.0f / 6.0f;
+    p = p * x + 0.5f;
+    float small = (p * x) * x + x;
+    return vm_sel(vm_mask(fabsf(x) < 0.5f), small, vm_expf(x) - 1.0f);
+}
+
 /* 1 / (1 + exp(-x)) without overflow and with full relative precision for large negative x. */
 static inline float vm_sigmoidf(float x) {
     float e = vm_expf(-fabsf(x));
@@ -77,7 +90,7 @@ static inline float vm_tanhf(float x) {
     p = p * z + 1.33314422036e-1f;
     p = p * z - 3.33332819422e-1f;
     float small = p * z * x + x;
-    float e = vm_expf(2.0f * fminf(ax, 10.0f));
+    float e = vm_expf(2.0f * ax); /* inf for large |x|: 2 / inf = 0 */
     float big = 1.0f - 2.0f / (e + 1.0f);
     big = copysignf(big, x);
     return vm_sel(vm_mask(ax < 0.625f), small, big);
@@ -159,6 +172,24 @@ static inline void vm_unwiden(em_tensor *t) {
     if (t->owns_data) free(t->data);
     t->data = NULL;
     t->owns_data = false;
+}
+
+/* Where a kernel writes a float16 / bfloat16 output: a float32 buffer to compute into (owned,
+ * released by vm_unwiden), converted into `out` by vm_out_finish. Otherwise a view of out. */
+static inline ember_status vm_out_begin(const em_tensor *out, em_tensor *tmp, ember_error *err) {
+    *tmp = *out;
+    tmp->owns_data = false;
+    if (!vm_is_half(out->dtype)) return EMBER_OK;
+    int64_t n = em_numel(out);
+    tmp->dtype = EMBER_FLOAT;
+    tmp->data = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (!tmp->data) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    tmp->owns_data = true;
+    return EMBER_OK;
+}
+
+static inline void vm_out_finish(em_tensor *out, const em_tensor *tmp) {
+    if (tmp->owns_data) em_convert(out->data, out->dtype, tmp->data, EMBER_FLOAT, em_numel(out));
 }
 
 /* Saturating float -> integer conversions (C leaves out-of-range conversions undefined). */
