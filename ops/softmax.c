@@ -128,8 +128,9 @@ static void logsoftmax_row_f32(const float *x, float *y, int64_t n) {
         exp_shift_f32(x + i, buf, len, m);
         s += sum_f32(buf, len);
     }
-    float shift = m + logf(s);
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] - shift;
+    /* (x - m) is exact near the maximum; folding m into log(s) first would round it away. */
+    float ls = logf(s);
+    for (int64_t i = 0; i < n; i++) y[i] = (x[i] - m) - ls;
 }
 
 static void hardmax_row_f32(const float *x, float *y, int64_t n) {
@@ -191,11 +192,11 @@ static void softmax_cols_f32(const float *x, float *y, int64_t n, int64_t inner,
             for (int64_t j = 0; j < len; j++) o[j] *= acc[j];
         }
     } else {
-        for (int64_t j = 0; j < len; j++) acc[j] = mx[j] + logf(acc[j]);
+        for (int64_t j = 0; j < len; j++) acc[j] = logf(acc[j]);
         for (int64_t k = 0; k < n; k++) {
             const float *r = x + k * inner;
             float *o = y + k * inner;
-            for (int64_t j = 0; j < len; j++) o[j] = r[j] - acc[j];
+            for (int64_t j = 0; j < len; j++) o[j] = (r[j] - mx[j]) - acc[j];
         }
     }
 }
@@ -219,8 +220,8 @@ static void softmax_strided_f64(const double *x, double *y, int64_t n, int64_t i
     if (kind == SM_SOFTMAX) {
         for (int64_t k = 0; k < n; k++) y[k * inner] = exp(x[k * inner] - m) / s;
     } else {
-        double shift = m + log(s);
-        for (int64_t k = 0; k < n; k++) y[k * inner] = x[k * inner] - shift;
+        double ls = log(s);
+        for (int64_t k = 0; k < n; k++) y[k * inner] = (x[k * inner] - m) - ls;
     }
 }
 

@@ -98,15 +98,16 @@ static inline double clamp01_d(double v) {
 static inline float softplus_f(float x) { return (x < 0 ? 0.0f : x) + log1pf(vm_expf(-fabsf(x))); }
 static inline double softplus_d(double x) { return (x < 0 ? 0.0 : x) + log1p(exp(-fabs(x))); }
 
+/* Gelu without cancellation for negative x: 1 + erf(z) = erfc(-z), and
+ * 0.5 * (1 + tanh(u)) = sigmoid(2u). */
 static inline float gelu_f(float x, int approx_tanh) {
     if (approx_tanh)
-        return 0.5f * x * (1.0f + vm_tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+        return x * vm_sigmoidf(1.5957691216057308f * (x + 0.044715f * x * x * x));
+    return 0.5f * x * erfcf(x * -0.70710678118654752f);
 }
 static inline double gelu_d(double x, int approx_tanh) {
-    if (approx_tanh)
-        return 0.5 * x * (1.0 + tanh(0.79788456080286536 * (x + 0.044715 * x * x * x)));
-    return 0.5 * x * (1.0 + erf(x * 0.70710678118654752));
+    if (approx_tanh) return x * sigmoid_d(1.5957691216057308 * (x + 0.044715 * x * x * x));
+    return 0.5 * x * erfc(x * -0.70710678118654752);
 }
 
 static inline double shrink_d(double x, double lambd, double bias) {
