@@ -74,7 +74,7 @@ static ember_status sm_infer(const em_node *node, void *state, em_tensor *const 
 
 /* Reductions in LANES independent accumulators: the compiler vectorizes them without
  * reassociating a single float sum. */
-static float max_f32(const float *x, int64_t n) {
+VM_INLINE float max_f32(const float *x, int64_t n) {
     float m = x[0];
     int64_t i = 0;
     if (n >= LANES) {
@@ -89,48 +89,43 @@ static float max_f32(const float *x, int64_t n) {
     return m;
 }
 
-static float sum_f32(const float *x, int64_t n) {
+/* y = exp(x - m) (y may be NULL), returning the sum; x may be y. */
+VM_INLINE float exp_shift_sum_f32(const float *x, float *y, int64_t n, float m) {
     float acc[LANES] = {0};
     int64_t i = 0;
     for (; i + LANES <= n; i += LANES)
-        for (int k = 0; k < LANES; k++) acc[k] += x[i + k];
+        for (int k = 0; k < LANES; k++) {
+            float e = vm_expf(x[i + k] - m);
+            if (y) y[i + k] = e;
+            acc[k] += e;
+        }
     float s = 0.0f;
+    for (; i < n; i++) {
+        float e = vm_expf(x[i] - m);
+        if (y) y[i] = e;
+        s += e;
+    }
     for (int k = 0; k < LANES; k++) s += acc[k];
-    for (; i < n; i++) s += x[i];
     return s;
 }
 
-/* y = exp(x - m); x may be y. */
-static void exp_shift_f32(const float *x, float *y, int64_t n, float m) {
-    for (int64_t i = 0; i < n; i++) y[i] = vm_expf(x[i] - m);
+VM_CLONES static void softmax_row_f32(const float *x, float *y, int64_t n) {
+    float m = max_f32(x, n);
+    float inv = 1.0f / exp_shift_sum_f32(x, y, n, m);
+    for (int64_t i = 0; i < n; i++) y[i] *= inv;
+}
+
+VM_CLONES static void logsoftmax_row_f32(const float *x, float *y, int64_t n) {
+    float m = max_f32(x, n);
+    /* (x - m) is exact near the maximum; folding m into log(s) first would round it away. */
+    float ls = logf(exp_shift_sum_f32(x, NULL, n, m));
+    for (int64_t i = 0; i < n; i++) y[i] = (x[i] - m) - ls;
 }
 
 static bool has_nan_f32(const float *x, int64_t n) {
     int any = 0;
     for (int64_t i = 0; i < n; i++) any |= x[i] != x[i];
     return any != 0;
-}
-
-static void softmax_row_f32(const float *x, float *y, int64_t n) {
-    float m = max_f32(x, n);
-    exp_shift_f32(x, y, n, m);
-    float inv = 1.0f / sum_f32(y, n);
-    for (int64_t i = 0; i < n; i++) y[i] *= inv;
-}
-
-static void logsoftmax_row_f32(const float *x, float *y, int64_t n) {
-    float m = max_f32(x, n);
-    /* Sum through a small buffer: y may be x, which is still needed. */
-    float buf[256];
-    float s = 0.0f;
-    for (int64_t i = 0; i < n; i += 256) {
-        int64_t len = n - i < 256 ? n - i : 256;
-        exp_shift_f32(x + i, buf, len, m);
-        s += sum_f32(buf, len);
-    }
-    /* (x - m) is exact near the maximum; folding m into log(s) first would round it away. */
-    float ls = logf(s);
-    for (int64_t i = 0; i < n; i++) y[i] = (x[i] - m) - ls;
 }
 
 static void hardmax_row_f32(const float *x, float *y, int64_t n) {
@@ -149,7 +144,7 @@ static void hardmax_row_f32(const float *x, float *y, int64_t n) {
 
 #define TILE 256
 
-static void softmax_cols_f32(const float *x, float *y, int64_t n, int64_t inner, int64_t len,
+VM_CLONES static void softmax_cols_f32(const float *x, float *y, int64_t n, int64_t inner, int64_t len,
                              int kind) {
     float mx[TILE], acc[TILE];
     for (int64_t j = 0; j < len; j++) mx[j] = x[j];

@@ -15,7 +15,6 @@
 typedef struct un_params {
     float alpha, beta, gamma, lambd, bias;
     int detect_neg, detect_pos;
-    int approx_tanh;   /* Gelu approximate="tanh" */
     double dlo, dhi;   /* Clip bounds for float types */
     int64_t ilo, ihi;  /* ... for signed integers */
     uint64_t ulo, uhi; /* ... for unsigned integers */
@@ -29,8 +28,9 @@ typedef void (*un_fn)(const void *x, void *y, int64_t n, const un_params *p);
                 bias = p->bias;                                                                    \
     (void)alpha, (void)beta, (void)gamma, (void)lambd, (void)bias
 
-#define UN_LOOP(name, TX, TY, EXPR)                                                                \
-    static void name(const void *vx, void *vy, int64_t n, const un_params *p) {                   \
+#define UN_LOOP(name, TX, TY, EXPR) UN_LOOP_ATTR(name, TX, TY, EXPR, )
+#define UN_LOOP_ATTR(name, TX, TY, EXPR, ATTR)                                                     \
+    ATTR static void name(const void *vx, void *vy, int64_t n, const un_params *p) {              \
         const TX *xs = vx;                                                                         \
         TY *ys = vy;                                                                               \
         UN_LOCALS;                                                                                 \
@@ -42,6 +42,11 @@ typedef void (*un_fn)(const void *x, void *y, int64_t n, const un_params *p);
 
 #define UN_FLOAT(op, EXPR_F, EXPR_D)                                                               \
     UN_LOOP(op##_f32, float, float, EXPR_F)                                                        \
+    UN_LOOP(op##_f64, double, double, EXPR_D)
+
+/* Compute-bound float32 loops: also compiled for wider vector units (see VM_CLONES). */
+#define UN_FLOAT_WIDE(op, EXPR_F, EXPR_D)                                                          \
+    UN_LOOP_ATTR(op##_f32, float, float, EXPR_F, VM_CLONES)                                        \
     UN_LOOP(op##_f64, double, double, EXPR_D)
 
 /* EXPR_S(T, W) for signed types, EXPR_U(T, W) for unsigned; W is the wrapping unsigned type. */
@@ -69,48 +74,57 @@ typedef void (*un_fn)(const void *x, void *y, int64_t n, const un_params *p);
 
 /* ---- helpers ---- */
 
-static inline double sigmoid_d(double x) {
+VM_INLINE double sigmoid_d(double x) {
     double e = exp(-fabs(x));
     return x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
 }
 
 /* Round half to even without depending on the floating-point rounding mode. */
-static inline float round_even_f(float x) {
+VM_INLINE float round_even_f(float x) {
     float r = roundf(x); /* half away from zero */
     return fabsf(x - truncf(x)) == 0.5f ? 2.0f * roundf(x * 0.5f) : r;
 }
-static inline double round_even_d(double x) {
+VM_INLINE double round_even_d(double x) {
     double r = round(x);
     return fabs(x - trunc(x)) == 0.5 ? 2.0 * round(x * 0.5) : r;
 }
 
 /* max(0, min(1, v)) keeping NaN. */
-static inline float clamp01_f(float v) {
-    v = v < 0.0f ? 0.0f : v;
-    return v > 1.0f ? 1.0f : v;
+VM_INLINE float clamp01_f(float v) {
+    v = vm_sel(vm_mask(v < 0.0f), 0.0f, v);
+    return vm_sel(vm_mask(v > 1.0f), 1.0f, v);
 }
-static inline double clamp01_d(double v) {
+VM_INLINE double clamp01_d(double v) {
     v = v < 0.0 ? 0.0 : v;
     return v > 1.0 ? 1.0 : v;
 }
 
 /* log(1 + exp(x)) without overflow. */
-static inline float softplus_f(float x) { return (x < 0 ? 0.0f : x) + log1pf(vm_expf(-fabsf(x))); }
-static inline double softplus_d(double x) { return (x < 0 ? 0.0 : x) + log1p(exp(-fabs(x))); }
+VM_INLINE float softplus_f(float x) {
+    /* log1p(e) for e = exp(-|x|) in (0, 1]: log1p(e) = 2 atanh(e / (2 + e)), odd series. */
+    float e = vm_expf(-fabsf(x));
+    float u = e / (2.0f + e), u2 = u * u;
+    float s = 1.0f / 13;
+    s = s * u2 + 1.0f / 11;
+    s = s * u2 + 1.0f / 9;
+    s = s * u2 + 1.0f / 7;
+    s = s * u2 + 1.0f / 5;
+    s = s * u2 + 1.0f / 3;
+    s = s * u2 + 1.0f;
+    return vm_sel(vm_mask(x > 0), x, 0.0f) + 2.0f * u * s;
+}
+VM_INLINE double softplus_d(double x) { return (x < 0 ? 0.0 : x) + log1p(exp(-fabs(x))); }
 
 /* Gelu without cancellation for negative x: 1 + erf(z) = erfc(-z), and
  * 0.5 * (1 + tanh(u)) = sigmoid(2u). */
-static inline float gelu_f(float x, int approx_tanh) {
-    if (approx_tanh)
-        return x * vm_sigmoidf(1.5957691216057308f * (x + 0.044715f * x * x * x));
-    return 0.5f * x * erfcf(x * -0.70710678118654752f);
+VM_INLINE float gelu_tanh_f(float x) {
+    return x * vm_sigmoidf(1.5957691216057308f * (x + 0.044715f * x * x * x));
 }
-static inline double gelu_d(double x, int approx_tanh) {
-    if (approx_tanh) return x * sigmoid_d(1.5957691216057308 * (x + 0.044715 * x * x * x));
-    return 0.5 * x * erfc(x * -0.70710678118654752);
+VM_INLINE double gelu_tanh_d(double x) {
+    return x * sigmoid_d(1.5957691216057308 * (x + 0.044715 * x * x * x));
 }
 
-static inline double shrink_d(double x, double lambd, double bias) {
+VM_INLINE double shrink_d(double x, double lambd, double bias) {
     return x < -lambd ? x + bias : x > lambd ? x - bias : 0.0;
 }
 
@@ -118,7 +132,7 @@ static inline double shrink_d(double x, double lambd, double bias) {
 
 UN_FLOAT(sqrt, sqrtf(x), sqrt(x))
 UN_FLOAT(recip, 1.0f / x, 1.0 / x)
-UN_FLOAT(exp, vm_expf(x), exp(x))
+UN_FLOAT_WIDE(exp, vm_expf(x), exp(x))
 UN_FLOAT(log, logf(x), log(x))
 UN_FLOAT(ceil, ceilf(x), ceil(x))
 UN_FLOAT(floor, floorf(x), floor(x))
@@ -126,7 +140,7 @@ UN_FLOAT(round, round_even_f(x), round_even_d(x))
 UN_FLOAT(sin, sinf(x), sin(x))
 UN_FLOAT(cos, cosf(x), cos(x))
 UN_FLOAT(tan, tanf(x), tan(x))
-UN_FLOAT(tanh, vm_tanhf(x), tanh(x))
+UN_FLOAT_WIDE(tanh, vm_tanhf(x), tanh(x))
 UN_FLOAT(sinh, sinhf(x), sinh(x))
 UN_FLOAT(cosh, coshf(x), cosh(x))
 UN_FLOAT(asin, asinf(x), asin(x))
@@ -135,24 +149,26 @@ UN_FLOAT(atan, atanf(x), atan(x))
 UN_FLOAT(asinh, asinhf(x), asinh(x))
 UN_FLOAT(acosh, acoshf(x), acosh(x))
 UN_FLOAT(atanh, atanhf(x), atanh(x))
-UN_FLOAT(sigmoid, vm_sigmoidf(x), sigmoid_d(x))
+UN_FLOAT_WIDE(sigmoid, vm_sigmoidf(x), sigmoid_d(x))
 UN_FLOAT(leaky, vm_sel(vm_mask(x < 0), alpha * x, x), x < 0 ? (double)alpha * x : x)
-UN_FLOAT(elu, vm_sel(vm_mask(x < 0), alpha * vm_expm1f(x), x), x < 0 ? alpha * expm1(x) : x)
-UN_FLOAT(selu, gamma * vm_sel(vm_mask(x <= 0), alpha * vm_expm1f(x), x),
+UN_FLOAT_WIDE(elu, vm_sel(vm_mask(x < 0), alpha * vm_expm1f(x), x), x < 0 ? alpha * expm1(x) : x)
+UN_FLOAT_WIDE(selu, gamma * vm_sel(vm_mask(x <= 0), alpha * vm_expm1f(x), x),
          (double)gamma * (x <= 0 ? (double)alpha * expm1(x) : x))
-UN_FLOAT(celu, vm_sel(vm_mask(x < 0), alpha * vm_expm1f(x / alpha), x),
+UN_FLOAT_WIDE(celu, vm_sel(vm_mask(x < 0), alpha * vm_expm1f(x / alpha), x),
          x < 0 ? (double)alpha * expm1(x / (double)alpha) : x)
 UN_FLOAT(hsig, clamp01_f(alpha * x + beta), clamp01_d((double)alpha * x + (double)beta))
 UN_FLOAT(hswish, x * clamp01_f(x * (1.0f / 6.0f) + 0.5f), x * clamp01_d(x / 6.0 + 0.5))
-UN_FLOAT(softplus, softplus_f(x), softplus_d(x))
+UN_FLOAT_WIDE(softplus, softplus_f(x), softplus_d(x))
 UN_FLOAT(softsign, x / (1.0f + fabsf(x)), x / (1.0 + fabs(x)))
 UN_FLOAT(threlu, x > alpha ? x : 0.0f, x > alpha ? x : 0.0)
-UN_FLOAT(gelu, gelu_f(x, p->approx_tanh), gelu_d(x, p->approx_tanh))
-UN_FLOAT(mish, x * vm_tanhf(softplus_f(x)), x * tanh(softplus_d(x)))
+UN_FLOAT_WIDE(gelu, 0.5f * x * vm_one_plus_erff(x * 0.70710678118654752f),
+              0.5 * x * erfc(x * -0.70710678118654752))
+UN_FLOAT_WIDE(gelu_tanh, gelu_tanh_f(x), gelu_tanh_d(x))
+UN_FLOAT_WIDE(mish, x * vm_tanhf(softplus_f(x)), x * tanh(softplus_d(x)))
 
 /* Erf and Shrink also accept integers: computed in double, saturated back. */
 #define VIA_DOUBLE_ERF(T, W) (T) vm_sat_i64(erf((double)x))
-UN_FLOAT(erf, erff(x), erf(x))
+UN_FLOAT_WIDE(erf, vm_erff(x), erf(x))
 UN_INTS(erf, VIA_DOUBLE_ERF, VIA_DOUBLE_ERF)
 #define VIA_DOUBLE_SHRINK(T, W) (T) vm_sat_i64(shrink_d((double)x, lambd, bias))
 UN_FLOAT(shrink, x < -lambd ? x + bias : x > lambd ? x - bias : 0.0f, shrink_d(x, lambd, bias))
@@ -291,8 +307,11 @@ static const un_def *find_def(const char *op_type) {
 
 typedef struct un_state {
     const un_def *def;
+    const un_fn *fns; /* def->fns, or another table chosen by an attribute */
     un_params p;
 } un_state;
+
+static const un_fn gelu_tanh_fns[VM_NSLOTS] = T_FLOAT(gelu_tanh);
 
 static ember_status fail_node(const em_node *node, ember_error *err, ember_status code,
                               const char *what) {
@@ -320,7 +339,7 @@ static ember_status read_params(const em_node *node, un_state *st, ember_error *
         return fail_node(node, err, EMBER_ERR_INVALID_MODEL, "alpha must not be 0");
     if (strcmp(op, "Gelu") == 0) {
         const char *a = em_attr_string(node, "approximate", "none");
-        if (strcmp(a, "tanh") == 0) p->approx_tanh = 1;
+        if (strcmp(a, "tanh") == 0) st->fns = gelu_tanh_fns;
         else if (strcmp(a, "none") != 0)
             return fail_node(node, err, EMBER_ERR_INVALID_MODEL,
                              "attribute approximate must be \"none\" or \"tanh\"");
@@ -331,6 +350,7 @@ static ember_status read_params(const em_node *node, un_state *st, ember_error *
 static ember_status resolve(const em_node *node, un_state *st, ember_error *err) {
     st->def = find_def(node->op_type);
     if (!st->def) return fail_node(node, err, EMBER_ERR_UNSUPPORTED, "unknown operator");
+    st->fns = st->def->fns;
     return read_params(node, st, err);
 }
 
@@ -365,7 +385,7 @@ static ember_status un_infer(const em_node *node, void *state, em_tensor *const 
     if (node->n_explicit_inputs < 1 || !in[0])
         return fail_node(node, err, EMBER_ERR_INVALID_MODEL, "input 0 is missing");
     int slot = vm_slot(in[0]->dtype);
-    if (slot < 0 || slot >= VM_NSLOTS || !st->def->fns[slot])
+    if (slot < 0 || slot >= VM_NSLOTS || !st->fns[slot])
         return em_unsupported_type(node, 0, in[0]->dtype, err);
     if (st->def->kind == UN_CLIP && clip_uses_inputs(node)) {
         for (int k = 1; k < 3 && k < node->n_explicit_inputs; k++) {
@@ -466,7 +486,7 @@ static ember_status un_run(const em_node *node, void *state, em_tensor *const *i
     EM_TRY(vm_widen(in[0], &x, err));
     ember_status s = vm_out_begin(&out[0], &y, err);
     if (s == EMBER_OK) {
-        un_job job = {.fn = st->def->fns[vm_slot(x.dtype)],
+        un_job job = {.fn = st->fns[vm_slot(x.dtype)],
                       .x = x.data,
                       .y = y.data,
                       .xs = em_dtype_size(x.dtype),

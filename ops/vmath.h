@@ -15,33 +15,44 @@
 
 #include "kernel.h"
 
-static inline float vm_bits_f(int32_t i) {
+/* Helpers called from the VM_CLONES loops must be inlined into each variant. */
+#if defined(__GNUC__) || defined(__clang__)
+#define VM_INLINE static inline __attribute__((always_inline))
+#else
+#define VM_INLINE static inline
+#endif
+
+VM_INLINE float vm_bits_f(int32_t i) {
     float f;
     memcpy(&f, &i, sizeof f);
     return f;
 }
 
-static inline int32_t vm_f_bits(float f) {
+VM_INLINE int32_t vm_f_bits(float f) {
     int32_t i;
     memcpy(&i, &f, sizeof i);
     return i;
 }
 
 /* mask is all ones (pick a) or all zeros (pick b). */
-static inline float vm_sel(int32_t mask, float a, float b) {
+VM_INLINE float vm_sel(int32_t mask, float a, float b) {
     return vm_bits_f((vm_f_bits(a) & mask) | (vm_f_bits(b) & ~mask));
 }
 
-static inline int32_t vm_mask(int cond) { return -(int32_t)(cond != 0); }
+VM_INLINE int32_t vm_mask(int cond) { return -(int32_t)(cond != 0); }
 
 /* exp(x) for float32, within 2 ulp over the whole range, including subnormal results, +-inf
- * and NaN. Cody-Waite range reduction, degree-6 polynomial, scaling by 2^n in two steps so
- * that results down to the smallest subnormal come out right. */
-static inline float vm_expf(float x) {
+ * and NaN. The input is clamped to [-104, 89] first (below, the result rounds to 0; above, the
+ * two-step scaling overflows to inf by itself); Cody-Waite range reduction, a degree-6
+ * polynomial, then scaling by 2^n in two steps so that subnormal results come out right. A NaN
+ * input stays NaN through the arithmetic. */
+VM_INLINE float vm_expf(float x) {
+    x = vm_sel(vm_mask(x < -104.0f), -104.0f, x);
+    x = vm_sel(vm_mask(x > 89.0f), 89.0f, x);
     const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     float t = x * 1.44269504088896341f + shifter;
     float nf = t - shifter;
-    int32_t n = vm_f_bits(t) - 0x4B400000; /* the rounded integer, read from the mantissa */
+    uint32_t n = (uint32_t)vm_f_bits(t) - 0x4B400000u; /* the integer, read from the mantissa */
     float r = x - nf * 0.693359375f;
     r = r - nf * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -51,17 +62,91 @@ static inline float vm_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     float y = p * r * r + r + 1.0f;
-    n = n < -150 ? -150 : n;
-    n = n > 128 ? 128 : n;
-    int32_t n1 = n >> 1, n2 = n - n1;
-    y = y * vm_bits_f((n1 + 127) << 23) * vm_bits_f((n2 + 127) << 23);
-    y = vm_sel(vm_mask(x > 88.7228394f), INFINITY, y);
-    y = vm_sel(vm_mask(x < -104.0f), 0.0f, y);
-    return vm_sel(vm_mask(x != x), x, y);
+    uint32_t n1 = (uint32_t)((int32_t)n >> 1), n2 = n - n1; /* n in [-150, 129] */
+    return y * vm_bits_f((int32_t)((n1 + 127u) << 23)) * vm_bits_f((int32_t)((n2 + 127u) << 23));
 }
 
+/* erf(|x|) near 0 and erfc(|x|) away from it, the pieces erf and Gelu are made of. Fitted by
+ * least squares on Chebyshev nodes: erf(x)/x as a polynomial in x^2 on [0, 0.875];
+ * log(erfc(x)) + x^2 as a polynomial in x on [0.875, 4]; erfc(x) * x * exp(x^2) as a polynomial
+ * in 1/x^2 on [4, 10.5] (beyond, erfc underflows to 0). */
+#define VM_ERF_SPLIT 0.875f
+VM_INLINE float vm_erf_small(float ax) {
+    float z = ax * ax;
+    float p = -6.2185072e-4f;
+    p = p * z + 5.0351261e-3f;
+    p = p * z - 2.6793458e-2f;
+    p = p * z + 1.1282511e-1f;
+    p = p * z - 3.7612554e-1f;
+    p = p * z + 1.1283791f;
+    return ax * p;
+}
+VM_INLINE float vm_erfc_big(float ax) {
+    float am = vm_sel(vm_mask(ax > 4.0f), 4.0f, ax);
+    float t = am - VM_ERF_SPLIT;
+    float q = 1.6054132e-6f;
+    q = q * t - 3.4176785e-5f;
+    q = q * t + 3.4749351e-4f;
+    q = q * t - 2.2987847e-3f;
+    q = q * t + 1.1427986e-2f;
+    q = q * t - 4.6937920e-2f;
+    q = q * t + 1.7346692e-1f;
+    q = q * t - 6.8022043e-1f;
+    q = q * t - 7.6719946e-1f;
+    float inv = 1.0f / ax;
+    float w = inv * inv;
+    float h = 1.9142504f;
+    h = h * w - 9.6095264e-1f;
+    h = h * w + 4.2052639e-1f;
+    h = h * w - 2.8206214e-1f;
+    h = h * w + 5.6418943e-1f;
+    int32_t mid = vm_mask(ax < 4.0f);
+    float arg = vm_sel(mid, q, 0.0f) - ax * ax;
+    return vm_expf(arg) * vm_sel(mid, 1.0f, h * inv);
+}
+
+/* erfc(|x|) on [0.875, 4] only (what erf needs: beyond 4, erf is 1 in float32). */
+VM_INLINE float vm_erfc_mid(float ax) {
+    float am = vm_sel(vm_mask(ax > 4.0f), 4.0f, ax);
+    float t = am - VM_ERF_SPLIT;
+    float q = 1.6054132e-6f;
+    q = q * t - 3.4176785e-5f;
+    q = q * t + 3.4749351e-4f;
+    q = q * t - 2.2987847e-3f;
+    q = q * t + 1.1427986e-2f;
+    q = q * t - 4.6937920e-2f;
+    q = q * t + 1.7346692e-1f;
+    q = q * t - 6.8022043e-1f;
+    q = q * t - 7.6719946e-1f;
+    return vm_expf(q - am * am);
+}
+
+/* erf(x) for float32 within about 3 ulp. */
+VM_INLINE float vm_erff(float x) {
+    float ax = fabsf(x);
+    float r = vm_sel(vm_mask(ax < VM_ERF_SPLIT), vm_erf_small(ax), 1.0f - vm_erfc_mid(ax));
+    return copysignf(r, x);
+}
+
+/* 1 + erf(x), without the cancellation of 1 + erf for negative x (Gelu). */
+VM_INLINE float vm_one_plus_erff(float x) {
+    float ax = fabsf(x);
+    float s = vm_erf_small(ax), e = vm_erfc_big(ax);
+    float pos = vm_sel(vm_mask(ax < VM_ERF_SPLIT), 1.0f + s, 2.0f - e);
+    float neg = vm_sel(vm_mask(ax < VM_ERF_SPLIT), 1.0f - s, e);
+    return vm_sel(vm_mask(x < 0), neg, pos);
+}
+
+/* Hot float32 loops are compiled for AVX2+FMA and AVX-512 as well; the loader picks the
+ * variant the CPU runs (ifunc). Helpers they call are inlined into each variant. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(EMBER_NO_CLONES)
+#define VM_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define VM_CLONES
+#endif
+
 /* exp(x) - 1 keeping full relative precision near 0 (Taylor series there, exp elsewhere). */
-static inline float vm_expm1f(float x) {
+VM_INLINE float vm_expm1f(float x) {
     float p = 1.0f / 40320.0f;
     p = p * x + 1.0f / 5040.0f;
     p = p * x + 1.0f / 720.0f;
@@ -74,14 +159,14 @@ static inline float vm_expm1f(float x) {
 }
 
 /* 1 / (1 + exp(-x)) without overflow and with full relative precision for large negative x. */
-static inline float vm_sigmoidf(float x) {
+VM_INLINE float vm_sigmoidf(float x) {
     float e = vm_expf(-fabsf(x));
     float d = 1.0f / (1.0f + e);
     return vm_sel(vm_mask(x >= 0.0f), d, e * d);
 }
 
 /* tanh(x): an odd polynomial near 0 (where 1 - 2/(e+1) would cancel), else through exp. */
-static inline float vm_tanhf(float x) {
+VM_INLINE float vm_tanhf(float x) {
     float ax = fabsf(x);
     float z = x * x;
     float p = -5.70498872745e-3f;
