@@ -75,8 +75,8 @@ static void ew_plan_init(ew_plan *p, const int64_t *out_dims, int out_rank, int 
 /* mode 0: a and b contiguous; 1: b is one value; 2: a is one value. a may alias o exactly. */
 typedef void (*bin_fn)(const void *a, const void *b, void *o, int64_t n, int mode);
 /* Where: strides are 0 or 1. */
-typedef void (*where_fn)(const uint8_t *c, const void *x, const void *y, void *o, int64_t n,
-                         int sc, int sx, int sy);
+typedef void (*where_fn)(const uint8_t *c, const void *x, const void *y, void *o, int64_t n, int sc,
+                         int sx, int sy);
 
 typedef struct ew_job {
     const ew_plan *plan;
@@ -149,6 +149,7 @@ static void ew_binary(em_exec *ex, const em_tensor *a, const int64_t *a_dims, in
     em_parallel_for(ex, plan.total, grain, ew_range, &job);
 }
 
+// clang-format off
 /* ---- typed loops ---- */
 
 #define EW_FN(name, TA, TB, TO, EXPR)                                                              \
@@ -226,7 +227,7 @@ EW_TABLE_NUM(add);
 EW_FLOATS(sub, x - y, x - y)
 EW_INTS(sub, WRAP_SUB, WRAP_SUB)
 EW_TABLE_NUM(sub);
-EW_FLOATS(mul, x * y, x * y)
+EW_FLOATS(mul, (x * y), (x * y))
 EW_INTS(mul, WRAP_MUL, WRAP_MUL)
 EW_TABLE_NUM(mul);
 EW_FLOATS(div, x / y, x / y)
@@ -235,7 +236,9 @@ EW_TABLE_NUM(div);
 
 /* Mod: fmod = 0 follows Python (sign of the divisor), fmod = 1 follows C (sign of the
  * dividend). Floats with fmod = 0 are outside the spec; they get the Python rule too. */
-#define SMOD_PY(T, W) (y == 0 || y == -1 ? (T)0 : (T)((x % y != 0 && ((x % y < 0) != (y < 0))) ? x % y + y : x % y))
+#define SMOD_PY(T, W)                                                                              \
+    (y == 0 || y == -1 ? (T)0                                                                      \
+                       : (T)((x % y != 0 && ((x % y < 0) != (y < 0))) ? x % y + y : x % y))
 #define SMOD_C(T, W) (y == 0 || y == -1 ? (T)0 : (T)(x % y))
 #define UMOD(T, W) (y == 0 ? (T)0 : (T)(x % y))
 static inline float py_fmodf(float x, float y) {
@@ -268,7 +271,7 @@ EW_TABLE_NUM(max);
 /* PRelu: both arms computed unconditionally so the float loop stays vectorizable. */
 #define IPRELU(T, W) (x < 0 ? (T)((W)x * (W)y) : x)
 #define UPRELU(T, W) (x)
-EW_FLOATS(prelu, vm_sel(vm_mask(x < 0), x * y, x), vm_seld(x < 0, x * y, x))
+EW_FLOATS(prelu, vm_sel(vm_mask(x < 0), (x * y), x), vm_seld(x < 0, (x * y), x))
 EW_INTS(prelu, IPRELU, UPRELU)
 EW_TABLE_NUM(prelu);
 
@@ -355,10 +358,14 @@ static inline int64_t ipow_s(int64_t base, int64_t e) {
     X(base, u32, TB, uint32_t)                                                                     \
     X(base, u64, TB, uint64_t)
 
-#define POW_FLOAT_BASE(base, es, TB, TE) EW_FN(pow_##base##_##es, TB, TE, TB, pow((double)x, (double)y))
-#define POW_INT_BASE_F(base, es, TB, TE) EW_FN(pow_##base##_##es, TB, TE, TB, vm_sat_i64(pow((double)x, (double)y)))
-#define POW_INT_BASE_S(base, es, TB, TE) EW_FN(pow_##base##_##es, TB, TE, TB, ipow_s(x, (int64_t)y))
-#define POW_INT_BASE_U(base, es, TB, TE) EW_FN(pow_##base##_##es, TB, TE, TB, ipow_u(x, (uint64_t)y))
+#define POW_FLOAT_BASE(base, es, TB, TE)                                                           \
+    EW_FN(pow_##base##_##es, TB, TE, TB, pow((double)x, (double)y))
+#define POW_INT_BASE_F(base, es, TB, TE)                                                           \
+    EW_FN(pow_##base##_##es, TB, TE, TB, vm_sat_i64(pow((double)x, (double)y)))
+#define POW_INT_BASE_S(base, es, TB, TE)                                                           \
+    EW_FN(pow_##base##_##es, TB, TE, TB, ipow_s(x, (int64_t)y))
+#define POW_INT_BASE_U(base, es, TB, TE)                                                           \
+    EW_FN(pow_##base##_##es, TB, TE, TB, ipow_u(x, (uint64_t)y))
 
 /* float ^ float gets its own loop: exponents such as 2 or 0.5 are common and cheap. */
 static void pow_f32_f32(const void *va, const void *vb, void *vo, int64_t n, int mode) {
@@ -388,7 +395,8 @@ static void pow_f32_f32(const void *va, const void *vb, void *vo, int64_t n, int
         for (int64_t i = 0; i < n; i++) o[i] = powf(x, b[i]);
     }
 }
-#define POW_F32_BASE(base, es, TB, TE) EW_FN(pow_##base##_##es, TB, TE, TB, pow((double)x, (double)y))
+#define POW_F32_BASE(base, es, TB, TE)                                                             \
+    EW_FN(pow_##base##_##es, TB, TE, TB, pow((double)x, (double)y))
 POW_F32_BASE(f32, f64, float, double)
 POW_F32_BASE(f32, i8, float, int8_t)
 POW_F32_BASE(f32, i16, float, int16_t)
@@ -449,6 +457,8 @@ WHERE_FN(where_2, uint16_t)
 WHERE_FN(where_4, uint32_t)
 WHERE_FN(where_8, uint64_t)
 
+// clang-format on
+
 /* ---- op definitions ---- */
 
 typedef enum ew_kind {
@@ -457,7 +467,7 @@ typedef enum ew_kind {
     EW_VARIADIC, /* Min Max Sum Mean */
     EW_PRELU,
     EW_WHERE,
-    EW_NOT,      /* Not, BitwiseNot */
+    EW_NOT, /* Not, BitwiseNot */
 } ew_kind;
 
 typedef struct ew_def {
@@ -530,14 +540,18 @@ static ember_status resolve(const em_node *node, ew_state *st, ember_error *err)
     st->fns = st->def->fns;
     if (strcmp(node->op_type, "Mod") == 0) {
         int64_t f = em_attr_int(node, "fmod", 0);
-        if (f != 0 && f != 1) return fail_node(node, err, EMBER_ERR_INVALID_MODEL, "fmod must be 0 or 1");
+        if (f != 0 && f != 1)
+            return fail_node(node, err, EMBER_ERR_INVALID_MODEL, "fmod must be 0 or 1");
         st->fns = f ? modc_fns : modpy_fns;
     } else if (strcmp(node->op_type, "BitShift") == 0) {
         const char *d = em_attr_string(node, "direction", "");
-        if (strcmp(d, "LEFT") == 0) st->fns = shl_fns;
-        else if (strcmp(d, "RIGHT") == 0) st->fns = shr_fns;
-        else return fail_node(node, err, EMBER_ERR_INVALID_MODEL,
-                              "attribute direction must be \"LEFT\" or \"RIGHT\"");
+        if (strcmp(d, "LEFT") == 0)
+            st->fns = shl_fns;
+        else if (strcmp(d, "RIGHT") == 0)
+            st->fns = shr_fns;
+        else
+            return fail_node(node, err, EMBER_ERR_INVALID_MODEL,
+                             "attribute direction must be \"LEFT\" or \"RIGHT\"");
     }
     return EMBER_OK;
 }
@@ -555,7 +569,9 @@ static ember_status ew_create(const em_graph *g, em_node *node, void **state, em
     return EMBER_OK;
 }
 
-static void ew_destroy(void *state) { free(state); }
+static void ew_destroy(void *state) {
+    free(state);
+}
 
 /* The loop for input 0 (and, for Pow, input 1) of these types, or NULL. */
 static bin_fn pick_fn(const ew_state *st, ember_dtype a, ember_dtype b) {
@@ -567,11 +583,13 @@ static bin_fn pick_fn(const ew_state *st, ember_dtype a, ember_dtype b) {
 
 static ember_status check_type(const em_node *node, const ew_def *def, int input, ember_dtype dt,
                                ember_error *err) {
-    if (!(vm_class(dt) & def->types) || vm_slot(dt) < 0) return em_unsupported_type(node, input, dt, err);
+    if (!(vm_class(dt) & def->types) || vm_slot(dt) < 0)
+        return em_unsupported_type(node, input, dt, err);
     return EMBER_OK;
 }
 
-static ember_status need_inputs(const em_node *node, em_tensor *const *in, int n, ember_error *err) {
+static ember_status need_inputs(const em_node *node, em_tensor *const *in, int n,
+                                ember_error *err) {
     if (node->n_explicit_inputs < n) {
         char desc[256];
         return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: needs %d inputs, has %d",
@@ -631,7 +649,9 @@ static ember_status b_shape(const em_node *node, const ew_def *def, const em_ten
     return EMBER_OK;
 }
 
-static ember_dtype out_type(const ew_def *def, ember_dtype in) { return def->bool_out ? EMBER_BOOL : in; }
+static ember_dtype out_type(const ew_def *def, ember_dtype in) {
+    return def->bool_out ? EMBER_BOOL : in;
+}
 
 static ember_status ew_infer(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
                              ember_error *err) {
@@ -700,7 +720,8 @@ static ember_status ew_infer(const em_node *node, void *state, em_tensor *const 
     case EW_WHERE: {
         EM_TRY(need_inputs(node, in, 3, err));
         if (in[0]->dtype != EMBER_BOOL) return em_unsupported_type(node, 0, in[0]->dtype, err);
-        if (em_dtype_size(in[1]->dtype) == 0) return em_unsupported_type(node, 1, in[1]->dtype, err);
+        if (em_dtype_size(in[1]->dtype) == 0)
+            return em_unsupported_type(node, 1, in[1]->dtype, err);
         if (in[2]->dtype != in[1]->dtype) {
             char desc[256];
             return em_fail(err, EMBER_ERR_INVALID_MODEL,
@@ -740,8 +761,10 @@ static ember_status run_binary(const em_node *node, const ew_state *st, em_tenso
     if (s == EMBER_OK) s = vm_out_begin(out, &o, err);
     if (s == EMBER_OK) {
         bin_fn fn = pick_fn(st, a.dtype, b.dtype);
-        if (fn) ew_binary(ex, &a, a.dims, a.rank, &b, bd, br, &o, fn, def->grain);
-        else s = em_unsupported_type(node, 0, in[0]->dtype, err);
+        if (fn)
+            ew_binary(ex, &a, a.dims, a.rank, &b, bd, br, &o, fn, def->grain);
+        else
+            s = em_unsupported_type(node, 0, in[0]->dtype, err);
     }
     if (s == EMBER_OK) vm_out_finish(out, &o);
     vm_unwiden(&o);
@@ -765,7 +788,8 @@ static ember_status run_variadic(const em_node *node, const ew_state *st, em_ten
     EM_TRY(vm_out_begin(out, &o, err));
     ember_status s = EMBER_OK;
     if (n == 1) {
-        if (o.data != in[0]->data) em_convert(o.data, o.dtype, in[0]->data, in[0]->dtype, em_numel(&o));
+        if (o.data != in[0]->data)
+            em_convert(o.data, o.dtype, in[0]->data, in[0]->dtype, em_numel(&o));
     }
     bin_fn fn = st->fns[vm_slot(o.dtype)];
     /* Fold left: o = op(in0, in1), then o = op(o, in_k); all broadcast to the output shape. */
@@ -781,8 +805,10 @@ static ember_status run_variadic(const em_node *node, const ew_state *st, em_ten
         vm_unwiden(&a);
     }
     if (s == EMBER_OK && def->mean && n > 1) {
-        if (o.dtype == EMBER_FLOAT) scale_f32(o.data, em_numel(&o), (float)n);
-        else scale_f64(o.data, em_numel(&o), (double)n);
+        if (o.dtype == EMBER_FLOAT)
+            scale_f32(o.data, em_numel(&o), (float)n);
+        else
+            scale_f64(o.data, em_numel(&o), (double)n);
     }
     if (s == EMBER_OK) vm_out_finish(out, &o);
     vm_unwiden(&o);
@@ -801,7 +827,10 @@ static ember_status run_where(em_tensor *const *in, em_tensor *out, em_exec *ex)
                   .esize = {1, es, es},
                   .out = out->data,
                   .osize = es,
-                  .where = es == 1 ? where_1 : es == 2 ? where_2 : es == 4 ? where_4 : where_8};
+                  .where = es == 1   ? where_1
+                           : es == 2 ? where_2
+                           : es == 4 ? where_4
+                                     : where_8};
     em_parallel_for(ex, plan.total, EW_GRAIN_CHEAP, ew_range, &job);
     return EMBER_OK;
 }
@@ -816,14 +845,24 @@ static ember_status run_where(em_tensor *const *in, em_tensor *out, em_exec *ex)
 static ember_status run_not(em_tensor *const *in, em_tensor *out) {
     int64_t n = em_numel(out);
     switch (in[0]->dtype) {
-    case EMBER_BOOL: NOT_LOOP(uint8_t, x[i] == 0); break;
+    case EMBER_BOOL:
+        NOT_LOOP(uint8_t, x[i] == 0);
+        break;
     case EMBER_INT8:
-    case EMBER_UINT8: NOT_LOOP(uint8_t, ~x[i]); break;
+    case EMBER_UINT8:
+        NOT_LOOP(uint8_t, ~x[i]);
+        break;
     case EMBER_INT16:
-    case EMBER_UINT16: NOT_LOOP(uint16_t, ~x[i]); break;
+    case EMBER_UINT16:
+        NOT_LOOP(uint16_t, ~x[i]);
+        break;
     case EMBER_INT32:
-    case EMBER_UINT32: NOT_LOOP(uint32_t, ~x[i]); break;
-    default: NOT_LOOP(uint64_t, ~x[i]); break;
+    case EMBER_UINT32:
+        NOT_LOOP(uint32_t, ~x[i]);
+        break;
+    default:
+        NOT_LOOP(uint64_t, ~x[i]);
+        break;
     }
     return EMBER_OK;
 }
@@ -839,27 +878,48 @@ static ember_status ew_run(const em_node *node, void *state, em_tensor *const *i
     switch (st->def->kind) {
     case EW_BINARY:
     case EW_POW:
-    case EW_PRELU: return run_binary(node, st, in, out, ex, err);
-    case EW_VARIADIC: return run_variadic(node, st, in, out, ex, err);
-    case EW_WHERE: return run_where(in, out, ex);
-    case EW_NOT: return run_not(in, out);
+    case EW_PRELU:
+        return run_binary(node, st, in, out, ex, err);
+    case EW_VARIADIC:
+        return run_variadic(node, st, in, out, ex, err);
+    case EW_WHERE:
+        return run_where(in, out, ex);
+    case EW_NOT:
+        return run_not(in, out);
     }
     return fail_node(node, err, EMBER_ERR_UNSUPPORTED, "unknown operator kind");
 }
 
 #define EW_OP(name, since, until)                                                                  \
-    {"", name, since, until, ew_create, ew_infer, ew_run, ew_destroy, EM_OP_INPLACE_OK}
+    { "", name, since, until, ew_create, ew_infer, ew_run, ew_destroy, EM_OP_INPLACE_OK }
 
 static const em_op k_ops[] = {
-    EW_OP("Add", 1, 14),         EW_OP("Sub", 1, 14),          EW_OP("Mul", 1, 14),
-    EW_OP("Div", 1, 14),         EW_OP("Pow", 1, 15),          EW_OP("Mod", 10, 13),
-    EW_OP("Equal", 1, 19),       EW_OP("Less", 1, 13),         EW_OP("LessOrEqual", 12, 16),
-    EW_OP("Greater", 1, 13),     EW_OP("GreaterOrEqual", 12, 16), EW_OP("And", 1, 7),
-    EW_OP("Or", 1, 7),           EW_OP("Xor", 1, 7),           EW_OP("BitShift", 11, 11),
-    EW_OP("BitwiseAnd", 18, 18), EW_OP("BitwiseOr", 18, 18),   EW_OP("BitwiseXor", 18, 18),
-    EW_OP("BitwiseNot", 18, 18), EW_OP("Min", 1, 13),          EW_OP("Max", 1, 13),
-    EW_OP("Sum", 1, 13),         EW_OP("Mean", 1, 13),         EW_OP("PRelu", 1, 16),
-    EW_OP("Where", 9, 16),       EW_OP("Not", 1, 1),
+    EW_OP("Add", 1, 14),
+    EW_OP("Sub", 1, 14),
+    EW_OP("Mul", 1, 14),
+    EW_OP("Div", 1, 14),
+    EW_OP("Pow", 1, 15),
+    EW_OP("Mod", 10, 13),
+    EW_OP("Equal", 1, 19),
+    EW_OP("Less", 1, 13),
+    EW_OP("LessOrEqual", 12, 16),
+    EW_OP("Greater", 1, 13),
+    EW_OP("GreaterOrEqual", 12, 16),
+    EW_OP("And", 1, 7),
+    EW_OP("Or", 1, 7),
+    EW_OP("Xor", 1, 7),
+    EW_OP("BitShift", 11, 11),
+    EW_OP("BitwiseAnd", 18, 18),
+    EW_OP("BitwiseOr", 18, 18),
+    EW_OP("BitwiseXor", 18, 18),
+    EW_OP("BitwiseNot", 18, 18),
+    EW_OP("Min", 1, 13),
+    EW_OP("Max", 1, 13),
+    EW_OP("Sum", 1, 13),
+    EW_OP("Mean", 1, 13),
+    EW_OP("PRelu", 1, 16),
+    EW_OP("Where", 9, 16),
+    EW_OP("Not", 1, 1),
 };
 
 EM_OPS_FAMILY(elementwise) {

@@ -46,15 +46,18 @@ static ember_status sm_geometry(const em_node *node, const em_tensor *x, sm_shap
     g->n = 1;
     g->inner = 1;
     for (int d = 0; d < rank; d++) {
-        if (d < a) g->outer *= x->dims[d];
-        else if (d == a || flatten) g->n *= x->dims[d];
-        else g->inner *= x->dims[d];
+        if (d < a)
+            g->outer *= x->dims[d];
+        else if (d == a || flatten)
+            g->n *= x->dims[d];
+        else
+            g->inner *= x->dims[d];
     }
     return EMBER_OK;
 }
 
-static ember_status sm_infer(const em_node *node, void *state, em_tensor *const *in,
-                             em_tensor *out, ember_error *err) {
+static ember_status sm_infer(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                             ember_error *err) {
     (void)state;
     if (node->n_explicit_inputs < 1 || !in[0]) {
         char desc[256];
@@ -144,13 +147,13 @@ static void hardmax_row_f32(const float *x, float *y, int64_t n) {
 
 #define TILE 256
 
-VM_CLONES static void softmax_cols_f32(const float *x, float *y, int64_t n, int64_t inner, int64_t len,
-                             int kind) {
+VM_CLONES static void softmax_cols_f32(const float *x, float *y, int64_t n, int64_t inner,
+                                       int64_t len, int kind) {
     float mx[TILE], acc[TILE];
     for (int64_t j = 0; j < len; j++) mx[j] = x[j];
     for (int64_t k = 1; k < n; k++) {
         const float *r = x + k * inner;
-        for (int64_t j = 0; j < len; j++) mx[j] = (r[j] > mx[j]) | (r[j] != r[j]) ? r[j] : mx[j];
+        for (int64_t j = 0; j < len; j++) mx[j] = ((r[j] > mx[j]) | (r[j] != r[j])) ? r[j] : mx[j];
     }
     if (kind == SM_HARDMAX) {
         /* mx holds the maximum (or the first NaN): mark its first occurrence. */
@@ -250,9 +253,12 @@ static void sm_range(void *ctx, int64_t begin, int64_t end) {
         for (int64_t r = begin; r < end; r++) {
             const float *xr = x + r * n;
             float *yr = y + r * n;
-            if (j->kind == SM_SOFTMAX) softmax_row_f32(xr, yr, n);
-            else if (j->kind == SM_LOGSOFTMAX) logsoftmax_row_f32(xr, yr, n);
-            else hardmax_row_f32(xr, yr, n);
+            if (j->kind == SM_SOFTMAX)
+                softmax_row_f32(xr, yr, n);
+            else if (j->kind == SM_LOGSOFTMAX)
+                logsoftmax_row_f32(xr, yr, n);
+            else
+                hardmax_row_f32(xr, yr, n);
         }
         return;
     }

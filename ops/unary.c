@@ -20,6 +20,7 @@ typedef struct un_params {
     uint64_t ulo, uhi; /* ... for unsigned integers */
 } un_params;
 
+// clang-format off
 typedef void (*un_fn)(const void *x, void *y, int64_t n, const un_params *p);
 
 /* Locals every loop may use (unused ones cost nothing). */
@@ -240,6 +241,8 @@ UN_LOOP(isinf_f32, float, uint8_t,
 UN_LOOP(isinf_f64, double, uint8_t,
         (p->detect_pos && x == INFINITY) || (p->detect_neg && x == -INFINITY))
 
+// clang-format on
+
 /* ---- op table ---- */
 
 enum { UN_PLAIN, UN_CLIP, UN_BOOL_OUT };
@@ -325,9 +328,12 @@ static ember_status read_params(const em_node *node, un_state *st, ember_error *
     un_params *p = &st->p;
     memset(p, 0, sizeof *p);
     float alpha = 1.0f;
-    if (strcmp(op, "LeakyRelu") == 0) alpha = 0.01f;
-    else if (strcmp(op, "HardSigmoid") == 0) alpha = 0.2f;
-    else if (strcmp(op, "Selu") == 0) alpha = 1.67326319217681884765625f;
+    if (strcmp(op, "LeakyRelu") == 0)
+        alpha = 0.01f;
+    else if (strcmp(op, "HardSigmoid") == 0)
+        alpha = 0.2f;
+    else if (strcmp(op, "Selu") == 0)
+        alpha = 1.67326319217681884765625f;
     p->alpha = em_attr_float(node, "alpha", alpha);
     p->beta = em_attr_float(node, "beta", 0.5f);
     p->gamma = em_attr_float(node, "gamma", 1.05070102214813232421875f);
@@ -339,7 +345,8 @@ static ember_status read_params(const em_node *node, un_state *st, ember_error *
         return fail_node(node, err, EMBER_ERR_INVALID_MODEL, "alpha must not be 0");
     if (strcmp(op, "Gelu") == 0) {
         const char *a = em_attr_string(node, "approximate", "none");
-        if (strcmp(a, "tanh") == 0) st->fns = gelu_tanh_fns;
+        if (strcmp(a, "tanh") == 0)
+            st->fns = gelu_tanh_fns;
         else if (strcmp(a, "none") != 0)
             return fail_node(node, err, EMBER_ERR_INVALID_MODEL,
                              "attribute approximate must be \"none\" or \"tanh\"");
@@ -367,15 +374,17 @@ static ember_status un_create(const em_graph *g, em_node *node, void **state, em
     return EMBER_OK;
 }
 
-static void un_destroy(void *state) { free(state); }
+static void un_destroy(void *state) {
+    free(state);
+}
 
 /* Clip before opset 11 takes min / max from attributes; from 11 on from optional inputs. */
 static bool clip_uses_inputs(const em_node *node) {
     return em_onnx_op_version("Clip", node->opset) >= 11;
 }
 
-static ember_status un_infer(const em_node *node, void *state, em_tensor *const *in,
-                             em_tensor *out, ember_error *err) {
+static ember_status un_infer(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                             ember_error *err) {
     un_state local;
     const un_state *st = state;
     if (!st) {
@@ -399,8 +408,7 @@ static ember_status un_infer(const em_node *node, void *state, em_tensor *const 
             }
             if (in[k]->rank > 0 && em_numel(in[k]) != 1) {
                 char desc[256];
-                return em_fail(err, EMBER_ERR_INVALID_MODEL,
-                               "%s: input %d (%s) must be a scalar",
+                return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: input %d (%s) must be a scalar",
                                em_node_desc(node, desc, sizeof desc), k, k == 1 ? "min" : "max");
             }
         }
@@ -423,7 +431,9 @@ static void read_bound(const em_tensor *t, double *d, int64_t *i, uint64_t *u) {
     case EMBER_FLOAT:
     case EMBER_DOUBLE:
     case EMBER_FLOAT16:
-    case EMBER_BFLOAT16: *d = em_get_f64(t, 0); return;
+    case EMBER_BFLOAT16:
+        *d = em_get_f64(t, 0);
+        return;
     default: {
         int64_t v = em_get_i64(t, 0);
         *i = v;
@@ -438,14 +448,30 @@ static void clip_bounds(const em_node *node, em_tensor *const *in, un_params *p)
     p->dlo = -INFINITY;
     p->dhi = INFINITY;
     switch (in[0]->dtype) {
-    case EMBER_INT8: p->ilo = INT8_MIN, p->ihi = INT8_MAX; break;
-    case EMBER_INT16: p->ilo = INT16_MIN, p->ihi = INT16_MAX; break;
-    case EMBER_INT32: p->ilo = INT32_MIN, p->ihi = INT32_MAX; break;
-    case EMBER_INT64: p->ilo = INT64_MIN, p->ihi = INT64_MAX; break;
-    case EMBER_UINT8: p->uhi = UINT8_MAX; break;
-    case EMBER_UINT16: p->uhi = UINT16_MAX; break;
-    case EMBER_UINT32: p->uhi = UINT32_MAX; break;
-    default: p->uhi = UINT64_MAX; break;
+    case EMBER_INT8:
+        p->ilo = INT8_MIN, p->ihi = INT8_MAX;
+        break;
+    case EMBER_INT16:
+        p->ilo = INT16_MIN, p->ihi = INT16_MAX;
+        break;
+    case EMBER_INT32:
+        p->ilo = INT32_MIN, p->ihi = INT32_MAX;
+        break;
+    case EMBER_INT64:
+        p->ilo = INT64_MIN, p->ihi = INT64_MAX;
+        break;
+    case EMBER_UINT8:
+        p->uhi = UINT8_MAX;
+        break;
+    case EMBER_UINT16:
+        p->uhi = UINT16_MAX;
+        break;
+    case EMBER_UINT32:
+        p->uhi = UINT32_MAX;
+        break;
+    default:
+        p->uhi = UINT64_MAX;
+        break;
     }
     if (!clip_uses_inputs(node)) {
         const em_attr *lo = em_node_attr(node, "min"), *hi = em_node_attr(node, "max");
@@ -501,22 +527,22 @@ static ember_status un_run(const em_node *node, void *state, em_tensor *const *i
 }
 
 #define UN_OP(name, since, until)                                                                  \
-    {"", name, since, until, un_create, un_infer, un_run, un_destroy, EM_OP_INPLACE_OK}
+    { "", name, since, until, un_create, un_infer, un_run, un_destroy, EM_OP_INPLACE_OK }
 
 static const em_op k_ops[] = {
-    UN_OP("Sqrt", 1, 13),           UN_OP("Reciprocal", 1, 13),  UN_OP("Exp", 1, 13),
-    UN_OP("Log", 1, 13),            UN_OP("Abs", 1, 13),         UN_OP("Neg", 1, 13),
-    UN_OP("Sign", 9, 13),           UN_OP("Ceil", 1, 13),        UN_OP("Floor", 1, 13),
-    UN_OP("Round", 11, 22),         UN_OP("Erf", 9, 13),         UN_OP("Sin", 7, 22),
-    UN_OP("Cos", 7, 22),            UN_OP("Tan", 7, 22),         UN_OP("Tanh", 1, 13),
-    UN_OP("Sinh", 9, 22),           UN_OP("Cosh", 9, 22),        UN_OP("Asin", 7, 22),
-    UN_OP("Acos", 7, 22),           UN_OP("Atan", 7, 22),        UN_OP("Asinh", 9, 22),
-    UN_OP("Acosh", 9, 22),          UN_OP("Atanh", 9, 22),       UN_OP("IsNaN", 9, 20),
-    UN_OP("IsInf", 10, 20),         UN_OP("Relu", 1, 14),        UN_OP("LeakyRelu", 1, 16),
-    UN_OP("Elu", 1, 22),            UN_OP("Selu", 1, 22),        UN_OP("Celu", 12, 12),
-    UN_OP("Sigmoid", 1, 13),        UN_OP("HardSigmoid", 1, 22), UN_OP("HardSwish", 14, 22),
-    UN_OP("Softplus", 1, 22),       UN_OP("Softsign", 1, 22),    UN_OP("ThresholdedRelu", 10, 22),
-    UN_OP("Shrink", 9, 9),          UN_OP("Clip", 1, 13),        UN_OP("Gelu", 20, 20),
+    UN_OP("Sqrt", 1, 13),     UN_OP("Reciprocal", 1, 13),  UN_OP("Exp", 1, 13),
+    UN_OP("Log", 1, 13),      UN_OP("Abs", 1, 13),         UN_OP("Neg", 1, 13),
+    UN_OP("Sign", 9, 13),     UN_OP("Ceil", 1, 13),        UN_OP("Floor", 1, 13),
+    UN_OP("Round", 11, 22),   UN_OP("Erf", 9, 13),         UN_OP("Sin", 7, 22),
+    UN_OP("Cos", 7, 22),      UN_OP("Tan", 7, 22),         UN_OP("Tanh", 1, 13),
+    UN_OP("Sinh", 9, 22),     UN_OP("Cosh", 9, 22),        UN_OP("Asin", 7, 22),
+    UN_OP("Acos", 7, 22),     UN_OP("Atan", 7, 22),        UN_OP("Asinh", 9, 22),
+    UN_OP("Acosh", 9, 22),    UN_OP("Atanh", 9, 22),       UN_OP("IsNaN", 9, 20),
+    UN_OP("IsInf", 10, 20),   UN_OP("Relu", 1, 14),        UN_OP("LeakyRelu", 1, 16),
+    UN_OP("Elu", 1, 22),      UN_OP("Selu", 1, 22),        UN_OP("Celu", 12, 12),
+    UN_OP("Sigmoid", 1, 13),  UN_OP("HardSigmoid", 1, 22), UN_OP("HardSwish", 14, 22),
+    UN_OP("Softplus", 1, 22), UN_OP("Softsign", 1, 22),    UN_OP("ThresholdedRelu", 10, 22),
+    UN_OP("Shrink", 9, 9),    UN_OP("Clip", 1, 13),        UN_OP("Gelu", 20, 20),
     UN_OP("Mish", 18, 22),
 };
 

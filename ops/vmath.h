@@ -39,7 +39,9 @@ VM_INLINE float vm_sel(int32_t mask, float a, float b) {
     return vm_bits_f((vm_f_bits(a) & mask) | (vm_f_bits(b) & ~mask));
 }
 
-VM_INLINE int32_t vm_mask(int cond) { return -(int32_t)(cond != 0); }
+VM_INLINE int32_t vm_mask(int cond) {
+    return -(int32_t)(cond != 0);
+}
 
 /* exp(x) for float32, within 2 ulp over the whole range, including subnormal results, +-inf
  * and NaN. The input is clamped to [-104, 89] first (below, the result rounds to 0; above, the
@@ -203,18 +205,30 @@ static inline int vm_slot(ember_dtype dt) {
     switch (dt) {
     case EMBER_FLOAT:
     case EMBER_FLOAT16:
-    case EMBER_BFLOAT16: return VM_F32;
-    case EMBER_DOUBLE: return VM_F64;
-    case EMBER_INT8: return VM_I8;
-    case EMBER_INT16: return VM_I16;
-    case EMBER_INT32: return VM_I32;
-    case EMBER_INT64: return VM_I64;
-    case EMBER_UINT8: return VM_U8;
-    case EMBER_UINT16: return VM_U16;
-    case EMBER_UINT32: return VM_U32;
-    case EMBER_UINT64: return VM_U64;
-    case EMBER_BOOL: return VM_BOOL;
-    default: return -1;
+    case EMBER_BFLOAT16:
+        return VM_F32;
+    case EMBER_DOUBLE:
+        return VM_F64;
+    case EMBER_INT8:
+        return VM_I8;
+    case EMBER_INT16:
+        return VM_I16;
+    case EMBER_INT32:
+        return VM_I32;
+    case EMBER_INT64:
+        return VM_I64;
+    case EMBER_UINT8:
+        return VM_U8;
+    case EMBER_UINT16:
+        return VM_U16;
+    case EMBER_UINT32:
+        return VM_U32;
+    case EMBER_UINT64:
+        return VM_U64;
+    case EMBER_BOOL:
+        return VM_BOOL;
+    default:
+        return -1;
     }
 }
 
@@ -223,9 +237,9 @@ static inline int vm_is_half(ember_dtype dt) {
 }
 
 /* Type classes for validation. */
-#define VM_T_FLOAT (1u << 0)  /* float16, bfloat16, float, double */
-#define VM_T_SINT (1u << 1)   /* int8 .. int64 */
-#define VM_T_UINT (1u << 2)   /* uint8 .. uint64 */
+#define VM_T_FLOAT (1u << 0) /* float16, bfloat16, float, double */
+#define VM_T_SINT (1u << 1)  /* int8 .. int64 */
+#define VM_T_UINT (1u << 2)  /* uint8 .. uint64 */
 #define VM_T_BOOL (1u << 3)
 #define VM_T_NUM (VM_T_FLOAT | VM_T_SINT | VM_T_UINT)
 

@@ -93,8 +93,8 @@ static void free_all(em_tensor **t, int n) {
 static void assert_dims(const em_tensor *t, int rank, const int64_t *dims) {
     cr_assert_eq(t->rank, rank, "rank %d, expected %d", t->rank, rank);
     for (int i = 0; i < rank; i++)
-        cr_assert_eq(t->dims[i], dims[i], "dim %d is %lld, expected %lld", i,
-                     (long long)t->dims[i], (long long)dims[i]);
+        cr_assert_eq(t->dims[i], dims[i], "dim %d is %lld, expected %lld", i, (long long)t->dims[i],
+                     (long long)dims[i]);
 }
 
 /* Same value, NaN equal to NaN, and the sign of zero checked. */
@@ -111,8 +111,8 @@ static bool close_f(double got, double want, double rtol) {
 }
 
 /* Run a binary op on two float32 tensors and check every element against `want`. */
-static void binary_f32(const char *op, int opset, int ra, const int64_t *da, const float *a,
-                       int rb, const int64_t *db, const float *b, int ro, const int64_t *dout,
+static void binary_f32(const char *op, int opset, int ra, const int64_t *da, const float *a, int rb,
+                       const int64_t *db, const float *b, int ro, const int64_t *dout,
                        const float *want) {
     test_node t;
     node_init(&t, op, opset, 2);
@@ -128,7 +128,9 @@ static void binary_f32(const char *op, int opset, int ra, const int64_t *da, con
     free_all(in, 2);
 }
 
-static void init(void) { em_registry_init(); }
+static void init(void) {
+    em_registry_init();
+}
 TestSuite(ops_math, .init = init);
 
 /* ---- broadcasting ---------------------------------------------------------------------- */
@@ -151,8 +153,8 @@ Test(ops_math, broadcast_shapes) {
     binary_f32("Mul", 14, 3, (int64_t[]){2, 1, 3}, c, 2, (int64_t[]){4, 1}, d, 3,
                (int64_t[]){2, 4, 3}, w3);
     /* Zero-size dim broadcasts with 1 and yields an empty output. */
-    binary_f32("Add", 14, 2, (int64_t[]){0, 3}, NULL, 2, (int64_t[]){1, 3}, b, 2,
-               (int64_t[]){0, 3}, NULL);
+    binary_f32("Add", 14, 2, (int64_t[]){0, 3}, NULL, 2, (int64_t[]){1, 3}, b, 2, (int64_t[]){0, 3},
+               NULL);
 }
 
 Test(ops_math, broadcast_incompatible_and_type_mismatch) {
@@ -407,8 +409,8 @@ static void unary_f32(const char *op, int opset, test_node *t, const float *x, c
 }
 
 Test(ops_math, round_half_to_even) {
-    float x[14] = {-2.5f, -1.5f, -0.5f, 0.5f, 1.5f, 2.5f, 3.5f, 2.4999998f, 0.49999997f,
-                   8388609.0f, -0.0f, NAN, INFINITY, -3.7f};
+    float x[14] = {-2.5f,      -1.5f,       -0.5f,      0.5f,  1.5f, 2.5f,     3.5f,
+                   2.4999998f, 0.49999997f, 8388609.0f, -0.0f, NAN,  INFINITY, -3.7f};
     float w[14] = {-2, -2, -0.0f, 0, 2, 2, 4, 2, 0, 8388609.0f, -0.0f, NAN, INFINITY, -4};
     unary_f32("Round", 11, NULL, x, w, 14, 0);
 }
@@ -450,8 +452,7 @@ Test(ops_math, activations_against_definitions) {
     node_init(&t, "Elu", 6, 1);
     attr_float(&t, "alpha", 0.5f);
     unary_f32("Elu", 6, &t, x, w, 7, 1e-6);
-    for (int i = 0; i < 7; i++)
-        w[i] = (float)(0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0))));
+    for (int i = 0; i < 7; i++) w[i] = (float)(0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0))));
     unary_f32("Gelu", 20, NULL, x, w, 7, 1e-6);
     for (int i = 0; i < 7; i++) {
         double v = x[i];
@@ -831,13 +832,13 @@ Test(ops_math, session_chain_inplace_and_threads) {
         cr_assert_eq(ember_session_create(em, &so, &s, &err), EMBER_OK, "%s", err.message);
         for (int rep = 0; rep < 2; rep++) {
             ember_tensor *y = NULL;
-            cr_assert_eq(ember_session_run(s, in_names, in_t, 3, out_names, 1, &y, &err),
-                         EMBER_OK, "%s", err.message);
+            cr_assert_eq(ember_session_run(s, in_names, in_t, 3, out_names, 1, &y, &err), EMBER_OK,
+                         "%s", err.message);
             const float *yd = ember_tensor_data(y);
             for (int64_t i = 0; i < n; i++) {
                 double want = chain_reference(a, bias, row, i, t5);
-                cr_assert(fabs(yd[i] - want) <= 1e-6 + 1e-5 * fabs(want), "threads %d element %lld: %g vs %g",
-                          threads, (long long)i, yd[i], want);
+                cr_assert(fabs(yd[i] - want) <= 1e-6 + 1e-5 * fabs(want),
+                          "threads %d element %lld: %g vs %g", threads, (long long)i, yd[i], want);
             }
             ember_tensor_free(y);
         }
