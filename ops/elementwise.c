@@ -506,7 +506,7 @@ static const ew_def k_defs[] = {
      EW_GRAIN_CHEAP},
     {"Min", 1, 13, EW_VARIADIC, VM_T_NUM, min_fns, false, false, false, EW_GRAIN_CHEAP},
     {"Max", 1, 13, EW_VARIADIC, VM_T_NUM, max_fns, false, false, false, EW_GRAIN_CHEAP},
-    {"Sum", 1, 13, EW_VARIADIC, VM_T_FLOAT, add_fns, false, false, false, EW_GRAIN_CHEAP},
+    {"Sum", 1, 13, EW_VARIADIC, VM_T_NUM, add_fns, false, false, false, EW_GRAIN_CHEAP},
     {"Mean", 1, 13, EW_VARIADIC, VM_T_FLOAT, add_fns, false, false, true, EW_GRAIN_CHEAP},
     {"PRelu", 1, 16, EW_PRELU, VM_T_NUM, prelu_fns, false, false, false, EW_GRAIN_CHEAP},
     {"Where", 9, 16, EW_WHERE, VM_T_NUM | VM_T_BOOL, NULL, false, false, false, EW_GRAIN_CHEAP},

@@ -406,7 +406,7 @@ static ember_status un_infer(const em_node *node, void *state, em_tensor *const 
                                em_node_desc(node, desc, sizeof desc), k,
                                em_dtype_name(in[k]->dtype), em_dtype_name(in[0]->dtype));
             }
-            if (in[k]->rank > 0 && em_numel(in[k]) != 1) {
+            if (in[k]->rank > 0 && em_numel(in[k]) >= 0 && em_numel(in[k]) != 1) {
                 char desc[256];
                 return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: input %d (%s) must be a scalar",
                                em_node_desc(node, desc, sizeof desc), k, k == 1 ? "min" : "max");
