@@ -92,36 +92,40 @@ VM_INLINE float max_f32(const float *x, int64_t n) {
     return m;
 }
 
-/* y = exp(x - m) (y may be NULL), returning the sum; x may be y. */
-VM_INLINE float exp_shift_sum_f32(const float *x, float *y, int64_t n, float m) {
+VM_INLINE float sum_f32(const float *x, int64_t n) {
     float acc[LANES] = {0};
     int64_t i = 0;
     for (; i + LANES <= n; i += LANES)
-        for (int k = 0; k < LANES; k++) {
-            float e = vm_expf(x[i + k] - m);
-            if (y) y[i + k] = e;
-            acc[k] += e;
-        }
+        for (int k = 0; k < LANES; k++) acc[k] += x[i + k];
     float s = 0.0f;
-    for (; i < n; i++) {
-        float e = vm_expf(x[i] - m);
-        if (y) y[i] = e;
-        s += e;
-    }
+    for (; i < n; i++) s += x[i];
     for (int k = 0; k < LANES; k++) s += acc[k];
     return s;
 }
 
+/* y = exp(x - m); x may be y. */
+VM_INLINE void exp_shift_f32(const float *x, float *y, int64_t n, float m) {
+    for (int64_t i = 0; i < n; i++) y[i] = vm_expf(x[i] - m);
+}
+
 VM_CLONES static void softmax_row_f32(const float *x, float *y, int64_t n) {
     float m = max_f32(x, n);
-    float inv = 1.0f / exp_shift_sum_f32(x, y, n, m);
+    exp_shift_f32(x, y, n, m);
+    float inv = 1.0f / sum_f32(y, n);
     for (int64_t i = 0; i < n; i++) y[i] *= inv;
 }
 
 VM_CLONES static void logsoftmax_row_f32(const float *x, float *y, int64_t n) {
     float m = max_f32(x, n);
+    /* The sum goes through a small buffer: y may be x, which is still needed. */
+    float buf[256], s = 0.0f;
+    for (int64_t i = 0; i < n; i += 256) {
+        int64_t len = n - i < 256 ? n - i : 256;
+        exp_shift_f32(x + i, buf, len, m);
+        s += sum_f32(buf, len);
+    }
     /* (x - m) is exact near the maximum; folding m into log(s) first would round it away. */
-    float ls = logf(exp_shift_sum_f32(x, NULL, n, m));
+    float ls = logf(s);
     for (int64_t i = 0; i < n; i++) y[i] = (x[i] - m) - ls;
 }
 

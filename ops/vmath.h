@@ -139,8 +139,10 @@ VM_INLINE float vm_one_plus_erff(float x) {
     return vm_sel(vm_mask(x < 0), neg, pos);
 }
 
-/* Hot float32 loops are compiled for AVX2+FMA and AVX-512 as well; the loader picks the
- * variant the CPU runs (ifunc). Helpers they call are inlined into each variant. */
+/* Hot float32 loops are also compiled for AVX2 and AVX-512; the loader picks the variant the
+ * CPU supports (ifunc). Feature names, not "arch=": an arch= clone is chosen only when the CPU
+ * model matches exactly. Helpers they call must be VM_INLINE (always_inline) so that they are
+ * compiled into each variant instead of being called in their baseline version. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(EMBER_NO_CLONES)
 #define VM_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
 #else
