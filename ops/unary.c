@@ -474,9 +474,20 @@ static void clip_bounds(const em_node *node, em_tensor *const *in, un_params *p)
         break;
     }
     if (!clip_uses_inputs(node)) {
+        /* Float attributes; integer inputs (outside the old spec) get them rounded inwards. */
         const em_attr *lo = em_node_attr(node, "min"), *hi = em_node_attr(node, "max");
-        if (lo && lo->type == EM_ATTR_FLOAT) p->dlo = lo->f;
-        if (hi && hi->type == EM_ATTR_FLOAT) p->dhi = hi->f;
+        if (lo && lo->type == EM_ATTR_FLOAT) {
+            p->dlo = lo->f;
+            int64_t v = vm_sat_i64(ceil(p->dlo));
+            p->ilo = v > p->ilo ? v : p->ilo;
+            p->ulo = v > 0 ? (uint64_t)v : 0;
+        }
+        if (hi && hi->type == EM_ATTR_FLOAT) {
+            p->dhi = hi->f;
+            int64_t v = vm_sat_i64(floor(p->dhi));
+            p->ihi = v < p->ihi ? v : p->ihi;
+            p->uhi = v < 0 ? 0 : (uint64_t)v < p->uhi ? (uint64_t)v : p->uhi;
+        }
         return;
     }
     if (node->n_explicit_inputs > 1 && in[1] && em_numel(in[1]) == 1)
