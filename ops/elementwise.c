@@ -295,10 +295,8 @@ EW_CMP(lt, x < y)
 EW_TABLE_NUM(lt);
 EW_CMP(le, x <= y)
 EW_TABLE_NUM(le);
-EW_CMP(gt, x > y)
-EW_TABLE_NUM(gt);
-EW_CMP(ge, x >= y)
-EW_TABLE_NUM(ge);
+/* Greater and GreaterOrEqual run Less and LessOrEqual with the inputs swapped (their bool
+ * output never shares a buffer with a numeric input, so the restrict on b still holds). */
 
 /* Logical ops on bool. */
 EW_FN(and_b, uint8_t, uint8_t, uint8_t, (x != 0) & (y != 0))
@@ -480,39 +478,44 @@ typedef struct ew_def {
     bool legacy_bcast; /* versions before 7 have the `broadcast` / `axis` attributes */
     bool mean;
     int64_t grain;
+    bool swap; /* compute op(b, a) */
 } ew_def;
 
 static const ew_def k_defs[] = {
-    {"Add", 1, 14, EW_BINARY, VM_T_NUM, add_fns, false, true, false, EW_GRAIN_CHEAP},
-    {"Sub", 1, 14, EW_BINARY, VM_T_NUM, sub_fns, false, true, false, EW_GRAIN_CHEAP},
-    {"Mul", 1, 14, EW_BINARY, VM_T_NUM, mul_fns, false, true, false, EW_GRAIN_CHEAP},
-    {"Div", 1, 14, EW_BINARY, VM_T_NUM, div_fns, false, true, false, EW_GRAIN_CHEAP},
-    {"Pow", 1, 15, EW_POW, VM_T_FLOAT | VM_T_SINT, NULL, false, true, false, EW_GRAIN_COSTLY},
-    {"Mod", 10, 13, EW_BINARY, VM_T_NUM, modpy_fns, false, false, false, EW_GRAIN_COSTLY},
-    {"Equal", 1, 19, EW_BINARY, VM_T_NUM | VM_T_BOOL, eq_fns, true, true, false, EW_GRAIN_CHEAP},
-    {"Less", 1, 13, EW_BINARY, VM_T_NUM, lt_fns, true, true, false, EW_GRAIN_CHEAP},
-    {"LessOrEqual", 12, 16, EW_BINARY, VM_T_NUM, le_fns, true, false, false, EW_GRAIN_CHEAP},
-    {"Greater", 1, 13, EW_BINARY, VM_T_NUM, gt_fns, true, true, false, EW_GRAIN_CHEAP},
-    {"GreaterOrEqual", 12, 16, EW_BINARY, VM_T_NUM, ge_fns, true, false, false, EW_GRAIN_CHEAP},
-    {"And", 1, 7, EW_BINARY, VM_T_BOOL, and_fns, true, true, false, EW_GRAIN_CHEAP},
-    {"Or", 1, 7, EW_BINARY, VM_T_BOOL, or_fns, true, true, false, EW_GRAIN_CHEAP},
-    {"Xor", 1, 7, EW_BINARY, VM_T_BOOL, xor_fns, true, true, false, EW_GRAIN_CHEAP},
-    {"BitShift", 11, 11, EW_BINARY, VM_T_UINT, NULL, false, false, false, EW_GRAIN_CHEAP},
+    {"Add", 1, 14, EW_BINARY, VM_T_NUM, add_fns, false, true, false, EW_GRAIN_CHEAP, false},
+    {"Sub", 1, 14, EW_BINARY, VM_T_NUM, sub_fns, false, true, false, EW_GRAIN_CHEAP, false},
+    {"Mul", 1, 14, EW_BINARY, VM_T_NUM, mul_fns, false, true, false, EW_GRAIN_CHEAP, false},
+    {"Div", 1, 14, EW_BINARY, VM_T_NUM, div_fns, false, true, false, EW_GRAIN_CHEAP, false},
+    {"Pow", 1, 15, EW_POW, VM_T_FLOAT | VM_T_SINT, NULL, false, true, false, EW_GRAIN_COSTLY,
+     false},
+    {"Mod", 10, 13, EW_BINARY, VM_T_NUM, modpy_fns, false, false, false, EW_GRAIN_COSTLY, false},
+    {"Equal", 1, 19, EW_BINARY, VM_T_NUM | VM_T_BOOL, eq_fns, true, true, false, EW_GRAIN_CHEAP,
+     false},
+    {"Less", 1, 13, EW_BINARY, VM_T_NUM, lt_fns, true, true, false, EW_GRAIN_CHEAP, false},
+    {"LessOrEqual", 12, 16, EW_BINARY, VM_T_NUM, le_fns, true, false, false, EW_GRAIN_CHEAP, false},
+    {"Greater", 1, 13, EW_BINARY, VM_T_NUM, lt_fns, true, true, false, EW_GRAIN_CHEAP, true},
+    {"GreaterOrEqual", 12, 16, EW_BINARY, VM_T_NUM, le_fns, true, false, false, EW_GRAIN_CHEAP,
+     true},
+    {"And", 1, 7, EW_BINARY, VM_T_BOOL, and_fns, true, true, false, EW_GRAIN_CHEAP, false},
+    {"Or", 1, 7, EW_BINARY, VM_T_BOOL, or_fns, true, true, false, EW_GRAIN_CHEAP, false},
+    {"Xor", 1, 7, EW_BINARY, VM_T_BOOL, xor_fns, true, true, false, EW_GRAIN_CHEAP, false},
+    {"BitShift", 11, 11, EW_BINARY, VM_T_UINT, NULL, false, false, false, EW_GRAIN_CHEAP, false},
     {"BitwiseAnd", 18, 18, EW_BINARY, VM_T_SINT | VM_T_UINT, band_fns, false, false, false,
-     EW_GRAIN_CHEAP},
+     EW_GRAIN_CHEAP, false},
     {"BitwiseOr", 18, 18, EW_BINARY, VM_T_SINT | VM_T_UINT, bor_fns, false, false, false,
-     EW_GRAIN_CHEAP},
+     EW_GRAIN_CHEAP, false},
     {"BitwiseXor", 18, 18, EW_BINARY, VM_T_SINT | VM_T_UINT, bxor_fns, false, false, false,
-     EW_GRAIN_CHEAP},
-    {"Min", 1, 13, EW_VARIADIC, VM_T_NUM, min_fns, false, false, false, EW_GRAIN_CHEAP},
-    {"Max", 1, 13, EW_VARIADIC, VM_T_NUM, max_fns, false, false, false, EW_GRAIN_CHEAP},
-    {"Sum", 1, 13, EW_VARIADIC, VM_T_NUM, add_fns, false, false, false, EW_GRAIN_CHEAP},
-    {"Mean", 1, 13, EW_VARIADIC, VM_T_FLOAT, add_fns, false, false, true, EW_GRAIN_CHEAP},
-    {"PRelu", 1, 16, EW_PRELU, VM_T_NUM, prelu_fns, false, false, false, EW_GRAIN_CHEAP},
-    {"Where", 9, 16, EW_WHERE, VM_T_NUM | VM_T_BOOL, NULL, false, false, false, EW_GRAIN_CHEAP},
-    {"Not", 1, 1, EW_NOT, VM_T_BOOL, NULL, true, false, false, EW_GRAIN_CHEAP},
-    {"BitwiseNot", 18, 18, EW_NOT, VM_T_SINT | VM_T_UINT, NULL, false, false, false,
-     EW_GRAIN_CHEAP},
+     EW_GRAIN_CHEAP, false},
+    {"Min", 1, 13, EW_VARIADIC, VM_T_NUM, min_fns, false, false, false, EW_GRAIN_CHEAP, false},
+    {"Max", 1, 13, EW_VARIADIC, VM_T_NUM, max_fns, false, false, false, EW_GRAIN_CHEAP, false},
+    {"Sum", 1, 13, EW_VARIADIC, VM_T_NUM, add_fns, false, false, false, EW_GRAIN_CHEAP, false},
+    {"Mean", 1, 13, EW_VARIADIC, VM_T_FLOAT, add_fns, false, false, true, EW_GRAIN_CHEAP, false},
+    {"PRelu", 1, 16, EW_PRELU, VM_T_NUM, prelu_fns, false, false, false, EW_GRAIN_CHEAP, false},
+    {"Where", 9, 16, EW_WHERE, VM_T_NUM | VM_T_BOOL, NULL, false, false, false, EW_GRAIN_CHEAP,
+     false},
+    {"Not", 1, 1, EW_NOT, VM_T_BOOL, NULL, true, false, false, EW_GRAIN_CHEAP, false},
+    {"BitwiseNot", 18, 18, EW_NOT, VM_T_SINT | VM_T_UINT, NULL, false, false, false, EW_GRAIN_CHEAP,
+     false},
 };
 #define N_DEFS (sizeof k_defs / sizeof k_defs[0])
 
@@ -761,10 +764,12 @@ static ember_status run_binary(const em_node *node, const ew_state *st, em_tenso
     if (s == EMBER_OK) s = vm_out_begin(out, &o, err);
     if (s == EMBER_OK) {
         bin_fn fn = pick_fn(st, a.dtype, b.dtype);
-        if (fn)
-            ew_binary(ex, &a, a.dims, a.rank, &b, bd, br, &o, fn, def->grain);
-        else
+        if (!fn)
             s = em_unsupported_type(node, 0, in[0]->dtype, err);
+        else if (def->swap)
+            ew_binary(ex, &b, bd, br, &a, a.dims, a.rank, &o, fn, def->grain);
+        else
+            ew_binary(ex, &a, a.dims, a.rank, &b, bd, br, &o, fn, def->grain);
     }
     if (s == EMBER_OK) vm_out_finish(out, &o);
     vm_unwiden(&o);
