@@ -157,6 +157,28 @@ Test(ops_math, broadcast_shapes) {
                NULL);
 }
 
+Test(ops_math, comparisons_broadcast_both_ways) {
+    /* Greater / GreaterOrEqual run Less / LessOrEqual with swapped inputs: check both sides. */
+    float a[2] = {1, 3}, b[3] = {0, 1, 2};
+    const uint8_t gt[6] = {1, 0, 0, 1, 1, 1}, ge[6] = {1, 1, 0, 1, 1, 1},
+                  lt[6] = {0, 0, 1, 0, 0, 0};
+    const char *ops[3] = {"Greater", "GreaterOrEqual", "Less"};
+    const uint8_t *want[3] = {gt, ge, lt};
+    for (int k = 0; k < 3; k++) {
+        test_node t;
+        node_init(&t, ops[k], 16, 2);
+        em_tensor *in[2] = {f32(2, (int64_t[]){2, 1}, a), f32(1, (int64_t[]){3}, b)};
+        em_tensor out;
+        ember_error err;
+        cr_assert_eq(run_node(&t, in, &out, &err), EMBER_OK, "%s", err.message);
+        assert_dims(&out, 2, (int64_t[]){2, 3});
+        cr_assert_eq(out.dtype, EMBER_BOOL);
+        cr_assert_arr_eq(out.data, want[k], 6, "%s", ops[k]);
+        out_free(&out);
+        free_all(in, 2);
+    }
+}
+
 Test(ops_math, broadcast_incompatible_and_type_mismatch) {
     test_node t;
     node_init(&t, "Add", 14, 2);
