@@ -119,11 +119,22 @@ void em_load_limits_init(em_load_limits *l, const ember_load_options *o) {
  * ------------------------------------------------------------------------------------------- */
 
 /* protobuf-c decodes nested messages recursively without a depth limit, so a file of a few MB
- * whose graphs (or sequence types) nest 100,000 deep overflows the stack inside unpack. Walk
- * the wire format first, descending only into fields the schema declares as messages; bytes
- * that do not parse are left for unpack to reject. */
+ * whose graphs (or sequence types) nest 100,000 deep overflows the stack inside unpack. And it
+ * allocates a struct of 100-250 bytes for every message, however small: a 100 MB file of empty
+ * nodes (2 bytes each) would take 7 GB before any check of ours. So the wire format is walked
+ * first, descending only into fields the schema declares as messages, counting messages and
+ * nodes; bytes that do not parse are left for unpack to reject. */
 #define MAX_MESSAGE_DEPTH 256
 #define MAX_NODE_ATTRIBUTES 256
+/* Messages per allowed node (attributes, dims, value infos, ...), beyond a fixed allowance. */
+#define MESSAGES_PER_NODE 16
+#define MESSAGES_ALLOWANCE (1u << 20)
+
+typedef struct wire_stats {
+    int deepest;         /* message nesting below the model */
+    uint64_t messages;   /* every nested message */
+    uint64_t nodes;      /* NodeProto messages (graphs, subgraphs and functions) */
+} wire_stats;
 
 static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
     uint64_t v = 0;
@@ -138,43 +149,65 @@ static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
     return false;
 }
 
-/* Deepest message nesting below this message (stops early past `budget`). */
-static int wire_depth(const uint8_t *p, const uint8_t *end, const ProtobufCMessageDescriptor *d,
-                      int budget) {
-    int deepest = 0;
+/* Walk one message at `depth`; stops descending past MAX_MESSAGE_DEPTH. */
+static void wire_scan(const uint8_t *p, const uint8_t *end, const ProtobufCMessageDescriptor *d,
+                      int depth, wire_stats *st) {
+    if (depth > st->deepest) st->deepest = depth;
+    if (depth >= MAX_MESSAGE_DEPTH) return;
     while (p < end) {
         uint64_t tag, len;
-        if (!read_varint(&p, end, &tag)) break;
+        if (!read_varint(&p, end, &tag)) return;
         switch (tag & 7) {
         case PROTOBUF_C_WIRE_TYPE_VARINT:
-            if (!read_varint(&p, end, &len)) return deepest;
+            if (!read_varint(&p, end, &len)) return;
             continue;
         case PROTOBUF_C_WIRE_TYPE_64BIT:
-            if ((size_t)(end - p) < 8) return deepest;
+            if ((size_t)(end - p) < 8) return;
             p += 8;
             continue;
         case PROTOBUF_C_WIRE_TYPE_32BIT:
-            if ((size_t)(end - p) < 4) return deepest;
+            if ((size_t)(end - p) < 4) return;
             p += 4;
             continue;
         case PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED:
-            if (!read_varint(&p, end, &len) || len > (uint64_t)(end - p)) return deepest;
+            if (!read_varint(&p, end, &len) || len > (uint64_t)(end - p)) return;
             break;
         default:
-            return deepest; /* groups or garbage: unpack refuses them */
+            return; /* groups or garbage: unpack refuses them */
         }
         const ProtobufCFieldDescriptor *f =
             tag >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3))
                                    : NULL;
         if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
-            if (budget <= 1) return budget + 1;
-            int sub = 1 + wire_depth(p, p + len, f->descriptor, budget - 1);
-            if (sub > deepest) deepest = sub;
-            if (deepest >= budget) return deepest;
+            st->messages++;
+            if (f->descriptor == &onnx__node_proto__descriptor) st->nodes++;
+            wire_scan(p, p + len, f->descriptor, depth + 1, st);
         }
         p += len;
     }
-    return deepest;
+}
+
+static ember_status check_wire(const void *data, size_t size, const char *file,
+                               const em_load_limits *limits, ember_error *err) {
+    wire_stats st = {0};
+    wire_scan(data, (const uint8_t *)data + size, &onnx__model_proto__descriptor, 0, &st);
+    if (st.deepest >= MAX_MESSAGE_DEPTH)
+        return em_fail(err, EMBER_ERR_LIMIT,
+                       "%s: protobuf messages nest deeper than %d levels (graphs or types nested "
+                       "too deeply)",
+                       file, MAX_MESSAGE_DEPTH);
+    if (st.nodes > limits->max_nodes)
+        return em_fail(err, EMBER_ERR_LIMIT, "%s: more than %llu nodes (%llu in the file)", file,
+                       (unsigned long long)limits->max_nodes, (unsigned long long)st.nodes);
+    uint64_t max_messages = limits->max_nodes > (UINT64_MAX - MESSAGES_ALLOWANCE) / MESSAGES_PER_NODE
+                                ? UINT64_MAX
+                                : limits->max_nodes * MESSAGES_PER_NODE + MESSAGES_ALLOWANCE;
+    if (st.messages > max_messages)
+        return em_fail(err, EMBER_ERR_LIMIT,
+                       "%s: %llu protobuf messages, more than %llu (%d per allowed node)", file,
+                       (unsigned long long)st.messages, (unsigned long long)max_messages,
+                       MESSAGES_PER_NODE);
+    return EMBER_OK;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1333,12 +1366,7 @@ ember_status em_model_load(const void *data, size_t size, const char *display_na
     const char *file = display_name ? display_name : "<memory>";
     if (size == 0)
         return em_fail(err, EMBER_ERR_PARSE, "%s: empty file, not an ONNX model", file);
-    if (wire_depth(data, (const uint8_t *)data + size, &onnx__model_proto__descriptor,
-                   MAX_MESSAGE_DEPTH) >= MAX_MESSAGE_DEPTH)
-        return em_fail(err, EMBER_ERR_LIMIT,
-                       "%s: protobuf messages nest deeper than %d levels (graphs or types nested "
-                       "too deeply)",
-                       file, MAX_MESSAGE_DEPTH);
+    EM_TRY(check_wire(data, size, file, limits, err));
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
     if (!mp)
         return em_fail(err, EMBER_ERR_PARSE,

@@ -180,6 +180,17 @@ case("nested_types_100000",
      write("nested_types_100000.onnx", vi(1, 8) + ld(8, vi(2, 13)) + ld(7, ld(11, ld(1, b"x") + ld(2, t)))),
      "-", "load", "LIMIT", 1, "nest deeper than 256 levels")
 
+# protobuf-c allocates a 100-250 byte struct per message: 1.1 million empty nodes (2 bytes
+# each) or dims are refused by counting them in the wire format, before decoding.
+case("empty_nodes_1100000",
+     write("empty_nodes_1100000.onnx", vi(1, 8) + ld(8, vi(2, 13)) + ld(7, ld(1, b"") * 1100000)),
+     "-", "load", "LIMIT", 1, "more than 1000000 nodes (1100000 in the file)")
+dims = ld(1, ld(2, ld(1, b"") * 1100000))  # TypeProto.tensor_type.shape.dim...
+case("empty_dims_1100000",
+     write("empty_dims_1100000.onnx", vi(1, 8) + ld(8, vi(2, 13)) + ld(7, ld(11, ld(1, b"x") + ld(2, dims)))),
+     "-", "load", "LIMIT", "-", "protobuf messages, more than 1064576 (16 per allowed node)",
+     options="max_nodes=1000")
+
 # ---------------------------------------------------------------------------------------------
 # Graph structure
 # ---------------------------------------------------------------------------------------------
