@@ -300,8 +300,10 @@ static ember_status seed_attr(const em_node *node, bool *seeded, uint32_t *seed,
     const em_attr *a = em_node_attr(node, "seed");
     *seeded = false;
     if (!a) return EMBER_OK;
-    if (a->type != EM_ATTR_FLOAT || !isfinite(a->f))
-        return node_fail(err, EMBER_ERR_INVALID_MODEL, "seed must be a finite float");
+    /* beyond +-2^63 the conversion to int64 below is undefined (fuzzer, UBSan) */
+    if (a->type != EM_ATTR_FLOAT || !isfinite(a->f) || fabsf(a->f) >= 9.2e18f)
+        return node_fail(err, EMBER_ERR_INVALID_MODEL,
+                         "seed must be a finite float within the int64 range");
     *seeded = true;
     *seed = (uint32_t)(uint64_t)(int64_t)a->f;
     return EMBER_OK;

@@ -64,6 +64,16 @@ for t in "${targets[@]}"; do
   esac
 done
 
+# Dictionaries: operator and attribute names, so that mutations turn one operator into another.
+{
+  sed -n 's/^{"\([A-Za-z0-9]*\)".*/"\1"/p' runtime/onnx_versions.inc
+  for a in axis axes perm pads strides kernel_shape dilations group keepdims to value mode alpha \
+           beta epsilon transA transB auto_pad output_padding output_shape direction body \
+           then_branch else_branch num_scan_inputs split batch_dims exclusive reverse; do
+    echo "\"$a\""
+  done
+} >"$build/model.dict"
+
 # ---- runs ----
 failed=0
 summary=()
@@ -76,7 +86,9 @@ for t in "${targets[@]}"; do
   start=$(date +%s)
   # -timeout: one input may take 25 s; -rss_limit_mb: the process may use 2 GB (ember's own
   # limits in fuzz/entry.c keep a model far below both).
-  "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 \
+  dict=()
+  [ "$t" = model ] && dict=(-dict="$build/model.dict")
+  "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 "${dict[@]}" \
     -print_final_stats=1 -artifact_prefix="$crashes/" "$corpus" "$seeds/$t" >"$log" 2>&1
   rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
