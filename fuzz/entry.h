@@ -10,7 +10,8 @@
 #include <stdint.h>
 
 /* The bytes are a ModelProto: load (tensors up to 16 MiB, 4096 nodes), create a session
- * (1 thread, 256 MiB memory limit), run once on small made-up inputs (symbolic dims = 1). */
+ * (1 thread, 256 MiB memory limit), run once on small made-up inputs (symbolic dims = 1)
+ * unless the model mentions Loop. */
 int ember_fuzz_model(const uint8_t *data, size_t size);
 /* The bytes are a .npy file or a TensorProto: ember_tensor_load_memory. */
 int ember_fuzz_tensor(const uint8_t *data, size_t size);

@@ -1276,11 +1276,18 @@ static ember_status check_arity(const load_ctx *c, const em_graph *g) {
         }
         if (n->domain[0]) continue;
         int version = em_onnx_op_version(n->op_type, n->opset);
+        /* The table is sorted by op_type, then version: find the first row of op_type. */
+        size_t lo = 0, hi = sizeof k_arity / sizeof k_arity[0];
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(k_arity[mid].op_type, n->op_type) < 0) lo = mid + 1;
+            else hi = mid;
+        }
         const op_arity *best = NULL;
-        for (size_t k = 0; k < sizeof k_arity / sizeof k_arity[0]; k++)
-            if (strcmp(k_arity[k].op_type, n->op_type) == 0 && k_arity[k].since_version <= version &&
-                (!best || k_arity[k].since_version > best->since_version))
-                best = &k_arity[k];
+        for (size_t k = lo; k < sizeof k_arity / sizeof k_arity[0] &&
+                            strcmp(k_arity[k].op_type, n->op_type) == 0;
+             k++)
+            if (k_arity[k].since_version <= version) best = &k_arity[k];
         if (!best) continue;
         /* A version newer than the schemas ember was built with may take more. */
         bool exact = best->since_version == version;
