@@ -403,8 +403,8 @@ static int first_record(score_ctx *c, const char **rec, size_t *len, size_t *byt
     for (;;) {
         int64_t nrec;
         *bytes = score_find_records(c->tbuf + c->tstart, c->tlen - c->tstart,
-                                    c->in_format != SCORE_FORMAT_JSONL, c->teof, 1, &nrec,
-                                    newlines);
+                                    c->in_format == SCORE_FORMAT_JSONL ? 0 : c->csv.delimiter,
+                                    c->teof, 1, &nrec, newlines);
         if (nrec == 1) {
             *rec = c->tbuf + c->tstart;
             *len = score_record_content(*rec, *bytes);
@@ -419,13 +419,14 @@ static int first_record(score_ctx *c, const char **rec, size_t *len, size_t *byt
     }
 }
 
-static bool field_is_number(const score_field_text *f, char delim) {
+static bool field_is_value(const score_field_text *f, char delim) {
     const char *t = f->text;
     size_t n = f->len;
     while (n && (*t == ' ' || (*t == '\t' && delim != '\t'))) t++, n--;
     while (n && (t[n - 1] == ' ' || (t[n - 1] == '\t' && delim != '\t'))) n--;
     double v;
-    return n && score_parse_f64(t, n, &v);
+    bool b;
+    return n && (score_parse_f64(t, n, &v) || score_parse_bool(t, n, &b));
 }
 
 /* CSV / TSV: header, columns and where each goes. */
@@ -433,6 +434,7 @@ static int setup_csv(setup *s) {
     score_ctx *c = &s->ctx;
     options *o = &s->opt;
     char delim = o->delimiter ? o->delimiter : c->in_format == SCORE_FORMAT_TSV ? '\t' : ',';
+    c->csv.delimiter = delim;
     const char *rec;
     size_t len, bytes;
     int64_t nl;
@@ -455,7 +457,7 @@ static int setup_csv(setup *s) {
     if (header < 0) {
         size_t numbers = 0, words = 0;
         for (size_t i = 0; i < n; i++) {
-            if (field_is_number(&fields[i], delim))
+            if (field_is_value(&fields[i], delim))
                 numbers++;
             else if (fields[i].len)
                 words++;

@@ -10,32 +10,55 @@
 
 #include "score_num.h"
 
-size_t score_find_records(const char *data, size_t len, bool quotes, bool at_eof,
+/* End of a record that holds a quote, scanning field by field: a quote opens a quoted field
+ * only at the start of a field (spaces aside), "" inside it is a quote, and a newline inside
+ * it belongs to the field. Returns the '\n' ending the record, or NULL if none before `end`
+ * (*inner counts the newlines inside quotes). */
+static const char *quoted_record_end(const char *p, const char *end, char delim, bool at_eof,
+                                     int64_t *inner) {
+    bool field_start = true, in_quotes = false;
+    *inner = 0;
+    for (const char *q = p; q < end; q++) {
+        char c = *q;
+        if (in_quotes) {
+            if (c == '"') {
+                if (q + 1 == end && !at_eof) return NULL; /* "" or a close: wait and see */
+                if (q + 1 < end && q[1] == '"')
+                    q++;
+                else
+                    in_quotes = false;
+            } else if (c == '\n') {
+                (*inner)++;
+            }
+            continue;
+        }
+        if (c == '\n') return q;
+        if (c == delim) {
+            field_start = true;
+        } else if (c == '"' && field_start) {
+            in_quotes = true;
+            field_start = false;
+        } else if (!(field_start && (c == ' ' || c == '\t'))) {
+            field_start = false;
+        }
+    }
+    return NULL;
+}
+
+size_t score_find_records(const char *data, size_t len, char quote_delim, bool at_eof,
                           int64_t max_records, int64_t *records, int64_t *newlines) {
     const char *p = data, *end = data + len;
     int64_t n = 0, nl = 0;
     while (n < max_records && p < end) {
         const char *e = memchr(p, '\n', (size_t)(end - p));
         const char *rec_end = e ? e : end;
-        if (quotes && memchr(p, '"', (size_t)(rec_end - p))) {
-            /* a quoted field may hold newlines: track the quote state byte by byte */
-            bool in_quotes = false;
+        if (quote_delim && memchr(p, '"', (size_t)(rec_end - p))) {
             int64_t inner = 0;
-            e = NULL;
-            for (const char *q = p; q < end; q++) {
-                if (*q == '"') {
-                    in_quotes = !in_quotes;
-                } else if (*q == '\n') {
-                    if (!in_quotes) {
-                        e = q;
-                        break;
-                    }
-                    inner++;
-                }
-            }
+            e = quoted_record_end(p, end, quote_delim, at_eof, &inner);
             if (!e) {
                 if (!at_eof) break;
-                nl += inner;
+                /* an unterminated quote: the rest is one record (the row parser says so) */
+                for (const char *q = p; q < end; q++) nl += *q == '\n';
                 p = end;
                 n++;
                 break;

@@ -5,11 +5,11 @@
 #include "score.h"
 
 /* Find up to `max_records` complete records at the start of [data, data + len). A record ends
- * with '\n' (a "\r\n" ending is handled by the row parser); with `quotes`, a '\n' inside a
- * double-quoted field belongs to the record. With `at_eof`, trailing bytes without a newline
- * make a last record. Returns the bytes the records cover; *records and *newlines count them
- * and the '\n' bytes inside (physical lines). */
-size_t score_find_records(const char *data, size_t len, bool quotes, bool at_eof,
+ * with '\n' (a "\r\n" ending is handled by the row parser). With a `quote_delim` (the CSV
+ * field delimiter; 0 for JSONL), a '\n' inside a double-quoted field belongs to the record.
+ * With `at_eof`, trailing bytes without a newline make a last record. Returns the bytes the
+ * records cover; *records and *newlines count them and their '\n' bytes (physical lines). */
+size_t score_find_records(const char *data, size_t len, char quote_delim, bool at_eof,
                           int64_t max_records, int64_t *records, int64_t *newlines);
 
 /* Content length of a record without its line ending ("\n" or "\r\n"). */

@@ -35,8 +35,9 @@ typedef struct decimal {
 static inline bool is_digit(char c) { return (unsigned)(c - '0') < 10u; }
 
 /* [+-]digits[.digits][(e|E)[+-]digits] with at least one mantissa digit, as a prefix of
- * [s, end). Returns the end of the number, or NULL if the text does not start that way. */
-static const char *scan_decimal(const char *s, const char *end, decimal *d) {
+ * [s, end). Returns the end of the number, or NULL if the text does not start that way. This
+ * version keeps the first 19 significant digits of any digit string. */
+static const char *scan_decimal_careful(const char *s, const char *end, decimal *d) {
     const char *p = s;
     bool negative = false, truncated = false, any = false;
     if (p < end && (*p == '-' || *p == '+')) negative = *p++ == '-';
@@ -84,6 +85,76 @@ static const char *scan_decimal(const char *s, const char *end, decimal *d) {
     d->exp10 = exp10;
     d->negative = negative;
     d->truncated = truncated;
+    return p;
+}
+
+/* Eight ASCII digits at once (little-endian loads). */
+static inline bool eight_digits(uint64_t v) {
+    return ((v & 0xF0F0F0F0F0F0F0F0u) |
+            (((v + 0x0606060606060606u) & 0xF0F0F0F0F0F0F0F0u) >> 4)) == 0x3333333333333333u;
+}
+
+static inline uint64_t eight_digits_value(uint64_t v) {
+    const uint64_t mask = 0x000000FF000000FFu;
+    v -= 0x3030303030303030u;
+    v = v * 10 + (v >> 8); /* pairs */
+    v = ((v & mask) * (100 + (UINT64_C(1000000) << 32)) +
+         ((v >> 16) & mask) * (1 + (UINT64_C(10000) << 32))) >> 32;
+    return v;
+}
+
+/* Digits at p as an integer (wrapping past 19 digits: the caller checks the count). */
+static inline const char *scan_digits(const char *p, const char *end, uint64_t *m) {
+    uint64_t v = *m;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        if (!eight_digits(w)) break;
+        v = v * 100000000u + eight_digits_value(w);
+        p += 8;
+    }
+#endif
+    while (p < end && is_digit(*p)) v = v * 10 + (uint64_t)(*p++ - '0');
+    *m = v;
+    return p;
+}
+
+/* The common case fast (at most 19 digits in all); longer digit strings go to the careful
+ * scanner. */
+static inline const char *scan_decimal(const char *s, const char *end, decimal *d) {
+    const char *p = s;
+    bool negative = false;
+    if (p < end && (*p == '-' || *p == '+')) negative = *p++ == '-';
+    uint64_t m = 0;
+    const char *int_start = p;
+    p = scan_digits(p, end, &m);
+    size_t digits = (size_t)(p - int_start);
+    int exp10 = 0;
+    if (p < end && *p == '.') {
+        const char *frac_start = ++p;
+        p = scan_digits(p, end, &m);
+        digits += (size_t)(p - frac_start);
+        exp10 = -(int)(p - frac_start);
+    }
+    if (digits == 0) return NULL;
+    if (digits > 19) return scan_decimal_careful(s, end, d);
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        bool eneg = false;
+        if (p < end && (*p == '-' || *p == '+')) eneg = *p++ == '-';
+        if (p >= end || !is_digit(*p)) return NULL;
+        int e = 0;
+        while (p < end && is_digit(*p)) {
+            if (e < 100000) e = e * 10 + (*p - '0');
+            p++;
+        }
+        exp10 += eneg ? -e : e;
+    }
+    d->mantissa = m;
+    d->exp10 = exp10;
+    d->negative = negative;
+    d->truncated = false;
     return p;
 }
 
@@ -442,7 +513,7 @@ int score_format_f64(double value, int precision, bool json, char *buf) {
         return (int)n;
     }
     if (precision > 0) return snprintf(buf, SCORE_NUM_MAX, "%.*g", precision, value);
-    for (int p = 15; p < 17; p++) {
+    for (int p = fabs(value) < DBL_MIN ? 1 : 15; p < 17; p++) { /* subnormals: fewer digits */
         int n = snprintf(buf, SCORE_NUM_MAX, "%.*g", p, value);
         if (strtod(buf, NULL) == value) return n;
     }

@@ -144,7 +144,7 @@ static void publish_error(score_ctx *c, score_batch *b, int status, const char *
 }
 
 static void read_text(score_ctx *c) {
-    const bool quotes = c->in_format != SCORE_FORMAT_JSONL;
+    const char quotes = c->in_format == SCORE_FORMAT_JSONL ? 0 : c->csv.delimiter;
     char msg[SCORE_MESSAGE_SIZE + 128];
     for (;;) {
         score_batch *b = acquire_slot(c);
@@ -328,7 +328,8 @@ static void parse_text(score_ctx *c, score_batch *b) {
     char msg[SCORE_MESSAGE_SIZE];
     while (p < end) {
         int64_t nrec, nl;
-        size_t n = score_find_records(p, (size_t)(end - p), !json, true, 1, &nrec, &nl);
+        size_t n = score_find_records(p, (size_t)(end - p), json ? 0 : c->csv.delimiter, true, 1,
+                                      &nrec, &nl);
         size_t len = score_record_content(p, n);
         bool blank = len == 0;
         if (json && !blank) {
