@@ -458,27 +458,60 @@ static int render_g(bool negative, uint64_t digits, int p, int exp10, char *buf)
     return (int)(o - buf);
 }
 
+/* A finite nonzero float as mant * 2^exp2 (mant < 2^24), and an estimate of floor(log10 |v|)
+ * that is exact or one too small (round_g corrects it). */
+typedef struct f32_parts {
+    uint64_t mant;
+    int exp2;
+    int exp10;
+    bool negative;
+} f32_parts;
+
+static f32_parts split_f32(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    f32_parts f;
+    f.negative = bits >> 31;
+    int biased = (int)((bits >> 23) & 0xff);
+    f.mant = bits & 0x7fffff;
+    if (biased) {
+        f.mant |= 0x800000;
+        f.exp2 = biased - 150;
+    } else {
+        f.exp2 = -149;
+    }
+    /* floor(log10(2) * position of the top bit), with 78913 / 2^18 ~ log10(2) */
+    int top = 63 - __builtin_clzll(f.mant) + f.exp2;
+    f.exp10 = (int)((int64_t)top * 78913 >> 18) - 1;
+    return f;
+}
+
+/* The p significant digits of f rounded as printf rounds; *exp10 is the decimal exponent of the
+ * first digit. false when 128-bit arithmetic does not suffice (then printf is used). */
+static bool round_g(const f32_parts *f, int p, int *exp10, uint64_t *digits) {
+    int e = f->exp10;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        if (!round_digits(f->mant, f->exp2, p, e, digits)) return false;
+        if (*digits >= k_pow10_u64[p]) {
+            e++;
+            continue;
+        }
+        if (*digits < k_pow10_u64[p - 1]) {
+            e--;
+            continue;
+        }
+        *exp10 = e;
+        return true;
+    }
+    return false;
+}
+
 /* %.{p}g of a finite nonzero float, without printf when the arithmetic fits. */
 static int format_g_f32(float value, int p, char *buf) {
-    float a = fabsf(value);
-    int e2;
-    double fr = frexp((double)a, &e2); /* a = fr * 2^e2, fr in [0.5, 1) */
-    uint64_t mant = (uint64_t)ldexp(fr, 24);
-    int exp2 = e2 - 24;
-    int exp10 = (int)floor(log10((double)a));
-    for (int attempt = 0; attempt < 3; attempt++) {
-        uint64_t digits;
-        if (!round_digits(mant, exp2, p, exp10, &digits)) break;
-        if (digits >= k_pow10_u64[p]) {
-            exp10++;
-            continue;
-        }
-        if (digits < k_pow10_u64[p - 1]) {
-            exp10--;
-            continue;
-        }
-        return render_g(signbit(value), digits, p, exp10, buf);
-    }
+    f32_parts f = split_f32(value);
+    int exp10;
+    uint64_t digits;
+    if (round_g(&f, p, &exp10, &digits)) return render_g(f.negative, digits, p, exp10, buf);
     return snprintf(buf, SCORE_NUM_MAX, "%.*g", p, (double)value);
 }
 
@@ -494,12 +527,27 @@ int score_format_f32(float value, int precision, bool json, char *buf) {
         if (precision <= 18) return format_g_f32(value, precision, buf);
         return snprintf(buf, SCORE_NUM_MAX, "%.*g", precision, (double)value);
     }
-    /* Shortest: a float32 has at most one 6-digit decimal within its rounding interval, so
-     * %.6g already gives every answer of 6 digits or fewer; 9 digits always round-trip. */
-    for (int p = fabsf(value) < FLT_MIN ? 1 : 6; p < 9; p++) { /* subnormals: fewer digits */
-        int n = format_g_f32(value, p, buf);
-        float back = 0;
-        if (score_parse_f32(buf, (size_t)n, &back) && back == value) return n;
+    /* Shortest: a normal float32 has at most one 6-digit decimal within its rounding interval,
+     * so 6 digits already give every answer of 6 digits or fewer; 9 digits always round-trip.
+     * Each candidate is checked by converting the digits back, without text. */
+    f32_parts f = split_f32(value);
+    float magnitude = fabsf(value);
+    for (int p = magnitude < FLT_MIN ? 1 : 6; p < 9; p++) { /* subnormals: fewer digits */
+        int exp10;
+        uint64_t digits;
+        if (!round_g(&f, p, &exp10, &digits)) { /* extreme exponents: through printf */
+            int n = snprintf(buf, SCORE_NUM_MAX, "%.*g", p, (double)value);
+            if (strtof(buf, NULL) == value) return n;
+            continue;
+        }
+        decimal d = {digits, exp10 - p + 1, false, false};
+        float back;
+        if (decimal_to_f32(&d, &back)) {
+            if (back == magnitude) return render_g(f.negative, digits, p, exp10, buf);
+            continue;
+        }
+        int n = render_g(f.negative, digits, p, exp10, buf); /* a hard case: ask strtof */
+        if (strtof(buf, NULL) == value) return n;
     }
     return format_g_f32(value, 9, buf);
 }
