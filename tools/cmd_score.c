@@ -238,10 +238,7 @@ typedef struct setup {
     char **column_names; /* CSV header, or NULL */
     size_t n_columns;
     score_column_dest *dest;
-    const char **map_keys; /* JSONL keys per input */
-    char *map_storage[MAX_MAPS];
-    int64_t **input_columns; /* per input: 0-based columns (CSV / npy) */
-    size_t *input_ncols;
+    int64_t **input_columns; /* per input: its 0-based CSV columns */
     int64_t id_index; /* CSV: 0-based id column, -1 none */
     char *id_name;
     void *npy_map;
@@ -396,6 +393,20 @@ static int open_input(setup *s) {
     return 0;
 }
 
+/* Skip a UTF-8 byte order mark at the start of a text input (spreadsheet exports write one). */
+static int skip_bom(score_ctx *c) {
+    char msg[SCORE_MESSAGE_SIZE + 128];
+    while (c->tlen < 3 && !c->teof) {
+        int r = score_text_read_more(c, msg, sizeof msg);
+        if (r < 0) {
+            cli_error("%s", msg);
+            return 1;
+        }
+    }
+    if (c->tlen >= 3 && memcmp(c->tbuf, "\xef\xbb\xbf", 3) == 0) c->tstart = 3;
+    return 0;
+}
+
 /* The first record of a text input (reading as needed); 0: empty input. */
 static int first_record(score_ctx *c, const char **rec, size_t *len, size_t *bytes,
                         int64_t *newlines) {
@@ -535,10 +546,8 @@ static int setup_inputs(setup *s) {
     c->n_inputs = n_in;
     c->inputs = calloc(n_in, sizeof *c->inputs);
     c->input_names = calloc(n_in, sizeof *c->input_names);
-    s->map_keys = calloc(n_in, sizeof *s->map_keys);
     s->input_columns = calloc(n_in, sizeof *s->input_columns);
-    s->input_ncols = calloc(n_in, sizeof *s->input_ncols);
-    if (!c->inputs || !c->input_names || !s->map_keys || !s->input_columns || !s->input_ncols)
+    if (!c->inputs || !c->input_names || !s->input_columns)
         return 1;
     const char *map_spec[64] = {0};
     for (int m = 0; m < o->n_maps; m++) {
@@ -658,7 +667,6 @@ static int setup_inputs(setup *s) {
                 if ((int64_t)i != s->id_index) cols[nc++] = (int64_t)i;
         }
         s->input_columns[k] = cols;
-        s->input_ncols[k] = nc;
         for (size_t j = 0; j < nc; j++) {
             score_column_dest *d = &s->dest[cols[j]];
             if (d->target != SCORE_DEST_SKIP) {
@@ -1015,10 +1023,8 @@ static void free_setup(setup *s) {
     for (size_t i = 0; s->column_names && i < s->n_columns; i++) free(s->column_names[i]);
     free(s->column_names);
     free(s->dest);
-    free(s->map_keys);
     for (size_t k = 0; s->input_columns && k < c->n_inputs; k++) free(s->input_columns[k]);
     free(s->input_columns);
-    free(s->input_ncols);
     free(s->id_name);
     if (s->npy_map) munmap(s->npy_map, s->npy_map_len);
     if (s->in_opened) close(c->in_fd);
@@ -1063,6 +1069,7 @@ int cmd_score(int argc, char **argv) {
         goto done;
     }
     c->tline = 1;
+    if (c->in_format != SCORE_FORMAT_NPY && (rc = skip_bom(c)) != 0) goto done;
     if (c->in_format == SCORE_FORMAT_CSV || c->in_format == SCORE_FORMAT_TSV) {
         if ((rc = setup_csv(s)) != 0) goto done;
     }

@@ -477,9 +477,9 @@ static void run_batch(score_ctx *c, score_batch *b) {
     pthread_mutex_unlock(&c->layout_lock);
     for (size_t k = 0; k < c->n_outputs; k++) {
         if (per_row[k] != c->out_per_row[k]) {
-            fail_batch(b, 1, "output '%s' gives %lld values per row in one batch and %lld in "
-                       "another", c->output_names[k], (long long)c->out_per_row[k],
-                       (long long)per_row[k]);
+            fail_batch(b, 1, "output '%s' has %lld values per row, expected %lld (from its "
+                       "declared shape or an earlier batch)", c->output_names[k],
+                       (long long)per_row[k], (long long)c->out_per_row[k]);
             goto done;
         }
     }

@@ -65,6 +65,9 @@ t "quoted newline in an id" 0 $'name,y_0,y_1,y_2,y_3\n"multi\nline ""id""",1,2,3
     "" "$M/echo4.onnx" --input multiline.csv --output - -q --id-column name
 t "id as JSON" 0 $'{"name":"multi\\nline \\"id\\"","y":[1,2,3,4]}\n{"name":"plain","y":[5,6,7,8]}' \
     "" "$M/echo4.onnx" --input multiline.csv --output - -q --id-column 1 --output-format jsonl
+printf '\xef\xbb\xbfa,b,c,d\n1,2,3,4\n' >bom.csv
+t "a UTF-8 byte order mark is skipped" 0 $'y_0,y_1,y_2,y_3\n4,3,2,1' "" "$M/echo4.onnx" \
+    --input bom.csv --output - -q --columns d,c,b,a
 printf '1,2,3,4\n5,6,7,8\n' >nohead.csv
 t "no header (detected)" 0 $'y_0,y_1,y_2,y_3\n1,2,3,4\n5,6,7,8' "" "$M/echo4.onnx" \
     --input nohead.csv --output - -q
