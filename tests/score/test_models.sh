@@ -6,7 +6,7 @@
 set -u
 EMBER=$(realpath "$1")
 M=$(realpath "$2")
-ZOO=$3
+ZOO=$(realpath -m "$3")
 PY=/usr/bin/python3
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -76,6 +76,38 @@ assert (lab == want).all(), (lab, want)
     else
         bad "binary_mlp: $(cat err.txt)"
     fi
+    # every head against the decisions PyTorch made (models/*_decision, *_rank)
+    for spec in "multiclass_mlp multiclass multiclass_mlp_decision.expected_label" \
+        "multilabel_cnn multilabel:0.45,0.4,0.55 multilabel_cnn_decision.expected_labels" \
+        "coral_mlp ordinal coral_mlp_rank.expected_rank" \
+        "corn_mlp ordinal:corn corn_mlp_rank.expected_rank"; do
+        set -- $spec
+        if "$EMBER" score "$ZOO/$1.onnx" --input "$ZOO/$1.input.npy" --output "h_$1.npy" \
+            --head "$2" --quiet 2>err.txt; then
+            $PY -c "
+import numpy as np
+got = np.load('h_$1.npy'); want = np.load('$ZOO/$3.npy')
+assert (got.reshape(want.shape).astype(np.int64) == want.astype(np.int64)).all(), (got, want)
+" && ok || bad "--head $2 on $1 differs from PyTorch"
+        else
+            bad "$1: $(cat err.txt)"
+        fi
+    done
+    # images from CSV: 64 columns reshaped to [1, 8, 8]
+    $PY -c "
+import numpy as np
+x = np.load('$ZOO/multilabel_cnn.input.npy').reshape(32, 64)
+with open('img.csv', 'w') as f:
+    for i, row in enumerate(x): f.write(f'img{i},' + ','.join(repr(float(v)) for v in row) + '\\n')
+"
+    "$EMBER" score "$ZOO/multilabel_cnn.onnx" --input img.csv --output img.jsonl --no-header \
+        --id-column 1 --head multilabel:0.45,0.4,0.55 --quiet && $PY -c "
+import json, numpy as np
+rows = [json.loads(l) for l in open('img.jsonl')]
+want = np.load('$ZOO/multilabel_cnn_decision.expected_labels.npy').astype(np.int64)
+assert [r['id'] for r in rows] == [f'img{i}' for i in range(32)]
+assert (np.array([r['label'] for r in rows]) == want).all()
+" && ok || bad "multilabel_cnn from CSV rows reshaped to [1, 8, 8]"
 else
     bad "$ZOO/binary_mlp.onnx is missing (the model zoo has not landed on this branch)"
 fi
