@@ -309,12 +309,43 @@ static void job_epilogue(const conv_job *j, int64_t row0, int64_t rows, int64_t 
                 g->out_sz, &j->act);
 }
 
+/* Short copies (im2col segments are one output row, often 7..112 elements): fixed-size
+ * chunks the compiler inlines, the last chunk overlapping, instead of a memcpy call each. */
+static inline void copy_f32(float *restrict d, const float *restrict s, int64_t n) {
+    if (n >= 16) {
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16) __builtin_memcpy(d + i, s + i, 64);
+        if (i < n) __builtin_memcpy(d + n - 16, s + n - 16, 64);
+    } else if (n >= 4) {
+        int64_t i = 0;
+        for (; i + 4 <= n; i += 4) __builtin_memcpy(d + i, s + i, 16);
+        if (i < n) __builtin_memcpy(d + n - 4, s + n - 4, 16);
+    } else {
+        if (n > 0) d[0] = s[0];
+        if (n > 1) d[1] = s[1];
+        if (n > 2) d[2] = s[2];
+    }
+}
+
+static inline void copy_f64(double *restrict d, const double *restrict s, int64_t n) {
+    memcpy(d, s, (size_t)n * sizeof(double));
+}
+
 /* im2col of output columns [c0, c1) of one group: col is (Cg * k_sz) x (c1 - c0). */
-#define DEFINE_IM2COL(T, NAME)                                                                     \
+#define IM2COL_MAX_KW 64
+#define DEFINE_IM2COL(T, NAME, COPY)                                                               \
     static void NAME(const conv_geom *g, const T *x, int64_t c0, int64_t c1, T *col) {            \
         const int64_t nb = c1 - c0, OH = g->out[1], OW = g->out[2];                                \
         const int64_t D = g->in[0], H = g->in[1], W = g->in[2];                                    \
-        const int64_t KD = g->k[0], KH = g->k[1], KW = g->k[2];                                    \
+        const int64_t KD = g->k[0], KH = g->k[1], KW = g->k[2], sx = g->s[2];                      \
+        /* Output columns whose tap kx lands inside the row (0 <= ox * sx + off < W), per kx, \
+         * computed once: [first[kx], last[kx]). */                                                \
+        int64_t first[IM2COL_MAX_KW], last[IM2COL_MAX_KW];                                         \
+        for (int64_t kx = 0; kx < KW && kx < IM2COL_MAX_KW; kx++) {                                \
+            const int64_t off = kx * g->d[2] - g->pb[2];                                           \
+            first[kx] = ceil_div(-off, sx);                                                        \
+            last[kx] = em_floor_div(W - 1 - off, sx) + 1;                                          \
+        }                                                                                          \
         for (int64_t p = c0; p < c1;) {                                                            \
             const int64_t oz = p / (OH * OW), rem = p % (OH * OW), oy = rem / OW;                 \
             const int64_t ox0 = rem % OW;                                                          \
@@ -333,20 +364,18 @@ static void job_epilogue(const conv_job *j, int64_t row0, int64_t rows, int64_t 
                             continue;                                                              \
                         }                                                                          \
                         const T *xrow = xc + (iz * H + iy) * W;                                    \
-                        const int64_t sx = g->s[2];                                                \
                         for (int64_t kx = 0; kx < KW; kx++) {                                      \
                             const int64_t off = kx * g->d[2] - g->pb[2];                           \
                             T *restrict dd = dst + kx * nb;                                        \
-                            /* valid ox: 0 <= ox * sx + off < W */                                 \
-                            int64_t lo = ceil_div(-off, sx), hi = em_floor_div(W - 1 - off, sx) + 1; \
+                            int64_t lo = kx < IM2COL_MAX_KW ? first[kx] : ceil_div(-off, sx);      \
+                            int64_t hi = kx < IM2COL_MAX_KW ? last[kx]                             \
+                                                            : em_floor_div(W - 1 - off, sx) + 1;   \
                             if (lo < ox0) lo = ox0;                                                \
                             if (hi > ox0 + len) hi = ox0 + len;                                    \
                             if (hi < lo) hi = lo;                                                  \
                             for (int64_t ox = ox0; ox < lo; ox++) dd[ox - ox0] = 0;                \
                             if (sx == 1) {                                                         \
-                                if (hi > lo)                                                       \
-                                    memcpy(dd + (lo - ox0), xrow + (lo + off),                     \
-                                           (size_t)(hi - lo) * sizeof(T));                         \
+                                if (hi > lo) COPY(dd + (lo - ox0), xrow + (lo + off), hi - lo);    \
                             } else {                                                               \
                                 for (int64_t ox = lo; ox < hi; ox++)                               \
                                     dd[ox - ox0] = xrow[ox * sx + off];                            \
@@ -359,8 +388,8 @@ static void job_epilogue(const conv_job *j, int64_t row0, int64_t rows, int64_t 
             p += len;                                                                              \
         }                                                                                          \
     }
-DEFINE_IM2COL(float, im2col_f32)
-DEFINE_IM2COL(double, im2col_f64)
+DEFINE_IM2COL(float, im2col_f32, copy_f32)
+DEFINE_IM2COL(double, im2col_f64, copy_f64)
 
 static void gemm_serial(bool is_double, bool ta, int64_t m, int64_t n, int64_t k, const void *a,
                         int64_t lda, const void *b, int64_t ldb, void *c, int64_t ldc) {

@@ -459,6 +459,9 @@ Test(conv, im2col_panels) {
     conv_case w1 = {.nsp = 1, .n = 2, .c = 5, .m = 7, .group = 1, .in = {50},
                     .k = {4}, .s = {3}, .d = {2}, .pb = {2}, .pe = {1}};
     check_conv(w1, false, true, false, true, "1-D");
+    conv_case w2 = {.nsp = 1, .n = 1, .c = 2, .m = 3, .group = 1, .in = {300},
+                    .k = {70}, .s = {2}, .d = {1}, .pb = {5}, .pe = {3}};
+    check_conv(w2, false, true, false, true, "1-D kernel wider than 64");
 }
 
 Test(conv, conv3d) {
