@@ -17,7 +17,8 @@ typedef struct tin {
     int rank;
     int64_t dims[8];
     const float *data;
-    bool constant; /* initializer instead of graph input */
+    bool constant;         /* initializer instead of graph input */
+    const int32_t *idata;  /* int32 tensor instead of float (data unused) */
 } tin;
 
 typedef struct tattr {
@@ -37,7 +38,8 @@ static int64_t numel(const tin *t) {
     return n;
 }
 
-static Onnx__ValueInfoProto *value_info(const char *name, const int64_t *dims, int rank) {
+static Onnx__ValueInfoProto *value_info(const char *name, const int64_t *dims, int rank,
+                                        int elem_type) {
     Onnx__ValueInfoProto *vi = calloc(1, sizeof *vi);
     onnx__value_info_proto__init(vi);
     vi->name = (char *)name;
@@ -46,7 +48,7 @@ static Onnx__ValueInfoProto *value_info(const char *name, const int64_t *dims, i
     Onnx__TypeProto__Tensor *tt = calloc(1, sizeof *tt);
     onnx__type_proto__tensor__init(tt);
     tt->has_elem_type = 1;
-    tt->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    tt->elem_type = elem_type;
     if (rank >= 0) {
         Onnx__TensorShapeProto *sh = calloc(1, sizeof *sh);
         onnx__tensor_shape_proto__init(sh);
@@ -81,14 +83,14 @@ static void free_value_info(Onnx__ValueInfoProto *vi) {
 
 /* Serialize a one-node model; returns malloc'ed bytes. */
 static uint8_t *build_model(const char *op, const char *domain, const tattr *attrs, int n_attrs,
-                            const tin *ins, int n_ins, size_t *size) {
+                            const tin *ins, int n_ins, int n_outs, size_t *size) {
     Onnx__NodeProto node = ONNX__NODE_PROTO__INIT;
     char *in_names[8];
-    char *out_names[1] = {"Y"};
+    char *out_names[4] = {"Y", "Y1", "Y2", "Y3"};
     for (int i = 0; i < n_ins; i++) in_names[i] = (char *)ins[i].name;
     node.n_input = (size_t)n_ins;
     node.input = in_names;
-    node.n_output = 1;
+    node.n_output = (size_t)n_outs;
     node.output = out_names;
     node.op_type = (char *)op;
     node.domain = (char *)domain;
@@ -146,21 +148,31 @@ static uint8_t *build_model(const char *op, const char *domain, const tattr *att
             tp[n_init].n_dims = (size_t)ins[i].rank;
             tp[n_init].dims = (int64_t *)ins[i].dims;
             tp[n_init].has_data_type = 1;
-            tp[n_init].data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-            tp[n_init].n_float_data = (size_t)numel(&ins[i]);
-            tp[n_init].float_data = (float *)ins[i].data;
+            if (ins[i].idata) {
+                tp[n_init].data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT32;
+                tp[n_init].n_int32_data = (size_t)numel(&ins[i]);
+                tp[n_init].int32_data = (int32_t *)ins[i].idata;
+            } else {
+                tp[n_init].data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+                tp[n_init].n_float_data = (size_t)numel(&ins[i]);
+                tp[n_init].float_data = (float *)ins[i].data;
+            }
             tpp[n_init] = &tp[n_init];
             n_init++;
         } else {
-            gin[n_gin++] = value_info(ins[i].name, ins[i].dims, ins[i].rank);
+            gin[n_gin++] = value_info(ins[i].name, ins[i].dims, ins[i].rank,
+                                      ins[i].idata ? ONNX__TENSOR_PROTO__DATA_TYPE__INT32
+                                                   : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
         }
     }
     graph.n_input = (size_t)n_gin;
     graph.input = gin;
     graph.n_initializer = (size_t)n_init;
     graph.initializer = tpp;
-    Onnx__ValueInfoProto *gout[1] = {value_info("Y", NULL, -1)};
-    graph.n_output = 1;
+    Onnx__ValueInfoProto *gout[4];
+    for (int i = 0; i < n_outs; i++)
+        gout[i] = value_info(out_names[i], NULL, -1, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
+    graph.n_output = (size_t)n_outs;
     graph.output = gout;
 
     Onnx__ModelProto model = ONNX__MODEL_PROTO__INIT;
@@ -182,19 +194,19 @@ static uint8_t *build_model(const char *op, const char *domain, const tattr *att
     uint8_t *buf = malloc(*size);
     onnx__model_proto__pack(&model, buf);
     for (int i = 0; i < n_gin; i++) free_value_info(gin[i]);
-    free_value_info(gout[0]);
+    for (int i = 0; i < n_outs; i++) free_value_info(gout[i]);
     return buf;
 }
 
-/* Build, load, run; returns the status and (on success) the output tensor. */
-static ember_status run_single(const char *op, const char *domain, const tattr *attrs,
-                               int n_attrs, const tin *ins, int n_ins, int threads,
-                               ember_tensor **out, ember_error *err) {
+/* Build, load, run; returns the status and (on success) the n_outs output tensors. */
+static ember_status run_multi(const char *op, const char *domain, const tattr *attrs,
+                              int n_attrs, const tin *ins, int n_ins, int n_outs, int threads,
+                              ember_tensor **out, ember_error *err) {
     size_t size;
-    uint8_t *bytes = build_model(op, domain, attrs, n_attrs, ins, n_ins, &size);
+    uint8_t *bytes = build_model(op, domain, attrs, n_attrs, ins, n_ins, n_outs, &size);
     ember_model *m = NULL;
     ember_session *s = NULL;
-    *out = NULL;
+    for (int i = 0; i < n_outs; i++) out[i] = NULL;
     ember_status st = ember_model_load_memory(bytes, size, NULL, &m, err);
     free(bytes);
     if (st != EMBER_OK) return st;
@@ -208,21 +220,27 @@ static ember_status run_single(const char *op, const char *domain, const tattr *
         int n = 0;
         for (int i = 0; i < n_ins; i++) {
             if (!ins[i].name[0] || ins[i].constant) continue;
-            cr_assert_eq(ember_tensor_wrap(EMBER_FLOAT, ins[i].dims, ins[i].rank,
-                                           (void *)ins[i].data,
-                                           (size_t)numel(&ins[i]) * sizeof(float), &tensors[n],
-                                           NULL),
+            void *data = ins[i].idata ? (void *)ins[i].idata : (void *)ins[i].data;
+            cr_assert_eq(ember_tensor_wrap(ins[i].idata ? EMBER_INT32 : EMBER_FLOAT, ins[i].dims,
+                                           ins[i].rank, data, (size_t)numel(&ins[i]) * 4,
+                                           &tensors[n], NULL),
                          EMBER_OK);
             names[n++] = ins[i].name;
         }
-        const char *out_name = "Y";
+        const char *out_names[4] = {"Y", "Y1", "Y2", "Y3"};
         st = ember_session_run(s, names, (const ember_tensor *const *)tensors, (size_t)n,
-                               &out_name, 1, out, err);
+                               out_names, (size_t)n_outs, out, err);
         for (int i = 0; i < n; i++) ember_tensor_free(tensors[i]);
         ember_session_free(s);
     }
     ember_model_free(m);
     return st;
+}
+
+static ember_status run_single(const char *op, const char *domain, const tattr *attrs,
+                               int n_attrs, const tin *ins, int n_ins, int threads,
+                               ember_tensor **out, ember_error *err) {
+    return run_multi(op, domain, attrs, n_attrs, ins, n_ins, 1, threads, out, err);
 }
 
 /* ---- data and comparison ---- */
@@ -354,8 +372,8 @@ static double *ref_convt(conv_case *t, const float *x, const float *w, const flo
 static void check_conv(conv_case t, bool transpose, bool bias, bool with_z, bool const_w,
                        const char *what) {
     int nsp = t.nsp;
-    tin x = {"X", nsp + 2, {t.n, t.c}, NULL, false};
-    tin w = {"W", nsp + 2, {0}, NULL, const_w};
+    tin x = {"X", nsp + 2, {t.n, t.c}, NULL, false, NULL};
+    tin w = {"W", nsp + 2, {0}, NULL, const_w, NULL};
     if (transpose) {
         w.dims[0] = t.c;
         w.dims[1] = t.m / t.group;
@@ -378,7 +396,7 @@ static void check_conv(conv_case t, bool transpose, bool bias, bool with_z, bool
     float *bd = random_floats(t.m);
     x.data = xd;
     w.data = wd;
-    tin bt = {bias ? "B" : "", 1, {t.m}, bd, true};
+    tin bt = {bias ? "B" : "", 1, {t.m}, bd, true, NULL};
     conv_case r = t;
     double *want = transpose ? ref_convt(&r, xd, wd, bias ? bd : NULL) : NULL;
     int64_t ydims[5] = {t.n, t.m};
@@ -389,7 +407,7 @@ static void check_conv(conv_case t, bool transpose, bool bias, bool with_z, bool
     int64_t ny = t.n * t.m;
     for (int i = 0; i < nsp; i++) ny *= ydims[2 + i];
     float *zd = random_floats(ny);
-    tin z = {"Z", nsp + 2, {0}, zd, false};
+    tin z = {"Z", nsp + 2, {0}, zd, false, NULL};
     memcpy(z.dims, ydims, sizeof ydims);
     if (!transpose) want = ref_conv(&r, xd, wd, bias ? bd : NULL, with_z ? zd : NULL, with_z);
     tattr attrs[] = {
@@ -475,7 +493,7 @@ Test(conv, same_lower_strided) {
     /* SAME_LOWER with stride 2 on 9: out 5, total pad (5-1)*2+3-9 = 2 -> 1, 1; on 10 with
      * kernel 4: out 5, total 2*4+4-10 = 2 -> 1, 1; kernel 2 on 10: total 0. */
     float *x = random_floats(1 * 2 * 9 * 10), *w = random_floats(3 * 2 * 3 * 4);
-    tin ins[2] = {{"X", 4, {1, 2, 9, 10}, x, false}, {"W", 4, {3, 2, 3, 4}, w, true}};
+    tin ins[2] = {{"X", 4, {1, 2, 9, 10}, x, false, NULL}, {"W", 4, {3, 2, 3, 4}, w, true, NULL}};
     tattr attrs[] = {{"auto_pad", 's', 0, 0, "SAME_LOWER", 0, NULL, NULL},
                      {"strides", 'I', 0, 0, NULL, 2, (const int64_t[]){2, 2}, NULL}};
     ember_tensor *y = NULL;
@@ -492,7 +510,7 @@ Test(conv, same_lower_strided) {
     /* Odd total: kernel 4 on 9 with stride 2 -> out 5, total 8+4-9 = 3: SAME_LOWER puts 2 at
      * the start, SAME_UPPER 2 at the end. */
     float *w2 = random_floats(3 * 2 * 4 * 1);
-    tin ins2[2] = {{"X", 4, {1, 2, 9, 10}, x, false}, {"W", 4, {3, 2, 4, 1}, w2, true}};
+    tin ins2[2] = {{"X", 4, {1, 2, 9, 10}, x, false, NULL}, {"W", 4, {3, 2, 4, 1}, w2, true, NULL}};
     for (int upper = 0; upper < 2; upper++) {
         attrs[0].s = upper ? "SAME_UPPER" : "SAME_LOWER";
         cr_assert_eq(run_single("Conv", "", attrs, 2, ins2, 2, 2, &y, &err), EMBER_OK, "%s",
@@ -513,9 +531,9 @@ Test(conv, same_lower_strided) {
 Test(conv, bias_length_is_an_error) {
     float *x = random_floats(1 * 3 * 8 * 8), *w = random_floats(4 * 3 * 3 * 3);
     float *b = random_floats(5);
-    tin ins[3] = {{"X", 4, {1, 3, 8, 8}, x, false},
-                  {"W", 4, {4, 3, 3, 3}, w, true},
-                  {"B", 1, {5}, b, true}};
+    tin ins[3] = {{"X", 4, {1, 3, 8, 8}, x, false, NULL},
+                  {"W", 4, {4, 3, 3, 3}, w, true, NULL},
+                  {"B", 1, {5}, b, true, NULL}};
     ember_tensor *y = NULL;
     ember_error err = {0};
     ember_status st = run_single("Conv", "", NULL, 0, ins, 3, 1, &y, &err);
@@ -530,7 +548,7 @@ Test(conv, bias_length_is_an_error) {
 
 Test(conv, fused_activations) {
     float *x = random_floats(1 * 4 * 6 * 6), *w = random_floats(4 * 4 * 3 * 3);
-    tin ins[2] = {{"X", 4, {1, 4, 6, 6}, x, false}, {"W", 4, {4, 4, 3, 3}, w, true}};
+    tin ins[2] = {{"X", 4, {1, 4, 6, 6}, x, false, NULL}, {"W", 4, {4, 4, 3, 3}, w, true, NULL}};
     conv_case t = {.nsp = 2, .n = 1, .c = 4, .m = 4, .group = 1, .in = {6, 6}, .k = {3, 3},
                    .s = {1, 1}, .d = {1, 1}};
     double *base = ref_conv(&t, x, w, NULL, NULL, 0);
@@ -595,7 +613,7 @@ Test(convtranspose, one_and_three_d) {
 Test(convtranspose, output_shape_and_same) {
     /* output_shape bigger than the natural size: pads go negative at the end (floor div). */
     float *x = random_floats(1 * 1 * 3 * 3), *w = random_floats(1 * 2 * 3 * 3);
-    tin ins[2] = {{"X", 4, {1, 1, 3, 3}, x, false}, {"W", 4, {1, 2, 3, 3}, w, true}};
+    tin ins[2] = {{"X", 4, {1, 1, 3, 3}, x, false, NULL}, {"W", 4, {1, 2, 3, 3}, w, true, NULL}};
     tattr attrs[] = {{"strides", 'I', 0, 0, NULL, 2, (const int64_t[]){3, 2}, NULL},
                      {"output_shape", 'I', 0, 0, NULL, 2, (const int64_t[]){10, 8}, NULL}};
     ember_tensor *y = NULL;
@@ -633,9 +651,9 @@ Test(gemm, packed_b_and_bias_forms) {
     const int crank[4] = {1, 2, 2, 0};
     for (int form = 0; form < 4; form++)
         for (int cb = 0; cb < 2; cb++) {
-            tin ins[3] = {{"A", 2, {M, K}, a, false},
-                          {"B", 2, {N, K}, b, cb == 1},
-                          {"C", crank[form], {cdims[form][0], cdims[form][1]}, c, true}};
+            tin ins[3] = {{"A", 2, {M, K}, a, false, NULL},
+                          {"B", 2, {N, K}, b, cb == 1, NULL},
+                          {"C", crank[form], {cdims[form][0], cdims[form][1]}, c, true, NULL}};
             tattr attrs[] = {{"transB", 'i', 1, 0, NULL, 0, NULL, NULL},
                              {"alpha", 'f', 0, 0.5f, NULL, 0, NULL, NULL},
                              {"beta", 'f', 0, 2.0f, NULL, 0, NULL, NULL}};
@@ -665,7 +683,7 @@ Test(gemm, packed_b_and_bias_forms) {
 Test(gemm, matmul_broadcast_batches) {
     /* (2,1,3,4) x (5,4,6) -> (2,5,3,6): batch dims broadcast both ways. */
     float *a = random_floats(2 * 3 * 4), *b = random_floats(5 * 4 * 6);
-    tin ins[2] = {{"A", 4, {2, 1, 3, 4}, a, false}, {"B", 3, {5, 4, 6}, b, false}};
+    tin ins[2] = {{"A", 4, {2, 1, 3, 4}, a, false, NULL}, {"B", 3, {5, 4, 6}, b, false, NULL}};
     double want[2 * 5 * 3 * 6];
     for (int i0 = 0; i0 < 2; i0++)
         for (int i1 = 0; i1 < 5; i1++)
@@ -685,7 +703,7 @@ Test(gemm, matmul_broadcast_batches) {
         ember_tensor_free(y);
     }
     /* 1-D x batched: (4) x (5,4,6) -> (5,6). */
-    tin ins2[2] = {{"A", 1, {4}, a, false}, {"B", 3, {5, 4, 6}, b, true}};
+    tin ins2[2] = {{"A", 1, {4}, a, false, NULL}, {"B", 3, {5, 4, 6}, b, true, NULL}};
     double want2[30];
     for (int i1 = 0; i1 < 5; i1++)
         for (int n = 0; n < 6; n++) {
@@ -710,7 +728,7 @@ Test(gemm, einsum_forms) {
         int n_ins;
     } cases[] = {{"bij,bjk->bik", 2}, {"bij,bjk->kbi", 2}, {"bij->jb", 1}, {"bii->b", 1},
                  {"bij,bkl->bijkl", 2}};
-    tin ins[2] = {{"A", 3, {3, 4, 5}, a, false}, {"B", 3, {3, 5, 2}, b, false}};
+    tin ins[2] = {{"A", 3, {3, 4, 5}, a, false, NULL}, {"B", 3, {3, 5, 2}, b, false, NULL}};
     for (int c = 0; c < 5; c++) {
         double want[3 * 4 * 5 * 5 * 2];
         int64_t dims[5];
@@ -777,4 +795,166 @@ Test(gemm, einsum_forms) {
     }
     free(a);
     free(b);
+}
+
+/* ---- RNN / GRU / LSTM ---- */
+
+static double sigm(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+/* Straight from the operator equations, one batch row and time step at a time (double).
+ * kind 0 RNN, 1 GRU, 2 LSTM. Outputs in layout 0 or 1. */
+static void ref_recurrent(int kind, int dirs, bool reverse_only, int layout, int64_t T, int64_t B,
+                          int64_t I, int64_t H, const float *x, const float *w, const float *r,
+                          const float *bias, const int32_t *lens, const float *h0,
+                          const float *c0, const float *p, bool lbr, double *y, double *yh,
+                          double *yc) {
+    int G = kind == 0 ? 1 : kind == 1 ? 3 : 4;
+    for (int d = 0; d < dirs; d++)
+        for (int64_t b = 0; b < B; b++) {
+            int64_t len = lens ? lens[b] : T;
+            bool rev = dirs == 2 ? d == 1 : reverse_only;
+            double h[16] = {0}, c[16] = {0};
+            for (int64_t j = 0; j < H; j++) {
+                int64_t si = layout ? (b * dirs + d) * H + j : (d * B + b) * H + j;
+                if (h0) h[j] = h0[si];
+                if (c0) c[j] = c0[si];
+            }
+            for (int64_t t = 0; t < T; t++) {
+                int64_t yi0 = layout ? ((b * T + t) * dirs + d) * H : ((t * dirs + d) * B + b) * H;
+                for (int64_t j = 0; j < H; j++) y[yi0 + j] = 0.0;
+            }
+            for (int64_t s = 0; s < len; s++) {
+                int64_t t = rev ? len - 1 - s : s;
+                const float *xr = x + (layout ? b * T + t : t * B + b) * I;
+                double xw[64], hr[64]; /* per gate row, without biases */
+                for (int64_t q = 0; q < G * H; q++) {
+                    xw[q] = 0;
+                    hr[q] = 0;
+                    for (int64_t i = 0; i < I; i++) xw[q] += (double)xr[i] * w[(d * G * H + q) * I + i];
+                    for (int64_t m = 0; m < H; m++) hr[q] += h[m] * r[(d * G * H + q) * H + m];
+                    if (bias) xw[q] += bias[d * 2 * G * H + q];
+                }
+                const float *rb = bias ? bias + d * 2 * G * H + G * H : NULL;
+                double nh[16];
+                for (int64_t j = 0; j < H; j++) {
+                    if (kind == 0) {
+                        nh[j] = tanh(xw[j] + hr[j] + (rb ? rb[j] : 0));
+                    } else if (kind == 1) {
+                        double z = sigm(xw[j] + hr[j] + (rb ? rb[j] : 0));
+                        double rr = sigm(xw[H + j] + hr[H + j] + (rb ? rb[H + j] : 0));
+                        /* without linear_before_reset, hh needs r for every j: done below */
+                        nh[j] = lbr ? tanh(xw[2 * H + j] +
+                                           rr * (hr[2 * H + j] + (rb ? rb[2 * H + j] : 0)))
+                                    : 0.0;
+                        (void)z;
+                    } else {
+                        const float *pp = p ? p + d * 3 * H : NULL;
+                        double gi = xw[j] + hr[j] + (rb ? rb[j] : 0) + (pp ? pp[j] * c[j] : 0);
+                        double gf = xw[2 * H + j] + hr[2 * H + j] + (rb ? rb[2 * H + j] : 0) +
+                                    (pp ? pp[2 * H + j] * c[j] : 0);
+                        double gc = xw[3 * H + j] + hr[3 * H + j] + (rb ? rb[3 * H + j] : 0);
+                        double cn = sigm(gf) * c[j] + sigm(gi) * tanh(gc);
+                        double go = xw[H + j] + hr[H + j] + (rb ? rb[H + j] : 0) +
+                                    (pp ? pp[H + j] * cn : 0);
+                        nh[j] = sigm(go) * tanh(cn);
+                        c[j] = cn;
+                    }
+                }
+                if (kind == 1) {
+                    double rr[16], z[16];
+                    for (int64_t j = 0; j < H; j++) {
+                        z[j] = sigm(xw[j] + hr[j] + (rb ? rb[j] : 0));
+                        rr[j] = sigm(xw[H + j] + hr[H + j] + (rb ? rb[H + j] : 0));
+                    }
+                    for (int64_t j = 0; j < H; j++) {
+                        double hh = nh[j];
+                        if (!lbr) {
+                            double acc = 0;
+                            for (int64_t m = 0; m < H; m++)
+                                acc += rr[m] * h[m] * r[(d * G * H + 2 * H + j) * H + m];
+                            hh = tanh(xw[2 * H + j] + acc + (rb ? rb[2 * H + j] : 0));
+                        }
+                        nh[j] = (1 - z[j]) * hh + z[j] * h[j];
+                    }
+                }
+                for (int64_t j = 0; j < H; j++) h[j] = nh[j];
+                int64_t yi0 = layout ? ((b * T + t) * dirs + d) * H : ((t * dirs + d) * B + b) * H;
+                for (int64_t j = 0; j < H; j++) y[yi0 + j] = h[j];
+            }
+            for (int64_t j = 0; j < H; j++) {
+                int64_t si = layout ? (b * dirs + d) * H + j : (d * B + b) * H + j;
+                yh[si] = h[j];
+                if (yc) yc[si] = c[j];
+            }
+        }
+}
+
+static void check_recurrent(int kind, const char *direction, int layout, bool lbr, bool with_lens,
+                            bool with_init, bool peep) {
+    const char *op = kind == 0 ? "RNN" : kind == 1 ? "GRU" : "LSTM";
+    int dirs = !strcmp(direction, "bidirectional") ? 2 : 1;
+    int64_t T = 5, B = 3, I = 4, H = 6, G = kind == 0 ? 1 : kind == 1 ? 3 : 4;
+    float *x = random_floats(T * B * I), *w = random_floats(dirs * G * H * I);
+    float *r = random_floats(dirs * G * H * H), *bias = random_floats(dirs * 2 * G * H);
+    float *h0 = random_floats(dirs * B * H), *c0 = random_floats(dirs * B * H);
+    float *p = random_floats(dirs * 3 * H);
+    int32_t lens[3] = {5, 2, 0};
+    int64_t sdims[3] = {layout ? B : dirs, layout ? dirs : B, H};
+    tin ins[8] = {
+        {"X", 3, {layout ? B : T, layout ? T : B, I}, x, false, NULL},
+        {"W", 3, {dirs, G * H, I}, w, true, NULL},
+        {"R", 3, {dirs, G * H, H}, r, true, NULL},
+        {"B", 2, {dirs, 2 * G * H}, bias, true, NULL},
+        {with_lens ? "L" : "", 1, {B}, NULL, false, lens},
+        {with_init ? "H0" : "", 3, {sdims[0], sdims[1], sdims[2]}, h0, false, NULL},
+        {with_init ? "C0" : "", 3, {sdims[0], sdims[1], sdims[2]}, c0, false, NULL},
+        {peep ? "P" : "", 2, {dirs, 3 * H}, p, true, NULL},
+    };
+    tattr attrs[] = {{"hidden_size", 'i', H, 0, NULL, 0, NULL, NULL},
+                     {"direction", 's', 0, 0, direction, 0, NULL, NULL},
+                     {"layout", 'i', layout, 0, NULL, 0, NULL, NULL},
+                     {"linear_before_reset", 'i', lbr, 0, NULL, 0, NULL, NULL}};
+    int n_outs = kind == 2 ? 3 : 2;
+    int64_t ny = T * dirs * B * H, ns = dirs * B * H;
+    double *y = calloc((size_t)ny, sizeof(double)), *yh = calloc((size_t)ns, sizeof(double));
+    double *yc = calloc((size_t)ns, sizeof(double));
+    ref_recurrent(kind, dirs, !strcmp(direction, "reverse"), layout, T, B, I, H, x, w, r, bias,
+                  with_lens ? lens : NULL, with_init ? h0 : NULL,
+                  with_init && kind == 2 ? c0 : NULL, peep ? p : NULL, lbr, y, yh, yc);
+    int64_t ydims[4] = {layout ? B : T, layout ? T : dirs, layout ? dirs : B, H};
+    char what[128];
+    snprintf(what, sizeof what, "%s %s layout %d lbr %d lens %d init %d peep %d", op, direction,
+             layout, lbr, with_lens, with_init, peep);
+    for (int threads = 1; threads <= 2; threads++) {
+        ember_tensor *out[3] = {NULL, NULL, NULL};
+        ember_error err;
+        cr_assert_eq(run_multi(op, "", attrs, kind == 1 ? 4 : 3, ins, kind == 2 ? 8 : 6, n_outs,
+                               threads, out, &err),
+                     EMBER_OK, "%s: %s", what, err.message);
+        expect_close(out[0], y, ydims, 4, what);
+        expect_close(out[1], yh, sdims, 3, what);
+        if (kind == 2) expect_close(out[2], yc, sdims, 3, what);
+        for (int i = 0; i < n_outs; i++) ember_tensor_free(out[i]);
+    }
+    free(x), free(w), free(r), free(bias), free(h0), free(c0), free(p);
+    free(y), free(yh), free(yc);
+}
+
+Test(rnn, lstm) {
+    check_recurrent(2, "forward", 0, false, false, false, false);
+    check_recurrent(2, "bidirectional", 0, false, true, true, true);
+    check_recurrent(2, "reverse", 1, false, true, true, false);
+    check_recurrent(2, "bidirectional", 1, false, false, true, true);
+}
+
+Test(rnn, gru) {
+    check_recurrent(1, "forward", 0, false, false, false, false);
+    check_recurrent(1, "bidirectional", 0, true, true, true, false);
+    check_recurrent(1, "bidirectional", 1, false, true, true, false);
+    check_recurrent(1, "reverse", 0, true, false, true, false);
+}
+
+Test(rnn, simple_rnn) {
+    check_recurrent(0, "bidirectional", 0, false, true, true, false);
+    check_recurrent(0, "reverse", 1, false, true, false, false);
 }
