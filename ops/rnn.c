@@ -278,10 +278,7 @@ typedef struct rnn_bufs {
     float *y, *yh, *yc;
 } rnn_bufs;
 
-/* Element offsets of the (t, b) row of X / Y and of the (d, b) row of a state tensor. */
-static inline int64_t x_row(const rnn_shape *s, int layout, int64_t t, int64_t b) {
-    return (layout ? b * s->T + t : t * s->B + b) * s->I;
-}
+/* Element offsets of the (t, d, b) row of Y and of the (d, b) row of a state tensor. */
 static inline int64_t y_row(const rnn_shape *s, int layout, int dirs, int64_t t, int d,
                             int64_t b) {
     return (layout ? (b * s->T + t) * dirs + d : (t * dirs + d) * s->B + b) * s->H;
