@@ -157,6 +157,14 @@ static void release_value(em_exec *ex, int v) {
     ex->block_of[v] = -1;
 }
 
+/* Prefix the node's description unless the kernel's message already names it. */
+static ember_status wrap_node(ember_error *err, ember_status st, const em_node *n) {
+    char desc[256];
+    em_node_desc(n, desc, sizeof desc);
+    if (err && strstr(err->message, desc)) return st;
+    return em_wrap(err, st, "%s", desc);
+}
+
 static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
     const em_graph *g = ex->g;
     em_node *n = &g->nodes[ni];
@@ -180,7 +188,7 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
     }
     st = n->op->infer(n, n->state, in, outs, err);
     if (st != EMBER_OK) {
-        em_wrap(err, st, "%s", em_node_desc(n, desc, sizeof desc));
+        wrap_node(err, st, n);
         goto done;
     }
     unsigned flags = n->op->flags;
@@ -244,7 +252,7 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
         for (int k = 0; k < ex->n_scratch; k++) arena_release(ex->rc, ex->scratch[k]);
         ex->n_scratch = 0;
         if (st != EMBER_OK) {
-            em_wrap(err, st, "%s", em_node_desc(n, desc, sizeof desc));
+            wrap_node(err, st, n);
             goto done;
         }
     }
