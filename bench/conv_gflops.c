@@ -183,8 +183,9 @@ static void bench(const layer *l, int threads) {
 }
 
 int main(int argc, char **argv) {
-    /* One BLAS thread per call: ember spreads the work over its own threads. */
-    openblas_set_num_threads(1);
+    /* One BLAS thread per call: ember spreads the work over its own threads. Set
+     * EMBER_BENCH_BLAS_DEFAULT=1 to keep OpenBLAS's own thread count (to see the difference). */
+    if (!getenv("EMBER_BENCH_BLAS_DEFAULT")) openblas_set_num_threads(1);
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     static const layer layers[] = {
         {"3x3 64->64 @56x56 (ResNet conv2)", 64, 64, 56, 56, 3, 1, 1, 1},
