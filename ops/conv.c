@@ -437,19 +437,13 @@ static void conv_items(void *ctx, int slot, int64_t begin, int64_t end) {
     }
 }
 
-/* ---- Depthwise 2-D (group == C == M), float32, direct, no copies ----
- * Per output row, each kernel row reads either an input row or a shared zero row (vertical
- * padding), the columns whose taps all land inside the row run through a vector kernel, and
- * the few border columns are computed with bounds checks. With stride 1 and an output as wide
- * as the input, all interior rows form one long contiguous pass (the border columns it gets
- * wrong are recomputed). 3x3 kernels sum their nine taps in registers. The vector kernels are
- * compiled for AVX-512 / AVX2 / baseline and the best is picked at load. */
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
-#define EM_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define EM_VECTOR_CLONES
-#endif
+/* ---- Depthwise 2-D (group == C == M), float32, direct ----
+ * Each input plane is copied into a zero-bordered plane (Hp x Wp, slot scratch; the border is
+ * zeroed once per slot), so every tap loop runs without bounds checks. Output rows of at least
+ * 32 columns are computed straight into Y; narrower planes are computed as one long pass over
+ * rows of the padded width (a few junk columns per row) and then compacted, so short rows do
+ * not leave the vector units idle. 3x3 kernels sum their nine taps in registers. The vector
+ * kernels are compiled for AVX-512 / AVX2 / baseline and the best is picked at load. */
 
 /* y[i] = b + sum of the 3x3 taps for n outputs; r0..r2 point at the first tap of each kernel
  * row for output 0; outputs are sx apart in the input, taps dx apart. */
@@ -480,15 +474,16 @@ static void dw_3x3(float *restrict y, const float *restrict r0, const float *res
     }
 }
 
-/* Any kernel size: y = b, then one pass per tap; rows[ky] as r0..r2 above. */
+/* Any kernel size: y = b, then one pass per tap; row `ld` floats apart in the padded plane. */
 EM_VECTOR_CLONES
-static void dw_any(float *restrict y, const float *const *rows, const float *restrict w,
-                   float b, int64_t n, int64_t sx, int64_t dx, int64_t KH, int64_t KW) {
+static void dw_any(float *restrict y, const float *restrict xp, int64_t ld,
+                   const float *restrict w, float b, int64_t n, int64_t sx, int64_t dx,
+                   int64_t dy, int64_t KH, int64_t KW) {
     for (int64_t i = 0; i < n; i++) y[i] = b;
     for (int64_t ky = 0; ky < KH; ky++)
         for (int64_t kx = 0; kx < KW; kx++) {
             const float wv = w[ky * KW + kx];
-            const float *restrict xr = rows[ky] + kx * dx;
+            const float *restrict xr = xp + ky * dy * ld + kx * dx;
             if (sx == 1)
                 for (int64_t i = 0; i < n; i++) y[i] += wv * xr[i];
             else
@@ -496,87 +491,58 @@ static void dw_any(float *restrict y, const float *const *rows, const float *res
         }
 }
 
-typedef struct dw_plane {
-    const float *x, *w, *zero;
-    float b;
-    int64_t H, W, OW, KH, KW, sy, sx, dy, dx, py, px;
-} dw_plane;
+typedef struct dw_geom {
+    int64_t Hp, Wp, OH, OW, KH, KW, sy, sx, dy, dx;
+    bool wide; /* narrow output: one pass over padded-width rows, then compact */
+    int64_t plane_floats, wide_floats;
+} dw_geom;
 
-/* Outputs [ox0, ox0 + n) of row oy (or, with sx == 1 and OW == W, a run across rows). */
-static void dw_run(const dw_plane *p, float *y, int64_t oy, int64_t ox0, int64_t n) {
-    const float *rows[16];
-    const float *rows_heap[1];
-    (void)rows_heap;
-    const int64_t ix0 = ox0 * p->sx - p->px;
-    for (int64_t ky = 0; ky < p->KH && ky < 16; ky++) {
-        int64_t iy = oy * p->sy - p->py + ky * p->dy;
-        rows[ky] = iy >= 0 && iy < p->H ? p->x + iy * p->W + ix0 : p->zero;
-    }
-    if (p->KH == 3 && p->KW == 3)
-        dw_3x3(y, rows[0], rows[1], rows[2], p->w, p->b, n, p->sx, p->dx);
+static dw_geom dw_geometry(const conv_geom *g) {
+    dw_geom d;
+    d.OH = g->out[1], d.OW = g->out[2], d.KH = g->k[1], d.KW = g->k[2];
+    d.sy = g->s[1], d.sx = g->s[2], d.dy = g->d[1], d.dx = g->d[2];
+    /* Rows / columns the taps can touch, and at least the input placed after the pads. */
+    d.Hp = (d.OH - 1) * d.sy + (d.KH - 1) * d.dy + 1;
+    d.Wp = (d.OW - 1) * d.sx + (d.KW - 1) * d.dx + 1;
+    if (d.Hp < g->pb[1] + g->in[1]) d.Hp = g->pb[1] + g->in[1];
+    if (d.Wp < g->pb[2] + g->in[2]) d.Wp = g->pb[2] + g->in[2];
+    d.wide = d.OW < 32 && d.sx == 1;
+    /* The wide pass reads up to (KW - 1) * dx past the last padded row. */
+    d.plane_floats = (d.Hp * d.Wp + d.KW * d.dx + 16 + 15) / 16 * 16;
+    d.wide_floats = d.wide ? (d.OH * d.Wp + 15) / 16 * 16 : 0;
+    return d;
+}
+
+static void dw_taps(const dw_geom *d, float *y, const float *xp, const float *w, float b,
+                    int64_t n) {
+    if (d->KH == 3 && d->KW == 3)
+        dw_3x3(y, xp, xp + d->dy * d->Wp, xp + 2 * d->dy * d->Wp, w, b, n, d->sx, d->dx);
     else
-        dw_any(y, rows, p->w, p->b, n, p->sx, p->dx, p->KH, p->KW);
-}
-
-/* One output with bounds checks (border columns). */
-static float dw_point(const dw_plane *p, int64_t oy, int64_t ox) {
-    float acc = p->b;
-    for (int64_t ky = 0; ky < p->KH; ky++) {
-        int64_t iy = oy * p->sy - p->py + ky * p->dy;
-        if (iy < 0 || iy >= p->H) continue;
-        for (int64_t kx = 0; kx < p->KW; kx++) {
-            int64_t ix = ox * p->sx - p->px + kx * p->dx;
-            if (ix >= 0 && ix < p->W) acc += p->w[ky * p->KW + kx] * p->x[iy * p->W + ix];
-        }
-    }
-    return acc;
-}
-
-/* Zero row long enough for any kernel row of one output row. */
-static int64_t dw_zero_floats(const conv_geom *g) {
-    return (g->out[2] - 1) * g->s[2] + (g->k[2] - 1) * g->d[2] + 1 + 16;
+        dw_any(y, xp, d->Wp, w, b, n, d->sx, d->dx, d->dy, d->KH, d->KW);
 }
 
 static void depthwise_planes(void *ctx, int slot, int64_t begin, int64_t end) {
     const conv_job *j = ctx;
     const conv_geom *g = j->g;
-    float *zero = (float *)(j->scratch + (size_t)slot * j->slot_bytes);
-    memset(zero, 0, (size_t)dw_zero_floats(g) * sizeof(float));
-    dw_plane p = {.zero = zero, .H = g->in[1], .W = g->in[2], .OW = g->out[2], .KH = g->k[1],
-                  .KW = g->k[2], .sy = g->s[1], .sx = g->s[2], .dy = g->d[1], .dx = g->d[2],
-                  .py = g->pb[1], .px = g->pb[2]};
-    const int64_t OH = g->out[1], OW = g->out[2];
-    /* Columns whose taps are all inside the row: [lo, hi). */
-    int64_t lo = ceil_div(p.px, p.sx);
-    int64_t hi = em_floor_div(p.W - 1 - (p.KW - 1) * p.dx + p.px, p.sx) + 1;
-    if (lo > OW) lo = OW;
-    if (hi > OW) hi = OW;
-    if (hi < lo) hi = lo;
-    /* Rows whose taps are all inside the plane: [ya, yb). */
-    int64_t ya = ceil_div(p.py, p.sy);
-    int64_t yb = em_floor_div(p.H - 1 - (p.KH - 1) * p.dy + p.py, p.sy) + 1;
-    if (ya > OH) ya = OH;
-    if (yb > OH) yb = OH;
-    if (yb < ya) yb = ya;
-    const bool long_pass = p.sx == 1 && p.sy == 1 && OW == p.W && yb - ya >= 2 && hi > lo &&
-                           (p.KH <= 16);
+    const dw_geom d = dw_geometry(g);
+    const int64_t H = g->in[1], W = g->in[2], py = g->pb[1], px = g->pb[2];
+    float *xp = (float *)(j->scratch + (size_t)slot * j->slot_bytes);
+    float *wide = xp + d.plane_floats;
+    memset(xp, 0, (size_t)d.plane_floats * sizeof(float)); /* the border stays zero */
     for (int64_t plane = begin; plane < end; plane++) {
         const int64_t c = plane % g->C;
-        p.x = (const float *)j->x + plane * g->in_sz;
-        p.w = (const float *)j->w + c * g->k_sz;
-        p.b = j->bias ? ((const float *)j->bias)[c] : 0.0f;
+        const float *x = (const float *)j->x + plane * g->in_sz;
+        const float *w = (const float *)j->w + c * g->k_sz;
         float *y = (float *)j->y + plane * g->out_sz;
-        for (int64_t oy = 0; oy < OH; oy++) {
-            bool interior_row = oy >= ya && oy < yb;
-            if (long_pass && interior_row) {
-                if (oy == ya) /* rows ya..yb-1 in one pass, from (ya, lo) to (yb-1, hi) */
-                    dw_run(&p, y + ya * OW + lo, ya, lo, (yb - 1 - ya) * OW + (hi - lo));
-            } else if (hi > lo) {
-                dw_run(&p, y + oy * OW + lo, oy, lo, hi - lo);
-            }
-            float *yr = y + oy * OW;
-            for (int64_t ox = 0; ox < lo; ox++) yr[ox] = dw_point(&p, oy, ox);
-            for (int64_t ox = hi; ox < OW; ox++) yr[ox] = dw_point(&p, oy, ox);
+        const float b = j->bias ? ((const float *)j->bias)[c] : 0.0f;
+        for (int64_t iy = 0; iy < H; iy++) copy_f32(xp + (iy + py) * d.Wp + px, x + iy * W, W);
+        if (d.wide) {
+            dw_taps(&d, wide, xp, w, b, d.OH * d.Wp);
+            for (int64_t oy = 0; oy < d.OH; oy++)
+                copy_f32(y + oy * d.OW, wide + oy * d.Wp, d.OW);
+        } else {
+            for (int64_t oy = 0; oy < d.OH; oy++)
+                dw_taps(&d, y + oy * d.OW, xp + oy * d.sy * d.Wp, w, b, d.OW);
         }
         const float *z = j->z ? (const float *)j->z + plane * g->out_sz : NULL;
         em_epilogue(y, 1, g->out_sz, g->out_sz, NULL, NULL, z, g->out_sz, &j->act);
@@ -602,9 +568,10 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     bool pointwise = g->k_sz == 1;
     for (int i = 0; i < SP; i++)
         if (g->s[i] != 1 || g->pb[i] != 0 || g->pe[i] != 0) pointwise = false;
-    if (!is_double && g->Cg == 1 && g->Mg == 1 && g->nsp == 2 && !pointwise && g->k[1] <= 16) {
+    if (!is_double && g->Cg == 1 && g->Mg == 1 && g->nsp == 2 && !pointwise) {
         int slots = em_slot_count(ex, g->batch * g->C);
-        j.slot_bytes = ((size_t)dw_zero_floats(g) * sizeof(float) + 63) / 64 * 64;
+        dw_geom d = dw_geometry(g);
+        j.slot_bytes = (size_t)(d.plane_floats + d.wide_floats) * sizeof(float);
         j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
         if (!j.scratch) return SCRATCH_FAILED;
         em_parallel_slots(ex, g->batch * g->C, depthwise_planes, &j);

@@ -45,56 +45,72 @@ ember_status em_activation_from_node(const em_node *node, em_activation *act, em
                    em_node_desc(node, desc, sizeof desc), name);
 }
 
-void em_activation_apply(const em_activation *act, float *restrict x, int64_t n) {
-    const float a = act->alpha, b = act->beta;
-    switch (act->kind) {
-    case EM_ACT_NONE:
-        break;
+/* One row: y = act(y + rb [+ cb] [+ z]) in a single pass. The piecewise-linear activations
+ * stay inside the vector loop; sigmoid / tanh run as a second pass through libm. */
+EM_VECTOR_CLONES
+static void epilogue_row(float *restrict y, int64_t n, float rb, const float *restrict cb,
+                         const float *restrict z, em_act_kind kind, float a, float b) {
+    switch (kind) {
     case EM_ACT_RELU:
-        for (int64_t i = 0; i < n; i++) x[i] = x[i] < 0.0f ? 0.0f : x[i];
-        break;
+        for (int64_t i = 0; i < n; i++) {
+            float v = y[i] + rb + (cb ? cb[i] : 0.0f) + (z ? z[i] : 0.0f);
+            y[i] = v < 0.0f ? 0.0f : v;
+        }
+        return;
     case EM_ACT_LEAKY_RELU:
-        for (int64_t i = 0; i < n; i++) x[i] = x[i] < 0.0f ? a * x[i] : x[i];
-        break;
+        for (int64_t i = 0; i < n; i++) {
+            float v = y[i] + rb + (cb ? cb[i] : 0.0f) + (z ? z[i] : 0.0f);
+            y[i] = v < 0.0f ? a * v : v;
+        }
+        return;
     case EM_ACT_CLIP:
         for (int64_t i = 0; i < n; i++) {
-            float v = x[i] < a ? a : x[i];
-            x[i] = v > b ? b : v;
+            float v = y[i] + rb + (cb ? cb[i] : 0.0f) + (z ? z[i] : 0.0f);
+            v = v < a ? a : v;
+            y[i] = v > b ? b : v;
         }
-        break;
-    case EM_ACT_SIGMOID:
-        for (int64_t i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i]));
-        break;
-    case EM_ACT_TANH:
-        for (int64_t i = 0; i < n; i++) x[i] = tanhf(x[i]);
-        break;
+        return;
     case EM_ACT_HARD_SIGMOID:
         for (int64_t i = 0; i < n; i++) {
-            float v = a * x[i] + b;
+            float v = a * (y[i] + rb + (cb ? cb[i] : 0.0f) + (z ? z[i] : 0.0f)) + b;
             v = v < 0.0f ? 0.0f : v;
-            x[i] = v > 1.0f ? 1.0f : v;
+            y[i] = v > 1.0f ? 1.0f : v;
         }
-        break;
+        return;
+    default:
+        if (rb != 0.0f || cb || z)
+            for (int64_t i = 0; i < n; i++)
+                y[i] = y[i] + rb + (cb ? cb[i] : 0.0f) + (z ? z[i] : 0.0f);
+        return;
+    }
+}
+
+void em_activation_apply(const em_activation *act, float *x, int64_t n) {
+    switch (act->kind) {
+    case EM_ACT_NONE:
+        return;
+    case EM_ACT_SIGMOID:
+        for (int64_t i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i]));
+        return;
+    case EM_ACT_TANH:
+        for (int64_t i = 0; i < n; i++) x[i] = tanhf(x[i]);
+        return;
+    default:
+        epilogue_row(x, n, 0.0f, NULL, NULL, act->kind, act->alpha, act->beta);
+        return;
     }
 }
 
 void em_epilogue(float *y, int64_t rows, int64_t cols, int64_t ldy, const float *row_bias,
                  const float *col_bias, const float *z, int64_t ldz, const em_activation *act) {
+    em_act_kind kind = act ? act->kind : EM_ACT_NONE;
+    float a = act ? act->alpha : 0.0f, b = act ? act->beta : 0.0f;
+    bool libm = kind == EM_ACT_SIGMOID || kind == EM_ACT_TANH;
     for (int64_t r = 0; r < rows; r++) {
-        float *restrict yr = y + r * ldy;
-        if (row_bias) {
-            const float rb = row_bias[r];
-            for (int64_t c = 0; c < cols; c++) yr[c] += rb;
-        }
-        if (col_bias) {
-            const float *restrict cb = col_bias;
-            for (int64_t c = 0; c < cols; c++) yr[c] += cb[c];
-        }
-        if (z) {
-            const float *restrict zr = z + r * ldz;
-            for (int64_t c = 0; c < cols; c++) yr[c] += zr[c];
-        }
-        if (act && act->kind != EM_ACT_NONE) em_activation_apply(act, yr, cols);
+        float *yr = y + r * ldy;
+        epilogue_row(yr, cols, row_bias ? row_bias[r] : 0.0f, col_bias, z ? z + r * ldz : NULL,
+                     libm ? EM_ACT_NONE : kind, a, b);
+        if (libm) em_activation_apply(act, yr, cols);
     }
 }
 

@@ -7,6 +7,14 @@
 
 #include "kernel.h"
 
+/* Hot float loops are compiled for AVX-512, AVX2 and the baseline; the loader picks one for
+ * the CPU (ifunc). Not under AddressSanitizer, which does not mix with ifunc resolvers. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
+#define EM_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define EM_VECTOR_CLONES
+#endif
+
 /* ---- fused activations (domain "ai.ember": FusedConv / FusedGemm / FusedMatMul) ---- */
 
 typedef enum em_act_kind {

@@ -459,6 +459,15 @@ Test(conv, depthwise) {
     check_conv(u, false, false, false, true, "depthwise strided dilated asymmetric");
     u.s[1] = 2;
     check_conv(u, false, true, true, true, "depthwise + Z + Relu");
+    /* Rows of 32+ columns are computed in place, narrower ones through the wide pass. */
+    conv_case v = {.nsp = 2, .n = 2, .c = 5, .m = 5, .group = 5, .in = {34, 40},
+                   .k = {3, 3}, .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}};
+    check_conv(v, false, true, true, true, "depthwise wide rows + Z");
+    conv_case w = {.nsp = 2, .n = 1, .c = 4, .m = 4, .group = 4, .in = {21, 50},
+                   .k = {5, 4}, .s = {1, 1}, .d = {2, 2}, .pb = {4, 3}, .pe = {4, 3}};
+    check_conv(w, false, true, false, true, "depthwise 5x4 dilated");
+    w.in[1] = 12;
+    check_conv(w, false, false, false, true, "depthwise 5x4 dilated narrow");
 }
 
 Test(conv, im2col_panels) {
