@@ -437,7 +437,7 @@ static void conv_items(void *ctx, int slot, int64_t begin, int64_t end) {
     }
 }
 
-/* ---- Depthwise 2-D (group == C == M), float32, direct ----
+/* ---- Depthwise 1-D / 2-D (group == C == M), float32, direct (1-D as planes of height 1) ----
  * Each input plane is copied into a zero-bordered plane (Hp x Wp, slot scratch; the border is
  * zeroed once per slot), so every tap loop runs without bounds checks. Output rows of at least
  * 32 columns are computed straight into Y; narrower planes are computed as one long pass over
@@ -568,7 +568,7 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     bool pointwise = g->k_sz == 1;
     for (int i = 0; i < SP; i++)
         if (g->s[i] != 1 || g->pb[i] != 0 || g->pe[i] != 0) pointwise = false;
-    if (!is_double && g->Cg == 1 && g->Mg == 1 && g->nsp == 2 && !pointwise) {
+    if (!is_double && g->Cg == 1 && g->Mg == 1 && g->nsp <= 2 && !pointwise) {
         int slots = em_slot_count(ex, g->batch * g->C);
         dw_geom d = dw_geometry(g);
         j.slot_bytes = (size_t)(d.plane_floats + d.wide_floats) * sizeof(float);

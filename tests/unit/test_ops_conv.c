@@ -468,6 +468,12 @@ Test(conv, depthwise) {
     check_conv(w, false, true, false, true, "depthwise 5x4 dilated");
     w.in[1] = 12;
     check_conv(w, false, false, false, true, "depthwise 5x4 dilated narrow");
+    conv_case x = {.nsp = 1, .n = 2, .c = 6, .m = 6, .group = 6, .in = {100},
+                   .k = {7}, .s = {1}, .d = {1}, .pb = {3}, .pe = {3}};
+    check_conv(x, false, true, false, true, "depthwise 1-D");
+    x.s[0] = 2;
+    x.d[0] = 3;
+    check_conv(x, false, true, true, true, "depthwise 1-D strided dilated + Z");
 }
 
 Test(conv, im2col_panels) {
