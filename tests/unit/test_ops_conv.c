@@ -448,6 +448,7 @@ Test(conv, pointwise_groups) {
     t.in[0] = 40;
     t.in[1] = 41; /* several column chunks */
     check_conv(t, false, true, false, false, "1x1 wide");
+    check_conv(t, false, false, true, true, "1x1 + Z + Relu, no bias");
 }
 
 Test(conv, depthwise) {
