@@ -286,7 +286,7 @@ typedef struct conv_job {
 } conv_job;
 
 static void job_epilogue(const conv_job *j, int64_t row0, int64_t rows, int64_t col0,
-                         int64_t cols) {
+                         int64_t cols, bool add_bias) {
     /* row0: absolute output channel (n * M + m); rows are output channels */
     const conv_geom *g = j->g;
     int64_t m = row0 % g->M;
@@ -305,8 +305,9 @@ static void job_epilogue(const conv_job *j, int64_t row0, int64_t rows, int64_t 
     }
     float *y = (float *)j->y + row0 * g->out_sz + col0;
     const float *z = j->z ? (const float *)j->z + row0 * g->out_sz + col0 : NULL;
-    em_epilogue(y, rows, cols, g->out_sz, j->bias ? (const float *)j->bias + m : NULL, NULL, z,
-                g->out_sz, &j->act);
+    em_epilogue(y, rows, cols, g->out_sz,
+                j->bias && add_bias ? (const float *)j->bias + m : NULL, NULL, z, g->out_sz,
+                &j->act);
 }
 
 /* Short copies (im2col segments are one output row, often 7..112 elements): fixed-size
@@ -391,12 +392,27 @@ static inline void copy_f64(double *restrict d, const double *restrict s, int64_
 DEFINE_IM2COL(float, im2col_f32, copy_f32)
 DEFINE_IM2COL(double, im2col_f64, copy_f64)
 
+/* C = op(A) * B, or C += op(A) * B with `accumulate`. */
 static void gemm_serial(bool is_double, bool ta, int64_t m, int64_t n, int64_t k, const void *a,
-                        int64_t lda, const void *b, int64_t ldb, void *c, int64_t ldc) {
+                        int64_t lda, const void *b, int64_t ldb, void *c, int64_t ldc,
+                        bool accumulate) {
     if (is_double)
-        em_dgemm_serial(ta, false, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc);
+        em_dgemm_serial(ta, false, m, n, k, 1.0, a, lda, b, ldb, accumulate ? 1.0 : 0.0, c, ldc);
     else
-        em_sgemm_serial(ta, false, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+        em_sgemm_serial(ta, false, m, n, k, 1.0f, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c,
+                        ldc);
+}
+
+/* float32: start the output block from the bias so the GEMM accumulates onto it (BLAS then
+ * skips its own zeroing pass and the epilogue has no bias to add). */
+EM_VECTOR_CLONES
+static void fill_bias_rows(float *restrict y, int64_t ldy, const float *restrict bias,
+                           int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float b = bias[r];
+        float *restrict yr = y + r * ldy;
+        for (int64_t c = 0; c < cols; c++) yr[c] = b;
+    }
 }
 
 /* Items: ((n * G + grp) * n_panels + panel) * n_mblocks + mblock. */
@@ -419,9 +435,13 @@ static void conv_items(void *ctx, int slot, int64_t begin, int64_t end) {
         const char *wg = (const char *)j->w + (size_t)((grp * g->Mg + m0) * K) * es;
         int64_t row0 = n * g->M + grp * g->Mg + m0;
         char *yg = (char *)j->y + (size_t)(row0 * g->out_sz + c0) * es;
+        const bool bias_first = j->bias && !j->is_double;
+        if (bias_first)
+            fill_bias_rows((float *)yg, g->out_sz, (const float *)j->bias + grp * g->Mg + m0,
+                           m1 - m0, c1 - c0);
         if (pointwise) {
             gemm_serial(j->is_double, false, m1 - m0, c1 - c0, g->Cg, wg, g->Cg,
-                        xg + (size_t)c0 * es, g->in_sz, yg, g->out_sz);
+                        xg + (size_t)c0 * es, g->in_sz, yg, g->out_sz, bias_first);
         } else {
             if (rest != last_panel_key) {
                 if (j->is_double)
@@ -431,9 +451,10 @@ static void conv_items(void *ctx, int slot, int64_t begin, int64_t end) {
                 last_panel_key = rest;
             }
             gemm_serial(j->is_double, false, m1 - m0, c1 - c0, K, wg, K, col, c1 - c0, yg,
-                        g->out_sz);
+                        g->out_sz, bias_first);
         }
-        job_epilogue(j, row0, m1 - m0, c0, c1 - c0);
+        if (j->is_double || j->z || j->act.kind != EM_ACT_NONE)
+            job_epilogue(j, row0, m1 - m0, c0, c1 - c0, !bias_first);
     }
 }
 
@@ -560,7 +581,7 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     if (g->Cg == 0 || g->k_sz == 0) {
         /* Empty reduction: output is bias (+ Z, activation). */
         memset(y, 0, (size_t)(g->batch * g->M * g->out_sz) * es);
-        for (int64_t r = 0; r < g->batch * g->M; r++) job_epilogue(&j, r, 1, 0, g->out_sz);
+        for (int64_t r = 0; r < g->batch * g->M; r++) job_epilogue(&j, r, 1, 0, g->out_sz, true);
         return EMBER_OK;
     }
     int threads = ex ? em_exec_threads(ex) : 1;
@@ -708,7 +729,7 @@ static void convt_items(void *ctx, int slot, int64_t begin, int64_t end) {
             int64_t i1 = i0 + j->panel < g->in_sz ? i0 + j->panel : g->in_sz;
             /* col (rows x nb) = W_g[:, m0..m1 taps]^T x X_g[:, i0..i1] */
             gemm_serial(j->is_double, true, rows, i1 - i0, g->Cg, wg, ldw, xg + (size_t)i0 * es,
-                        g->in_sz, col, i1 - i0);
+                        g->in_sz, col, i1 - i0, false);
             if (j->is_double)
                 col2im_f64(g, col, i0, i1, m1 - m0, (double *)yg);
             else
