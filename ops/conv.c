@@ -282,6 +282,7 @@ typedef struct conv_job {
     em_activation act;
     char *scratch;
     size_t slot_bytes;
+    bool pointwise; /* GEMM straight on the input, no im2col panel */
     int64_t panel, n_panels, m_block, n_mblocks;
 } conv_job;
 
@@ -420,7 +421,7 @@ static void conv_items(void *ctx, int slot, int64_t begin, int64_t end) {
     const conv_job *j = ctx;
     const conv_geom *g = j->g;
     const size_t es = j->is_double ? sizeof(double) : sizeof(float);
-    const bool pointwise = j->slot_bytes == 0;
+    const bool pointwise = j->pointwise;
     void *col = j->scratch + (size_t)slot * j->slot_bytes;
     int64_t last_panel_key = -1; /* reuse the im2col panel across consecutive row blocks */
     const int64_t K = g->Cg * g->k_sz;
@@ -630,6 +631,7 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     j.n_mblocks = (g->Mg + j.m_block - 1) / j.m_block;
     j.panel = panel;
     j.n_panels = n_panels;
+    j.pointwise = pointwise;
     int64_t items = groups * n_panels * j.n_mblocks;
     int slots = em_slot_count(ex, items);
     if (!pointwise) {
