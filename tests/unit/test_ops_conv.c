@@ -815,7 +815,14 @@ Test(gemm, einsum_forms) {
 
 /* ---- RNN / GRU / LSTM ---- */
 
-static double sigm(double x) { return 1.0 / (1.0 + exp(-x)); }
+/* Cell clip bound applied to every activation input (0: none); set per reference call. */
+static double ref_clip = 0.0;
+static double clipped(double x) {
+    if (ref_clip <= 0.0) return x;
+    return x < -ref_clip ? -ref_clip : x > ref_clip ? ref_clip : x;
+}
+static double sigm(double x) { return 1.0 / (1.0 + exp(-clipped(x))); }
+static double tanh_c(double x) { return tanh(clipped(x)); }
 
 /* Straight from the operator equations, one batch row and time step at a time (double).
  * kind 0 RNN, 1 GRU, 2 LSTM. Outputs in layout 0 or 1. */
@@ -854,12 +861,12 @@ static void ref_recurrent(int kind, int dirs, bool reverse_only, int layout, int
                 double nh[16];
                 for (int64_t j = 0; j < H; j++) {
                     if (kind == 0) {
-                        nh[j] = tanh(xw[j] + hr[j] + (rb ? rb[j] : 0));
+                        nh[j] = tanh_c(xw[j] + hr[j] + (rb ? rb[j] : 0));
                     } else if (kind == 1) {
                         double z = sigm(xw[j] + hr[j] + (rb ? rb[j] : 0));
                         double rr = sigm(xw[H + j] + hr[H + j] + (rb ? rb[H + j] : 0));
                         /* without linear_before_reset, hh needs r for every j: done below */
-                        nh[j] = lbr ? tanh(xw[2 * H + j] +
+                        nh[j] = lbr ? tanh_c(xw[2 * H + j] +
                                            rr * (hr[2 * H + j] + (rb ? rb[2 * H + j] : 0)))
                                     : 0.0;
                         (void)z;
@@ -869,10 +876,10 @@ static void ref_recurrent(int kind, int dirs, bool reverse_only, int layout, int
                         double gf = xw[2 * H + j] + hr[2 * H + j] + (rb ? rb[2 * H + j] : 0) +
                                     (pp ? pp[2 * H + j] * c[j] : 0);
                         double gc = xw[3 * H + j] + hr[3 * H + j] + (rb ? rb[3 * H + j] : 0);
-                        double cn = sigm(gf) * c[j] + sigm(gi) * tanh(gc);
+                        double cn = sigm(gf) * c[j] + sigm(gi) * tanh_c(gc);
                         double go = xw[H + j] + hr[H + j] + (rb ? rb[H + j] : 0) +
                                     (pp ? pp[H + j] * cn : 0);
-                        nh[j] = sigm(go) * tanh(cn);
+                        nh[j] = sigm(go) * tanh_c(cn);
                         c[j] = cn;
                     }
                 }
@@ -888,7 +895,7 @@ static void ref_recurrent(int kind, int dirs, bool reverse_only, int layout, int
                             double acc = 0;
                             for (int64_t m = 0; m < H; m++)
                                 acc += rr[m] * h[m] * r[(d * G * H + 2 * H + j) * H + m];
-                            hh = tanh(xw[2 * H + j] + acc + (rb ? rb[2 * H + j] : 0));
+                            hh = tanh_c(xw[2 * H + j] + acc + (rb ? rb[2 * H + j] : 0));
                         }
                         nh[j] = (1 - z[j]) * hh + z[j] * h[j];
                     }
@@ -906,7 +913,7 @@ static void ref_recurrent(int kind, int dirs, bool reverse_only, int layout, int
 }
 
 static void check_recurrent(int kind, const char *direction, int layout, bool lbr, bool with_lens,
-                            bool with_init, bool peep) {
+                            bool with_init, bool peep, float clip) {
     const char *op = kind == 0 ? "RNN" : kind == 1 ? "GRU" : "LSTM";
     int dirs = !strcmp(direction, "bidirectional") ? 2 : 1;
     int64_t T = 5, B = 3, I = 4, H = 6, G = kind == 0 ? 1 : kind == 1 ? 3 : 4;
@@ -929,22 +936,26 @@ static void check_recurrent(int kind, const char *direction, int layout, bool lb
     tattr attrs[] = {{"hidden_size", 'i', H, 0, NULL, 0, NULL, NULL},
                      {"direction", 's', 0, 0, direction, 0, NULL, NULL},
                      {"layout", 'i', layout, 0, NULL, 0, NULL, NULL},
-                     {"linear_before_reset", 'i', lbr, 0, NULL, 0, NULL, NULL}};
+                     {"linear_before_reset", 'i', lbr, 0, NULL, 0, NULL, NULL},
+                     {"clip", 'f', 0, clip, NULL, 0, NULL, NULL}};
+    int n_attrs = kind == 1 ? 4 : 3;
+    if (clip > 0) attrs[n_attrs++] = attrs[4];
     int n_outs = kind == 2 ? 3 : 2;
     int64_t ny = T * dirs * B * H, ns = dirs * B * H;
     double *y = calloc((size_t)ny, sizeof(double)), *yh = calloc((size_t)ns, sizeof(double));
     double *yc = calloc((size_t)ns, sizeof(double));
+    ref_clip = clip;
     ref_recurrent(kind, dirs, !strcmp(direction, "reverse"), layout, T, B, I, H, x, w, r, bias,
                   with_lens ? lens : NULL, with_init ? h0 : NULL,
                   with_init && kind == 2 ? c0 : NULL, peep ? p : NULL, lbr, y, yh, yc);
     int64_t ydims[4] = {layout ? B : T, layout ? T : dirs, layout ? dirs : B, H};
     char what[128];
-    snprintf(what, sizeof what, "%s %s layout %d lbr %d lens %d init %d peep %d", op, direction,
-             layout, lbr, with_lens, with_init, peep);
+    snprintf(what, sizeof what, "%s %s layout %d lbr %d lens %d init %d peep %d clip %g", op,
+             direction, layout, lbr, with_lens, with_init, peep, clip);
     for (int threads = 1; threads <= 2; threads++) {
         ember_tensor *out[3] = {NULL, NULL, NULL};
         ember_error err;
-        cr_assert_eq(run_multi(op, "", attrs, kind == 1 ? 4 : 3, ins, kind == 2 ? 8 : 6, n_outs,
+        cr_assert_eq(run_multi(op, "", attrs, n_attrs, ins, kind == 2 ? 8 : 6, n_outs,
                                threads, out, &err),
                      EMBER_OK, "%s: %s", what, err.message);
         expect_close(out[0], y, ydims, 4, what);
@@ -957,20 +968,23 @@ static void check_recurrent(int kind, const char *direction, int layout, bool lb
 }
 
 Test(rnn, lstm) {
-    check_recurrent(2, "forward", 0, false, false, false, false);
-    check_recurrent(2, "bidirectional", 0, false, true, true, true);
-    check_recurrent(2, "reverse", 1, false, true, true, false);
-    check_recurrent(2, "bidirectional", 1, false, false, true, true);
+    check_recurrent(2, "forward", 0, false, false, false, false, 0.0f);
+    check_recurrent(2, "bidirectional", 0, false, true, true, true, 0.0f);
+    check_recurrent(2, "reverse", 1, false, true, true, false, 0.0f);
+    check_recurrent(2, "bidirectional", 1, false, false, true, true, 0.0f);
+    check_recurrent(2, "forward", 0, false, true, true, true, 0.4f);
 }
 
 Test(rnn, gru) {
-    check_recurrent(1, "forward", 0, false, false, false, false);
-    check_recurrent(1, "bidirectional", 0, true, true, true, false);
-    check_recurrent(1, "bidirectional", 1, false, true, true, false);
-    check_recurrent(1, "reverse", 0, true, false, true, false);
+    check_recurrent(1, "forward", 0, false, false, false, false, 0.0f);
+    check_recurrent(1, "bidirectional", 0, true, true, true, false, 0.0f);
+    check_recurrent(1, "bidirectional", 1, false, true, true, false, 0.0f);
+    check_recurrent(1, "reverse", 0, true, false, true, false, 0.0f);
+    check_recurrent(1, "bidirectional", 0, false, false, true, false, 0.3f);
 }
 
 Test(rnn, simple_rnn) {
-    check_recurrent(0, "bidirectional", 0, false, true, true, false);
-    check_recurrent(0, "reverse", 1, false, true, false, false);
+    check_recurrent(0, "bidirectional", 0, false, true, true, false, 0.0f);
+    check_recurrent(0, "reverse", 1, false, true, false, false, 0.0f);
+    check_recurrent(0, "forward", 0, false, false, true, false, 0.5f);
 }
