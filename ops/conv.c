@@ -393,6 +393,57 @@ static inline void copy_f64(double *restrict d, const double *restrict s, int64_
 DEFINE_IM2COL(float, im2col_f32, copy_f32)
 DEFINE_IM2COL(double, im2col_f64, copy_f64)
 
+/* Stride 1 with an output as wide as the input ("same" padding along the row, 1-D or 2-D):
+ * an output position p = oy * W + ox reads input element p + shift for every tap, so each
+ * im2col row is one long copy; only the columns whose tap falls into the padding (wrapped
+ * into a neighbouring row by the long copy) and the rows outside the input are zeroed. */
+static bool im2col_is_same_row(const conv_geom *g) {
+    return g->in[0] == 1 && g->k[0] == 1 && g->s[1] == 1 && g->s[2] == 1 &&
+           g->out[2] == g->in[2];
+}
+
+static void zero_f32(float *d, int64_t n) {
+    if (n > 0) memset(d, 0, (size_t)n * sizeof(float));
+}
+
+static void im2col_same_row_f32(const conv_geom *g, const float *x, int64_t c0, int64_t c1,
+                                float *col) {
+    const int64_t nb = c1 - c0, H = g->in[1], W = g->in[2], OH = g->out[1], HW = H * W;
+    const int64_t KH = g->k[1], KW = g->k[2];
+    float *dst = col;
+    for (int64_t c = 0; c < g->Cg; c++) {
+        const float *xc = x + c * g->in_sz;
+        for (int64_t ky = 0; ky < KH; ky++) {
+            const int64_t dy = ky * g->d[1] - g->pb[1]; /* iy = oy + dy */
+            int64_t oy_lo = dy < 0 ? -dy : 0, oy_hi = H - dy < OH ? H - dy : OH;
+            int64_t pa = oy_lo * W > c0 ? oy_lo * W : c0;
+            int64_t pb = oy_hi * W < c1 ? oy_hi * W : c1;
+            if (pb < pa) pb = pa;
+            for (int64_t kx = 0; kx < KW; kx++, dst += nb) {
+                const int64_t dx = kx * g->d[2] - g->pb[2]; /* ix = ox + dx */
+                const int64_t shift = dy * W + dx;
+                int64_t qa = -shift > pa ? -shift : pa, qb = HW - shift < pb ? HW - shift : pb;
+                if (qb < qa) qb = qa;
+                zero_f32(dst, qa - c0);
+                if (qb > qa) memcpy(dst + (qa - c0), xc + qa + shift, (size_t)(qb - qa) * 4);
+                zero_f32(dst + (qb - c0), c1 - qb);
+                /* Columns whose tap lies in the left / right padding. */
+                int64_t bl = dx < 0 ? -dx : 0, br = dx > 0 ? W - dx : W;
+                if (bl > W) bl = W;
+                if (br < 0) br = 0;
+                if (bl == 0 && br == W) continue;
+                for (int64_t oy = qa / W; oy * W < qb; oy++) {
+                    int64_t row = oy * W;
+                    for (int64_t ox = 0; ox < bl; ox++)
+                        if (row + ox >= qa && row + ox < qb) dst[row + ox - c0] = 0.0f;
+                    for (int64_t ox = br; ox < W; ox++)
+                        if (row + ox >= qa && row + ox < qb) dst[row + ox - c0] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
 /* C = op(A) * B, or C += op(A) * B with `accumulate`. */
 static void gemm_serial(bool is_double, bool ta, int64_t m, int64_t n, int64_t k, const void *a,
                         int64_t lda, const void *b, int64_t ldb, void *c, int64_t ldc,
@@ -447,6 +498,8 @@ static void conv_items(void *ctx, int slot, int64_t begin, int64_t end) {
             if (rest != last_panel_key) {
                 if (j->is_double)
                     im2col_f64(g, (const double *)xg, c0, c1, col);
+                else if (im2col_is_same_row(g))
+                    im2col_same_row_f32(g, (const float *)xg, c0, c1, col);
                 else
                     im2col_f32(g, (const float *)xg, c0, c1, col);
                 last_panel_key = rest;

@@ -493,6 +493,16 @@ Test(conv, im2col_panels) {
     conv_case w1 = {.nsp = 1, .n = 2, .c = 5, .m = 7, .group = 1, .in = {50},
                     .k = {4}, .s = {3}, .d = {2}, .pb = {2}, .pe = {1}};
     check_conv(w1, false, true, false, true, "1-D");
+    /* Row-preserving ("same" along W) stride 1: long-copy im2col, dilated, asymmetric. */
+    conv_case s1 = {.nsp = 2, .n = 2, .c = 3, .m = 5, .group = 1, .in = {20, 33},
+                    .k = {3, 4}, .s = {1, 1}, .d = {2, 1}, .pb = {2, 1}, .pe = {2, 2}};
+    check_conv(s1, false, true, true, true, "same-row dilated asymmetric");
+    s1.pb[0] = 0;
+    s1.pe[0] = 3;
+    check_conv(s1, false, true, false, true, "same-row, uneven vertical pads");
+    conv_case s2 = {.nsp = 1, .n = 1, .c = 4, .m = 3, .group = 1, .in = {200},
+                    .k = {5}, .s = {1}, .d = {1}, .pb = {2}, .pe = {2}};
+    check_conv(s2, false, true, false, true, "same-row 1-D");
     conv_case w2 = {.nsp = 1, .n = 1, .c = 2, .m = 3, .group = 1, .in = {300},
                     .k = {70}, .s = {2}, .d = {1}, .pb = {5}, .pe = {3}};
     check_conv(w2, false, true, false, true, "1-D kernel wider than 64");
