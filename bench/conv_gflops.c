@@ -14,6 +14,7 @@
 typedef struct layer {
     const char *name;
     int64_t c, m, h, w, k, stride, pad, group;
+    bool transpose; /* ConvTranspose (W is c x m/group x k x k; output_padding stride - 1) */
 } layer;
 
 static Onnx__ValueInfoProto *value_info(const char *name, const int64_t *dims, int rank) {
@@ -66,14 +67,15 @@ static void bench(const layer *l, int threads) {
     for (int64_t i = 0; i < nx; i++) x[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
     Onnx__NodeProto nodes[REPS], *np[REPS];
     Onnx__TensorProto tws[REPS], tbs[REPS], *inits[2 * REPS];
-    Onnx__AttributeProto at[REPS][3], *atp[REPS][3];
+    Onnx__AttributeProto at[REPS][4], *atp[REPS][4];
+    int64_t out_pad[2] = {l->stride - 1, l->stride - 1};
     char names[REPS][4][16];
     char *ins[REPS][3], *outs[REPS][1];
     int64_t wdims[REPS][4], bdims[REPS][1];
     float *wbuf[REPS], *bbuf[REPS];
     int64_t pads[4] = {l->pad, l->pad, l->pad, l->pad}, strides[2] = {l->stride, l->stride};
     bool mirror = l->c != l->m;
-    int n_nodes = l->stride == 1 ? REPS : 1; /* a strided layer cannot feed itself */
+    int n_nodes = l->stride == 1 && !l->transpose ? REPS : 1; /* strided: cannot feed itself */
     double flops = 0;
     int64_t h = l->h, w = l->w;
     for (int r = 0; r < n_nodes; r++) {
@@ -82,6 +84,7 @@ static void bench(const layer *l, int threads) {
         int64_t group = l->group;
         int64_t *wd = wdims[r];
         wd[0] = cout, wd[1] = cin / group, wd[2] = back ? 1 : l->k, wd[3] = back ? 1 : l->k;
+        if (l->transpose) wd[0] = cin, wd[1] = cout / group;
         int64_t nw = wd[0] * wd[1] * wd[2] * wd[3];
         wbuf[r] = malloc(sizeof(float) * (size_t)nw);
         bbuf[r] = malloc(sizeof(float) * (size_t)cout);
@@ -93,7 +96,7 @@ static void bench(const layer *l, int threads) {
         snprintf(names[r][1], 16, "W%d", r);
         snprintf(names[r][2], 16, "B%d", r);
         snprintf(names[r][3], 16, r == n_nodes - 1 ? "Y" : "t%d", r);
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             onnx__attribute_proto__init(&at[r][k]);
             atp[r][k] = &at[r][k];
         }
@@ -103,12 +106,15 @@ static void bench(const layer *l, int threads) {
         at[r][1].n_ints = 2, at[r][1].ints = back ? (int64_t[]){1, 1} : strides;
         at[r][2].name = "group", at[r][2].has_type = 1, at[r][2].type = 2, at[r][2].has_i = 1;
         at[r][2].i = group;
+        at[r][3].name = "output_padding", at[r][3].has_type = 1, at[r][3].type = 7;
+        at[r][3].n_ints = 2, at[r][3].ints = out_pad;
         for (int k = 0; k < 3; k++) ins[r][k] = names[r][k];
         outs[r][0] = names[r][3];
         onnx__node_proto__init(&nodes[r]);
-        nodes[r].op_type = "Conv";
+        nodes[r].op_type = l->transpose ? "ConvTranspose" : "Conv";
         nodes[r].n_input = 3, nodes[r].input = ins[r], nodes[r].n_output = 1;
-        nodes[r].output = outs[r], nodes[r].n_attribute = 3, nodes[r].attribute = atp[r];
+        nodes[r].output = outs[r], nodes[r].n_attribute = l->transpose ? 4 : 3;
+        nodes[r].attribute = atp[r];
         np[r] = &nodes[r];
         onnx__tensor_proto__init(&tws[r]);
         onnx__tensor_proto__init(&tbs[r]);
@@ -123,7 +129,13 @@ static void bench(const layer *l, int threads) {
         inits[2 * r + 1] = &tbs[r];
         int64_t k = wd[2], pad = back ? 0 : l->pad, st = back ? 1 : l->stride;
         int64_t oh = (h + 2 * pad - k) / st + 1, ow = (w + 2 * pad - k) / st + 1;
-        flops += 2.0 * (double)cout * (double)wd[1] * (double)(k * k) * (double)(oh * ow);
+        if (l->transpose) {
+            /* every input pixel meets every tap once */
+            flops += 2.0 * (double)cin * (double)(cout / group) * (double)(k * k) * (double)(h * w);
+            oh = st * (h - 1) + (st - 1) + k - 2 * pad, ow = st * (w - 1) + (st - 1) + k - 2 * pad;
+        } else {
+            flops += 2.0 * (double)cout * (double)wd[1] * (double)(k * k) * (double)(oh * ow);
+        }
         h = oh, w = ow;
     }
     int64_t xd[4] = {1, l->c, l->h, l->w};
@@ -188,15 +200,17 @@ int main(int argc, char **argv) {
     if (!getenv("EMBER_BENCH_BLAS_DEFAULT")) openblas_set_num_threads(1);
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     static const layer layers[] = {
-        {"3x3 64->64 @56x56 (ResNet conv2)", 64, 64, 56, 56, 3, 1, 1, 1},
-        {"3x3 128->128 @28x28", 128, 128, 28, 28, 3, 1, 1, 1},
-        {"3x3 256->256 @14x14", 256, 256, 14, 14, 3, 1, 1, 1},
-        {"3x3 512->512 @7x7", 512, 512, 7, 7, 3, 1, 1, 1},
-        {"7x7/2 3->64 @224x224 (stem)", 3, 64, 224, 224, 7, 2, 3, 1},
-        {"1x1 256->64 / 64->256 @56x56", 256, 64, 56, 56, 1, 1, 0, 1},
-        {"3x3 64->128 / 1x1 128->64 @28x28", 64, 128, 28, 28, 3, 1, 1, 1},
-        {"dw 3x3 144 @56x56 (MobileNetV2)", 144, 144, 56, 56, 3, 1, 1, 144},
-        {"dw 3x3/2 144 @56x56", 144, 144, 56, 56, 3, 2, 1, 144},
+        {"3x3 64->64 @56x56 (ResNet conv2)", 64, 64, 56, 56, 3, 1, 1, 1, false},
+        {"3x3 128->128 @28x28", 128, 128, 28, 28, 3, 1, 1, 1, false},
+        {"3x3 256->256 @14x14", 256, 256, 14, 14, 3, 1, 1, 1, false},
+        {"3x3 512->512 @7x7", 512, 512, 7, 7, 3, 1, 1, 1, false},
+        {"7x7/2 3->64 @224x224 (stem)", 3, 64, 224, 224, 7, 2, 3, 1, false},
+        {"1x1 256->64 / 64->256 @56x56", 256, 64, 56, 56, 1, 1, 0, 1, false},
+        {"3x3 64->128 / 1x1 128->64 @28x28", 64, 128, 28, 28, 3, 1, 1, 1, false},
+        {"dw 3x3 144 @56x56 (MobileNetV2)", 144, 144, 56, 56, 3, 1, 1, 144, false},
+        {"dw 3x3/2 144 @56x56", 144, 144, 56, 56, 3, 2, 1, 144, false},
+        {"convT 4x4/2 64->32 @28x28", 64, 32, 28, 28, 4, 2, 1, 1, true},
+        {"convT 3x3/2 128->64 @14x14", 128, 64, 14, 14, 3, 2, 1, 1, true},
     };
     const char *filter = argc > 2 ? argv[2] : NULL;
     for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
