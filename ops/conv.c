@@ -581,7 +581,7 @@ static dw_geom dw_geometry(const conv_geom *g) {
     d.Wp = (d.OW - 1) * d.sx + (d.KW - 1) * d.dx + 1;
     if (d.Hp < g->pb[1] + g->in[1]) d.Hp = g->pb[1] + g->in[1];
     if (d.Wp < g->pb[2] + g->in[2]) d.Wp = g->pb[2] + g->in[2];
-    d.wide = d.OW < 32 && d.sx == 1;
+    d.wide = d.OW < 32 && d.sx == 1 && d.sy == 1;
     /* The wide pass reads up to (KW - 1) * dx past the last padded row. */
     d.plane_floats = (d.Hp * d.Wp + d.KW * d.dx + 16 + 15) / 16 * 16;
     d.wide_floats = d.wide ? (d.OH * d.Wp + 15) / 16 * 16 : 0;

@@ -998,3 +998,46 @@ Test(rnn, simple_rnn) {
     check_recurrent(0, "reverse", 1, false, true, false, false, 0.0f);
     check_recurrent(0, "forward", 0, false, false, true, false, 0.5f);
 }
+
+/* ---- randomized shapes (deterministic) ---- */
+
+static int64_t rand_in(int64_t lo, int64_t hi) {
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return lo + (int64_t)((rng_state >> 33) % (uint64_t)(hi - lo + 1));
+}
+
+Test(conv, randomized_shapes) {
+    for (int iter = 0; iter < 60; iter++) {
+        conv_case t = {0};
+        t.nsp = (int)rand_in(1, 3);
+        t.n = rand_in(1, 2);
+        t.group = rand_in(1, 3);
+        if (iter % 5 == 0) t.group = rand_in(2, 6); /* depthwise-like */
+        t.c = t.group * (iter % 5 == 0 ? 1 : rand_in(1, 3));
+        t.m = t.group * (iter % 5 == 0 ? 1 : rand_in(1, 3));
+        for (int i = 0; i < t.nsp; i++) {
+            t.k[i] = rand_in(1, t.nsp == 3 ? 3 : 5);
+            t.s[i] = rand_in(1, 3);
+            t.d[i] = rand_in(1, 2);
+            t.pb[i] = rand_in(0, 2);
+            t.pe[i] = rand_in(0, 2);
+            int64_t ek = (t.k[i] - 1) * t.d[i] + 1;
+            t.in[i] = rand_in(ek > 3 ? ek : 3, t.nsp == 3 ? 7 : t.nsp == 2 ? 15 : 40);
+        }
+        char what[512];
+        snprintf(what, sizeof what,
+                 "random conv #%d nsp %d n %lld c %lld m %lld g %lld in %lld,%lld,%lld k %lld,%lld,%lld s %lld,%lld,%lld d %lld,%lld,%lld pb %lld,%lld,%lld pe %lld,%lld,%lld",
+                 iter, t.nsp, (long long)t.n, (long long)t.c, (long long)t.m, (long long)t.group, (long long)t.in[0], (long long)t.in[1], (long long)t.in[2], (long long)t.k[0], (long long)t.k[1], (long long)t.k[2], (long long)t.s[0], (long long)t.s[1], (long long)t.s[2], (long long)t.d[0], (long long)t.d[1], (long long)t.d[2], (long long)t.pb[0], (long long)t.pb[1], (long long)t.pb[2], (long long)t.pe[0], (long long)t.pe[1], (long long)t.pe[2]);
+        check_conv(t, false, iter % 2 == 0, iter % 3 == 0, iter % 4 != 0, what);
+        /* ConvTranspose: output_padding below stride (or dilation). */
+        for (int i = 0; i < t.nsp; i++) {
+            int64_t lim = (t.s[i] > t.d[i] ? t.s[i] : t.d[i]) - 1;
+            t.op[i] = rand_in(0, lim);
+            t.in[i] = rand_in(1, t.nsp == 3 ? 4 : 9);
+            int64_t full = t.s[i] * (t.in[i] - 1) + t.op[i] + (t.k[i] - 1) * t.d[i] + 1;
+            while (t.pb[i] + t.pe[i] >= full) t.pb[i] > 0 ? t.pb[i]-- : t.pe[i]--;
+        }
+        snprintf(what, sizeof what, "random convtranspose #%d", iter);
+        check_conv(t, true, iter % 2 == 1, false, iter % 3 != 0, what);
+    }
+}
