@@ -16,18 +16,23 @@
  *     "Sigmoid"
  *     "Tanh"
  *     "HardSigmoid"  activation_params = [alpha, beta]      (defaults 0.2, 0.5)
- *   Fewer params than listed take the defaults; more is an error. These nodes must import
- *   domain "ai.ember" at version 1. The activation is applied in the same pass as the bias,
- *   while each output tile is still in cache.
+ *   Fewer params than listed take the defaults; more is an error; an unknown name is
+ *   EMBER_ERR_UNSUPPORTED. These nodes must import domain "ai.ember" at version 1. Only float
+ *   types are fused (float16 through float32; float64 also honours the activation). Z and the
+ *   activation are applied in one pass per output tile while it is still in cache.
  *
  * Strategy per shape (float32; float64 runs the same paths on dgemm):
- *   - pointwise (1x1 kernel, stride 1, no padding): one GEMM per group straight on the input,
- *     no im2col, split into column chunks;
- *   - depthwise 2-D (group == C == M): a direct kernel, one output row at a time;
+ *   - pointwise (1x1 kernel, stride 1, no padding): the GEMM runs straight on the input, no
+ *     im2col, in column chunks;
+ *   - depthwise 1-D / 2-D (group == C == M): a direct vectorized kernel on a zero-bordered
+ *     copy of each plane;
  *   - otherwise im2col in panels of output columns sized to stay in L2 (never the whole
- *     matrix for large outputs), each panel followed by sgemm and the epilogue.
- *   Work items (batch x group x panel x row block) are spread over threads with
- *   em_parallel_slots; each BLAS call is single-threaded inside its item.
+ *     matrix for large outputs), each panel followed by sgemm and the epilogue. Stride-1
+ *     convs that keep the row width copy each im2col row in one piece.
+ *   The output block starts from the bias and the GEMM accumulates onto it. Work items
+ *   (batch x group x panel x row block) are spread over threads with em_parallel_slots; each
+ *   BLAS call is made from inside its item (OpenBLAS must run one thread per call, see
+ *   linalg.h).
  *   ConvTranspose = GEMM (W_g^T x X_g) into column panels, then col2im accumulation (never
  *   zero-stuffing), split by batch x group x output-channel block.
  *   ConvInteger / QLinearConv subtract the zero points into float64 and run the float64 path

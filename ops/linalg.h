@@ -56,10 +56,15 @@ int em_slot_count(em_exec *ex, int64_t n_items);
 /* Split n_items into em_slot_count() contiguous ranges run through em_parallel_for. */
 void em_parallel_slots(em_exec *ex, int64_t n_items, em_slot_fn fn, void *ctx);
 
-/* ---- BLAS ---- */
+/* ---- BLAS ----
+ * ember does the threading: BLAS calls are made from inside em_parallel_for chunks, so
+ * OpenBLAS itself must run one thread per call (openblas_set_num_threads(1) or
+ * OPENBLAS_NUM_THREADS=1, set by the runtime, not by kernels). With its own threads, OpenBLAS
+ * (pthreads build) serializes concurrent multi-threaded calls on one lock, and a session
+ * asked to use 1 thread would use every core. */
 
 /* Row-major C = alpha * op(A) * op(B) + beta * C, split into output tiles across the run's
- * threads when the product is large enough (each tile is one single-threaded BLAS call). */
+ * threads when the product is large enough (each tile is one BLAS call). */
 void em_sgemm(em_exec *ex, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
               float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
               float *c, int64_t ldc);
