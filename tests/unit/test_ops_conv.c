@@ -706,6 +706,38 @@ Test(gemm, packed_b_and_bias_forms) {
     free(c);
 }
 
+Test(gemm, row_vector_times_large_b) {
+    /* M = 1 with N * K large runs on gemv, with B constant (packed) or not, either layout. */
+    const int64_t K = 300, N = 257;
+    float *a = random_floats(K), *b = random_floats(N * K), *c = random_floats(N);
+    for (int tb = 0; tb < 2; tb++)
+        for (int cb = 0; cb < 2; cb++) {
+            tin ins[3] = {{"A", 2, {1, K}, a, false, NULL},
+                          {"B", 2, {tb ? N : K, tb ? K : N}, b, cb == 1, NULL},
+                          {"C", 1, {N}, c, true, NULL}};
+            tattr attrs[] = {{"transB", 'i', tb, 0, NULL, 0, NULL, NULL}};
+            double *want = malloc(sizeof(double) * (size_t)N);
+            for (int64_t j = 0; j < N; j++) {
+                double acc = c[j];
+                for (int64_t p = 0; p < K; p++)
+                    acc += (double)a[p] * (tb ? b[j * K + p] : b[p * N + j]);
+                want[j] = acc;
+            }
+            for (int threads = 1; threads <= 2; threads++) {
+                ember_tensor *y = NULL;
+                ember_error err;
+                cr_assert_eq(run_single("Gemm", "", attrs, 1, ins, 3, threads, &y, &err),
+                             EMBER_OK, "%s", err.message);
+                expect_close(y, want, (const int64_t[]){1, N}, 2, "Gemm M=1");
+                ember_tensor_free(y);
+            }
+            free(want);
+        }
+    free(a);
+    free(b);
+    free(c);
+}
+
 Test(gemm, matmul_broadcast_batches) {
     /* (2,1,3,4) x (5,4,6) -> (2,5,3,6): batch dims broadcast both ways. */
     float *a = random_floats(2 * 3 * 4), *b = random_floats(5 * 4 * 6);
