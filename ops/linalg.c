@@ -119,12 +119,8 @@ void em_epilogue(float *y, int64_t rows, int64_t cols, int64_t ldy, const float 
 int em_slot_count(em_exec *ex, int64_t n_items) {
     int threads = ex ? em_exec_threads(ex) : 1;
     if (threads < 1) threads = 1;
-    /* Two slots per thread when there is enough work: the pool hands slots out as threads
-     * become free, so one descheduled thread (a busy machine) delays the op by half its
-     * share instead of all of it. */
-    int slots = threads > 1 ? 2 * threads : 1;
-    if (n_items < slots) return n_items < 1 ? 1 : (int)n_items;
-    return slots;
+    if (n_items < threads) return n_items < 1 ? 1 : (int)n_items;
+    return threads;
 }
 
 typedef struct slot_job {

@@ -51,7 +51,7 @@ void em_epilogue(float *y, int64_t rows, int64_t cols, int64_t ldy, const float 
  * 0..n_slots-1 and each runs once, so per-slot scratch can be indexed by `slot`. */
 typedef void (*em_slot_fn)(void *ctx, int slot, int64_t begin, int64_t end);
 
-/* Number of slots em_parallel_slots will use for n_items (at least 1; about two per thread). */
+/* Number of slots em_parallel_slots will use for n_items (at least 1 when n_items > 0). */
 int em_slot_count(em_exec *ex, int64_t n_items);
 /* Split n_items into em_slot_count() contiguous ranges run through em_parallel_for. */
 void em_parallel_slots(em_exec *ex, int64_t n_items, em_slot_fn fn, void *ctx);
