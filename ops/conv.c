@@ -76,10 +76,14 @@ static ember_status conv_read_attrs(const em_node *node, bool transpose, conv_at
     memset(a, 0, sizeof *a);
     a->transpose = transpose;
     const char *ap = em_attr_string(node, "auto_pad", "NOTSET");
-    if (!strcmp(ap, "NOTSET") || !*ap) a->auto_pad = PAD_NOTSET;
-    else if (!strcmp(ap, "SAME_UPPER")) a->auto_pad = PAD_SAME_UPPER;
-    else if (!strcmp(ap, "SAME_LOWER")) a->auto_pad = PAD_SAME_LOWER;
-    else if (!strcmp(ap, "VALID")) a->auto_pad = PAD_VALID;
+    if (!strcmp(ap, "NOTSET") || !*ap)
+        a->auto_pad = PAD_NOTSET;
+    else if (!strcmp(ap, "SAME_UPPER"))
+        a->auto_pad = PAD_SAME_UPPER;
+    else if (!strcmp(ap, "SAME_LOWER"))
+        a->auto_pad = PAD_SAME_LOWER;
+    else if (!strcmp(ap, "VALID"))
+        a->auto_pad = PAD_VALID;
     else
         return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: unknown auto_pad '%s'",
                        em_node_desc(node, d, sizeof d), ap);
@@ -98,7 +102,9 @@ static ember_status conv_read_attrs(const em_node *node, bool transpose, conv_at
     return EMBER_OK;
 }
 
-static int64_t ceil_div(int64_t a, int64_t b) { return -em_floor_div(-a, b); }
+static int64_t ceil_div(int64_t a, int64_t b) {
+    return -em_floor_div(-a, b);
+}
 
 /* Validate X / W shapes against the attributes and compute the geometry. Dims of -1 (unknown
  * at load) give -1 output dims. */
@@ -115,8 +121,8 @@ static ember_status conv_geometry(const em_node *node, const conv_attrs *a, cons
                        x->rank);
     int nsp = x->rank - 2;
     if (nsp > SP)
-        return em_fail(err, EMBER_ERR_UNSUPPORTED, "%s: %d spatial dims (at most %d supported)",
-                       d, nsp, SP);
+        return em_fail(err, EMBER_ERR_UNSUPPORTED, "%s: %d spatial dims (at most %d supported)", d,
+                       nsp, SP);
     g->nsp = nsp;
     g->G = a->group;
     g->batch = x->dims[0];
@@ -129,8 +135,8 @@ static ember_status conv_geometry(const em_node *node, const conv_attrs *a, cons
             return em_fail(err, EMBER_ERR_SHAPE, "%s: W dim 0 (%lld) must equal X channels (%lld)",
                            d, (long long)w->dims[0], (long long)g->C);
         if (g->C >= 0 && g->C % g->G != 0)
-            return em_fail(err, EMBER_ERR_SHAPE, "%s: channels %lld not divisible by group %lld",
-                           d, (long long)g->C, (long long)g->G);
+            return em_fail(err, EMBER_ERR_SHAPE, "%s: channels %lld not divisible by group %lld", d,
+                           (long long)g->C, (long long)g->G);
     } else {
         g->M = w->dims[0];
         g->Cg = w->dims[1];
@@ -145,13 +151,16 @@ static ember_status conv_geometry(const em_node *node, const conv_attrs *a, cons
                            (long long)g->M, (long long)g->G);
     }
     if (a->n_kernel && a->n_kernel != nsp)
-        return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: kernel_shape has %lld values for %d "
-                       "spatial dims", d, (long long)a->n_kernel, nsp);
+        return em_fail(err, EMBER_ERR_INVALID_MODEL,
+                       "%s: kernel_shape has %lld values for %d "
+                       "spatial dims",
+                       d, (long long)a->n_kernel, nsp);
     if ((a->n_strides && a->n_strides != nsp) || (a->n_dil && a->n_dil != nsp) ||
         (a->n_pads && a->n_pads != 2 * nsp) || (a->n_out_pad && a->n_out_pad != nsp))
         return em_fail(err, EMBER_ERR_INVALID_MODEL,
                        "%s: strides/dilations/pads/output_padding lengths do not match %d "
-                       "spatial dims", d, nsp);
+                       "spatial dims",
+                       d, nsp);
     if (a->n_out_shape && a->n_out_shape != nsp && a->n_out_shape != nsp + 2)
         return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: output_shape has %lld values", d,
                        (long long)a->n_out_shape);
@@ -169,9 +178,8 @@ static ember_status conv_geometry(const em_node *node, const conv_attrs *a, cons
         int64_t k = w->dims[2 + i];
         if (a->n_kernel) {
             if (k >= 0 && a->kernel[i] != k)
-                return em_fail(err, EMBER_ERR_SHAPE,
-                               "%s: kernel_shape[%d] = %lld but W has %lld", d, i,
-                               (long long)a->kernel[i], (long long)k);
+                return em_fail(err, EMBER_ERR_SHAPE, "%s: kernel_shape[%d] = %lld but W has %lld",
+                               d, i, (long long)a->kernel[i], (long long)k);
             k = a->kernel[i];
         }
         int64_t s = a->n_strides ? a->strides[i] : 1;
@@ -209,7 +217,8 @@ static ember_status conv_geometry(const em_node *node, const conv_attrs *a, cons
         } else {
             int64_t full = s * (in - 1) + op + ek;
             int64_t want = -1;
-            if (a->n_out_shape) want = a->out_shape[a->n_out_shape - nsp + i];
+            if (a->n_out_shape)
+                want = a->out_shape[a->n_out_shape - nsp + i];
             else if (a->auto_pad == PAD_SAME_UPPER || a->auto_pad == PAD_SAME_LOWER)
                 want = in * s;
             if (want >= 0) {
@@ -253,8 +262,7 @@ static ember_status conv_geometry(const em_node *node, const conv_attrs *a, cons
     if (known && g->batch >= 0 && g->C >= 0 && g->M >= 0) {
         int64_t ny = em_shape_numel(out_dims, x->rank);
         int64_t kk = em_mul_size(em_mul_size(g->Cg, g->k_sz), g->Mg);
-        if (ny < 0 || kk < 0)
-            return em_fail(err, EMBER_ERR_SHAPE, "%s: output size overflows", d);
+        if (ny < 0 || kk < 0) return em_fail(err, EMBER_ERR_SHAPE, "%s: output size overflows", d);
     }
     return EMBER_OK;
 }
@@ -265,12 +273,18 @@ static ember_status conv_geometry(const em_node *node, const conv_attrs *a, cons
 
 static double act_f64(const em_activation *act, double v) {
     switch (act->kind) {
-    case EM_ACT_NONE: return v;
-    case EM_ACT_RELU: return v < 0 ? 0 : v;
-    case EM_ACT_LEAKY_RELU: return v < 0 ? act->alpha * v : v;
-    case EM_ACT_CLIP: return v < act->alpha ? act->alpha : v > act->beta ? act->beta : v;
-    case EM_ACT_SIGMOID: return 1.0 / (1.0 + exp(-v));
-    case EM_ACT_TANH: return tanh(v);
+    case EM_ACT_NONE:
+        return v;
+    case EM_ACT_RELU:
+        return v < 0 ? 0 : v;
+    case EM_ACT_LEAKY_RELU:
+        return v < 0 ? act->alpha * v : v;
+    case EM_ACT_CLIP:
+        return v < act->alpha ? act->alpha : v > act->beta ? act->beta : v;
+    case EM_ACT_SIGMOID:
+        return 1.0 / (1.0 + exp(-v));
+    case EM_ACT_TANH:
+        return tanh(v);
     case EM_ACT_HARD_SIGMOID: {
         double h = act->alpha * v + act->beta;
         return h < 0 ? 0 : h > 1 ? 1 : h;
@@ -291,8 +305,8 @@ typedef struct conv_job {
     int64_t panel, n_panels, m_block, n_mblocks;
 } conv_job;
 
-static void job_epilogue(const conv_job *j, int64_t row0, int64_t rows, int64_t col0,
-                         int64_t cols, bool add_bias) {
+static void job_epilogue(const conv_job *j, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
+                         bool add_bias) {
     /* row0: absolute output channel (n * M + m); rows are output channels */
     const conv_geom *g = j->g;
     int64_t m = row0 % g->M;
@@ -311,9 +325,8 @@ static void job_epilogue(const conv_job *j, int64_t row0, int64_t rows, int64_t 
     }
     float *y = (float *)j->y + row0 * g->out_sz + col0;
     const float *z = j->z ? (const float *)j->z + row0 * g->out_sz + col0 : NULL;
-    em_epilogue(y, rows, cols, g->out_sz,
-                j->bias && add_bias ? (const float *)j->bias + m : NULL, NULL, z, g->out_sz,
-                &j->act);
+    em_epilogue(y, rows, cols, g->out_sz, j->bias && add_bias ? (const float *)j->bias + m : NULL,
+                NULL, z, g->out_sz, &j->act);
 }
 
 /* Short copies (im2col segments are one output row, often 7..112 elements): fixed-size
@@ -341,11 +354,11 @@ static inline void copy_f64(double *restrict d, const double *restrict s, int64_
 /* im2col of output columns [c0, c1) of one group: col is (Cg * k_sz) x (c1 - c0). */
 #define IM2COL_MAX_KW 64
 #define DEFINE_IM2COL(T, NAME, COPY)                                                               \
-    static void NAME(const conv_geom *g, const T *x, int64_t c0, int64_t c1, T *col) {            \
+    static void NAME(const conv_geom *g, const T *x, int64_t c0, int64_t c1, T *col) {             \
         const int64_t nb = c1 - c0, OH = g->out[1], OW = g->out[2];                                \
         const int64_t D = g->in[0], H = g->in[1], W = g->in[2];                                    \
         const int64_t KD = g->k[0], KH = g->k[1], KW = g->k[2], sx = g->s[2];                      \
-        /* Output columns whose tap kx lands inside the row (0 <= ox * sx + off < W), per kx, \
+        /* Output columns whose tap kx lands inside the row (0 <= ox * sx + off < W), per kx,      \
          * computed once: [first[kx], last[kx]). */                                                \
         int64_t first[IM2COL_MAX_KW], last[IM2COL_MAX_KW];                                         \
         for (int64_t kx = 0; kx < KW && kx < IM2COL_MAX_KW; kx++) {                                \
@@ -354,7 +367,7 @@ static inline void copy_f64(double *restrict d, const double *restrict s, int64_
             last[kx] = em_floor_div(W - 1 - off, sx) + 1;                                          \
         }                                                                                          \
         for (int64_t p = c0; p < c1;) {                                                            \
-            const int64_t oz = p / (OH * OW), rem = p % (OH * OW), oy = rem / OW;                 \
+            const int64_t oz = p / (OH * OW), rem = p % (OH * OW), oy = rem / OW;                  \
             const int64_t ox0 = rem % OW;                                                          \
             const int64_t len = OW - ox0 < c1 - p ? OW - ox0 : c1 - p;                             \
             T *dst0 = col + (p - c0);                                                              \
@@ -375,8 +388,8 @@ static inline void copy_f64(double *restrict d, const double *restrict s, int64_
                             const int64_t off = kx * g->d[2] - g->pb[2];                           \
                             T *restrict dd = dst + kx * nb;                                        \
                             int64_t lo = kx < IM2COL_MAX_KW ? first[kx] : ceil_div(-off, sx);      \
-                            int64_t hi = kx < IM2COL_MAX_KW ? last[kx]                             \
-                                                            : em_floor_div(W - 1 - off, sx) + 1;   \
+                            int64_t hi =                                                           \
+                                kx < IM2COL_MAX_KW ? last[kx] : em_floor_div(W - 1 - off, sx) + 1; \
                             if (lo < ox0) lo = ox0;                                                \
                             if (hi > ox0 + len) hi = ox0 + len;                                    \
                             if (hi < lo) hi = lo;                                                  \
@@ -403,8 +416,7 @@ DEFINE_IM2COL(double, im2col_f64, copy_f64)
  * im2col row is one long copy; only the columns whose tap falls into the padding (wrapped
  * into a neighbouring row by the long copy) and the rows outside the input are zeroed. */
 static bool im2col_is_same_row(const conv_geom *g) {
-    return g->in[0] == 1 && g->k[0] == 1 && g->s[1] == 1 && g->s[2] == 1 &&
-           g->out[2] == g->in[2];
+    return g->in[0] == 1 && g->k[0] == 1 && g->s[1] == 1 && g->s[2] == 1 && g->out[2] == g->in[2];
 }
 
 static void zero_f32(float *d, int64_t n) {
@@ -456,15 +468,14 @@ static void gemm_serial(bool is_double, bool ta, int64_t m, int64_t n, int64_t k
     if (is_double)
         em_dgemm_serial(ta, false, m, n, k, 1.0, a, lda, b, ldb, accumulate ? 1.0 : 0.0, c, ldc);
     else
-        em_sgemm_serial(ta, false, m, n, k, 1.0f, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c,
-                        ldc);
+        em_sgemm_serial(ta, false, m, n, k, 1.0f, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c, ldc);
 }
 
 /* float32: start the output block from the bias so the GEMM accumulates onto it (BLAS then
  * skips its own zeroing pass and the epilogue has no bias to add). */
 EM_VECTOR_CLONES
-static void fill_bias_rows(float *restrict y, int64_t ldy, const float *restrict bias,
-                           int64_t rows, int64_t cols) {
+static void fill_bias_rows(float *restrict y, int64_t ldy, const float *restrict bias, int64_t rows,
+                           int64_t cols) {
     for (int64_t r = 0; r < rows; r++) {
         const float b = bias[r];
         float *restrict yr = y + r * ldy;
@@ -541,8 +552,8 @@ static void dw_3x3(float *restrict y, const float *restrict r0, const float *res
                    w8 * r2[i + d2];
     } else if (sx == 2) {
         for (int64_t i = 0; i < n; i++)
-            y[i] = b + w0 * r0[2 * i] + w1 * r0[2 * i + dx] + w2 * r0[2 * i + d2] +
-                   w3 * r1[2 * i] + w4 * r1[2 * i + dx] + w5 * r1[2 * i + d2] + w6 * r2[2 * i] +
+            y[i] = b + w0 * r0[2 * i] + w1 * r0[2 * i + dx] + w2 * r0[2 * i + d2] + w3 * r1[2 * i] +
+                   w4 * r1[2 * i + dx] + w5 * r1[2 * i + d2] + w6 * r2[2 * i] +
                    w7 * r2[2 * i + dx] + w8 * r2[2 * i + d2];
     } else {
         for (int64_t i = 0; i < n; i++) {
@@ -556,9 +567,8 @@ static void dw_3x3(float *restrict y, const float *restrict r0, const float *res
 
 /* Any kernel size: y = b, then one pass per tap; row `ld` floats apart in the padded plane. */
 EM_VECTOR_CLONES
-static void dw_any(float *restrict y, const float *restrict xp, int64_t ld,
-                   const float *restrict w, float b, int64_t n, int64_t sx, int64_t dx,
-                   int64_t dy, int64_t KH, int64_t KW) {
+static void dw_any(float *restrict y, const float *restrict xp, int64_t ld, const float *restrict w,
+                   float b, int64_t n, int64_t sx, int64_t dx, int64_t dy, int64_t KH, int64_t KW) {
     for (int64_t i = 0; i < n; i++) y[i] = b;
     for (int64_t ky = 0; ky < KH; ky++)
         for (int64_t kx = 0; kx < KW; kx++) {
@@ -618,8 +628,7 @@ static void depthwise_planes(void *ctx, int slot, int64_t begin, int64_t end) {
         for (int64_t iy = 0; iy < H; iy++) copy_f32(xp + (iy + py) * d.Wp + px, x + iy * W, W);
         if (d.wide) {
             dw_taps(&d, wide, xp, w, b, d.OH * d.Wp);
-            for (int64_t oy = 0; oy < d.OH; oy++)
-                copy_f32(y + oy * d.OW, wide + oy * d.Wp, d.OW);
+            for (int64_t oy = 0; oy < d.OH; oy++) copy_f32(y + oy * d.OW, wide + oy * d.Wp, d.OW);
         } else {
             for (int64_t oy = 0; oy < d.OH; oy++)
                 dw_taps(&d, y + oy * d.OW, xp + oy * d.sy * d.Wp, w, b, d.OW);
@@ -631,8 +640,8 @@ static void depthwise_planes(void *ctx, int slot, int64_t begin, int64_t end) {
 
 /* Run a forward convolution on float32 or float64 buffers. */
 static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x, const void *w,
-                              const void *bias, const void *z, void *y,
-                              const em_activation *act, em_exec *ex, ember_error *err) {
+                              const void *bias, const void *z, void *y, const em_activation *act,
+                              em_exec *ex, ember_error *err) {
     conv_job j = {.g = g, .is_double = is_double, .x = x, .w = w, .bias = bias, .z = z, .y = y};
     if (act) j.act = *act;
     if (g->batch == 0 || g->M == 0 || g->out_sz == 0) return EMBER_OK;
@@ -715,13 +724,13 @@ typedef struct convt_job {
 
 /* col2im: rows (m_local, kz, ky, kx) x input columns [i0, i1) accumulate into output planes. */
 #define DEFINE_COL2IM(T, NAME)                                                                     \
-    static void NAME(const conv_geom *g, const T *col, int64_t i0, int64_t i1, int64_t mrows,     \
+    static void NAME(const conv_geom *g, const T *col, int64_t i0, int64_t i1, int64_t mrows,      \
                      T *y) {                                                                       \
         const int64_t nb = i1 - i0, H = g->in[1], W = g->in[2];                                    \
         const int64_t OD = g->out[0], OH = g->out[1], OW = g->out[2];                              \
         const int64_t KD = g->k[0], KH = g->k[1], KW = g->k[2], sx = g->s[2];                      \
         for (int64_t p = i0; p < i1;) {                                                            \
-            const int64_t iz = p / (H * W), rem = p % (H * W), iy = rem / W, ix0 = rem % W;       \
+            const int64_t iz = p / (H * W), rem = p % (H * W), iy = rem / W, ix0 = rem % W;        \
             const int64_t len = W - ix0 < i1 - p ? W - ix0 : i1 - p;                               \
             for (int64_t m = 0; m < mrows; m++) {                                                  \
                 T *ym = y + m * g->out_sz;                                                         \
@@ -735,7 +744,8 @@ typedef struct convt_job {
                         const T *src0 = col + ((m * KD + kz) * KH + ky) * KW * nb + (p - i0);      \
                         for (int64_t kx = 0; kx < KW; kx++) {                                      \
                             const int64_t off = kx * g->d[2] - g->pb[2];                           \
-                            int64_t lo = ceil_div(-off, sx), hi = em_floor_div(OW - 1 - off, sx) + 1; \
+                            int64_t lo = ceil_div(-off, sx),                                       \
+                                    hi = em_floor_div(OW - 1 - off, sx) + 1;                       \
                             if (lo < ix0) lo = ix0;                                                \
                             if (hi > ix0 + len) hi = ix0 + len;                                    \
                             const T *restrict src = src0 + kx * nb;                                \
@@ -838,8 +848,7 @@ typedef struct conv_state {
 } conv_state;
 
 static bool conv_float_type(ember_dtype dt) {
-    return dt == EMBER_FLOAT || dt == EMBER_DOUBLE || dt == EMBER_FLOAT16 ||
-           dt == EMBER_BFLOAT16;
+    return dt == EMBER_FLOAT || dt == EMBER_DOUBLE || dt == EMBER_FLOAT16 || dt == EMBER_BFLOAT16;
 }
 
 static const em_tensor *opt_in(const em_node *node, em_tensor *const *in, int i) {
@@ -863,8 +872,7 @@ static ember_status check_bias(const em_node *node, const em_tensor *b, int64_t 
 
 /* w_input / b_input: positions of W and the bias among the inputs (b_input -1: none). */
 static ember_status conv_create_common(const em_graph *g, em_node *node, bool transpose,
-                                       int w_input, int b_input, void **state,
-                                       ember_error *err) {
+                                       int w_input, int b_input, void **state, ember_error *err) {
     conv_state *st = calloc(1, sizeof *st);
     if (!st) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "Conv state: out of memory");
     ember_status s = conv_read_attrs(node, transpose, &st->attrs, err);
@@ -874,8 +882,8 @@ static ember_status conv_create_common(const em_graph *g, em_node *node, bool tr
         const em_tensor *w = em_node_input_info(g, node, w_input);
         const em_tensor *b = em_node_input_info(g, node, b_input);
         if (w && b && w->rank >= 2) {
-            int64_t m = transpose ? (w->dims[1] >= 0 ? w->dims[1] * st->attrs.group : -1)
-                                  : w->dims[0];
+            int64_t m =
+                transpose ? (w->dims[1] >= 0 ? w->dims[1] * st->attrs.group : -1) : w->dims[0];
             s = check_bias(node, b, m, err);
         }
     }
@@ -887,13 +895,11 @@ static ember_status conv_create_common(const em_graph *g, em_node *node, bool tr
     return EMBER_OK;
 }
 
-static ember_status conv_create(const em_graph *g, em_node *node, void **state,
-                                ember_error *err) {
+static ember_status conv_create(const em_graph *g, em_node *node, void **state, ember_error *err) {
     return conv_create_common(g, node, false, 1, 2, state, err);
 }
 
-static ember_status convt_create(const em_graph *g, em_node *node, void **state,
-                                 ember_error *err) {
+static ember_status convt_create(const em_graph *g, em_node *node, void **state, ember_error *err) {
     return conv_create_common(g, node, true, 1, 2, state, err);
 }
 
@@ -907,7 +913,9 @@ static ember_status qlconv_create(const em_graph *g, em_node *node, void **state
     return conv_create_common(g, node, false, 3, 8, state, err);
 }
 
-static void conv_destroy(void *state) { free(state); }
+static void conv_destroy(void *state) {
+    free(state);
+}
 
 static ember_status conv_infer_common(const em_node *node, em_tensor *const *in, em_tensor *out,
                                       bool transpose, ember_error *err) {
@@ -954,9 +962,8 @@ static ember_status convt_infer(const em_node *node, void *state, em_tensor *con
     return conv_infer_common(node, in, out, true, err);
 }
 
-static ember_status conv_run_common(const em_node *node, const conv_state *st,
-                                    em_tensor *const *in, em_tensor *out, em_exec *ex,
-                                    ember_error *err) {
+static ember_status conv_run_common(const em_node *node, const conv_state *st, em_tensor *const *in,
+                                    em_tensor *out, em_exec *ex, ember_error *err) {
     const em_tensor *x = in[0], *w = in[1], *b = opt_in(node, in, 2), *z = opt_in(node, in, 3);
     conv_geom g;
     int64_t dims[EM_MAX_RANK];
@@ -966,8 +973,7 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st,
     if (dt == EMBER_FLOAT || dt == EMBER_DOUBLE) {
         bool dbl = dt == EMBER_DOUBLE;
         if (transpose) {
-            EM_TRY(convt_exec(&g, dbl, x->data, w->data, b ? b->data : NULL, out[0].data, ex,
-                              err));
+            EM_TRY(convt_exec(&g, dbl, x->data, w->data, b ? b->data : NULL, out[0].data, ex, err));
             if (st->act.kind != EM_ACT_NONE && !dbl)
                 em_activation_apply(&st->act, out[0].data, em_numel(&out[0]));
             return EMBER_OK;
@@ -998,8 +1004,8 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st,
     return EMBER_OK;
 }
 
-static ember_status conv_run(const em_node *node, void *state, em_tensor *const *in,
-                             em_tensor *out, em_exec *ex, ember_error *err) {
+static ember_status conv_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                             em_exec *ex, ember_error *err) {
     return conv_run_common(node, state, in, out, ex, err);
 }
 
@@ -1007,7 +1013,9 @@ static ember_status conv_run(const em_node *node, void *state, em_tensor *const 
  * ConvInteger / QLinearConv: zero points subtracted into float64, exact products via dgemm
  * ========================================================================================== */
 
-static bool is_q8(ember_dtype dt) { return dt == EMBER_UINT8 || dt == EMBER_INT8; }
+static bool is_q8(ember_dtype dt) {
+    return dt == EMBER_UINT8 || dt == EMBER_INT8;
+}
 
 static double q8_get(const em_tensor *t, int64_t i) {
     return t->dtype == EMBER_UINT8 ? (double)((const uint8_t *)t->data)[i]
@@ -1015,8 +1023,7 @@ static double q8_get(const em_tensor *t, int64_t i) {
 }
 
 /* x - zp into double (zp scalar). */
-static double *dequant_x(em_exec *ex, const em_tensor *x, const em_tensor *zp,
-                         ember_error *err) {
+static double *dequant_x(em_exec *ex, const em_tensor *x, const em_tensor *zp, ember_error *err) {
     int64_t n = em_numel(x);
     double *o = em_exec_scratch(ex, (size_t)(n > 0 ? n : 1) * sizeof(double), err);
     if (!o) return NULL;
@@ -1026,8 +1033,7 @@ static double *dequant_x(em_exec *ex, const em_tensor *x, const em_tensor *zp,
 }
 
 /* w - zp[m] into double (zp scalar or one per output channel, W's dim 0). */
-static double *dequant_w(em_exec *ex, const em_tensor *w, const em_tensor *zp,
-                         ember_error *err) {
+static double *dequant_w(em_exec *ex, const em_tensor *w, const em_tensor *zp, ember_error *err) {
     int64_t n = em_numel(w);
     double *o = em_exec_scratch(ex, (size_t)(n > 0 ? n : 1) * sizeof(double), err);
     if (!o) return NULL;

@@ -23,15 +23,23 @@ static const em_tensor *opt_input(const em_node *node, em_tensor *const *in, int
 
 static bool is_gemm_type(ember_dtype dt) {
     switch (dt) {
-    case EMBER_FLOAT: case EMBER_DOUBLE: case EMBER_FLOAT16: case EMBER_BFLOAT16:
-    case EMBER_INT32: case EMBER_INT64: case EMBER_UINT32: case EMBER_UINT64:
+    case EMBER_FLOAT:
+    case EMBER_DOUBLE:
+    case EMBER_FLOAT16:
+    case EMBER_BFLOAT16:
+    case EMBER_INT32:
+    case EMBER_INT64:
+    case EMBER_UINT32:
+    case EMBER_UINT64:
         return true;
     default:
         return false;
     }
 }
 
-static bool is_half(ember_dtype dt) { return dt == EMBER_FLOAT16 || dt == EMBER_BFLOAT16; }
+static bool is_half(ember_dtype dt) {
+    return dt == EMBER_FLOAT16 || dt == EMBER_BFLOAT16;
+}
 
 /* Widen a float16 / bfloat16 tensor into scratch float32. */
 static float *widen(em_exec *ex, const em_tensor *t, ember_error *err) {
@@ -44,8 +52,8 @@ static float *widen(em_exec *ex, const em_tensor *t, ember_error *err) {
 /* Integer C = A * B with element strides (row-major when a_cs == 1 etc.), wrapping like
  * unsigned arithmetic; accumulates into uint64 and returns through `store`. */
 #define INT_MATMUL(T)                                                                              \
-    static void matmul_##T(const T *a, int64_t a_rs, int64_t a_cs, const T *b, int64_t b_rs,      \
-                           int64_t b_cs, uint64_t *acc, int64_t m, int64_t n, int64_t k) {        \
+    static void matmul_##T(const T *a, int64_t a_rs, int64_t a_cs, const T *b, int64_t b_rs,       \
+                           int64_t b_cs, uint64_t *acc, int64_t m, int64_t n, int64_t k) {         \
         for (int64_t i = 0; i < m; i++) {                                                          \
             uint64_t *restrict row = acc + i * n;                                                  \
             for (int64_t j = 0; j < n; j++) row[j] = 0;                                            \
@@ -67,20 +75,28 @@ INT_MATMUL(uint64_t)
 
 /* acc (m x n, uint64 bit patterns of the wrapped products) for any integer gemm type. */
 static void int_matmul(ember_dtype dt, const void *a, int64_t a_rs, int64_t a_cs, const void *b,
-                       int64_t b_rs, int64_t b_cs, uint64_t *acc, int64_t m, int64_t n,
-                       int64_t k) {
+                       int64_t b_rs, int64_t b_cs, uint64_t *acc, int64_t m, int64_t n, int64_t k) {
     switch (dt) {
-    case EMBER_INT32: matmul_int32_t(a, a_rs, a_cs, b, b_rs, b_cs, acc, m, n, k); break;
-    case EMBER_INT64: matmul_int64_t(a, a_rs, a_cs, b, b_rs, b_cs, acc, m, n, k); break;
-    case EMBER_UINT32: matmul_uint32_t(a, a_rs, a_cs, b, b_rs, b_cs, acc, m, n, k); break;
-    default: matmul_uint64_t(a, a_rs, a_cs, b, b_rs, b_cs, acc, m, n, k); break;
+    case EMBER_INT32:
+        matmul_int32_t(a, a_rs, a_cs, b, b_rs, b_cs, acc, m, n, k);
+        break;
+    case EMBER_INT64:
+        matmul_int64_t(a, a_rs, a_cs, b, b_rs, b_cs, acc, m, n, k);
+        break;
+    case EMBER_UINT32:
+        matmul_uint32_t(a, a_rs, a_cs, b, b_rs, b_cs, acc, m, n, k);
+        break;
+    default:
+        matmul_uint64_t(a, a_rs, a_cs, b, b_rs, b_cs, acc, m, n, k);
+        break;
     }
 }
 
 /* Store acc into an integer tensor slice of n elements (wraps like a C cast). */
 static void int_store(ember_dtype dt, void *dst, const uint64_t *acc, int64_t n) {
     switch (dt) {
-    case EMBER_INT32: case EMBER_UINT32:
+    case EMBER_INT32:
+    case EMBER_UINT32:
         for (int64_t i = 0; i < n; i++) ((uint32_t *)dst)[i] = (uint32_t)acc[i];
         break;
     default:
@@ -91,10 +107,14 @@ static void int_store(ember_dtype dt, void *dst, const uint64_t *acc, int64_t n)
 
 static double int_value(ember_dtype dt, uint64_t bits) {
     switch (dt) {
-    case EMBER_INT32: return (double)(int32_t)(uint32_t)bits;
-    case EMBER_UINT32: return (double)(uint32_t)bits;
-    case EMBER_INT64: return (double)(int64_t)bits;
-    default: return (double)bits;
+    case EMBER_INT32:
+        return (double)(int32_t)(uint32_t)bits;
+    case EMBER_UINT32:
+        return (double)(uint32_t)bits;
+    case EMBER_INT64:
+        return (double)(int64_t)bits;
+    default:
+        return (double)bits;
     }
 }
 
@@ -190,8 +210,8 @@ static ember_status gemm_infer(const em_node *node, void *state, em_tensor *cons
         if (!ok) {
             char sh[128];
             return em_fail(err, EMBER_ERR_SHAPE, "%s: C %s does not broadcast to (%lld, %lld)",
-                           desc_of(node, d, sizeof d), em_shape_str(c, sh, sizeof sh),
-                           (long long)m, (long long)n);
+                           desc_of(node, d, sizeof d), em_shape_str(c, sh, sizeof sh), (long long)m,
+                           (long long)n);
         }
     }
     int64_t dims[2] = {m, n};
@@ -212,8 +232,8 @@ static void c_strides(const em_tensor *c, int64_t m, int64_t n, int64_t *rs, int
 }
 
 static ember_status gemm_run_float(const gemm_state *st, const float *a, const float *b,
-                                   bool trans_b, const float *c, const em_tensor *c_shape,
-                                   float *y, int64_t m, int64_t n, int64_t k, em_exec *ex) {
+                                   bool trans_b, const float *c, const em_tensor *c_shape, float *y,
+                                   int64_t m, int64_t n, int64_t k, em_exec *ex) {
     float beta = 0.0f;
     if (c && st->beta != 0.0f) {
         int64_t rs, cs;
@@ -236,8 +256,8 @@ static ember_status gemm_run_float(const gemm_state *st, const float *a, const f
     return EMBER_OK;
 }
 
-static ember_status gemm_run(const em_node *node, void *state, em_tensor *const *in,
-                             em_tensor *out, em_exec *ex, ember_error *err) {
+static ember_status gemm_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                             em_exec *ex, ember_error *err) {
     const gemm_state *st = state;
     const em_tensor *a = in[0], *b = in[1], *c = opt_input(node, in, 2);
     em_tensor *y = &out[0];
@@ -248,8 +268,8 @@ static ember_status gemm_run(const em_node *node, void *state, em_tensor *const 
     if (dt == EMBER_FLOAT) {
         bool packed = st->packed_b && st->packed_k == k && st->packed_n == n;
         return gemm_run_float(st, a->data, packed ? st->packed_b : b->data,
-                              packed ? false : st->trans_b, c ? c->data : NULL, c, y->data, m, n,
-                              k, ex);
+                              packed ? false : st->trans_b, c ? c->data : NULL, c, y->data, m, n, k,
+                              ex);
     }
     if (is_half(dt)) {
         float *fa = widen(ex, a, err), *fb = fa ? widen(ex, b, err) : NULL;
@@ -271,8 +291,8 @@ static ember_status gemm_run(const em_node *node, void *state, em_tensor *const 
                 for (int64_t j = 0; j < n; j++) yd[i * n + j] = st->beta * cd[i * rs + j * cs];
             beta = 1.0;
         }
-        em_dgemm(ex, st->trans_a, st->trans_b, m, n, k, st->alpha, a->data,
-                 st->trans_a ? m : k, b->data, st->trans_b ? k : n, beta, yd, n);
+        em_dgemm(ex, st->trans_a, st->trans_b, m, n, k, st->alpha, a->data, st->trans_a ? m : k,
+                 b->data, st->trans_b ? k : n, beta, yd, n);
         if (st->act.kind != EM_ACT_NONE) {
             for (int64_t i = 0; i < m * n; i++) {
                 float v = (float)yd[i];
@@ -302,7 +322,7 @@ static ember_status gemm_run(const em_node *node, void *state, em_tensor *const 
                 double r = st->alpha * int_value(dt, *v);
                 if (c) r += st->beta * em_get_f64(&ct, ci);
                 *v = dt == EMBER_UINT64 || dt == EMBER_UINT32 ? (uint64_t)(r < 0 ? 0 : r)
-                                                                : (uint64_t)(int64_t)r;
+                                                              : (uint64_t)(int64_t)r;
             }
         }
     int_store(dt, y->data, acc, m * n);
@@ -331,7 +351,9 @@ static ember_status matmul_create(const em_graph *g, em_node *node, void **state
     return EMBER_OK;
 }
 
-static void free_state(void *state) { free(state); }
+static void free_state(void *state) {
+    free(state);
+}
 
 /* The batched view of a MatMul: batch dims broadcast, per-batch offsets from an odometer. */
 typedef struct mm_shape {
@@ -454,13 +476,12 @@ static void mm_batch_range(void *ctx, int slot, int64_t begin, int64_t end) {
 
 /* Float / double batched product without copies: one big GEMM when B is shared, else one
  * GEMM per batch (spread over threads when there are enough batches). */
-static void matmul_blas(const mm_shape *sh, bool is_double, const void *a, const void *b,
-                        void *y, em_exec *ex) {
+static void matmul_blas(const mm_shape *sh, bool is_double, const void *a, const void *b, void *y,
+                        em_exec *ex) {
     if (sh->b_shared && sh->a_full) {
         int64_t rows = sh->n_batch * sh->m;
         if (is_double)
-            em_dgemm(ex, false, false, rows, sh->n, sh->k, 1.0, a, sh->k, b, sh->n, 0.0, y,
-                     sh->n);
+            em_dgemm(ex, false, false, rows, sh->n, sh->k, 1.0, a, sh->k, b, sh->n, 0.0, y, sh->n);
         else
             em_sgemm(ex, false, false, rows, sh->n, sh->k, 1.0f, a, sh->k, b, sh->n, 0.0f, y,
                      sh->n);
@@ -539,7 +560,9 @@ static ember_status matmul_run(const em_node *node, void *state, em_tensor *cons
  * MatMulInteger / QLinearMatMul
  * ========================================================================================== */
 
-static bool is_q8(ember_dtype dt) { return dt == EMBER_UINT8 || dt == EMBER_INT8; }
+static bool is_q8(ember_dtype dt) {
+    return dt == EMBER_UINT8 || dt == EMBER_INT8;
+}
 
 static int32_t q8_at(const em_tensor *t, int64_t i) {
     return t->dtype == EMBER_UINT8 ? (int32_t)((const uint8_t *)t->data)[i]
@@ -558,9 +581,9 @@ static ember_status check_quant_param(const em_node *node, const em_tensor *t, i
 }
 
 /* acc[m x n] = sum_k (a - za[row]) * (b - zb[col]) for one batch. b32 is scratch K x N. */
-static void q8_matmul(const em_tensor *a, int64_t a_off, const em_tensor *za,
-                      const em_tensor *b, int64_t b_off, const em_tensor *zb, int32_t *acc,
-                      int32_t *b32, int32_t *a32, int64_t m, int64_t n, int64_t k) {
+static void q8_matmul(const em_tensor *a, int64_t a_off, const em_tensor *za, const em_tensor *b,
+                      int64_t b_off, const em_tensor *zb, int32_t *acc, int32_t *b32, int32_t *a32,
+                      int64_t m, int64_t n, int64_t k) {
     for (int64_t p = 0; p < k; p++)
         for (int64_t j = 0; j < n; j++) {
             int32_t z = zb ? q8_at(zb, em_numel(zb) == 1 ? 0 : j) : 0;
@@ -579,10 +602,9 @@ static void q8_matmul(const em_tensor *a, int64_t a_off, const em_tensor *za,
     }
 }
 
-static ember_status qmm_infer_common(const em_node *node, const em_tensor *a,
-                                     const em_tensor *b, const em_tensor *za,
-                                     const em_tensor *zb, em_tensor *out, ember_dtype out_type,
-                                     ember_error *err) {
+static ember_status qmm_infer_common(const em_node *node, const em_tensor *a, const em_tensor *b,
+                                     const em_tensor *za, const em_tensor *zb, em_tensor *out,
+                                     ember_dtype out_type, ember_error *err) {
     char d[256];
     if (!is_q8(a->dtype)) return em_unsupported_type(node, 0, a->dtype, err);
     if (!is_q8(b->dtype)) return em_unsupported_type(node, 1, b->dtype, err);
@@ -608,17 +630,16 @@ static ember_status qmm_infer_common(const em_node *node, const em_tensor *a,
 static ember_status mmi_infer(const em_node *node, void *state, em_tensor *const *in,
                               em_tensor *out, ember_error *err) {
     (void)state;
-    return qmm_infer_common(node, in[0], in[1], opt_input(node, in, 2), opt_input(node, in, 3),
-                            out, EMBER_INT32, err);
+    return qmm_infer_common(node, in[0], in[1], opt_input(node, in, 2), opt_input(node, in, 3), out,
+                            EMBER_INT32, err);
 }
 
 /* Shared driver: for every batch, integer product then `finish` writes the output slice. */
-typedef void (*q_finish_fn)(const void *ctx, const int32_t *acc, int64_t m, int64_t n,
-                            void *dst);
+typedef void (*q_finish_fn)(const void *ctx, const int32_t *acc, int64_t m, int64_t n, void *dst);
 
 static ember_status q8_batched(const em_node *node, const em_tensor *a, const em_tensor *za,
-                               const em_tensor *b, const em_tensor *zb, em_tensor *y,
-                               size_t out_es, q_finish_fn finish, const void *fctx, em_exec *ex,
+                               const em_tensor *b, const em_tensor *zb, em_tensor *y, size_t out_es,
+                               q_finish_fn finish, const void *fctx, em_exec *ex,
                                ember_error *err) {
     int64_t dims[EM_MAX_RANK];
     int r;
@@ -643,11 +664,11 @@ static void mmi_finish(const void *ctx, const int32_t *acc, int64_t m, int64_t n
     memcpy(dst, acc, (size_t)(m * n) * sizeof(int32_t));
 }
 
-static ember_status mmi_run(const em_node *node, void *state, em_tensor *const *in,
-                            em_tensor *out, em_exec *ex, ember_error *err) {
+static ember_status mmi_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                            em_exec *ex, ember_error *err) {
     (void)state;
-    return q8_batched(node, in[0], opt_input(node, in, 2), in[1], opt_input(node, in, 3),
-                      &out[0], sizeof(int32_t), mmi_finish, NULL, ex, err);
+    return q8_batched(node, in[0], opt_input(node, in, 2), in[1], opt_input(node, in, 3), &out[0],
+                      sizeof(int32_t), mmi_finish, NULL, ex, err);
 }
 
 /* Inputs: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point. */
@@ -661,7 +682,8 @@ static ember_status qlmm_infer(const em_node *node, void *state, em_tensor *cons
     static const int scale_inputs[] = {1, 4, 6};
     for (size_t i = 0; i < 3; i++) {
         const em_tensor *s = in[scale_inputs[i]];
-        if (s->dtype != EMBER_FLOAT) return em_unsupported_type(node, scale_inputs[i], s->dtype, err);
+        if (s->dtype != EMBER_FLOAT)
+            return em_unsupported_type(node, scale_inputs[i], s->dtype, err);
     }
     if (ys->rank >= 0 && em_numel(ys) != 1)
         return em_fail(err, EMBER_ERR_SHAPE, "%s: y_scale must be a scalar",
@@ -705,8 +727,8 @@ static void qlmm_finish(const void *ctx, const int32_t *acc, int64_t m, int64_t 
     }
 }
 
-static ember_status qlmm_run(const em_node *node, void *state, em_tensor *const *in,
-                             em_tensor *out, em_exec *ex, ember_error *err) {
+static ember_status qlmm_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                             em_exec *ex, ember_error *err) {
     (void)state;
     const em_tensor *yz = opt_input(node, in, 7);
     qlmm_ctx c = {
@@ -864,8 +886,8 @@ static ember_status ein_parse(const em_node *node, em_tensor *const *in, ein_pla
                                desc_of(node, d, sizeof d));
             for (int j = 0; j < i; j++)
                 if (p->out_label[j] == l)
-                    return em_fail(err, EMBER_ERR_INVALID_MODEL,
-                                   "%s: output label repeated", desc_of(node, d, sizeof d));
+                    return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: output label repeated",
+                                   desc_of(node, d, sizeof d));
         }
     } else {
         /* Implicit output: ellipsis dims, then labels seen exactly once, in ASCII order. */
@@ -1029,8 +1051,8 @@ static bool is_identity(const int *perm, int rank) {
 
 /* Two operands, float or double, no repeated label inside an operand, no label summed within
  * a single operand, no broadcasting: permute to [batch, M, K] x [batch, K, N] and run GEMMs. */
-static ember_status einsum_pair(const ein_plan *p, em_tensor *const *in, em_tensor *y,
-                                em_exec *ex, ember_error *err, bool *done) {
+static ember_status einsum_pair(const ein_plan *p, em_tensor *const *in, em_tensor *y, em_exec *ex,
+                                ember_error *err, bool *done) {
     *done = false;
     if (p->n_ops != 2) return EMBER_OK;
     ember_dtype dt = y->dtype;
@@ -1039,7 +1061,7 @@ static ember_status einsum_pair(const ein_plan *p, em_tensor *const *in, em_tens
     for (int o = 0; o < 2; o++)
         for (int i = 0; i < p->op_rank[o]; i++) {
             int l = p->op_label[o][i];
-            if (where[l] & (1 << o)) return EMBER_OK; /* diagonal */
+            if (where[l] & (1 << o)) return EMBER_OK;          /* diagonal */
             if (in[o]->dims[i] != p->size[l]) return EMBER_OK; /* broadcast */
             where[l] |= 1 << o;
         }
@@ -1052,14 +1074,19 @@ static ember_status einsum_pair(const ein_plan *p, em_tensor *const *in, em_tens
     }
     for (int i = 0; i < p->op_rank[0]; i++) {
         int l = p->op_label[0][i];
-        if (where[l] == 5) mk[nm++] = l;
-        else if (where[l] == 3) kk[nk++] = l;
-        else if (where[l] == 1) return EMBER_OK; /* summed in A only */
+        if (where[l] == 5)
+            mk[nm++] = l;
+        else if (where[l] == 3)
+            kk[nk++] = l;
+        else if (where[l] == 1)
+            return EMBER_OK; /* summed in A only */
     }
     for (int i = 0; i < p->op_rank[1]; i++) {
         int l = p->op_label[1][i];
-        if (where[l] == 6) nn_[nn++] = l;
-        else if (where[l] == 2) return EMBER_OK;
+        if (where[l] == 6)
+            nn_[nn++] = l;
+        else if (where[l] == 2)
+            return EMBER_OK;
     }
     int64_t nbatch = 1, m = 1, n = 1, k = 1;
     for (int i = 0; i < nb; i++) nbatch *= p->size[batch[i]];

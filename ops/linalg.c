@@ -12,8 +12,8 @@ ember_status em_activation_from_node(const em_node *node, em_activation *act, em
     static const struct {
         const char *name;
         em_act_kind kind;
-        int n_params;  /* parameters accepted */
-        float a, b;    /* defaults */
+        int n_params; /* parameters accepted */
+        float a, b;   /* defaults */
     } table[] = {
         {"Relu", EM_ACT_RELU, 0, 0.0f, 0.0f},
         {"LeakyRelu", EM_ACT_LEAKY_RELU, 1, 0.01f, 0.0f},
@@ -176,8 +176,8 @@ static bool blas_fits(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb,
         }
 
 void em_sgemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-                     float *c, int64_t ldc) {
+                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                     int64_t ldc) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         for (int64_t i = 0; i < m; i++)
@@ -200,8 +200,8 @@ void em_sgemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k
         return;
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a, (int)lda,
-                b, (int)ldb, beta, c, (int)ldc);
+                trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a, (int)lda, b,
+                (int)ldb, beta, c, (int)ldc);
 }
 
 void em_dgemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
@@ -219,8 +219,8 @@ void em_dgemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k
         return;
     }
     cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a, (int)lda,
-                b, (int)ldb, beta, c, (int)ldc);
+                trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a, (int)lda, b,
+                (int)ldb, beta, c, (int)ldc);
 }
 
 /* One output tile per slot: split N (in multiples of 16) when it is the wider side, else M. */
@@ -279,18 +279,17 @@ static void gemm_dispatch(em_exec *ex, gemm_job *job) {
     em_parallel_for(ex, tiles, 1, gemm_tile, job);
 }
 
-void em_sgemm(em_exec *ex, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-              float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-              float *c, int64_t ldc) {
-    gemm_job job = {trans_a, trans_b, false, false, m, n, k, lda, ldb, ldc, alpha, beta,
-                    a, b, c, 1};
+void em_sgemm(em_exec *ex, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+              const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+              int64_t ldc) {
+    gemm_job job = {trans_a, trans_b, false, false, m, n, k, lda,
+                    ldb,     ldc,     alpha, beta,  a, b, c, 1};
     gemm_dispatch(ex, &job);
 }
 
 void em_dgemm(em_exec *ex, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-              double alpha, const double *a, int64_t lda, const double *b, int64_t ldb,
-              double beta, double *c, int64_t ldc) {
-    gemm_job job = {trans_a, trans_b, false, true, m, n, k, lda, ldb, ldc, alpha, beta,
-                    a, b, c, 1};
+              double alpha, const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
+              double *c, int64_t ldc) {
+    gemm_job job = {trans_a, trans_b, false, true, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c, 1};
     gemm_dispatch(ex, &job);
 }

@@ -8,8 +8,9 @@
 #include "kernel.h"
 
 /* Hot float loops are compiled for AVX-512, AVX2 and the baseline; the loader picks one for
- * the CPU (ifunc). Not under AddressSanitizer, which does not mix with ifunc resolvers. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
+ * the CPU (ifunc: glibc only). Not under AddressSanitizer, which does not mix with ifunc
+ * resolvers. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
 #define EM_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define EM_VECTOR_CLONES
@@ -20,8 +21,8 @@
 typedef enum em_act_kind {
     EM_ACT_NONE = 0,
     EM_ACT_RELU,
-    EM_ACT_LEAKY_RELU,   /* alpha (default 0.01) */
-    EM_ACT_CLIP,         /* alpha = min, beta = max (defaults -inf, +inf) */
+    EM_ACT_LEAKY_RELU, /* alpha (default 0.01) */
+    EM_ACT_CLIP,       /* alpha = min, beta = max (defaults -inf, +inf) */
     EM_ACT_SIGMOID,
     EM_ACT_TANH,
     EM_ACT_HARD_SIGMOID, /* alpha (default 0.2), beta (default 0.5) */
@@ -65,17 +66,17 @@ void em_parallel_slots(em_exec *ex, int64_t n_items, em_slot_fn fn, void *ctx);
 
 /* Row-major C = alpha * op(A) * op(B) + beta * C, split into output tiles across the run's
  * threads when the product is large enough (each tile is one BLAS call). */
-void em_sgemm(em_exec *ex, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-              float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-              float *c, int64_t ldc);
+void em_sgemm(em_exec *ex, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+              const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+              int64_t ldc);
 void em_dgemm(em_exec *ex, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-              double alpha, const double *a, int64_t lda, const double *b, int64_t ldb,
-              double beta, double *c, int64_t ldc);
+              double alpha, const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
+              double *c, int64_t ldc);
 
 /* The same on the calling thread only (for use inside em_parallel_* chunks). */
 void em_sgemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-                     float *c, int64_t ldc);
+                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                     int64_t ldc);
 void em_dgemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                      const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
                      double *c, int64_t ldc);

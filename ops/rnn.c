@@ -19,8 +19,17 @@
 typedef enum rnn_kind { KIND_RNN, KIND_GRU, KIND_LSTM } rnn_kind;
 
 typedef enum rnn_act {
-    RA_RELU, RA_TANH, RA_SIGMOID, RA_AFFINE, RA_LEAKY_RELU, RA_THRESHOLDED_RELU,
-    RA_SCALED_TANH, RA_HARD_SIGMOID, RA_ELU, RA_SOFTSIGN, RA_SOFTPLUS,
+    RA_RELU,
+    RA_TANH,
+    RA_SIGMOID,
+    RA_AFFINE,
+    RA_LEAKY_RELU,
+    RA_THRESHOLDED_RELU,
+    RA_SCALED_TANH,
+    RA_HARD_SIGMOID,
+    RA_ELU,
+    RA_SOFTSIGN,
+    RA_SOFTPLUS,
 } rnn_act;
 
 typedef struct rnn_fn {
@@ -80,10 +89,14 @@ static ember_status rnn_read_attrs(const em_node *node, rnn_kind kind, rnn_attrs
     a->gates = kind == KIND_RNN ? 1 : kind == KIND_GRU ? 3 : 4;
     a->n_fns = kind == KIND_RNN ? 1 : kind == KIND_GRU ? 2 : 3;
     const char *dir = em_attr_string(node, "direction", "forward");
-    if (!strcmp(dir, "forward")) a->dirs = 1;
-    else if (!strcmp(dir, "reverse")) a->dirs = 1, a->reverse = true;
-    else if (!strcmp(dir, "bidirectional")) a->dirs = 2;
-    else return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: unknown direction '%s'", d, dir);
+    if (!strcmp(dir, "forward"))
+        a->dirs = 1;
+    else if (!strcmp(dir, "reverse"))
+        a->dirs = 1, a->reverse = true;
+    else if (!strcmp(dir, "bidirectional"))
+        a->dirs = 2;
+    else
+        return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: unknown direction '%s'", d, dir);
     a->hidden = em_attr_int(node, "hidden_size", -1);
     if (a->hidden == 0 || a->hidden < -1)
         return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: bad hidden_size", d);
@@ -100,8 +113,8 @@ static ember_status rnn_read_attrs(const em_node *node, rnn_kind kind, rnn_attrs
     a->linear_before_reset = em_attr_int(node, "linear_before_reset", 0) != 0;
     a->input_forget = em_attr_int(node, "input_forget", 0) != 0;
     /* Defaults: RNN Tanh; GRU Sigmoid, Tanh; LSTM Sigmoid, Tanh, Tanh (per direction). */
-    static const rnn_act defaults[3][3] = {{RA_TANH}, {RA_SIGMOID, RA_TANH},
-                                           {RA_SIGMOID, RA_TANH, RA_TANH}};
+    static const rnn_act defaults[3][3] = {
+        {RA_TANH}, {RA_SIGMOID, RA_TANH}, {RA_SIGMOID, RA_TANH, RA_TANH}};
     int want = a->n_fns * a->dirs;
     int64_t n_names = 0, n_alpha = 0, n_beta = 0;
     const em_attr *names = em_node_attr(node, "activations");
@@ -138,20 +151,30 @@ static ember_status rnn_read_attrs(const em_node *node, rnn_kind kind, rnn_attrs
 
 static inline float apply_fn(const rnn_fn *f, float x) {
     switch (f->kind) {
-    case RA_RELU: return x < 0.0f ? 0.0f : x;
-    case RA_TANH: return tanhf(x);
-    case RA_SIGMOID: return 1.0f / (1.0f + expf(-x));
-    case RA_AFFINE: return f->alpha * x + f->beta;
-    case RA_LEAKY_RELU: return x < 0.0f ? f->alpha * x : x;
-    case RA_THRESHOLDED_RELU: return x > f->alpha ? x : 0.0f;
-    case RA_SCALED_TANH: return f->alpha * tanhf(f->beta * x);
+    case RA_RELU:
+        return x < 0.0f ? 0.0f : x;
+    case RA_TANH:
+        return tanhf(x);
+    case RA_SIGMOID:
+        return 1.0f / (1.0f + expf(-x));
+    case RA_AFFINE:
+        return f->alpha * x + f->beta;
+    case RA_LEAKY_RELU:
+        return x < 0.0f ? f->alpha * x : x;
+    case RA_THRESHOLDED_RELU:
+        return x > f->alpha ? x : 0.0f;
+    case RA_SCALED_TANH:
+        return f->alpha * tanhf(f->beta * x);
     case RA_HARD_SIGMOID: {
         float v = f->alpha * x + f->beta;
         return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
     }
-    case RA_ELU: return x < 0.0f ? f->alpha * (expf(x) - 1.0f) : x;
-    case RA_SOFTSIGN: return x / (1.0f + fabsf(x));
-    case RA_SOFTPLUS: return x > 20.0f ? x : log1pf(expf(x));
+    case RA_ELU:
+        return x < 0.0f ? f->alpha * (expf(x) - 1.0f) : x;
+    case RA_SOFTSIGN:
+        return x / (1.0f + fabsf(x));
+    case RA_SOFTPLUS:
+        return x > 20.0f ? x : log1pf(expf(x));
     }
     return x;
 }
@@ -196,8 +219,8 @@ static ember_status check_dims(const char *d, const em_tensor *t, const char *wh
     int len = 0;
     ws[0] = '\0';
     for (int i = 0; i < rank && len < 100; i++)
-        len += snprintf(ws + len, sizeof ws - (size_t)len, "%s%lld", i ? "," : "",
-                        (long long)want[i]);
+        len +=
+            snprintf(ws + len, sizeof ws - (size_t)len, "%s%lld", i ? "," : "", (long long)want[i]);
     em_tensor tmp = *t;
     return em_fail(err, EMBER_ERR_SHAPE, "%s: %s is %s, expected [%s]", d, what,
                    em_shape_str(&tmp, sh, sizeof sh), ws);
@@ -264,8 +287,10 @@ static ember_status rnn_infer_common(const em_node *node, em_tensor *const *in, 
         memcpy(st, (int64_t[]){a.dirs, s.B, s.H}, sizeof st);
     }
     for (int k = 0; k < node->n_outputs; k++) {
-        if (k == 0) em_tensor_set_shape(&out[k], dt, y, 4);
-        else em_tensor_set_shape(&out[k], dt, st, 3);
+        if (k == 0)
+            em_tensor_set_shape(&out[k], dt, y, 4);
+        else
+            em_tensor_set_shape(&out[k], dt, st, 3);
     }
     return EMBER_OK;
 }
@@ -279,17 +304,16 @@ typedef struct rnn_bufs {
 } rnn_bufs;
 
 /* Element offsets of the (t, d, b) row of Y and of the (d, b) row of a state tensor. */
-static inline int64_t y_row(const rnn_shape *s, int layout, int dirs, int64_t t, int d,
-                            int64_t b) {
+static inline int64_t y_row(const rnn_shape *s, int layout, int dirs, int64_t t, int d, int64_t b) {
     return (layout ? (b * s->T + t) * dirs + d : (t * dirs + d) * s->B + b) * s->H;
 }
 static inline int64_t st_row(const rnn_shape *s, int layout, int dirs, int d, int64_t b) {
     return (layout ? b * dirs + d : d * s->B + b) * s->H;
 }
 
-static ember_status run_direction(const rnn_attrs *a, const rnn_shape *s, const rnn_bufs *io,
-                                  int d, bool reverse, float *xw, float *hr, float *h,
-                                  float *c, float *tmp, em_exec *ex) {
+static ember_status run_direction(const rnn_attrs *a, const rnn_shape *s, const rnn_bufs *io, int d,
+                                  bool reverse, float *xw, float *hr, float *h, float *c,
+                                  float *tmp, em_exec *ex) {
     const int64_t T = s->T, B = s->B, I = s->I, H = s->H, G = a->gates, GH = G * H;
     const float *w = io->w + (int64_t)d * GH * I, *r = io->r + (int64_t)d * GH * H;
     const float *wb = io->b ? io->b + (int64_t)d * 2 * GH : NULL, *rb = wb ? wb + GH : NULL;
@@ -308,13 +332,17 @@ static ember_status run_direction(const rnn_attrs *a, const rnn_shape *s, const 
     }
     /* Initial state. */
     for (int64_t b = 0; b < B; b++) {
-        if (io->h0) memcpy(h + b * H, io->h0 + st_row(s, a->layout, a->dirs, d, b),
-                           (size_t)H * sizeof(float));
-        else memset(h + b * H, 0, (size_t)H * sizeof(float));
+        if (io->h0)
+            memcpy(h + b * H, io->h0 + st_row(s, a->layout, a->dirs, d, b),
+                   (size_t)H * sizeof(float));
+        else
+            memset(h + b * H, 0, (size_t)H * sizeof(float));
         if (c) {
-            if (io->c0) memcpy(c + b * H, io->c0 + st_row(s, a->layout, a->dirs, d, b),
-                               (size_t)H * sizeof(float));
-            else memset(c + b * H, 0, (size_t)H * sizeof(float));
+            if (io->c0)
+                memcpy(c + b * H, io->c0 + st_row(s, a->layout, a->dirs, d, b),
+                       (size_t)H * sizeof(float));
+            else
+                memset(c + b * H, 0, (size_t)H * sizeof(float));
         }
     }
     const float *pi = NULL, *po = NULL, *pf = NULL;
@@ -373,8 +401,8 @@ static ember_status run_direction(const rnn_attrs *a, const rnn_shape *s, const 
                     float *rh = gh; /* reuse as input, then output below */
                     float *acc = tmp + GH;
                     for (int64_t j = 0; j < H; j++) rh[j] = gr[j] * hb[j];
-                    em_sgemm_serial(false, true, 1, H, H, 1.0f, rh, H, r + 2 * H * H, H, 0.0f,
-                                    acc, H);
+                    em_sgemm_serial(false, true, 1, H, H, 1.0f, rh, H, r + 2 * H * H, H, 0.0f, acc,
+                                    H);
                     for (int64_t j = 0; j < H; j++) gh[j] = xr[2 * H + j] + acc[j];
                 }
                 apply_fn_n(&fn[1], a, gh, H);
@@ -389,8 +417,7 @@ static ember_status run_direction(const rnn_attrs *a, const rnn_shape *s, const 
         int64_t len = io->lens ? io->lens[b] : T;
         for (int64_t t = len; t < T; t++)
             memset(io->y + y_row(s, a->layout, a->dirs, t, d, b), 0, (size_t)H * sizeof(float));
-        memcpy(io->yh + st_row(s, a->layout, a->dirs, d, b), h + b * H,
-               (size_t)H * sizeof(float));
+        memcpy(io->yh + st_row(s, a->layout, a->dirs, d, b), h + b * H, (size_t)H * sizeof(float));
         if (c && io->yc)
             memcpy(io->yc + st_row(s, a->layout, a->dirs, d, b), c + b * H,
                    (size_t)H * sizeof(float));
@@ -412,8 +439,7 @@ static ember_status rnn_run_common(const em_node *node, em_tensor *const *in, em
             if (v < 0 || v > s.T)
                 return em_fail(err, EMBER_ERR_SHAPE,
                                "%s: sequence_lens[%lld] = %d is outside [0, %lld]",
-                               em_node_desc(node, d, sizeof d), (long long)b, v,
-                               (long long)s.T);
+                               em_node_desc(node, d, sizeof d), (long long)b, v, (long long)s.T);
         }
     }
     const int64_t GH = a.gates * s.H;
@@ -443,9 +469,17 @@ static ember_status rnn_run_common(const em_node *node, em_tensor *const *in, em
         if (half || !yh) yh = half_out + ny;
         if (half && yc) yc = half_out + ny + ns;
     }
-    rnn_bufs io = {fin[0], fin[1], fin[2], fin[3], fin[5], kind == KIND_LSTM ? fin[6] : NULL,
+    rnn_bufs io = {fin[0],
+                   fin[1],
+                   fin[2],
+                   fin[3],
+                   fin[5],
+                   kind == KIND_LSTM ? fin[6] : NULL,
                    kind == KIND_LSTM ? fin[7] : NULL,
-                   lens ? (const int32_t *)lens->data : NULL, y, yh, yc};
+                   lens ? (const int32_t *)lens->data : NULL,
+                   y,
+                   yh,
+                   yc};
     /* Scratch: xw (T*B x GH), hr (B x GH), h, c (B x H), gates row (GH + H). */
     size_t floats = (size_t)(s.T * s.B * GH + s.B * GH + 2 * s.B * s.H + GH + s.H + 16);
     float *work = em_exec_scratch(ex, floats * sizeof(float), err);
@@ -480,18 +514,18 @@ static ember_status lstm_infer(const em_node *node, void *state, em_tensor *cons
     (void)state;
     return rnn_infer_common(node, in, out, KIND_LSTM, err);
 }
-static ember_status rnn_run(const em_node *node, void *state, em_tensor *const *in,
-                            em_tensor *out, em_exec *ex, ember_error *err) {
+static ember_status rnn_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                            em_exec *ex, ember_error *err) {
     (void)state;
     return rnn_run_common(node, in, out, KIND_RNN, ex, err);
 }
-static ember_status gru_run(const em_node *node, void *state, em_tensor *const *in,
-                            em_tensor *out, em_exec *ex, ember_error *err) {
+static ember_status gru_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                            em_exec *ex, ember_error *err) {
     (void)state;
     return rnn_run_common(node, in, out, KIND_GRU, ex, err);
 }
-static ember_status lstm_run(const em_node *node, void *state, em_tensor *const *in,
-                             em_tensor *out, em_exec *ex, ember_error *err) {
+static ember_status lstm_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                             em_exec *ex, ember_error *err) {
     (void)state;
     return rnn_run_common(node, in, out, KIND_LSTM, ex, err);
 }

@@ -17,8 +17,8 @@ typedef struct tin {
     int rank;
     int64_t dims[8];
     const float *data;
-    bool constant;         /* initializer instead of graph input */
-    const int32_t *idata;  /* int32 tensor instead of float (data unused) */
+    bool constant;        /* initializer instead of graph input */
+    const int32_t *idata; /* int32 tensor instead of float (data unused) */
 } tin;
 
 typedef struct tattr {
@@ -199,8 +199,8 @@ static uint8_t *build_model(const char *op, const char *domain, const tattr *att
 }
 
 /* Build, load, run; returns the status and (on success) the n_outs output tensors. */
-static ember_status run_multi(const char *op, const char *domain, const tattr *attrs,
-                              int n_attrs, const tin *ins, int n_ins, int n_outs, int threads,
+static ember_status run_multi(const char *op, const char *domain, const tattr *attrs, int n_attrs,
+                              const tin *ins, int n_ins, int n_outs, int threads,
                               ember_tensor **out, ember_error *err) {
     size_t size;
     uint8_t *bytes = build_model(op, domain, attrs, n_attrs, ins, n_ins, n_outs, &size);
@@ -228,8 +228,8 @@ static ember_status run_multi(const char *op, const char *domain, const tattr *a
             names[n++] = ins[i].name;
         }
         const char *out_names[4] = {"Y", "Y1", "Y2", "Y3"};
-        st = ember_session_run(s, names, (const ember_tensor *const *)tensors, (size_t)n,
-                               out_names, (size_t)n_outs, out, err);
+        st = ember_session_run(s, names, (const ember_tensor *const *)tensors, (size_t)n, out_names,
+                               (size_t)n_outs, out, err);
         for (int i = 0; i < n; i++) ember_tensor_free(tensors[i]);
         ember_session_free(s);
     }
@@ -237,9 +237,9 @@ static ember_status run_multi(const char *op, const char *domain, const tattr *a
     return st;
 }
 
-static ember_status run_single(const char *op, const char *domain, const tattr *attrs,
-                               int n_attrs, const tin *ins, int n_ins, int threads,
-                               ember_tensor **out, ember_error *err) {
+static ember_status run_single(const char *op, const char *domain, const tattr *attrs, int n_attrs,
+                               const tin *ins, int n_ins, int threads, ember_tensor **out,
+                               ember_error *err) {
     return run_multi(op, domain, attrs, n_attrs, ins, n_ins, 1, threads, out, err);
 }
 
@@ -255,13 +255,13 @@ static float *random_floats(int64_t n) {
     return p;
 }
 
-static void expect_close(const ember_tensor *got, const double *want, const int64_t *dims,
-                         int rank, const char *what) {
-    cr_assert_eq(ember_tensor_rank(got), rank, "%s: rank %d, want %d", what,
-                 ember_tensor_rank(got), rank);
+static void expect_close(const ember_tensor *got, const double *want, const int64_t *dims, int rank,
+                         const char *what) {
+    cr_assert_eq(ember_tensor_rank(got), rank, "%s: rank %d, want %d", what, ember_tensor_rank(got),
+                 rank);
     for (int i = 0; i < rank; i++)
-        cr_assert_eq(ember_tensor_dims(got)[i], dims[i], "%s: dim %d is %lld, want %lld", what,
-                     i, (long long)ember_tensor_dims(got)[i], (long long)dims[i]);
+        cr_assert_eq(ember_tensor_dims(got)[i], dims[i], "%s: dim %d is %lld, want %lld", what, i,
+                     (long long)ember_tensor_dims(got)[i], (long long)dims[i]);
     const float *g = ember_tensor_const_data(got);
     int64_t n = ember_tensor_element_count(got);
     for (int64_t i = 0; i < n; i++)
@@ -401,9 +401,9 @@ static void check_conv(conv_case t, bool transpose, bool bias, bool with_z, bool
     double *want = transpose ? ref_convt(&r, xd, wd, bias ? bd : NULL) : NULL;
     int64_t ydims[5] = {t.n, t.m};
     for (int i = 0; i < nsp; i++)
-        ydims[2 + i] = transpose ? r.out[i]
-                                 : (t.in[i] + t.pb[i] + t.pe[i] - ((t.k[i] - 1) * t.d[i] + 1)) /
-                                           t.s[i] + 1;
+        ydims[2 + i] =
+            transpose ? r.out[i]
+                      : (t.in[i] + t.pb[i] + t.pe[i] - ((t.k[i] - 1) * t.d[i] + 1)) / t.s[i] + 1;
     int64_t ny = t.n * t.m;
     for (int i = 0; i < nsp; i++) ny *= ydims[2 + i];
     float *zd = random_floats(ny);
@@ -424,9 +424,11 @@ static void check_conv(conv_case t, bool transpose, bool bias, bool with_z, bool
     for (int threads = 1; threads <= 2; threads++) {
         ember_tensor *y = NULL;
         ember_error err = {0};
-        ember_status st = run_single(transpose ? "ConvTranspose" : with_z ? "FusedConv" : "Conv",
-                                     with_z ? "ai.ember" : "", attrs, n_attrs, ins,
-                                     with_z ? 4 : 3, threads, &y, &err);
+        ember_status st = run_single(transpose ? "ConvTranspose"
+                                     : with_z  ? "FusedConv"
+                                               : "Conv",
+                                     with_z ? "ai.ember" : "", attrs, n_attrs, ins, with_z ? 4 : 3,
+                                     threads, &y, &err);
         cr_assert_eq(st, EMBER_OK, "%s: %s", what, err.message);
         expect_close(y, want, ydims, nsp + 2, what);
         ember_tensor_free(y);
@@ -441,8 +443,15 @@ static void check_conv(conv_case t, bool transpose, bool bias, bool with_z, bool
 /* ---- Conv ---- */
 
 Test(conv, pointwise_groups) {
-    conv_case t = {.nsp = 2, .n = 2, .c = 8, .m = 6, .group = 2, .in = {13, 11},
-                   .k = {1, 1}, .s = {1, 1}, .d = {1, 1}};
+    conv_case t = {.nsp = 2,
+                   .n = 2,
+                   .c = 8,
+                   .m = 6,
+                   .group = 2,
+                   .in = {13, 11},
+                   .k = {1, 1},
+                   .s = {1, 1},
+                   .d = {1, 1}};
     check_conv(t, false, true, false, true, "1x1 grouped");
     t.group = 1;
     t.in[0] = 40;
@@ -452,25 +461,70 @@ Test(conv, pointwise_groups) {
 }
 
 Test(conv, depthwise) {
-    conv_case t = {.nsp = 2, .n = 1, .c = 8, .m = 8, .group = 8, .in = {20, 23},
-                   .k = {3, 3}, .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}};
+    conv_case t = {.nsp = 2,
+                   .n = 1,
+                   .c = 8,
+                   .m = 8,
+                   .group = 8,
+                   .in = {20, 23},
+                   .k = {3, 3},
+                   .s = {1, 1},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1}};
     check_conv(t, false, true, false, true, "depthwise 3x3 s1");
-    conv_case u = {.nsp = 2, .n = 2, .c = 6, .m = 6, .group = 6, .in = {17, 19},
-                   .k = {3, 5}, .s = {2, 3}, .d = {2, 1}, .pb = {2, 0}, .pe = {1, 3}};
+    conv_case u = {.nsp = 2,
+                   .n = 2,
+                   .c = 6,
+                   .m = 6,
+                   .group = 6,
+                   .in = {17, 19},
+                   .k = {3, 5},
+                   .s = {2, 3},
+                   .d = {2, 1},
+                   .pb = {2, 0},
+                   .pe = {1, 3}};
     check_conv(u, false, false, false, true, "depthwise strided dilated asymmetric");
     u.s[1] = 2;
     check_conv(u, false, true, true, true, "depthwise + Z + Relu");
     /* Rows of 32+ columns are computed in place, narrower ones through the wide pass. */
-    conv_case v = {.nsp = 2, .n = 2, .c = 5, .m = 5, .group = 5, .in = {34, 40},
-                   .k = {3, 3}, .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}};
+    conv_case v = {.nsp = 2,
+                   .n = 2,
+                   .c = 5,
+                   .m = 5,
+                   .group = 5,
+                   .in = {34, 40},
+                   .k = {3, 3},
+                   .s = {1, 1},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1}};
     check_conv(v, false, true, true, true, "depthwise wide rows + Z");
-    conv_case w = {.nsp = 2, .n = 1, .c = 4, .m = 4, .group = 4, .in = {21, 50},
-                   .k = {5, 4}, .s = {1, 1}, .d = {2, 2}, .pb = {4, 3}, .pe = {4, 3}};
+    conv_case w = {.nsp = 2,
+                   .n = 1,
+                   .c = 4,
+                   .m = 4,
+                   .group = 4,
+                   .in = {21, 50},
+                   .k = {5, 4},
+                   .s = {1, 1},
+                   .d = {2, 2},
+                   .pb = {4, 3},
+                   .pe = {4, 3}};
     check_conv(w, false, true, false, true, "depthwise 5x4 dilated");
     w.in[1] = 12;
     check_conv(w, false, false, false, true, "depthwise 5x4 dilated narrow");
-    conv_case x = {.nsp = 1, .n = 2, .c = 6, .m = 6, .group = 6, .in = {100},
-                   .k = {7}, .s = {1}, .d = {1}, .pb = {3}, .pe = {3}};
+    conv_case x = {.nsp = 1,
+                   .n = 2,
+                   .c = 6,
+                   .m = 6,
+                   .group = 6,
+                   .in = {100},
+                   .k = {7},
+                   .s = {1},
+                   .d = {1},
+                   .pb = {3},
+                   .pe = {3}};
     check_conv(x, false, true, false, true, "depthwise 1-D");
     x.s[0] = 2;
     x.d[0] = 3;
@@ -479,38 +533,109 @@ Test(conv, depthwise) {
 
 Test(conv, im2col_panels) {
     /* K = 16 * 9 = 144 -> several L2 panels over 70 x 70 outputs. */
-    conv_case t = {.nsp = 2, .n = 1, .c = 16, .m = 24, .group = 1, .in = {70, 70},
-                   .k = {3, 3}, .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}};
+    conv_case t = {.nsp = 2,
+                   .n = 1,
+                   .c = 16,
+                   .m = 24,
+                   .group = 1,
+                   .in = {70, 70},
+                   .k = {3, 3},
+                   .s = {1, 1},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1}};
     check_conv(t, false, true, false, true, "3x3 panels");
     /* Deep, small output: row blocks across threads. */
-    conv_case u = {.nsp = 2, .n = 1, .c = 32, .m = 64, .group = 1, .in = {7, 7},
-                   .k = {3, 3}, .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}};
+    conv_case u = {.nsp = 2,
+                   .n = 1,
+                   .c = 32,
+                   .m = 64,
+                   .group = 1,
+                   .in = {7, 7},
+                   .k = {3, 3},
+                   .s = {1, 1},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1}};
     check_conv(u, false, true, false, true, "3x3 deep small");
     /* Strided, dilated, asymmetric pads, groups, with Z and Relu. */
-    conv_case v = {.nsp = 2, .n = 2, .c = 6, .m = 4, .group = 2, .in = {31, 29},
-                   .k = {3, 2}, .s = {2, 3}, .d = {2, 1}, .pb = {0, 2}, .pe = {3, 1}};
+    conv_case v = {.nsp = 2,
+                   .n = 2,
+                   .c = 6,
+                   .m = 4,
+                   .group = 2,
+                   .in = {31, 29},
+                   .k = {3, 2},
+                   .s = {2, 3},
+                   .d = {2, 1},
+                   .pb = {0, 2},
+                   .pe = {3, 1}};
     check_conv(v, false, true, true, false, "strided grouped + Z");
-    conv_case w1 = {.nsp = 1, .n = 2, .c = 5, .m = 7, .group = 1, .in = {50},
-                    .k = {4}, .s = {3}, .d = {2}, .pb = {2}, .pe = {1}};
+    conv_case w1 = {.nsp = 1,
+                    .n = 2,
+                    .c = 5,
+                    .m = 7,
+                    .group = 1,
+                    .in = {50},
+                    .k = {4},
+                    .s = {3},
+                    .d = {2},
+                    .pb = {2},
+                    .pe = {1}};
     check_conv(w1, false, true, false, true, "1-D");
     /* Row-preserving ("same" along W) stride 1: long-copy im2col, dilated, asymmetric. */
-    conv_case s1 = {.nsp = 2, .n = 2, .c = 3, .m = 5, .group = 1, .in = {20, 33},
-                    .k = {3, 4}, .s = {1, 1}, .d = {2, 1}, .pb = {2, 1}, .pe = {2, 2}};
+    conv_case s1 = {.nsp = 2,
+                    .n = 2,
+                    .c = 3,
+                    .m = 5,
+                    .group = 1,
+                    .in = {20, 33},
+                    .k = {3, 4},
+                    .s = {1, 1},
+                    .d = {2, 1},
+                    .pb = {2, 1},
+                    .pe = {2, 2}};
     check_conv(s1, false, true, true, true, "same-row dilated asymmetric");
     s1.pb[0] = 0;
     s1.pe[0] = 3;
     check_conv(s1, false, true, false, true, "same-row, uneven vertical pads");
-    conv_case s2 = {.nsp = 1, .n = 1, .c = 4, .m = 3, .group = 1, .in = {200},
-                    .k = {5}, .s = {1}, .d = {1}, .pb = {2}, .pe = {2}};
+    conv_case s2 = {.nsp = 1,
+                    .n = 1,
+                    .c = 4,
+                    .m = 3,
+                    .group = 1,
+                    .in = {200},
+                    .k = {5},
+                    .s = {1},
+                    .d = {1},
+                    .pb = {2},
+                    .pe = {2}};
     check_conv(s2, false, true, false, true, "same-row 1-D");
-    conv_case w2 = {.nsp = 1, .n = 1, .c = 2, .m = 3, .group = 1, .in = {300},
-                    .k = {70}, .s = {2}, .d = {1}, .pb = {5}, .pe = {3}};
+    conv_case w2 = {.nsp = 1,
+                    .n = 1,
+                    .c = 2,
+                    .m = 3,
+                    .group = 1,
+                    .in = {300},
+                    .k = {70},
+                    .s = {2},
+                    .d = {1},
+                    .pb = {5},
+                    .pe = {3}};
     check_conv(w2, false, true, false, true, "1-D kernel wider than 64");
 }
 
 Test(conv, conv3d) {
-    conv_case t = {.nsp = 3, .n = 1, .c = 4, .m = 6, .group = 2, .in = {7, 9, 8},
-                   .k = {3, 2, 3}, .s = {2, 1, 2}, .d = {1, 2, 1}, .pb = {1, 0, 1},
+    conv_case t = {.nsp = 3,
+                   .n = 1,
+                   .c = 4,
+                   .m = 6,
+                   .group = 2,
+                   .in = {7, 9, 8},
+                   .k = {3, 2, 3},
+                   .s = {2, 1, 2},
+                   .d = {1, 2, 1},
+                   .pb = {1, 0, 1},
                    .pe = {0, 1, 2}};
     check_conv(t, false, true, false, true, "3-D");
 }
@@ -527,8 +652,17 @@ Test(conv, same_lower_strided) {
     cr_assert_eq(run_single("Conv", "", attrs, 2, ins, 2, 1, &y, &err), EMBER_OK, "%s",
                  err.message);
     /* total pads: H (5-1)*2+3-9 = 2 -> begin 1, end 1; W (5-1)*2+4-10 = 2 -> 1, 1. */
-    conv_case t = {.nsp = 2, .n = 1, .c = 2, .m = 3, .group = 1, .in = {9, 10}, .k = {3, 4},
-                   .s = {2, 2}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}};
+    conv_case t = {.nsp = 2,
+                   .n = 1,
+                   .c = 2,
+                   .m = 3,
+                   .group = 1,
+                   .in = {9, 10},
+                   .k = {3, 4},
+                   .s = {2, 2},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1}};
     double *want = ref_conv(&t, x, w, NULL, NULL, 0);
     expect_close(y, want, (const int64_t[]){1, 3, 5, 5}, 4, "SAME_LOWER");
     ember_tensor_free(y);
@@ -541,8 +675,16 @@ Test(conv, same_lower_strided) {
         attrs[0].s = upper ? "SAME_UPPER" : "SAME_LOWER";
         cr_assert_eq(run_single("Conv", "", attrs, 2, ins2, 2, 2, &y, &err), EMBER_OK, "%s",
                      err.message);
-        conv_case u = {.nsp = 2, .n = 1, .c = 2, .m = 3, .group = 1, .in = {9, 10},
-                       .k = {4, 1}, .s = {2, 2}, .d = {1, 1}, .pb = {upper ? 1 : 2, 0},
+        conv_case u = {.nsp = 2,
+                       .n = 1,
+                       .c = 2,
+                       .m = 3,
+                       .group = 1,
+                       .in = {9, 10},
+                       .k = {4, 1},
+                       .s = {2, 2},
+                       .d = {1, 1},
+                       .pb = {upper ? 1 : 2, 0},
                        .pe = {upper ? 2 : 1, 0}};
         want = ref_conv(&u, x, w2, NULL, NULL, 0);
         expect_close(y, want, (const int64_t[]){1, 3, 5, 5}, 4, attrs[0].s);
@@ -575,8 +717,15 @@ Test(conv, bias_length_is_an_error) {
 Test(conv, fused_activations) {
     float *x = random_floats(1 * 4 * 6 * 6), *w = random_floats(4 * 4 * 3 * 3);
     tin ins[2] = {{"X", 4, {1, 4, 6, 6}, x, false, NULL}, {"W", 4, {4, 4, 3, 3}, w, true, NULL}};
-    conv_case t = {.nsp = 2, .n = 1, .c = 4, .m = 4, .group = 1, .in = {6, 6}, .k = {3, 3},
-                   .s = {1, 1}, .d = {1, 1}};
+    conv_case t = {.nsp = 2,
+                   .n = 1,
+                   .c = 4,
+                   .m = 4,
+                   .group = 1,
+                   .in = {6, 6},
+                   .k = {3, 3},
+                   .s = {1, 1},
+                   .d = {1, 1}};
     double *base = ref_conv(&t, x, w, NULL, NULL, 0);
     const char *names[] = {"LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid"};
     const float params[][2] = {{0.1f, 0}, {-0.5f, 0.7f}, {0, 0}, {0, 0}, {0.3f, 0.4f}};
@@ -586,11 +735,21 @@ Test(conv, fused_activations) {
         for (int i = 0; i < 64; i++) {
             double v = base[i];
             switch (a) {
-            case 0: v = v < 0 ? 0.1 * v : v; break;
-            case 1: v = v < -0.5 ? -0.5 : v > 0.7 ? 0.7 : v; break;
-            case 2: v = 1 / (1 + exp(-v)); break;
-            case 3: v = tanh(v); break;
-            default: v = fmin(1, fmax(0, 0.3 * v + 0.4)); break;
+            case 0:
+                v = v < 0 ? 0.1 * v : v;
+                break;
+            case 1:
+                v = v < -0.5 ? -0.5 : v > 0.7 ? 0.7 : v;
+                break;
+            case 2:
+                v = 1 / (1 + exp(-v));
+                break;
+            case 3:
+                v = tanh(v);
+                break;
+            default:
+                v = fmin(1, fmax(0, 0.3 * v + 0.4));
+                break;
             }
             want[i] = v;
         }
@@ -598,9 +757,9 @@ Test(conv, fused_activations) {
                          {"activation_params", 'F', 0, 0, NULL, n_params[a], NULL, params[a]}};
         ember_tensor *y = NULL;
         ember_error err;
-        cr_assert_eq(run_single("FusedConv", "ai.ember", attrs, n_params[a] ? 2 : 1, ins, 2, 1,
-                                &y, &err),
-                     EMBER_OK, "%s", err.message);
+        cr_assert_eq(
+            run_single("FusedConv", "ai.ember", attrs, n_params[a] ? 2 : 1, ins, 2, 1, &y, &err),
+            EMBER_OK, "%s", err.message);
         expect_close(y, want, (const int64_t[]){1, 4, 4, 4}, 4, names[a]);
         ember_tensor_free(y);
     }
@@ -612,27 +771,71 @@ Test(conv, fused_activations) {
 /* ---- ConvTranspose ---- */
 
 Test(convtranspose, stride2_output_padding_groups) {
-    conv_case t = {.nsp = 2, .n = 2, .c = 4, .m = 6, .group = 2, .in = {9, 7},
-                   .k = {3, 3}, .s = {2, 2}, .d = {1, 1}, .pb = {1, 0}, .pe = {0, 1},
+    conv_case t = {.nsp = 2,
+                   .n = 2,
+                   .c = 4,
+                   .m = 6,
+                   .group = 2,
+                   .in = {9, 7},
+                   .k = {3, 3},
+                   .s = {2, 2},
+                   .d = {1, 1},
+                   .pb = {1, 0},
+                   .pe = {0, 1},
                    .op = {1, 1}};
     check_conv(t, true, true, false, true, "stride 2 + output_padding + groups");
-    conv_case u = {.nsp = 2, .n = 1, .c = 3, .m = 2, .group = 1, .in = {5, 6},
-                   .k = {4, 2}, .s = {3, 2}, .d = {2, 3}, .pb = {2, 1}, .pe = {1, 2},
+    conv_case u = {.nsp = 2,
+                   .n = 1,
+                   .c = 3,
+                   .m = 2,
+                   .group = 1,
+                   .in = {5, 6},
+                   .k = {4, 2},
+                   .s = {3, 2},
+                   .d = {2, 3},
+                   .pb = {2, 1},
+                   .pe = {1, 2},
                    .op = {2, 0}};
     check_conv(u, true, false, false, false, "dilated strided");
     /* Big enough for several input panels and channel blocks. */
-    conv_case v = {.nsp = 2, .n = 1, .c = 16, .m = 32, .group = 1, .in = {40, 40},
-                   .k = {4, 4}, .s = {2, 2}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}};
+    conv_case v = {.nsp = 2,
+                   .n = 1,
+                   .c = 16,
+                   .m = 32,
+                   .group = 1,
+                   .in = {40, 40},
+                   .k = {4, 4},
+                   .s = {2, 2},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1}};
     check_conv(v, true, true, false, true, "4x4 stride 2 large");
 }
 
 Test(convtranspose, one_and_three_d) {
-    conv_case t = {.nsp = 1, .n = 2, .c = 3, .m = 4, .group = 1, .in = {11},
-                   .k = {3}, .s = {2}, .d = {1}, .op = {1}};
+    conv_case t = {.nsp = 1,
+                   .n = 2,
+                   .c = 3,
+                   .m = 4,
+                   .group = 1,
+                   .in = {11},
+                   .k = {3},
+                   .s = {2},
+                   .d = {1},
+                   .op = {1}};
     check_conv(t, true, true, false, true, "1-D");
-    conv_case u = {.nsp = 3, .n = 1, .c = 2, .m = 4, .group = 2, .in = {3, 4, 5},
-                   .k = {2, 3, 2}, .s = {2, 1, 3}, .d = {1, 2, 1}, .pb = {0, 1, 1},
-                   .pe = {1, 0, 0}, .op = {1, 0, 2}};
+    conv_case u = {.nsp = 3,
+                   .n = 1,
+                   .c = 2,
+                   .m = 4,
+                   .group = 2,
+                   .in = {3, 4, 5},
+                   .k = {2, 3, 2},
+                   .s = {2, 1, 3},
+                   .d = {1, 2, 1},
+                   .pb = {0, 1, 1},
+                   .pe = {1, 0, 0},
+                   .op = {1, 0, 2}};
     check_conv(u, true, true, false, true, "3-D");
 }
 
@@ -646,8 +849,17 @@ Test(convtranspose, output_shape_and_same) {
     ember_error err;
     cr_assert_eq(run_single("ConvTranspose", "", attrs, 2, ins, 2, 1, &y, &err), EMBER_OK, "%s",
                  err.message);
-    conv_case t = {.nsp = 2, .n = 1, .c = 1, .m = 2, .group = 1, .in = {3, 3}, .k = {3, 3},
-                   .s = {3, 2}, .d = {1, 1}, .pb = {0, 0}, .pe = {-1, -1}};
+    conv_case t = {.nsp = 2,
+                   .n = 1,
+                   .c = 1,
+                   .m = 2,
+                   .group = 1,
+                   .in = {3, 3},
+                   .k = {3, 3},
+                   .s = {3, 2},
+                   .d = {1, 1},
+                   .pb = {0, 0},
+                   .pe = {-1, -1}};
     double *want = ref_convt(&t, x, w, NULL);
     expect_close(y, want, (const int64_t[]){1, 2, 10, 8}, 4, "output_shape");
     ember_tensor_free(y);
@@ -657,8 +869,17 @@ Test(convtranspose, output_shape_and_same) {
                     {"auto_pad", 's', 0, 0, "SAME_UPPER", 0, NULL, NULL}};
     cr_assert_eq(run_single("ConvTranspose", "", same, 2, ins, 2, 1, &y, &err), EMBER_OK, "%s",
                  err.message);
-    conv_case u = {.nsp = 2, .n = 1, .c = 1, .m = 2, .group = 1, .in = {3, 3}, .k = {3, 3},
-                   .s = {2, 2}, .d = {1, 1}, .pb = {0, 0}, .pe = {1, 1}};
+    conv_case u = {.nsp = 2,
+                   .n = 1,
+                   .c = 1,
+                   .m = 2,
+                   .group = 1,
+                   .in = {3, 3},
+                   .k = {3, 3},
+                   .s = {2, 2},
+                   .d = {1, 1},
+                   .pb = {0, 0},
+                   .pe = {1, 1}};
     want = ref_convt(&u, x, w, NULL);
     expect_close(y, want, (const int64_t[]){1, 2, 6, 6}, 4, "SAME_UPPER");
     ember_tensor_free(y);
@@ -694,8 +915,8 @@ Test(gemm, packed_b_and_bias_forms) {
             for (int threads = 1; threads <= 2; threads++) {
                 ember_tensor *y = NULL;
                 ember_error err;
-                cr_assert_eq(run_single("Gemm", "", attrs, 3, ins, 3, threads, &y, &err),
-                             EMBER_OK, "%s", err.message);
+                cr_assert_eq(run_single("Gemm", "", attrs, 3, ins, 3, threads, &y, &err), EMBER_OK,
+                             "%s", err.message);
                 expect_close(y, want, (const int64_t[]){M, N}, 2, "Gemm");
                 ember_tensor_free(y);
             }
@@ -726,8 +947,8 @@ Test(gemm, row_vector_times_large_b) {
             for (int threads = 1; threads <= 2; threads++) {
                 ember_tensor *y = NULL;
                 ember_error err;
-                cr_assert_eq(run_single("Gemm", "", attrs, 1, ins, 3, threads, &y, &err),
-                             EMBER_OK, "%s", err.message);
+                cr_assert_eq(run_single("Gemm", "", attrs, 1, ins, 3, threads, &y, &err), EMBER_OK,
+                             "%s", err.message);
                 expect_close(y, want, (const int64_t[]){1, N}, 2, "Gemm M=1");
                 ember_tensor_free(y);
             }
@@ -755,8 +976,8 @@ Test(gemm, matmul_broadcast_batches) {
     for (int threads = 1; threads <= 2; threads++) {
         ember_tensor *y = NULL;
         ember_error err;
-        cr_assert_eq(run_single("MatMul", "", NULL, 0, ins, 2, threads, &y, &err), EMBER_OK,
-                     "%s", err.message);
+        cr_assert_eq(run_single("MatMul", "", NULL, 0, ins, 2, threads, &y, &err), EMBER_OK, "%s",
+                     err.message);
         expect_close(y, want, (const int64_t[]){2, 5, 3, 6}, 4, "MatMul broadcast");
         ember_tensor_free(y);
     }
@@ -784,7 +1005,10 @@ Test(gemm, einsum_forms) {
     struct {
         const char *eq;
         int n_ins;
-    } cases[] = {{"bij,bjk->bik", 2}, {"bij,bjk->kbi", 2}, {"bij->jb", 1}, {"bii->b", 1},
+    } cases[] = {{"bij,bjk->bik", 2},
+                 {"bij,bjk->kbi", 2},
+                 {"bij->jb", 1},
+                 {"bii->b", 1},
                  {"bij,bkl->bijkl", 2}};
     tin ins[2] = {{"A", 3, {3, 4, 5}, a, false, NULL}, {"B", 3, {3, 5, 2}, b, false, NULL}};
     for (int c = 0; c < 5; c++) {
@@ -798,19 +1022,24 @@ Test(gemm, einsum_forms) {
             ins[0].dims[2] = 5;
         }
         switch (c) {
-        case 0: case 1:
+        case 0:
+        case 1:
             for (int bb = 0; bb < 3; bb++)
                 for (int i = 0; i < 4; i++)
                     for (int k = 0; k < 2; k++) {
                         double acc = 0;
                         for (int j = 0; j < 5; j++)
                             acc += (double)a[(bb * 4 + i) * 5 + j] * b[(bb * 5 + j) * 2 + k];
-                        if (c == 0) want[(bb * 4 + i) * 2 + k] = acc;
-                        else want[(k * 3 + bb) * 4 + i] = acc;
+                        if (c == 0)
+                            want[(bb * 4 + i) * 2 + k] = acc;
+                        else
+                            want[(k * 3 + bb) * 4 + i] = acc;
                     }
             rank = 3;
-            if (c == 0) memcpy(dims, (int64_t[]){3, 4, 2}, sizeof(int64_t) * 3);
-            else memcpy(dims, (int64_t[]){2, 3, 4}, sizeof(int64_t) * 3);
+            if (c == 0)
+                memcpy(dims, (int64_t[]){3, 4, 2}, sizeof(int64_t) * 3);
+            else
+                memcpy(dims, (int64_t[]){2, 3, 4}, sizeof(int64_t) * 3);
             break;
         case 2:
             for (int j = 0; j < 5; j++)
@@ -846,8 +1075,8 @@ Test(gemm, einsum_forms) {
         tattr attrs[] = {{"equation", 's', 0, 0, cases[c].eq, 0, NULL, NULL}};
         ember_tensor *y = NULL;
         ember_error err;
-        cr_assert_eq(run_single("Einsum", "", attrs, 1, ins, cases[c].n_ins, 2, &y, &err),
-                     EMBER_OK, "%s: %s", cases[c].eq, err.message);
+        cr_assert_eq(run_single("Einsum", "", attrs, 1, ins, cases[c].n_ins, 2, &y, &err), EMBER_OK,
+                     "%s: %s", cases[c].eq, err.message);
         expect_close(y, want, dims, rank, cases[c].eq);
         ember_tensor_free(y);
     }
@@ -863,16 +1092,19 @@ static double clipped(double x) {
     if (ref_clip <= 0.0) return x;
     return x < -ref_clip ? -ref_clip : x > ref_clip ? ref_clip : x;
 }
-static double sigm(double x) { return 1.0 / (1.0 + exp(-clipped(x))); }
-static double tanh_c(double x) { return tanh(clipped(x)); }
+static double sigm(double x) {
+    return 1.0 / (1.0 + exp(-clipped(x)));
+}
+static double tanh_c(double x) {
+    return tanh(clipped(x));
+}
 
 /* Straight from the operator equations, one batch row and time step at a time (double).
  * kind 0 RNN, 1 GRU, 2 LSTM. Outputs in layout 0 or 1. */
 static void ref_recurrent(int kind, int dirs, bool reverse_only, int layout, int64_t T, int64_t B,
                           int64_t I, int64_t H, const float *x, const float *w, const float *r,
-                          const float *bias, const int32_t *lens, const float *h0,
-                          const float *c0, const float *p, bool lbr, double *y, double *yh,
-                          double *yc) {
+                          const float *bias, const int32_t *lens, const float *h0, const float *c0,
+                          const float *p, bool lbr, double *y, double *yh, double *yc) {
     int G = kind == 0 ? 1 : kind == 1 ? 3 : 4;
     for (int d = 0; d < dirs; d++)
         for (int64_t b = 0; b < B; b++) {
@@ -895,7 +1127,8 @@ static void ref_recurrent(int kind, int dirs, bool reverse_only, int layout, int
                 for (int64_t q = 0; q < G * H; q++) {
                     xw[q] = 0;
                     hr[q] = 0;
-                    for (int64_t i = 0; i < I; i++) xw[q] += (double)xr[i] * w[(d * G * H + q) * I + i];
+                    for (int64_t i = 0; i < I; i++)
+                        xw[q] += (double)xr[i] * w[(d * G * H + q) * I + i];
                     for (int64_t m = 0; m < H; m++) hr[q] += h[m] * r[(d * G * H + q) * H + m];
                     if (bias) xw[q] += bias[d * 2 * G * H + q];
                 }
@@ -909,7 +1142,7 @@ static void ref_recurrent(int kind, int dirs, bool reverse_only, int layout, int
                         double rr = sigm(xw[H + j] + hr[H + j] + (rb ? rb[H + j] : 0));
                         /* without linear_before_reset, hh needs r for every j: done below */
                         nh[j] = lbr ? tanh_c(xw[2 * H + j] +
-                                           rr * (hr[2 * H + j] + (rb ? rb[2 * H + j] : 0)))
+                                             rr * (hr[2 * H + j] + (rb ? rb[2 * H + j] : 0)))
                                     : 0.0;
                         (void)z;
                     } else {
@@ -997,9 +1230,9 @@ static void check_recurrent(int kind, const char *direction, int layout, bool lb
     for (int threads = 1; threads <= 2; threads++) {
         ember_tensor *out[3] = {NULL, NULL, NULL};
         ember_error err;
-        cr_assert_eq(run_multi(op, "", attrs, n_attrs, ins, kind == 2 ? 8 : 6, n_outs,
-                               threads, out, &err),
-                     EMBER_OK, "%s: %s", what, err.message);
+        cr_assert_eq(
+            run_multi(op, "", attrs, n_attrs, ins, kind == 2 ? 8 : 6, n_outs, threads, out, &err),
+            EMBER_OK, "%s: %s", what, err.message);
         expect_close(out[0], y, ydims, 4, what);
         expect_close(out[1], yh, sdims, 3, what);
         if (kind == 2) expect_close(out[2], yc, sdims, 3, what);
@@ -1038,6 +1271,17 @@ static int64_t rand_in(int64_t lo, int64_t hi) {
     return lo + (int64_t)((rng_state >> 33) % (uint64_t)(hi - lo + 1));
 }
 
+static void describe_case(char *buf, size_t size, const char *what, int iter, const conv_case *t) {
+    int len = snprintf(buf, size, "%s #%d: n %lld c %lld m %lld group %lld", what, iter,
+                       (long long)t->n, (long long)t->c, (long long)t->m, (long long)t->group);
+    const char *names[] = {"in", "k", "s", "d", "pb", "pe", "op"};
+    const int64_t *vals[] = {t->in, t->k, t->s, t->d, t->pb, t->pe, t->op};
+    for (int f = 0; f < 7; f++)
+        for (int i = 0; i < t->nsp && len > 0 && (size_t)len < size; i++)
+            len += snprintf(buf + len, size - (size_t)len, "%s%s%s%lld", i ? "," : " ",
+                            i ? "" : names[f], i ? "" : "=", (long long)vals[f][i]);
+}
+
 Test(conv, randomized_shapes) {
     for (int iter = 0; iter < 60; iter++) {
         conv_case t = {0};
@@ -1057,9 +1301,7 @@ Test(conv, randomized_shapes) {
             t.in[i] = rand_in(ek > 3 ? ek : 3, t.nsp == 3 ? 7 : t.nsp == 2 ? 15 : 40);
         }
         char what[512];
-        snprintf(what, sizeof what,
-                 "random conv #%d nsp %d n %lld c %lld m %lld g %lld in %lld,%lld,%lld k %lld,%lld,%lld s %lld,%lld,%lld d %lld,%lld,%lld pb %lld,%lld,%lld pe %lld,%lld,%lld",
-                 iter, t.nsp, (long long)t.n, (long long)t.c, (long long)t.m, (long long)t.group, (long long)t.in[0], (long long)t.in[1], (long long)t.in[2], (long long)t.k[0], (long long)t.k[1], (long long)t.k[2], (long long)t.s[0], (long long)t.s[1], (long long)t.s[2], (long long)t.d[0], (long long)t.d[1], (long long)t.d[2], (long long)t.pb[0], (long long)t.pb[1], (long long)t.pb[2], (long long)t.pe[0], (long long)t.pe[1], (long long)t.pe[2]);
+        describe_case(what, sizeof what, "random conv", iter, &t);
         check_conv(t, false, iter % 2 == 0, iter % 3 == 0, iter % 4 != 0, what);
         /* ConvTranspose: output_padding below stride (or dilation). */
         for (int i = 0; i < t.nsp; i++) {
@@ -1069,7 +1311,7 @@ Test(conv, randomized_shapes) {
             int64_t full = t.s[i] * (t.in[i] - 1) + t.op[i] + (t.k[i] - 1) * t.d[i] + 1;
             while (t.pb[i] + t.pe[i] >= full) t.pb[i] > 0 ? t.pb[i]-- : t.pe[i]--;
         }
-        snprintf(what, sizeof what, "random convtranspose #%d", iter);
+        describe_case(what, sizeof what, "random convtranspose", iter, &t);
         check_conv(t, true, iter % 2 == 1, false, iter % 3 != 0, what);
     }
 }
