@@ -1315,3 +1315,40 @@ Test(conv, randomized_shapes) {
         check_conv(t, true, iter % 2 == 1, false, iter % 3 != 0, what);
     }
 }
+
+Test(gemm, fused_gemm_and_matmul) {
+    const int64_t M = 7, K = 9, N = 11;
+    float *a = random_floats(M * K), *b = random_floats(K * N), *c = random_floats(N);
+    double relu[7 * 11], leaky[7 * 11];
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double acc = 0;
+            for (int64_t p = 0; p < K; p++) acc += (double)a[i * K + p] * b[p * N + j];
+            double g = acc + c[j];
+            relu[i * N + j] = g < 0 ? 0 : g;
+            leaky[i * N + j] = acc < 0 ? 0.2 * acc : acc;
+        }
+    tin ins[3] = {{"A", 2, {M, K}, a, false, NULL},
+                  {"B", 2, {K, N}, b, true, NULL},
+                  {"C", 1, {N}, c, true, NULL}};
+    tattr act_relu[] = {{"activation", 's', 0, 0, "Relu", 0, NULL, NULL}};
+    tattr act_leaky[] = {{"activation", 's', 0, 0, "LeakyRelu", 0, NULL, NULL},
+                         {"activation_params", 'F', 0, 0, NULL, 1, NULL, (const float[]){0.2f}}};
+    ember_tensor *y = NULL;
+    ember_error err;
+    cr_assert_eq(run_single("FusedGemm", "ai.ember", act_relu, 1, ins, 3, 1, &y, &err), EMBER_OK,
+                 "%s", err.message);
+    expect_close(y, relu, (const int64_t[]){M, N}, 2, "FusedGemm Relu");
+    ember_tensor_free(y);
+    cr_assert_eq(run_single("FusedMatMul", "ai.ember", act_leaky, 2, ins, 2, 2, &y, &err), EMBER_OK,
+                 "%s", err.message);
+    expect_close(y, leaky, (const int64_t[]){M, N}, 2, "FusedMatMul LeakyRelu");
+    ember_tensor_free(y);
+    /* An unknown activation is refused when the session is created. */
+    tattr bad[] = {{"activation", 's', 0, 0, "Swish", 0, NULL, NULL}};
+    cr_assert_neq(run_single("FusedMatMul", "ai.ember", bad, 1, ins, 2, 1, &y, &err), EMBER_OK);
+    cr_assert(strstr(err.message, "Swish"), "message: %s", err.message);
+    free(a);
+    free(b);
+    free(c);
+}
