@@ -60,9 +60,9 @@ void em_parallel_slots(em_exec *ex, int64_t n_items, em_slot_fn fn, void *ctx);
 /* ---- BLAS ----
  * ember does the threading: BLAS calls are made from inside em_parallel_for chunks, so
  * OpenBLAS itself must run one thread per call (openblas_set_num_threads(1) or
- * OPENBLAS_NUM_THREADS=1, set by the runtime, not by kernels). With its own threads, OpenBLAS
- * (pthreads build) serializes concurrent multi-threaded calls on one lock, and a session
- * asked to use 1 thread would use every core. */
+ * OPENBLAS_NUM_THREADS=1, set by the runtime, not by kernels). Otherwise each of ember's
+ * threads fans out into OpenBLAS threads (oversubscription), and a session asked to use one
+ * thread uses every core. */
 
 /* Row-major C = alpha * op(A) * op(B) + beta * C, split into output tiles across the run's
  * threads when the product is large enough (each tile is one BLAS call). */
