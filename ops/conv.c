@@ -652,18 +652,22 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
         for (int64_t r = 0; r < g->batch * g->M; r++) job_epilogue(&j, r, 1, 0, g->out_sz, true);
         return EMBER_OK;
     }
-    int threads = ex ? em_exec_threads(ex) : 1;
+    /* Tiny convolutions run on the calling thread: waking the pool costs more than the work. */
+    double macs =
+        (double)g->batch * (double)g->M * (double)g->out_sz * (double)g->Cg * (double)g->k_sz;
+    em_exec *par = macs < 1e5 ? NULL : ex;
+    int threads = par ? em_exec_threads(par) : 1;
     if (threads < 1) threads = 1;
     bool pointwise = g->k_sz == 1;
     for (int i = 0; i < SP; i++)
         if (g->s[i] != 1 || g->pb[i] != 0 || g->pe[i] != 0) pointwise = false;
     if (!is_double && g->Cg == 1 && g->Mg == 1 && g->nsp <= 2 && !pointwise) {
-        int slots = em_slot_count(ex, g->batch * g->C);
+        int slots = em_slot_count(par, g->batch * g->C);
         dw_geom d = dw_geometry(g);
         j.slot_bytes = (size_t)(d.plane_floats + d.wide_floats) * sizeof(float);
         j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
         if (!j.scratch) return SCRATCH_FAILED;
-        em_parallel_slots(ex, g->batch * g->C, depthwise_planes, &j);
+        em_parallel_slots(par, g->batch * g->C, depthwise_planes, &j);
         return EMBER_OK;
     }
     const int64_t K = g->Cg * g->k_sz;
@@ -700,13 +704,13 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     j.n_panels = n_panels;
     j.pointwise = pointwise;
     int64_t items = groups * n_panels * j.n_mblocks;
-    int slots = em_slot_count(ex, items);
+    int slots = em_slot_count(par, items);
     if (!pointwise) {
         j.slot_bytes = ((size_t)(K * panel) * es + 63) / 64 * 64;
         j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
         if (!j.scratch) return SCRATCH_FAILED;
     }
-    em_parallel_slots(ex, items, conv_items, &j);
+    em_parallel_slots(par, items, conv_items, &j);
     return EMBER_OK;
 }
 
@@ -813,7 +817,10 @@ static ember_status convt_exec(const conv_geom *g, bool is_double, const void *x
     const size_t es = is_double ? sizeof(double) : sizeof(float);
     if (g->batch == 0 || g->M == 0 || g->out_sz == 0) return EMBER_OK;
     convt_job j = {.g = g, .is_double = is_double, .x = x, .w = w, .bias = bias, .y = y};
-    int threads = ex ? em_exec_threads(ex) : 1;
+    double macs =
+        (double)g->batch * (double)g->C * (double)g->in_sz * (double)g->Mg * (double)g->k_sz;
+    em_exec *par = macs < 1e5 ? NULL : ex; /* tiny: stay on the calling thread */
+    int threads = par ? em_exec_threads(par) : 1;
     int64_t groups = g->batch * g->G;
     int64_t n_mblocks = 1;
     if (groups < threads && g->Mg > 1) {
@@ -830,11 +837,11 @@ static ember_status convt_exec(const conv_geom *g, bool is_double, const void *x
     if (panel < 1) panel = 1;
     j.panel = panel;
     int64_t items = groups * j.n_mblocks;
-    int slots = em_slot_count(ex, items);
+    int slots = em_slot_count(par, items);
     j.slot_bytes = ((size_t)(rows * panel) * es + 63) / 64 * 64;
     j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots + 64, err);
     if (!j.scratch) return SCRATCH_FAILED;
-    em_parallel_slots(ex, items, convt_items, &j);
+    em_parallel_slots(par, items, convt_items, &j);
     return EMBER_OK;
 }
 
