@@ -194,5 +194,6 @@ int ember_fuzz_tensor(const uint8_t *data, size_t size) {
 const ember_fuzz_target ember_fuzz_targets[] = {
     {"model", ember_fuzz_model},
     {"tensor", ember_fuzz_tensor},
+    {"score", ember_fuzz_score},
     {NULL, NULL},
 };

@@ -15,6 +15,9 @@
 int ember_fuzz_model(const uint8_t *data, size_t size);
 /* The bytes are a .npy file or a TensorProto: ember_tensor_load_memory. */
 int ember_fuzz_tensor(const uint8_t *data, size_t size);
+/* The first byte picks CSV / TSV / JSONL and the row shape, the rest is the file: the row
+ * readers of `ember score` (fuzz/entry_score.c, tools/score_*.c). */
+int ember_fuzz_score(const uint8_t *data, size_t size);
 
 typedef struct ember_fuzz_target {
     const char *name;
