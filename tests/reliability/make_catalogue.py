@@ -8,7 +8,8 @@ OUTDIR gets the model and input files and catalogue.tsv, one case per line:
     name  model  inputs  options  stage  status  exit  fragment
 
 inputs   NAME=FILE[;NAME=FILE...] or '-'
-options  load/session options for the API runner ('max_nodes=N', 'memory_limit=N') or '-';
+options  load/session options for the API runner ('max_nodes=N', 'memory_limit=N', and
+         'session_only': stop after creating the session) or '-';
          cases with options are not run through the CLI, which has no such flags
 stage    where the case must stop: load, input, session, run, or ok (runs to the end)
 status   ember_status name without the EMBER_ERR_ prefix (OK for ok)
@@ -521,6 +522,18 @@ loop = model([helper.make_node("Loop", ["M", ""], ["y"], body=body)], [], [tinfo
 case("loop_scan_output_bomb", save(loop, "loop_scan_output_bomb.onnx"), "-", "run", "LIMIT", "-",
      "outputs of 33 iterations need more than the session's memory limit of 67108864 bytes",
      options="memory_limit=67108864")
+# A Loop of 10^12 iterations whose inputs are all constants: constant folding ran it inside
+# ember_session_create, which never returned. Control flow is no longer folded.
+lbody = helper.make_graph([helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+                           helper.make_node("Add", ["v_in", "lone"], ["v_out"])],
+                          "body", [tinfo("i", I64, []), tinfo("cond_in", TensorProto.BOOL, []), tinfo("v_in", F, [])],
+                          [tinfo("cond_out", TensorProto.BOOL, []), tinfo("v_out", F, [])],
+                          initializer=[numpy_helper.from_array(np.array(1, np.float32), "lone")])
+lfold = model([helper.make_node("Loop", ["M", "", "v0"], ["y0"], body=lbody), helper.make_node("Identity", ["y0"], ["y"])],
+              [], [tinfo("y", F, [])], [numpy_helper.from_array(np.array(10**12, np.int64), "M"),
+                                        numpy_helper.from_array(np.array(0, np.float32), "v0")])
+case("loop_constant_not_folded", save(lfold, "loop_constant_not_folded.onnx"), "-", "ok", "OK", "-",
+     "session created", options="session_only")
 case("if_cond_not_scalar",
      save(model([helper.make_node("If", ["c"], ["y"], then_branch=leaf, else_branch=leaf)],
                 [tinfo("c", TensorProto.BOOL, None), tinfo("x", F, [2])], [tinfo("y", F, [2])]), "if_cond.onnx"),
