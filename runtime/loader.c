@@ -262,8 +262,12 @@ static bool parse_u64(const char *s, uint64_t *out) {
     return true;
 }
 
-static ember_status read_external(const Onnx__TensorProto *tp, const char *tname,
-                                  const char *base_dir, void *dst, size_t want, ember_error *err) {
+/* Check a tensor's external data and open it, positioned at its offset: all before the
+ * tensor is allocated, so that a 100-byte file claiming 4 GB of missing external data cannot
+ * make ember allocate (and zero) 4 GB first. */
+static ember_status open_external(const Onnx__TensorProto *tp, const char *tname,
+                                  const char *base_dir, size_t want, FILE **out, ember_error *err) {
+    *out = NULL;
     const char *location = NULL;
     uint64_t offset = 0, length = want;
     bool has_length = false;
@@ -334,10 +338,11 @@ static ember_status read_external(const Onnx__TensorProto *tp, const char *tname
                          "tensor '%s': external data '%s' has %lld bytes; offset %llu + length %zu "
                          "runs past its end",
                          tname, location, (long long)sb.st_size, (unsigned long long)offset, want);
-        else if (fseeko(f, (off_t)offset, SEEK_SET) != 0 || fread(dst, 1, want, f) != want)
-            st = em_fail(err, EMBER_ERR_IO, "tensor '%s': short read from '%s'", tname, path);
+        else if (fseeko(f, (off_t)offset, SEEK_SET) != 0)
+            st = em_fail(err, EMBER_ERR_IO, "tensor '%s': cannot seek in '%s'", tname, path);
     }
-    if (f) fclose(f);
+    if (st == EMBER_OK) *out = f;
+    else if (f) fclose(f);
     free(real_file);
     free(real_base);
     free(path);
@@ -404,11 +409,18 @@ static ember_status tensor_from_proto(const Onnx__TensorProto *tp, const char *b
                            "tensor '%s': %s holds %zu values, its shape needs %lld", tname, field,
                            have, (long long)n);
     }
+    FILE *ext = NULL;
+    if (external) EM_TRY(open_external(tp, tname, base_dir, bytes, &ext, err));
     em_tensor *t = em_tensor_new(dt, dims, rank, err);
-    if (!t) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    if (!t) {
+        if (ext) fclose(ext);
+        return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    }
     ember_status st = EMBER_OK;
     if (external) {
-        st = read_external(tp, tname, base_dir, t->data, bytes, err);
+        if (fread(t->data, 1, bytes, ext) != bytes)
+            st = em_fail(err, EMBER_ERR_IO, "tensor '%s': short read of external data", tname);
+        fclose(ext);
     } else if (tp->has_raw_data) {
         if (bytes) memcpy(t->data, tp->raw_data.data, bytes); /* little-endian host assumed */
     } else {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #define MAX_INPUTS 16
 #define MAX_OUTPUTS 64
 #define TEXT_SIZE 4096
+#define MAX_GROWTH_MB 512
 
 typedef struct catalogue_case {
     char *name, *model, *inputs, *options, *stage, *status, *exit_code, *fragment;
@@ -333,13 +335,25 @@ int main(int argc, char **argv) {
         total++;
         outcome o;
         char why[2 * TEXT_SIZE] = "";
-        if (!run_api(&c, &o)) {
+        /* The peak resident size may not jump during a case: a resource bomb must be refused
+         * before it allocates, not after (the process's peak only grows, so a jump is this
+         * case's doing). */
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        long peak_before = ru.ru_maxrss;
+        bool ran = run_api(&c, &o);
+        getrusage(RUSAGE_SELF, &ru);
+        long grown_mb = (ru.ru_maxrss - peak_before) / 1024;
+        if (!ran) {
             snprintf(why, sizeof why, "%s", o.text);
         } else if (strcmp(o.stage, c.stage) != 0 || strcmp(status_name(o.status), c.status) != 0) {
             snprintf(why, sizeof why, "stopped at %s with %s, expected %s with %s: %s", o.stage,
                      status_name(o.status), c.stage, c.status, o.text);
         } else if (!strstr(o.text, c.fragment)) {
             snprintf(why, sizeof why, "'%s' lacks '%s'", o.text, c.fragment);
+        } else if (grown_mb > MAX_GROWTH_MB) {
+            snprintf(why, sizeof why, "the peak memory grew by %ld MB (more than %d)", grown_mb,
+                     MAX_GROWTH_MB);
         }
         char *cli = NULL;
         if (ember && strcmp(c.options, "-") == 0 && strcmp(c.exit_code, "-") != 0) {

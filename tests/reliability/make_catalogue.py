@@ -376,6 +376,12 @@ if not os.path.exists(path("ext/fifo.bin")):
     os.mkfifo(path("ext/fifo.bin"))  # opening it blocked the load forever
 case("external_fifo", external("fifo.onnx", [("location", "fifo.bin")]), "-", "load", "IO", 1,
      "cannot read external data")
+# 4 GiB of external data in a file that does not exist: the tensor was allocated (and zeroed)
+# before the file was looked at (fuzz_tensor: 2.5 GB from a 110-byte TensorProto).
+case("external_missing_4GiB", external("missing4g.onnx", [("location", "nothing.bin")], dims=(1 << 30,)),
+     "-", "load", "IO", 1, "cannot open external data")
+case("external_short_4GiB", external("short4g.onnx", [("location", "w.bin")], dims=(1 << 30,)),
+     "-", "load", "INVALID_MODEL", 1, "runs past its end")
 case("external_huge_declared", external("huge.onnx", [("location", "w.bin")], dims=(1 << 40,)), "-",
      "load", "LIMIT", 1, "larger than the 4294967296-byte limit")
 
