@@ -3,8 +3,10 @@
  *   create  (once per node at session creation): validate attributes and constant inputs,
  *           prepare state such as packed weights. May be NULL.
  *   infer   (whenever input shapes are new): set dtype, rank and dims of every output from the
- *           inputs. An input's data is NULL during static inference (at load): a kernel whose
- *           output shape depends on input values then sets that output's rank to -1.
+ *           inputs. Also called at load for static inference, BEFORE create: then `state` is
+ *           NULL and inputs that are not constants have data == NULL (dims may be known). A
+ *           kernel whose output shape depends on input values then sets that output's rank to
+ *           -1. So infer must never dereference `state` without checking it for NULL.
  *   run     compute. Outputs arrive allocated as infer described them.
  *   destroy free the state. May be NULL.
  *

@@ -1,0 +1,412 @@
+/* The public API (include/ember.h): handles, argument checks, ownership. */
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <errno.h>
+
+#include "session.h"
+
+const char *ember_status_string(ember_status s) {
+    switch (s) {
+    case EMBER_OK: return "ok";
+    case EMBER_ERR_INVALID_ARGUMENT: return "invalid argument";
+    case EMBER_ERR_IO: return "i/o error";
+    case EMBER_ERR_PARSE: return "parse error";
+    case EMBER_ERR_INVALID_MODEL: return "invalid model";
+    case EMBER_ERR_UNSUPPORTED: return "unsupported";
+    case EMBER_ERR_OUT_OF_MEMORY: return "out of memory";
+    case EMBER_ERR_LIMIT: return "limit exceeded";
+    case EMBER_ERR_SHAPE: return "shape mismatch";
+    case EMBER_ERR_RUNTIME: return "runtime error";
+    }
+    return "unknown status";
+}
+
+const char *ember_version(void) { return EMBER_VERSION_STRING; }
+int ember_abi_version(void) { return EMBER_ABI_VERSION; }
+size_t ember_dtype_size(ember_dtype dt) { return em_dtype_size(dt); }
+const char *ember_dtype_name(ember_dtype dt) { return em_dtype_name(dt); }
+
+/* ---- tensors ---- */
+
+static ember_status check_shape(ember_dtype dtype, const int64_t *dims, int rank,
+                                ember_error *err) {
+    if (em_dtype_size(dtype) == 0)
+        return em_fail(err, EMBER_ERR_UNSUPPORTED, "element type %d is not supported", (int)dtype);
+    if (rank < 0 || rank > EMBER_MAX_RANK || (rank > 0 && !dims))
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "rank %d is out of range 0..%d", rank,
+                       EMBER_MAX_RANK);
+    if (em_shape_numel(dims, rank) < 0)
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "negative or overflowing dimensions");
+    return EMBER_OK;
+}
+
+ember_status ember_tensor_create(ember_dtype dtype, const int64_t *dims, int rank,
+                                 ember_tensor **out, ember_error *err) {
+    if (!out) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "out is NULL");
+    *out = NULL;
+    EM_TRY(check_shape(dtype, dims, rank, err));
+    em_tensor *t = em_tensor_new(dtype, dims, rank, err);
+    if (!t) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    ember_tensor *h = calloc(1, sizeof *h);
+    char *name = calloc(1, 1);
+    if (!h || !name) {
+        em_tensor_free(t);
+        free(h);
+        free(name);
+        return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    h->t = *t;
+    h->name = name;
+    free(t);
+    *out = h;
+    return EMBER_OK;
+}
+
+ember_status ember_tensor_wrap(ember_dtype dtype, const int64_t *dims, int rank, void *data,
+                               size_t bytes, ember_tensor **out, ember_error *err) {
+    if (!out) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "out is NULL");
+    *out = NULL;
+    EM_TRY(check_shape(dtype, dims, rank, err));
+    int64_t n = em_shape_numel(dims, rank);
+    size_t need = (size_t)n * em_dtype_size(dtype);
+    if (bytes < need || (!data && need))
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
+                       "buffer of %zu bytes is too small for %lld elements of %s (%zu bytes)",
+                       bytes, (long long)n, em_dtype_name(dtype), need);
+    ember_tensor *h = calloc(1, sizeof *h);
+    char *name = calloc(1, 1);
+    if (!h || !name) {
+        free(h);
+        free(name);
+        return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    em_tensor_set_shape(&h->t, dtype, dims, rank);
+    h->t.data = data;
+    h->t.capacity = bytes;
+    h->t.owns_data = false;
+    h->name = name;
+    *out = h;
+    return EMBER_OK;
+}
+
+void ember_tensor_free(ember_tensor *t) {
+    if (!t) return;
+    if (t->t.owns_data) em_aligned_free(t->t.data);
+    free(t->name);
+    free(t);
+}
+
+ember_dtype ember_tensor_dtype(const ember_tensor *t) { return t ? t->t.dtype : EMBER_UNDEFINED; }
+int ember_tensor_rank(const ember_tensor *t) { return t ? t->t.rank : -1; }
+const int64_t *ember_tensor_dims(const ember_tensor *t) { return t ? t->t.dims : NULL; }
+int64_t ember_tensor_element_count(const ember_tensor *t) { return t ? em_numel(&t->t) : 0; }
+size_t ember_tensor_byte_size(const ember_tensor *t) { return t ? em_nbytes(&t->t) : 0; }
+void *ember_tensor_data(ember_tensor *t) { return t ? t->t.data : NULL; }
+const void *ember_tensor_const_data(const ember_tensor *t) { return t ? t->t.data : NULL; }
+const char *ember_tensor_name(const ember_tensor *t) { return t && t->name ? t->name : ""; }
+
+/* Hand a heap em_tensor over to a new public handle. */
+static ember_tensor *wrap_owned(em_tensor *t) {
+    ember_tensor *h = calloc(1, sizeof *h);
+    char *name = calloc(1, 1);
+    if (!h || !name) {
+        free(h);
+        free(name);
+        return NULL;
+    }
+    h->t = *t;
+    h->name = name;
+    free(t);
+    return h;
+}
+
+/* ---- models ---- */
+
+ember_status ember_model_load_memory_at(const void *data, size_t size, const char *base_dir,
+                                        const ember_load_options *options, ember_model **out,
+                                        ember_error *err) {
+    if (!out) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "out is NULL");
+    *out = NULL;
+    if (!data && size) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "data is NULL");
+    em_load_limits lim;
+    em_load_limits_init(&lim, options);
+    return em_model_load(data, size, "<memory>", base_dir, &lim, out, err);
+}
+
+ember_status ember_model_load_memory(const void *data, size_t size,
+                                     const ember_load_options *options, ember_model **out,
+                                     ember_error *err) {
+    return ember_model_load_memory_at(data, size, NULL, options, out, err);
+}
+
+ember_status ember_model_load_file(const char *path, const ember_load_options *options,
+                                   ember_model **out, ember_error *err) {
+    if (!out || !path) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return em_fail(err, EMBER_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return em_fail(err, EMBER_ERR_IO, "%s: not a regular file", path);
+    }
+    size_t size = (size_t)sb.st_size;
+    void *map = NULL;
+    if (size > 0) {
+        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) {
+            close(fd);
+            return em_fail(err, EMBER_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+        }
+    }
+    close(fd);
+    char *copy = strdup(path);
+    if (!copy) {
+        if (map) munmap(map, size);
+        return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    const char *dir = dirname(copy);
+    em_load_limits lim;
+    em_load_limits_init(&lim, options);
+    ember_status st = em_model_load(map ? map : "", size, path, dir, &lim, out, err);
+    free(copy);
+    if (map) munmap(map, size);
+    return st;
+}
+
+void ember_model_free(ember_model *m) { em_model_release(m); }
+
+size_t ember_model_input_count(const ember_model *m) { return m ? m->n_inputs : 0; }
+size_t ember_model_output_count(const ember_model *m) { return m ? m->n_outputs : 0; }
+
+ember_status ember_model_input(const ember_model *m, size_t i, ember_value_info *info) {
+    if (!m || !info || i >= m->n_inputs)
+        return EMBER_ERR_INVALID_ARGUMENT;
+    *info = m->inputs[i];
+    return EMBER_OK;
+}
+
+ember_status ember_model_output(const ember_model *m, size_t i, ember_value_info *info) {
+    if (!m || !info || i >= m->n_outputs) return EMBER_ERR_INVALID_ARGUMENT;
+    *info = m->outputs[i];
+    return EMBER_OK;
+}
+
+int64_t ember_model_ir_version(const ember_model *m) { return m ? m->ir_version : 0; }
+int64_t ember_model_opset(const ember_model *m, const char *domain) {
+    return m ? em_graph_opset(m->graph, domain) : 0;
+}
+const char *ember_model_producer(const ember_model *m) { return m ? m->producer : ""; }
+size_t ember_model_warning_count(const ember_model *m) { return m ? m->n_warnings : 0; }
+const char *ember_model_warning(const ember_model *m, size_t i) {
+    return m && i < m->n_warnings ? m->warnings[i] : NULL;
+}
+size_t ember_model_node_count(const ember_model *m) { return m ? m->n_nodes : 0; }
+ember_status ember_model_node(const ember_model *m, size_t i, ember_node_info *info) {
+    if (!m || !info || i >= m->n_nodes) return EMBER_ERR_INVALID_ARGUMENT;
+    *info = m->nodes[i];
+    return EMBER_OK;
+}
+uint64_t ember_model_parameter_count(const ember_model *m) { return m ? m->param_count : 0; }
+uint64_t ember_model_parameter_bytes(const ember_model *m) { return m ? m->param_bytes : 0; }
+
+/* ---- thread pools ---- */
+
+ember_status ember_threadpool_create(int threads, ember_threadpool **out, ember_error *err) {
+    if (!out) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "out is NULL");
+    if (threads < 0) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "threads must be >= 0");
+    return em_threadpool_new(threads, out, err);
+}
+
+void ember_threadpool_free(ember_threadpool *p) { em_threadpool_delete(p); }
+
+/* ---- sessions ---- */
+
+void ember_session_options_init(ember_session_options *o) {
+    memset(o, 0, sizeof *o);
+    o->threads = 0;
+    o->opt_level = EMBER_OPT_ALL;
+}
+
+void ember_session_free(ember_session *s) {
+    if (!s) return;
+    for (int i = 0; i < s->n_idle; i++) em_run_ctx_free(s->idle[i]);
+    free(s->idle);
+    em_session_release_kernels(s->graph);
+    em_graph_free(s->graph);
+    em_plan_free(&s->plan);
+    if (s->owns_pool) em_threadpool_delete(s->pool);
+    pthread_mutex_destroy(&s->lock);
+    em_model_release(s->model);
+    free(s);
+}
+
+ember_status ember_session_create(const ember_model *model, const ember_session_options *options,
+                                  ember_session **out, ember_error *err) {
+    if (!model || !out) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    ember_session_options opts;
+    if (options) opts = *options;
+    else ember_session_options_init(&opts);
+    if (opts.threads < 0) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "threads must be >= 0");
+    ember_session *s = calloc(1, sizeof *s);
+    if (!s) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    pthread_mutex_init(&s->lock, NULL);
+    atomic_fetch_add(&((struct ember_model *)model)->refs, 1);
+    s->model = (struct ember_model *)model;
+    s->memory_limit = opts.memory_limit ? opts.memory_limit : (8ull << 30);
+    s->opt_level = opts.opt_level;
+    ember_status st = EMBER_OK;
+    if (opts.threadpool) {
+        s->pool = opts.threadpool;
+        s->threads = em_threadpool_threads(s->pool);
+    } else {
+        s->threads = opts.threads ? opts.threads : em_cpu_count();
+        if (s->threads > 1) {
+            st = em_threadpool_new(s->threads, &s->pool, err);
+            s->owns_pool = st == EMBER_OK;
+        }
+    }
+    if (st == EMBER_OK) {
+        s->graph = em_graph_clone(model->graph, err);
+        if (!s->graph) st = err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    }
+    if (st == EMBER_OK) {
+        st = em_optimize(s->graph, opts.opt_level, err);
+        if (st != EMBER_OK) em_wrap(err, st, "%s", model->path);
+    }
+    if (st == EMBER_OK) st = em_session_prepare(s, err);
+    if (st != EMBER_OK) {
+        ember_session_free(s);
+        return st;
+    }
+    *out = s;
+    return EMBER_OK;
+}
+
+static em_run_ctx *acquire_ctx(ember_session *s) {
+    em_run_ctx *c = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (s->n_idle > 0) c = s->idle[--s->n_idle];
+    pthread_mutex_unlock(&s->lock);
+    return c ? c : em_run_ctx_new(s);
+}
+
+static void release_ctx(ember_session *s, em_run_ctx *c) {
+    pthread_mutex_lock(&s->lock);
+    if (s->n_idle == s->cap_idle) {
+        int cap = s->cap_idle ? s->cap_idle * 2 : 4;
+        em_run_ctx **n = realloc(s->idle, sizeof *n * (size_t)cap);
+        if (n) {
+            s->idle = n;
+            s->cap_idle = cap;
+        }
+    }
+    if (s->n_idle < s->cap_idle) {
+        s->idle[s->n_idle++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    em_run_ctx_free(c);
+}
+
+ember_status ember_session_run(ember_session *s, const char *const *input_names,
+                               const ember_tensor *const *inputs, size_t input_count,
+                               const char *const *output_names, size_t output_count,
+                               ember_tensor **outputs, ember_error *err) {
+    if (!s || (input_count && (!input_names || !inputs)) ||
+        (output_count && (!output_names || !outputs)))
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "NULL argument");
+    for (size_t k = 0; k < output_count; k++) outputs[k] = NULL;
+    const em_graph *g = s->graph;
+    em_tensor *in_stack[16];
+    int outv_stack[16];
+    em_tensor *out_stack[16];
+    em_tensor **in = g->n_inputs <= 16 ? in_stack : calloc((size_t)g->n_inputs, sizeof(em_tensor *));
+    int *outv = output_count <= 16 ? outv_stack : calloc(output_count, sizeof(int));
+    em_tensor **outs = output_count <= 16 ? out_stack : calloc(output_count, sizeof(em_tensor *));
+    ember_status st = EMBER_OK;
+    if (!in || !outv || !outs) {
+        st = em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < g->n_inputs; i++) in[i] = NULL;
+    for (size_t k = 0; k < input_count && st == EMBER_OK; k++) {
+        int slot = -1;
+        if (!input_names[k] || !inputs[k]) {
+            st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "input %zu: NULL name or tensor", k);
+            break;
+        }
+        for (int i = 0; i < g->n_inputs; i++)
+            if (strcmp(g->values[g->inputs[i]].name, input_names[k]) == 0) slot = i;
+        if (slot < 0) st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "the model has no input '%s'",
+                                   input_names[k]);
+        else if (in[slot])
+            st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "input '%s' is given twice",
+                         input_names[k]);
+        else in[slot] = (em_tensor *)&inputs[k]->t;
+    }
+    for (size_t k = 0; k < output_count && st == EMBER_OK; k++) {
+        outv[k] = -1;
+        for (int i = 0; i < g->n_outputs && output_names[k]; i++)
+            if (strcmp(g->values[g->outputs[i]].name, output_names[k]) == 0) outv[k] = g->outputs[i];
+        if (outv[k] < 0)
+            st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "the model has no output '%s'",
+                         output_names[k] ? output_names[k] : "(null)");
+    }
+    if (st == EMBER_OK) {
+        em_run_ctx *c = acquire_ctx(s);
+        if (!c) st = em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        else {
+            st = em_execute(s, c, in, outv, (int)output_count, outs, err);
+            release_ctx(s, c);
+        }
+    }
+    for (size_t k = 0; k < output_count && st == EMBER_OK; k++) {
+        outputs[k] = wrap_owned(outs[k]);
+        if (!outputs[k]) {
+            for (size_t j = k; j < output_count; j++) em_tensor_free(outs[j]);
+            for (size_t j = 0; j < k; j++) {
+                ember_tensor_free(outputs[j]);
+                outputs[j] = NULL;
+            }
+            st = em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        }
+    }
+done:
+    if (in != in_stack) free(in);
+    if (outv != outv_stack) free(outv);
+    if (outs != out_stack) free(outs);
+    return st;
+}
+
+size_t ember_session_describe(const ember_session *s, char *buf, size_t size) {
+    if (!s) return 0;
+    const em_graph *g = s->graph;
+    size_t used = 0;
+    char line[1024];
+    if (buf && size) buf[0] = '\0';
+    for (int i = 0; i < g->n_nodes; i++) {
+        const em_node *n = &g->nodes[i];
+        int len = snprintf(line, sizeof line, "%s%s%s '%s' (", n->domain,
+                           n->domain[0] ? ":" : "", n->op_type, n->name);
+        for (int k = 0; k < n->n_explicit_inputs; k++)
+            len += snprintf(line + len, sizeof line - (size_t)len, "%s%s", k ? ", " : "",
+                            n->inputs[k] >= 0 ? g->values[n->inputs[k]].name : "");
+        len += snprintf(line + len, sizeof line - (size_t)len, ") -> (");
+        for (int k = 0; k < n->n_outputs; k++)
+            len += snprintf(line + len, sizeof line - (size_t)len, "%s%s", k ? ", " : "",
+                            n->outputs[k] >= 0 ? g->values[n->outputs[k]].name : "");
+        if (len > (int)sizeof line - 3) len = (int)sizeof line - 3;
+        len += snprintf(line + len, sizeof line - (size_t)len, ")\n");
+        if (buf && used + (size_t)len < size) memcpy(buf + used, line, (size_t)len + 1);
+        used += (size_t)len;
+    }
+    return used;
+}

@@ -1,0 +1,509 @@
+/* The executor: runs a graph node by node. For every node: infer output shapes from the actual
+ * inputs, take output buffers from the run context's arena (or alias / reuse an input buffer),
+ * run the kernel, then hand buffers whose last reader has run back to the arena. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "session.h"
+
+typedef struct em_block {
+    void *p;
+    size_t cap;
+    int refs; /* values (and scratch users) holding it; 0 = free */
+    bool used; /* touched during the current run */
+} em_block;
+
+struct em_run_ctx {
+    struct ember_session *s;
+    em_block *blocks;
+    int n_blocks, cap_blocks;
+    uint64_t arena_bytes;
+};
+
+struct em_exec {
+    em_run_ctx *rc;
+    const em_graph *g;
+    em_tensor *vals;
+    int *block_of; /* per value: arena block or -1 (input, constant, capture) */
+    const int *last_use;
+    int scratch[16]; /* blocks taken by the running kernel */
+    int n_scratch;
+};
+
+/* ---- arena ---- */
+
+static int arena_take(em_run_ctx *rc, size_t bytes, ember_error *err) {
+    if (bytes == 0) bytes = 1;
+    int best = -1;
+    for (int i = 0; i < rc->n_blocks; i++) {
+        em_block *b = &rc->blocks[i];
+        if (b->refs || b->cap < bytes) continue;
+        if (best < 0 || b->cap < rc->blocks[best].cap) best = i;
+    }
+    /* A much bigger free block would waste memory that a later, bigger tensor needs. */
+    if (best >= 0 && rc->blocks[best].cap > 4 * bytes + (1u << 20)) best = -1;
+    if (best >= 0) {
+        rc->blocks[best].refs = 1;
+        rc->blocks[best].used = true;
+        return best;
+    }
+    uint64_t limit = rc->s->memory_limit;
+    if (rc->arena_bytes + bytes > limit || bytes > limit)
+        return em_fail(err, EMBER_ERR_LIMIT,
+                       "a run needs more than the session's memory limit of %llu bytes "
+                       "(%llu in use, %zu more requested)",
+                       (unsigned long long)limit, (unsigned long long)rc->arena_bytes, bytes),
+               -1;
+    /* Reuse a free slot (a block freed after an earlier run) or grow the table. */
+    int slot = -1;
+    for (int i = 0; i < rc->n_blocks; i++)
+        if (!rc->blocks[i].p) slot = i;
+    if (slot < 0) {
+        if (rc->n_blocks == rc->cap_blocks) {
+            int cap = rc->cap_blocks ? rc->cap_blocks * 2 : 32;
+            em_block *nb = realloc(rc->blocks, sizeof *nb * (size_t)cap);
+            if (!nb) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory"), -1;
+            rc->blocks = nb;
+            rc->cap_blocks = cap;
+        }
+        slot = rc->n_blocks++;
+    }
+    void *p = em_aligned_alloc(bytes);
+    if (!p) {
+        rc->blocks[slot] = (em_block){0};
+        return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory allocating %zu bytes", bytes),
+               -1;
+    }
+    rc->blocks[slot] = (em_block){.p = p, .cap = bytes, .refs = 1, .used = true};
+    rc->arena_bytes += bytes;
+    return slot;
+}
+
+static void arena_release(em_run_ctx *rc, int block) {
+    if (block >= 0 && rc->blocks[block].refs > 0) rc->blocks[block].refs--;
+}
+
+/* After a run: blocks this run did not use are returned to the system, so memory follows the
+ * latest shapes instead of growing with every shape ever seen. */
+static void arena_trim(em_run_ctx *rc) {
+    for (int i = 0; i < rc->n_blocks; i++) {
+        em_block *b = &rc->blocks[i];
+        b->refs = 0;
+        if (b->p && !b->used) {
+            em_aligned_free(b->p);
+            rc->arena_bytes -= b->cap;
+            *b = (em_block){0};
+        }
+        b->used = false;
+    }
+}
+
+em_run_ctx *em_run_ctx_new(struct ember_session *s) {
+    em_run_ctx *rc = calloc(1, sizeof *rc);
+    if (rc) rc->s = s;
+    return rc;
+}
+
+void em_run_ctx_free(em_run_ctx *rc) {
+    if (!rc) return;
+    for (int i = 0; i < rc->n_blocks; i++) em_aligned_free(rc->blocks[i].p);
+    free(rc->blocks);
+    free(rc);
+}
+
+/* ---- kernel helpers ---- */
+
+void em_parallel_for(em_exec *ex, int64_t n, int64_t grain, em_range_fn fn, void *ctx) {
+    struct ember_session *s = ex ? ex->rc->s : NULL;
+    em_threadpool_run(s ? s->pool : NULL, s ? s->threads : 1, n, grain, fn, ctx);
+}
+
+int em_exec_threads(const em_exec *ex) { return ex ? ex->rc->s->threads : 1; }
+
+void *em_exec_scratch(em_exec *ex, size_t bytes, ember_error *err) {
+    if (ex->n_scratch >= (int)(sizeof ex->scratch / sizeof ex->scratch[0])) {
+        em_fail(err, EMBER_ERR_RUNTIME, "a kernel asked for too many scratch buffers");
+        return NULL;
+    }
+    int b = arena_take(ex->rc, bytes, err);
+    if (b < 0) return NULL;
+    ex->scratch[ex->n_scratch++] = b;
+    return ex->rc->blocks[b].p;
+}
+
+ember_status em_unsupported_type(const em_node *node, int input, ember_dtype dt,
+                                 ember_error *err) {
+    char desc[256];
+    return em_fail(err, EMBER_ERR_UNSUPPORTED, "%s: input %d has type %s, which is not supported",
+                   em_node_desc(node, desc, sizeof desc), input, em_dtype_name(dt));
+}
+
+ember_status em_norm_axis(const em_node *node, int64_t axis, int rank, int *out,
+                          ember_error *err) {
+    int64_t a = axis < 0 ? axis + rank : axis;
+    if (a < 0 || a >= (rank > 0 ? rank : 1)) {
+        char desc[256];
+        return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: axis %lld is out of range for rank %d",
+                       em_node_desc(node, desc, sizeof desc), (long long)axis, rank);
+    }
+    *out = (int)a;
+    return EMBER_OK;
+}
+
+/* ---- running one graph ---- */
+
+static void release_value(em_exec *ex, int v) {
+    if (ex->block_of[v] >= 0) arena_release(ex->rc, ex->block_of[v]);
+    ex->block_of[v] = -1;
+}
+
+static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
+    const em_graph *g = ex->g;
+    em_node *n = &g->nodes[ni];
+    em_tensor *in_stack[16];
+    em_tensor out_stack[8];
+    int out_block_stack[8];
+    em_tensor **in = n->n_inputs <= 16 ? in_stack : malloc(sizeof(em_tensor *) * (size_t)n->n_inputs);
+    em_tensor *outs = n->n_outputs <= 8 ? out_stack : calloc((size_t)n->n_outputs, sizeof *outs);
+    int *out_block = n->n_outputs <= 8 ? out_block_stack : malloc(sizeof(int) * (size_t)n->n_outputs);
+    ember_status st = EMBER_OK;
+    char desc[256];
+    if (!in || !outs || !out_block) {
+        st = em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        goto done;
+    }
+    for (int k = 0; k < n->n_inputs; k++) in[k] = n->inputs[k] >= 0 ? &ex->vals[n->inputs[k]] : NULL;
+    for (int k = 0; k < n->n_outputs; k++) {
+        memset(&outs[k], 0, sizeof outs[k]);
+        outs[k].rank = -1;
+        out_block[k] = -1;
+    }
+    st = n->op->infer(n, n->state, in, outs, err);
+    if (st != EMBER_OK) {
+        em_wrap(err, st, "%s", em_node_desc(n, desc, sizeof desc));
+        goto done;
+    }
+    unsigned flags = n->op->flags;
+    for (int k = 0; k < n->n_outputs; k++) {
+        em_tensor *o = &outs[k];
+        int64_t numel = em_numel(o);
+        if (o->rank < 0 || o->rank > EM_MAX_RANK || numel < 0 || em_dtype_size(o->dtype) == 0) {
+            st = em_fail(err, EMBER_ERR_RUNTIME, "%s: output %d has no valid shape",
+                         em_node_desc(n, desc, sizeof desc), k);
+            goto done;
+        }
+        size_t es = em_dtype_size(o->dtype);
+        if ((uint64_t)numel > SIZE_MAX / es) {
+            st = em_fail(err, EMBER_ERR_LIMIT, "%s: output %d is too large",
+                         em_node_desc(n, desc, sizeof desc), k);
+            goto done;
+        }
+        size_t bytes = (size_t)numel * es;
+        o->owns_data = false;
+        if (k == 0 && (flags & EM_OP_ALIAS_INPUT0) && in[0]) {
+            if (bytes > em_nbytes(in[0])) {
+                st = em_fail(err, EMBER_ERR_RUNTIME, "%s: view is larger than its input",
+                             em_node_desc(n, desc, sizeof desc));
+                goto done;
+            }
+            o->data = in[0]->data;
+            o->capacity = in[0]->capacity;
+            int b = ex->block_of[n->inputs[0]];
+            if (b >= 0) ex->rc->blocks[b].refs++;
+            out_block[k] = b;
+            continue;
+        }
+        if (k == 0 && (flags & EM_OP_INPLACE_OK) && in[0] && n->inputs[0] >= 0) {
+            int v0 = n->inputs[0];
+            int b = ex->block_of[v0];
+            bool dies = ex->last_use[v0] == ni;
+            for (int j = 1; j < n->n_inputs && dies; j++)
+                if (n->inputs[j] == v0) dies = false; /* read again by this node: keep it */
+            if (b >= 0 && dies && ex->rc->blocks[b].refs == 1 && ex->rc->blocks[b].cap >= bytes &&
+                in[0]->dtype == o->dtype && em_numel(in[0]) == numel) {
+                ex->rc->blocks[b].refs++;
+                o->data = ex->rc->blocks[b].p;
+                o->capacity = ex->rc->blocks[b].cap;
+                out_block[k] = b;
+                continue;
+            }
+        }
+        int b = arena_take(ex->rc, bytes, err);
+        if (b < 0) {
+            st = err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+            em_wrap(err, st, "%s", em_node_desc(n, desc, sizeof desc));
+            goto done;
+        }
+        out_block[k] = b;
+        o->data = ex->rc->blocks[b].p;
+        o->capacity = ex->rc->blocks[b].cap;
+    }
+    if (n->op->run) {
+        ex->n_scratch = 0;
+        st = n->op->run(n, n->state, in, outs, ex, err);
+        for (int k = 0; k < ex->n_scratch; k++) arena_release(ex->rc, ex->scratch[k]);
+        ex->n_scratch = 0;
+        if (st != EMBER_OK) {
+            em_wrap(err, st, "%s", em_node_desc(n, desc, sizeof desc));
+            goto done;
+        }
+    }
+    /* Publish outputs; release what died here. */
+    for (int k = 0; k < n->n_outputs; k++) {
+        int v = n->outputs[k];
+        if (v < 0 || ex->last_use[v] < 0) {
+            arena_release(ex->rc, out_block[k]);
+            out_block[k] = -1;
+            if (v < 0) continue;
+        }
+        ex->vals[v] = outs[k];
+        ex->block_of[v] = out_block[k];
+        out_block[k] = -1;
+    }
+    for (int k = 0; k < n->n_inputs; k++) {
+        int v = n->inputs[k];
+        if (v < 0 || ex->last_use[v] != ni) continue;
+        bool first = true;
+        for (int j = 0; j < k; j++)
+            if (n->inputs[j] == v) first = false;
+        if (first) release_value(ex, v);
+    }
+done:
+    if (st != EMBER_OK && out_block)
+        for (int k = 0; k < n->n_outputs; k++) arena_release(ex->rc, out_block[k]);
+    if (in != in_stack) free(in);
+    if (outs != out_stack) free(outs);
+    if (out_block != out_block_stack) free(out_block);
+    return st;
+}
+
+static ember_status run_frame(em_exec *ex, ember_error *err) {
+    for (int i = 0; i < ex->g->n_nodes; i++) EM_TRY(run_node(ex, i, err));
+    return EMBER_OK;
+}
+
+static ember_status frame_init(em_exec *ex, em_run_ctx *rc, const em_graph *g, const int *last_use,
+                               ember_error *err) {
+    memset(ex, 0, sizeof *ex);
+    ex->rc = rc;
+    ex->g = g;
+    ex->last_use = last_use;
+    ex->vals = calloc((size_t)g->n_values + 1, sizeof(em_tensor));
+    ex->block_of = malloc(sizeof(int) * ((size_t)g->n_values + 1));
+    if (!ex->vals || !ex->block_of) {
+        free(ex->vals);
+        free(ex->block_of);
+        return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    for (int v = 0; v < g->n_values; v++) {
+        ex->block_of[v] = -1;
+        ex->vals[v].rank = -1;
+        if (g->values[v].constant) {
+            ex->vals[v] = *g->values[v].constant;
+            ex->vals[v].owns_data = false;
+        }
+    }
+    return EMBER_OK;
+}
+
+static void frame_free(em_exec *ex) {
+    if (ex->block_of)
+        for (int v = 0; v < ex->g->n_values; v++) release_value(ex, v);
+    free(ex->vals);
+    free(ex->block_of);
+}
+
+static ember_status check_input(const em_graph *g, int v, const em_tensor *t, ember_error *err) {
+    const em_value *val = &g->values[v];
+    const em_tensor *decl = &val->info;
+    char a[128], b[128];
+    if (decl->dtype != EMBER_UNDEFINED && t->dtype != decl->dtype)
+        return em_fail(err, EMBER_ERR_SHAPE, "input '%s' has type %s, the model expects %s",
+                       val->name, em_dtype_name(t->dtype), em_dtype_name(decl->dtype));
+    if (decl->rank >= 0) {
+        bool ok = decl->rank == t->rank;
+        for (int d = 0; ok && d < t->rank; d++)
+            if (decl->dims[d] >= 0 && decl->dims[d] != t->dims[d]) ok = false;
+        if (!ok)
+            return em_fail(err, EMBER_ERR_SHAPE, "input '%s' has shape %s, the model expects %s",
+                           val->name, em_shape_str(t, a, sizeof a), em_shape_str(decl, b, sizeof b));
+    }
+    return EMBER_OK;
+}
+
+ember_status em_execute(struct ember_session *s, em_run_ctx *rc, em_tensor *const *inputs,
+                        const int *output_values, int n_outputs, em_tensor **outputs,
+                        ember_error *err) {
+    const em_graph *g = s->graph;
+    em_exec ex;
+    EM_TRY(frame_init(&ex, rc, g, s->plan.last_use, err));
+    ember_status st = EMBER_OK;
+    for (int i = 0; i < g->n_inputs && st == EMBER_OK; i++) {
+        int v = g->inputs[i];
+        if (!inputs[i]) {
+            if (!g->values[v].constant)
+                st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "required input '%s' is missing",
+                             g->values[v].name);
+            continue;
+        }
+        st = check_input(g, v, inputs[i], err);
+        ex.vals[v] = *inputs[i];
+        ex.vals[v].owns_data = false;
+    }
+    if (st == EMBER_OK) st = run_frame(&ex, err);
+    for (int k = 0; k < n_outputs && st == EMBER_OK; k++) {
+        outputs[k] = em_tensor_clone(&ex.vals[output_values[k]], err);
+        if (!outputs[k]) st = err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    }
+    if (st != EMBER_OK)
+        for (int k = 0; k < n_outputs; k++) {
+            em_tensor_free(outputs[k]);
+            outputs[k] = NULL;
+        }
+    frame_free(&ex);
+    arena_trim(rc);
+    return st;
+}
+
+ember_status em_exec_subgraph(em_exec *parent, const em_graph *g, em_tensor *const *inputs,
+                              int n_inputs, em_tensor *const *captures, em_tensor **outputs,
+                              ember_error *err) {
+    for (int k = 0; k < g->n_outputs; k++) outputs[k] = NULL;
+    if (n_inputs != g->n_inputs)
+        return em_fail(err, EMBER_ERR_INVALID_MODEL, "subgraph '%s' takes %d inputs, got %d",
+                       g->name, g->n_inputs, n_inputs);
+    em_plan plan;
+    EM_TRY(em_plan_build(g, &plan, err));
+    em_exec ex;
+    ember_status st = frame_init(&ex, parent->rc, g, plan.last_use, err);
+    if (st != EMBER_OK) {
+        em_plan_free(&plan);
+        return st;
+    }
+    for (int i = 0; i < n_inputs; i++) {
+        if (!inputs[i]) continue;
+        ex.vals[g->inputs[i]] = *inputs[i];
+        ex.vals[g->inputs[i]].owns_data = false;
+    }
+    for (int i = 0; i < g->n_captures; i++) {
+        if (!captures[i]) continue;
+        ex.vals[g->captures[i]] = *captures[i];
+        ex.vals[g->captures[i]].owns_data = false;
+    }
+    st = run_frame(&ex, err);
+    for (int k = 0; k < g->n_outputs && st == EMBER_OK; k++) {
+        const em_tensor *t = &ex.vals[g->outputs[k]];
+        if (t->rank < 0 || (!t->data && em_numel(t) != 0)) {
+            st = em_fail(err, EMBER_ERR_RUNTIME, "subgraph '%s': output %d was not computed",
+                         g->name, k);
+            break;
+        }
+        outputs[k] = em_tensor_clone(t, err);
+        if (!outputs[k]) st = err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    }
+    if (st != EMBER_OK)
+        for (int k = 0; k < g->n_outputs; k++) {
+            em_tensor_free(outputs[k]);
+            outputs[k] = NULL;
+        }
+    frame_free(&ex);
+    em_plan_free(&plan);
+    return st;
+}
+
+/* ---- session preparation: kernel create, per node ---- */
+
+static ember_status create_kernels(em_graph *g, const char *what, ember_error *err) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        em_node *n = &g->nodes[i];
+        if (!n->op) {
+            n->op = em_registry_find(n->domain, n->op_type, n->opset);
+            if (!n->op) {
+                char desc[256];
+                return em_fail(err, EMBER_ERR_UNSUPPORTED, "%s: %s: no kernel", what,
+                               em_node_desc(n, desc, sizeof desc));
+            }
+        }
+        for (int a = 0; a < n->n_attrs; a++) {
+            if (n->attrs[a].g) EM_TRY(create_kernels(n->attrs[a].g, what, err));
+            for (int64_t k = 0; n->attrs[a].graphs && k < n->attrs[a].n; k++)
+                EM_TRY(create_kernels(n->attrs[a].graphs[k], what, err));
+        }
+        if (n->op->create) {
+            ember_status st = n->op->create(g, n, &n->state, err);
+            if (st != EMBER_OK) {
+                char desc[256];
+                return em_wrap(err, st, "%s: %s", what, em_node_desc(n, desc, sizeof desc));
+            }
+        }
+    }
+    return EMBER_OK;
+}
+
+void em_session_release_kernels(em_graph *g) {
+    if (!g) return;
+    for (int i = 0; i < g->n_nodes; i++) {
+        em_node *n = &g->nodes[i];
+        for (int a = 0; a < n->n_attrs; a++) {
+            if (n->attrs[a].g) em_session_release_kernels(n->attrs[a].g);
+            for (int64_t k = 0; n->attrs[a].graphs && k < n->attrs[a].n; k++)
+                em_session_release_kernels(n->attrs[a].graphs[k]);
+        }
+        if (n->state && n->op && n->op->destroy) n->op->destroy(n->state);
+        n->state = NULL;
+    }
+}
+
+ember_status em_session_prepare(struct ember_session *s, ember_error *err) {
+    EM_TRY(create_kernels(s->graph, s->model->path, err));
+    return em_plan_build(s->graph, &s->plan, err);
+}
+
+/* Liveness of subgraph values is computed per call; nothing else to plan here. */
+
+/* ---- constant folding support: run one node on constant inputs, single-threaded ---- */
+
+ember_status em_fold_node(const em_graph *g, em_node *n, em_tensor **outputs, ember_error *err) {
+    struct ember_session dummy;
+    memset(&dummy, 0, sizeof dummy);
+    dummy.memory_limit = UINT64_MAX;
+    dummy.threads = 1;
+    em_run_ctx rc = {.s = &dummy};
+    for (int k = 0; k < n->n_outputs; k++) outputs[k] = NULL;
+    ember_status st = EMBER_OK;
+    void *state = NULL;
+    if (n->op->create) st = n->op->create(g, n, &state, err);
+    if (st != EMBER_OK) return st;
+    /* A one-node frame over the parent's values. */
+    int *last_use = malloc(sizeof(int) * ((size_t)g->n_values + 1));
+    em_exec ex;
+    if (!last_use) {
+        if (state && n->op->destroy) n->op->destroy(state);
+        return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    for (int v = 0; v < g->n_values; v++) last_use[v] = 1; /* keep everything alive */
+    st = frame_init(&ex, &rc, g, last_use, err);
+    if (st == EMBER_OK) {
+        void *saved = n->state;
+        n->state = state;
+        int ni = (int)(n - g->nodes);
+        st = run_node(&ex, ni, err);
+        n->state = saved;
+        for (int k = 0; k < n->n_outputs && st == EMBER_OK; k++) {
+            if (n->outputs[k] < 0) continue;
+            outputs[k] = em_tensor_clone(&ex.vals[n->outputs[k]], err);
+            if (!outputs[k]) st = EMBER_ERR_OUT_OF_MEMORY;
+        }
+        frame_free(&ex);
+    }
+    if (st != EMBER_OK)
+        for (int k = 0; k < n->n_outputs; k++) {
+            em_tensor_free(outputs[k]);
+            outputs[k] = NULL;
+        }
+    for (int i = 0; i < rc.n_blocks; i++) em_aligned_free(rc.blocks[i].p);
+    free(rc.blocks);
+    free(last_use);
+    if (state && n->op->destroy) n->op->destroy(state);
+    return st;
+}

@@ -1,0 +1,54 @@
+#ifndef EMBER_RUNTIME_SESSION_H
+#define EMBER_RUNTIME_SESSION_H
+
+#include <pthread.h>
+
+#include "kernel.h"
+#include "model.h"
+#include "threadpool.h"
+
+/* Liveness plan of one graph: when each value can be released. */
+typedef struct em_plan {
+    int *last_use; /* per value: last node index reading it; n_nodes for graph outputs,
+                      -1 for values nobody reads */
+} em_plan;
+
+ember_status em_plan_build(const em_graph *g, em_plan *plan, ember_error *err);
+void em_plan_free(em_plan *plan);
+
+typedef struct em_run_ctx em_run_ctx;
+
+struct ember_session {
+    struct ember_model *model; /* reference held */
+    em_graph *graph;           /* optimized copy; node->state prepared */
+    em_plan plan;
+    ember_threadpool *pool;
+    bool owns_pool;
+    int threads;
+    uint64_t memory_limit;
+    ember_opt_level opt_level;
+    pthread_mutex_t lock; /* guards the pool of idle run contexts */
+    em_run_ctx **idle;
+    int n_idle, cap_idle;
+};
+
+/* Optimizer passes (optimizer.c). */
+ember_status em_optimize(em_graph *g, ember_opt_level level, ember_error *err);
+
+/* Executor (executor.c). */
+em_run_ctx *em_run_ctx_new(struct ember_session *s);
+void em_run_ctx_free(em_run_ctx *c);
+/* inputs: one tensor per graph input slot (NULL where not given); outputs: one new tensor per
+ * requested output value id. */
+ember_status em_execute(struct ember_session *s, em_run_ctx *c, em_tensor *const *inputs,
+                        const int *output_values, int n_outputs, em_tensor **outputs,
+                        ember_error *err);
+ember_status em_session_prepare(struct ember_session *s, ember_error *err);
+void em_session_release_kernels(em_graph *g);
+
+
+
+/* Run one node whose inputs are all constants (used by constant folding). outputs[k] receive
+ * new tensors (NULL for omitted outputs). */
+ember_status em_fold_node(const em_graph *g, em_node *n, em_tensor **outputs, ember_error *err);
+#endif
