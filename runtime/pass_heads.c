@@ -2,6 +2,7 @@
  * patterns and the contract) and replaces them by the fused "ai.ember" operators. */
 #include "pass_heads.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -698,4 +699,189 @@ ember_status em_pass_fuse_heads(em_graph *g, ember_error *err) {
     if (fused == 0 && st == EMBER_OK) return EMBER_OK;
     ember_status fin = em_graph_finalize(g, "heads fusion", err);
     return st != EMBER_OK ? st : fin;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Heads on request (--head)
+ * ------------------------------------------------------------------------------------------- */
+
+void em_head_spec_clear(em_head_spec *spec) {
+    free(spec->thresholds);
+    memset(spec, 0, sizeof *spec);
+}
+
+/* Parse "T1,T2,..." into spec->thresholds. */
+static ember_status parse_thresholds(const char *text, const char *head, em_head_spec *spec,
+                                     ember_error *err) {
+    int count = 1;
+    for (const char *p = text; *p; p++) count += *p == ',';
+    if (count > EM_HEAD_MAX_THRESHOLDS)
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "--head %s: more than %d thresholds",
+                       head, EM_HEAD_MAX_THRESHOLDS);
+    spec->thresholds = malloc(sizeof(float) * (size_t)count);
+    if (!spec->thresholds) return oom(err);
+    const char *p = text;
+    for (int i = 0; i < count; i++) {
+        char *end = NULL;
+        float t = strtof(p, &end);
+        if (end == p || (*end != ',' && *end != '\0') || !(t >= 0.0f && t <= 1.0f))
+            return em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
+                           "--head %s: '%s' is not a list of thresholds between 0 and 1", head,
+                           text);
+        spec->thresholds[i] = t;
+        p = end + (*end == ',');
+    }
+    spec->n_thresholds = count;
+    return EMBER_OK;
+}
+
+ember_status em_head_parse(const char *text, em_head_spec *spec, ember_error *err) {
+    memset(spec, 0, sizeof *spec);
+    const char *colon = strchr(text, ':');
+    size_t len = colon ? (size_t)(colon - text) : strlen(text);
+    const char *rest = colon ? colon + 1 : NULL;
+    ember_status st = EMBER_OK;
+    if (len == 6 && strncmp(text, "binary", 6) == 0) {
+        spec->kind = EM_HEAD_BINARY;
+        if (rest) st = parse_thresholds(rest, "binary", spec, err);
+        if (st == EMBER_OK && spec->n_thresholds > 1)
+            st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
+                         "--head binary takes one threshold; use multilabel for several");
+    } else if (len == 10 && strncmp(text, "multilabel", 10) == 0) {
+        spec->kind = EM_HEAD_MULTILABEL;
+        if (rest) st = parse_thresholds(rest, "multilabel", spec, err);
+    } else if (len == 10 && strncmp(text, "multiclass", 10) == 0) {
+        spec->kind = EM_HEAD_MULTICLASS;
+        if (rest)
+            st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "--head multiclass takes no options");
+    } else if (len == 7 && strncmp(text, "ordinal", 7) == 0) {
+        spec->kind = EM_HEAD_ORDINAL;
+        if (rest) {
+            const char *second = strchr(rest, ':');
+            size_t mode_len = second ? (size_t)(second - rest) : strlen(rest);
+            if (mode_len == 4 && strncmp(rest, "corn", 4) == 0) spec->corn = true;
+            else if (!(mode_len == 5 && strncmp(rest, "coral", 5) == 0))
+                st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
+                             "--head ordinal: the mode is coral or corn, not '%.*s'",
+                             (int)mode_len, rest);
+            if (st == EMBER_OK && second)
+                st = parse_thresholds(second + 1, "ordinal", spec, err);
+            if (st == EMBER_OK && spec->n_thresholds > 1)
+                st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
+                             "--head ordinal takes one threshold");
+        }
+    } else {
+        st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
+                     "unknown head '%s' (binary[:T], multilabel[:T1,T2,...], multiclass, "
+                     "ordinal[:coral|corn])",
+                     text);
+    }
+    if (st != EMBER_OK) em_head_spec_clear(spec);
+    return st;
+}
+
+/* A new graph output "<base>_<suffix>" (made unique) with the given static info. */
+static int add_output_value(em_graph *g, int base, const char *suffix, ember_dtype dtype,
+                            const int64_t *dims, int rank, ember_error *err) {
+    const char *base_name = g->values[base].name;
+    size_t size = strlen(base_name) + strlen(suffix) + 24;
+    char *name = malloc(size);
+    if (!name) return oom(err), -1;
+    snprintf(name, size, "%s_%s", base_name, suffix);
+    for (int k = 2; em_graph_find_value(g, name) >= 0; k++)
+        snprintf(name, size, "%s_%s_%d", base_name, suffix, k);
+    int *outputs = realloc(g->outputs, sizeof(int) * ((size_t)g->n_outputs + 1));
+    int v = outputs ? em_graph_add_value(g, name) : -1;
+    free(name);
+    if (outputs) g->outputs = outputs;
+    if (v < 0) return oom(err), -1;
+    em_value *val = &g->values[v];
+    em_tensor_set_shape(&val->info, dtype, dims, rank);
+    val->is_output = true;
+    g->outputs[g->n_outputs++] = v;
+    return v;
+}
+
+ember_status em_head_attach(em_graph *g, int output_index, const em_head_spec *spec,
+                            ember_error *err) {
+    if (output_index < 0 || output_index >= g->n_outputs)
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "--head: the model has no output #%d",
+                       output_index);
+    int x = g->outputs[output_index];
+    em_tensor xi = *info(g, x);
+    const char *name = g->values[x].name;
+    if (xi.dtype != EMBER_FLOAT)
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
+                       "--head: output '%s' is %s, a head needs float32 logits", name,
+                       em_dtype_name(xi.dtype));
+    if (spec->kind != EM_HEAD_BINARY && xi.rank == 0)
+        return em_fail(err, EMBER_ERR_SHAPE, "--head: output '%s' is a scalar, the head needs "
+                       "an axis of logits", name);
+    int64_t last = xi.rank >= 1 ? xi.dims[xi.rank - 1] : 1;
+    if (spec->kind == EM_HEAD_MULTILABEL && spec->n_thresholds > 1 && last >= 0 &&
+        last != spec->n_thresholds)
+        return em_fail(err, EMBER_ERR_SHAPE,
+                       "--head multilabel: %d thresholds for output '%s' with %lld labels",
+                       spec->n_thresholds, name, (long long)last);
+    int64_t reduced[EM_MAX_RANK], grown[EM_MAX_RANK];
+    int rank = xi.rank < 0 ? 0 : xi.rank;
+    memcpy(reduced, xi.dims, sizeof reduced);
+    memcpy(grown, xi.dims, sizeof grown);
+    if (rank >= 1) grown[rank - 1] = last >= 0 ? last + 1 : -1;
+    int outs[3] = {-1, -1, -1}, n_outs = 1;
+    const char *op_type = "SigmoidThreshold";
+    switch (spec->kind) {
+    case EM_HEAD_BINARY:
+    case EM_HEAD_MULTILABEL: {
+        ember_dtype dt = spec->kind == EM_HEAD_BINARY ? EMBER_FLOAT : EMBER_BOOL;
+        outs[0] = add_output_value(g, x, "decision", dt, xi.dims, xi.rank, err);
+        break;
+    }
+    case EM_HEAD_MULTICLASS:
+        op_type = "SoftmaxArgMax";
+        n_outs = 2;
+        outs[0] = add_output_value(g, x, "class", EMBER_INT64, reduced, rank - 1, err);
+        if (outs[0] >= 0)
+            outs[1] = add_output_value(g, x, "probability", EMBER_FLOAT, reduced, rank - 1, err);
+        break;
+    case EM_HEAD_ORDINAL:
+        op_type = "CumulativeOrdinal";
+        n_outs = 3;
+        outs[0] = add_output_value(g, x, "rank", EMBER_INT64, reduced, rank - 1, err);
+        if (outs[0] >= 0)
+            outs[2] = add_output_value(g, x, "class_probabilities", EMBER_FLOAT, grown, rank,
+                                       err);
+        break;
+    }
+    if (outs[0] < 0 || (n_outs > 1 && outs[n_outs - 1] < 0))
+        return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    em_node logits = {.name = (char *)name};
+    int idx = add_fused(g, op_type, &logits, x, n_outs, outs);
+    if (idx < 0) return oom(err);
+    em_node *f = &g->nodes[idx];
+    float t = spec->n_thresholds >= 1 ? spec->thresholds[0] : 0.5f;
+    bool ok = true;
+    switch (spec->kind) {
+    case EM_HEAD_BINARY:
+        /* At 0.5 exactly torch.round(torch.sigmoid(x)) (a NaN logit stays NaN). */
+        ok = t == 0.5f ? attr_string(f, "mode", "round")
+                       : attr_string(f, "mode", "greater") && attr_float(f, "threshold", t);
+        ok = ok && attr_int(f, "to", EMBER_FLOAT);
+        break;
+    case EM_HEAD_MULTILABEL:
+        ok = attr_int(f, "to", EMBER_BOOL) &&
+             (spec->n_thresholds > 1
+                  ? attr_floats(f, "thresholds", spec->thresholds, spec->n_thresholds)
+                  : attr_float(f, "threshold", t));
+        break;
+    case EM_HEAD_MULTICLASS:
+        ok = attr_int(f, "axis", -1) && attr_int(f, "keepdims", 0);
+        break;
+    case EM_HEAD_ORDINAL:
+        ok = attr_string(f, "mode", spec->corn ? "corn" : "coral") &&
+             attr_float(f, "threshold", t);
+        break;
+    }
+    if (!ok) return oom(err);
+    return em_graph_finalize(g, "head", err);
 }
