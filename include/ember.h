@@ -271,6 +271,66 @@ EMBER_API ember_status ember_session_run(ember_session *session, const char *con
  * (NUL-terminated, truncated to `size`). Returns the length the full text needs. */
 EMBER_API size_t ember_session_describe(const ember_session *session, char *buf, size_t size);
 
+/* ---------------------------------------------------------------------------------------------
+ * Custom operators and plugins
+ *
+ * A kernel is a vtable versioned by (domain, op_type, since_version). ember calls
+ *   create  once per node when a session is created (read attributes, prepare state),
+ *   infer   whenever input shapes change, and once at load with state == NULL and inputs whose
+ *           data may be NULL (set every output's dtype and shape; leave rank -1 if unknown),
+ *   run     to compute (outputs arrive allocated as infer described them),
+ *   destroy when the session is freed.
+ * Kernels must be thread-safe: run may be called concurrently with the same state.
+ * ------------------------------------------------------------------------------------------- */
+
+/* A node as a kernel sees it (attributes, opset); valid during the callback only. */
+typedef struct ember_op_context ember_op_context;
+
+typedef struct ember_tensor_shape {
+    ember_dtype dtype;
+    int rank; /* -1: unknown */
+    int64_t dims[EMBER_MAX_RANK];
+} ember_tensor_shape;
+
+typedef struct ember_kernel {
+    int abi_version; /* EMBER_ABI_VERSION the kernel was compiled with */
+    const char *domain;
+    const char *op_type;
+    int since_version;
+    ember_status (*create)(const ember_op_context *ctx, void **state, ember_error *err);
+    ember_status (*infer)(void *state, const ember_op_context *ctx, size_t n_inputs,
+                          const ember_tensor *const *inputs, size_t n_outputs,
+                          ember_tensor_shape *outputs, ember_error *err);
+    ember_status (*run)(void *state, const ember_op_context *ctx, size_t n_inputs,
+                        const ember_tensor *const *inputs, size_t n_outputs,
+                        ember_tensor *const *outputs, ember_error *err);
+    void (*destroy)(void *state);
+} ember_kernel;
+
+/* Register a kernel (copied; the strings must stay valid for the life of the process). Models
+ * loaded afterwards may use it. Fails if the ABI version differs from EMBER_ABI_VERSION or if
+ * the same (domain, op_type, since_version) is already registered. */
+EMBER_API ember_status ember_register_op(const ember_kernel *kernel, ember_error *err);
+
+/* Load a shared library that registers operators: it must export
+ *   ember_status ember_plugin_init(int abi_version, ember_error *err);
+ * which ember calls with EMBER_ABI_VERSION; the plugin refuses versions it was not built for.
+ * The library stays loaded for the life of the process. */
+EMBER_API ember_status ember_load_plugin(const char *path, ember_error *err);
+
+/* Attribute access for kernels; defaults are returned when the attribute is absent. */
+EMBER_API int64_t ember_op_attr_int(const ember_op_context *ctx, const char *name, int64_t dflt);
+EMBER_API float ember_op_attr_float(const ember_op_context *ctx, const char *name, float dflt);
+EMBER_API const char *ember_op_attr_string(const ember_op_context *ctx, const char *name,
+                                           const char *dflt);
+EMBER_API const int64_t *ember_op_attr_ints(const ember_op_context *ctx, const char *name,
+                                            size_t *count);
+EMBER_API const float *ember_op_attr_floats(const ember_op_context *ctx, const char *name,
+                                            size_t *count);
+/* Opset of the node's domain imported by the model, and the node's name. */
+EMBER_API int64_t ember_op_opset(const ember_op_context *ctx);
+EMBER_API const char *ember_op_name(const ember_op_context *ctx);
+
 #ifdef __cplusplus
 }
 #endif

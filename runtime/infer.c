@@ -60,7 +60,9 @@ static ember_status infer_pass(em_graph *g, int64_t sym, pass_value *pv, const c
             if (tainted) continue;
             char desc[256];
             if (err) *err = local;
-            return em_wrap(err, st, "%s: %s", what, em_node_desc(n, desc, sizeof desc));
+            em_node_desc(n, desc, sizeof desc);
+            if (strstr(local.message, desc)) return em_wrap(err, st, "%s", what);
+            return em_wrap(err, st, "%s: %s", what, desc);
         }
         for (int k = 0; k < n->n_outputs; k++) {
             int v = n->outputs[k];

@@ -271,8 +271,8 @@ static em_graph *clone_into(const em_graph *s, em_graph *parent, ember_error *er
         dn->attrs = NULL;
         dn->n_attrs = 0;
         if (!dn->name || !dn->op_type || !dn->domain || !dn->inputs || !dn->outputs) goto oom;
-        memcpy(dn->inputs, sn->inputs, sizeof(int) * (size_t)sn->n_inputs);
-        memcpy(dn->outputs, sn->outputs, sizeof(int) * (size_t)sn->n_outputs);
+        if (sn->n_inputs) memcpy(dn->inputs, sn->inputs, sizeof(int) * (size_t)sn->n_inputs);
+        if (sn->n_outputs) memcpy(dn->outputs, sn->outputs, sizeof(int) * (size_t)sn->n_outputs);
         if (sn->n_attrs) {
             dn->attrs = calloc((size_t)sn->n_attrs, sizeof(em_attr));
             if (!dn->attrs) goto oom;
@@ -289,9 +289,9 @@ static em_graph *clone_into(const em_graph *s, em_graph *parent, ember_error *er
     g->n_inputs = s->n_inputs;
     g->n_outputs = s->n_outputs;
     g->n_captures = s->n_captures;
-    memcpy(g->inputs, s->inputs, sizeof(int) * (size_t)s->n_inputs);
-    memcpy(g->outputs, s->outputs, sizeof(int) * (size_t)s->n_outputs);
-    memcpy(g->captures, s->captures, sizeof(int) * (size_t)s->n_captures);
+    if (s->n_inputs) memcpy(g->inputs, s->inputs, sizeof(int) * (size_t)s->n_inputs);
+    if (s->n_outputs) memcpy(g->outputs, s->outputs, sizeof(int) * (size_t)s->n_outputs);
+    if (s->n_captures) memcpy(g->captures, s->captures, sizeof(int) * (size_t)s->n_captures);
     if (s->owns_opsets) {
         g->owns_opsets = true;
         g->opsets = calloc((size_t)s->n_opsets + 1, sizeof(em_opset));

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "passes.h"
 #include "session.h"
 
 static void mark_removed(em_node *n) {
@@ -138,11 +139,21 @@ ember_status em_optimize(em_graph *g, ember_opt_level level, ember_error *err) {
     for (int round = 0; round < 8; round++) {
         int changed = pass_remove_identity(g);
         em_graph_compact(g);
+        changed += em_pass_fold_shapes(g);
+        em_graph_compact(g);
         EM_TRY(pass_fold_constants(g, &changed, err));
         em_graph_compact(g);
         changed += pass_dead_nodes(g);
         em_graph_compact(g);
         if (!changed) break;
     }
+    if (level >= EMBER_OPT_ALL) {
+        em_pass_fold_conv_bn(g);
+        em_graph_compact(g);
+        em_pass_matmul_add_to_gemm(g);
+        em_graph_compact(g);
+    }
+    em_pass_fuse_activations(g);
+    em_graph_compact(g);
     return em_graph_finalize(g, "optimizer", err);
 }

@@ -1,6 +1,7 @@
 /* The op registry: the one piece of global state, filled once (pthread_once) before use and
  * read-only afterwards, except for plugin registrations which take the lock. */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,9 +35,11 @@ static int until_of(const em_op *op) {
 static ember_status add_locked(const em_op *op, ember_error *err) {
     for (int i = 0; i < g_n_ops; i++) {
         const em_op *o = g_ops[i];
+        bool custom = norm_domain(op->domain)[0] != '\0';
+        bool overlap = custom ? o->since_version == op->since_version
+                              : op->since_version <= until_of(o) && o->since_version <= until_of(op);
         if (strcmp(norm_domain(o->domain), norm_domain(op->domain)) == 0 &&
-            strcmp(o->op_type, op->op_type) == 0 && op->since_version <= until_of(o) &&
-            o->since_version <= until_of(op))
+            strcmp(o->op_type, op->op_type) == 0 && overlap)
             return em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
                            "operator %s%s%s versions %d-%d is already registered",
                            op->domain ? op->domain : "", op->domain && op->domain[0] ? ":" : "",

@@ -51,4 +51,6 @@ void em_session_release_kernels(em_graph *g);
 /* Run one node whose inputs are all constants (used by constant folding). outputs[k] receive
  * new tensors (NULL for omitted outputs). */
 ember_status em_fold_node(const em_graph *g, em_node *n, em_tensor **outputs, ember_error *err);
+/* Largest scratch arena among the session's idle run contexts (bytes), for tests and bench. */
+uint64_t em_session_arena_bytes(struct ember_session *s);
 #endif

@@ -76,8 +76,18 @@ static void usage(FILE *f) {
 int main(int argc, char **argv) {
     int i = 1;
     while (i < argc && strncmp(argv[i], "--plugin", 8) == 0) {
-        cli_error("--plugin is not available yet");
-        return 2;
+        const char *lib = NULL;
+        bool bad = false;
+        if (!cli_flag_value(argc, argv, &i, "--plugin", &lib, &bad) || bad) {
+            cli_error("usage: ember --plugin LIB.so COMMAND ...");
+            return 2;
+        }
+        ember_error err;
+        if (ember_load_plugin(lib, &err) != EMBER_OK) {
+            cli_error("%s", err.message);
+            return 1;
+        }
+        i++;
     }
     if (i >= argc) {
         usage(stderr);

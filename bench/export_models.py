@@ -1,0 +1,50 @@
+#!/usr/bin/python3
+"""Exports the benchmark-only models (random weights, never committed) into OUTDIR:
+torchvision resnet18, mobilenet_v2, squeezenet1_1 and a small nn.TransformerEncoder, each as
+NAME.onnx (dynamic batch, opset 13) and NAME.pt (TorchScript, for the PyTorch peer).
+usage: export_models.py OUTDIR"""
+import os
+import sys
+
+import torch
+import torchvision
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+torch.manual_seed(0)
+
+
+class Encoder(torch.nn.Module):
+    """A small text-classifier body: 2 encoder layers, d_model 128, 4 heads, seq 64."""
+
+    def __init__(self):
+        super().__init__()
+        layer = torch.nn.TransformerEncoderLayer(d_model=128, nhead=4, dim_feedforward=512,
+                                                 dropout=0.0, batch_first=True)
+        self.encoder = torch.nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+        self.head = torch.nn.Linear(128, 10)
+
+    def forward(self, x):
+        return self.head(self.encoder(x).mean(dim=1))
+
+
+models = {
+    "resnet18": (torchvision.models.resnet18(weights=None), (1, 3, 224, 224)),
+    "mobilenet_v2": (torchvision.models.mobilenet_v2(weights=None), (1, 3, 224, 224)),
+    "squeezenet1_1": (torchvision.models.squeezenet1_1(weights=None), (1, 3, 224, 224)),
+    "transformer": (Encoder(), (1, 64, 128)),
+}
+for name, (model, shape) in models.items():
+    model.eval()
+    x = torch.randn(*shape)
+    onnx_path = os.path.join(out, name + ".onnx")
+    if not os.path.exists(onnx_path):
+        with torch.no_grad():
+            torch.onnx.export(model, x, onnx_path, input_names=["input"], output_names=["output"],
+                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                              opset_version=13, do_constant_folding=True)
+    pt_path = os.path.join(out, name + ".pt")
+    if not os.path.exists(pt_path):
+        with torch.no_grad():
+            torch.jit.save(torch.jit.trace(model, x), pt_path)
+    print("exported", name)

@@ -1,0 +1,54 @@
+/* Plugins: a shared library registers a custom-domain op that a model uses; a plugin built
+ * for another ABI version is refused cleanly. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ember.h"
+
+static const char *env_or(const char *name, const char *dflt) {
+    const char *v = getenv(name);
+    return v ? v : dflt;
+}
+
+Test(plugin, wrong_abi_is_refused) {
+    ember_error err;
+    ember_status st = ember_load_plugin(env_or("EMBER_BAD_PLUGIN", "bad.so"), &err);
+    cr_assert_eq(st, EMBER_ERR_INVALID_ARGUMENT, "%d %s", st, err.message);
+    cr_assert(strstr(err.message, "ABI version 999"), "%s", err.message);
+}
+
+Test(plugin, missing_library) {
+    ember_error err;
+    cr_assert_eq(ember_load_plugin("/nonexistent/plugin.so", &err), EMBER_ERR_IO);
+    cr_assert(strstr(err.message, "/nonexistent/plugin.so"), "%s", err.message);
+}
+
+Test(plugin, custom_op_runs) {
+    ember_error err;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/plugin_model.onnx", env_or("EMBER_FIXTURES", "."));
+    ember_model *m = NULL;
+    /* Before the plugin is loaded the op is unknown, and the error says which. */
+    cr_assert_eq(ember_model_load_file(path, NULL, &m, &err), EMBER_ERR_UNSUPPORTED);
+    cr_assert(strstr(err.message, "ai.test.plugin:AddConstant"), "%s", err.message);
+    cr_assert_eq(ember_load_plugin(env_or("EMBER_PLUGIN", "plugin.so"), &err), EMBER_OK, "%s",
+                 err.message);
+    cr_assert_eq(ember_model_load_file(path, NULL, &m, &err), EMBER_OK, "%s", err.message);
+    ember_session *s;
+    cr_assert_eq(ember_session_create(m, NULL, &s, &err), EMBER_OK, "%s", err.message);
+    float xs[3] = {1, 2, 3};
+    ember_tensor *x, *y;
+    cr_assert_eq(ember_tensor_wrap(EMBER_FLOAT, (int64_t[]){3}, 1, xs, sizeof xs, &x, &err),
+                 EMBER_OK);
+    const char *in = "x", *out = "y";
+    cr_assert_eq(ember_session_run(s, &in, (const ember_tensor *const *)&x, 1, &out, 1, &y, &err),
+                 EMBER_OK, "%s", err.message);
+    const float *v = ember_tensor_data(y);
+    cr_assert(v[0] == 3.5f && v[1] == 4.5f && v[2] == 5.5f);
+    ember_tensor_free(x);
+    ember_tensor_free(y);
+    ember_session_free(s);
+    ember_model_free(m);
+}
