@@ -29,22 +29,81 @@ static float f32_from_order(int64_t order) {
     return x;
 }
 
-static bool sigmoid_passes(float x, float t, bool inclusive) {
-    float s = em_sigmoid_f32(x);
-    return inclusive ? s >= t : s > t;
+/* The exact sigmoid, in double (its own error, ~1e-16, is covered by the margin below). */
+static double exact_sigmoid(float x) { return 1.0 / (1.0 + exp(-(double)x)); }
+
+/* The shared float32 sigmoid s(x) satisfies |s - S| <= EM_SIGMOID_MAX_ULP 2^-23 S + 2^-126
+ * around the exact S; one more ulp (and twice the absolute term) of margin covers the double
+ * evaluation of S. */
+static const double k_rel = (EM_SIGMOID_MAX_ULP + 1) * 0x1p-23;
+static const double k_abs = 0x1p-125;
+
+/* Certainly false at x: every float the shared sigmoid may return at x fails the test. */
+static bool certainly_false(float x, float t, bool inclusive) {
+    double upper = exact_sigmoid(x) * (1.0 + k_rel) + k_abs;
+    return inclusive ? upper < t : upper <= t;
 }
 
-float em_sigmoid_cut_f32(float t, bool inclusive) {
+static bool certainly_true(float x, float t, bool inclusive) {
+    double lower = exact_sigmoid(x) * (1.0 - k_rel) - k_abs;
+    return inclusive ? lower >= t : lower > t;
+}
+
+/* Largest x (in float order) where pred holds, for a pred that holds up to some point and not
+ * after; NaN if it holds nowhere. */
+static float last_where(bool (*pred)(float, float, bool), float t, bool inclusive) {
     int64_t lo = f32_order(-INFINITY), hi = f32_order(INFINITY);
-    if (!sigmoid_passes(f32_from_order(hi), t, inclusive)) return NAN; /* nothing passes */
-    if (sigmoid_passes(f32_from_order(lo), t, inclusive)) return -INFINITY; /* all but NaN */
-    /* The sigmoid is non-decreasing: keep fails(lo), passes(hi). */
-    while (hi - lo > 1) {
+    if (!pred(f32_from_order(lo), t, inclusive)) return NAN;
+    if (pred(f32_from_order(hi), t, inclusive)) return INFINITY;
+    while (hi - lo > 1) { /* pred(lo) holds, pred(hi) does not */
         int64_t mid = lo + (hi - lo) / 2;
-        if (sigmoid_passes(f32_from_order(mid), t, inclusive)) hi = mid;
+        if (pred(f32_from_order(mid), t, inclusive)) lo = mid;
+        else hi = mid;
+    }
+    return f32_from_order(lo);
+}
+
+/* Smallest x where pred holds, for a pred that fails up to some point and holds after. */
+static float first_where(bool (*pred)(float, float, bool), float t, bool inclusive) {
+    int64_t lo = f32_order(-INFINITY), hi = f32_order(INFINITY);
+    if (!pred(f32_from_order(hi), t, inclusive)) return NAN;
+    if (pred(f32_from_order(lo), t, inclusive)) return -INFINITY;
+    while (hi - lo > 1) { /* pred(lo) fails, pred(hi) holds */
+        int64_t mid = lo + (hi - lo) / 2;
+        if (pred(f32_from_order(mid), t, inclusive)) hi = mid;
         else lo = mid;
     }
     return f32_from_order(hi);
+}
+
+em_sigmoid_cut em_sigmoid_cut_f32(float t, bool inclusive) {
+    em_sigmoid_cut c = {NAN, NAN, t, inclusive};
+    if (t != t) {
+        c.lo = INFINITY; /* nothing compares true with NaN */
+        return c;
+    }
+    /* The shared sigmoid stays in [0, 1]: thresholds outside decide everything. */
+    if (inclusive ? t > 1.0f : t >= 1.0f) {
+        c.lo = INFINITY;
+        return c;
+    }
+    if (inclusive ? t <= 0.0f : t < 0.0f) {
+        c.hi = -INFINITY;
+        return c;
+    }
+    c.lo = last_where(certainly_false, t, inclusive);
+    c.hi = first_where(certainly_true, t, inclusive);
+    return c;
+}
+
+static inline bool sigmoid_test(float s, float t, bool inclusive) {
+    return inclusive ? s >= t : s > t;
+}
+
+bool em_sigmoid_cut_test(const em_sigmoid_cut *c, float x) {
+    if (x >= c->hi) return true;
+    if (x <= c->lo) return false;
+    return sigmoid_test(em_sigmoid_f32(x), c->t, c->inclusive);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -161,14 +220,17 @@ static ember_status threshold_parse(const em_node *n, threshold_config *c, ember
 
 typedef struct threshold_state {
     threshold_config config;
-    int64_t n_cuts; /* 1 when every threshold is the same */
-    float *cuts;
+    int64_t n_cuts;       /* 1 when every threshold is the same */
+    em_sigmoid_cut *cuts; /* per label */
+    float *hi, *lo;       /* the brackets, as arrays for the vectorized loops */
 } threshold_state;
 
 static void threshold_destroy(void *state) {
     threshold_state *s = state;
     if (!s) return;
     free(s->cuts);
+    free(s->hi);
+    free(s->lo);
     free(s);
 }
 
@@ -187,14 +249,19 @@ static ember_status threshold_create(const em_graph *g, em_node *n, void **state
     for (int64_t j = 1; j < c->n_thresholds; j++)
         if (memcmp(&c->thresholds[j], &c->thresholds[0], sizeof(float)) != 0) same = false;
     s->n_cuts = same ? 1 : c->n_thresholds;
-    s->cuts = malloc(sizeof(float) * (size_t)s->n_cuts);
-    if (!s->cuts) {
-        free(s);
+    s->cuts = malloc(sizeof(em_sigmoid_cut) * (size_t)s->n_cuts);
+    s->hi = malloc(sizeof(float) * (size_t)s->n_cuts);
+    s->lo = malloc(sizeof(float) * (size_t)s->n_cuts);
+    if (!s->cuts || !s->hi || !s->lo) {
+        threshold_destroy(s);
         return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     }
     bool inclusive = c->mode == MODE_GREATER_EQUAL;
-    for (int64_t j = 0; j < s->n_cuts; j++)
+    for (int64_t j = 0; j < s->n_cuts; j++) {
         s->cuts[j] = em_sigmoid_cut_f32(c->thresholds[j], inclusive);
+        s->hi[j] = s->cuts[j].hi;
+        s->lo[j] = s->cuts[j].lo;
+    }
     *state = s;
     return EMBER_OK;
 }
@@ -215,31 +282,41 @@ static ember_status threshold_infer(const em_node *n, void *state, em_tensor *co
                            em_shape_str(x, shape, sizeof shape));
         }
     }
+    if (n->n_outputs > 2)
+        return node_fail(n, EMBER_ERR_INVALID_MODEL, "SigmoidThreshold has at most 2 outputs",
+                         err);
     em_tensor_set_shape(&out[0], c->to, x->dims, x->rank);
     if (n->n_outputs > 1) {
         if (output_wanted(n, 1)) em_tensor_set_shape(&out[1], EMBER_FLOAT, x->dims, x->rank);
         else set_empty(&out[1], EMBER_FLOAT);
     }
-    if (n->n_outputs > 2)
-        return node_fail(n, EMBER_ERR_INVALID_MODEL, "SigmoidThreshold has at most 2 outputs",
-                         err);
     return EMBER_OK;
 }
 
-/* decision[i] = x[i] >= cut (per label along the last axis), as 1 / 0 of type T. */
+/* decision[i] = x[i] >= hi (per label along the last axis), as 1 / 0 of type T. Returns
+ * nonzero when some element is inside its bracket (x > lo and not x >= hi, or NaN): those
+ * need the sigmoid itself. */
 #define DEFINE_CUT_LOOP(NAME, T, ONE)                                                              \
-    static void NAME(const float *restrict x, int64_t rows, int64_t labels,                       \
-                     const float *restrict cuts, T *restrict out) {                                \
+    static int NAME(const float *restrict x, int64_t rows, int64_t labels,                        \
+                    const float *restrict hi, const float *restrict lo, T *restrict out) {        \
+        int unsure = 0;                                                                            \
         if (labels == 1) {                                                                         \
-            const float cut = cuts[0];                                                             \
-            for (int64_t i = 0; i < rows; i++) out[i] = x[i] >= cut ? (T)(ONE) : (T)0;             \
-            return;                                                                                \
+            const float h = hi[0], l = lo[0];                                                      \
+            for (int64_t i = 0; i < rows; i++) {                                                   \
+                out[i] = x[i] >= h ? (T)(ONE) : (T)0;                                              \
+                unsure |= !(x[i] >= h) & !(x[i] <= l);                                             \
+            }                                                                                      \
+            return unsure;                                                                         \
         }                                                                                          \
         for (int64_t r = 0; r < rows; r++) {                                                       \
             const float *restrict xr = x + r * labels;                                             \
             T *restrict o = out + r * labels;                                                      \
-            for (int64_t j = 0; j < labels; j++) o[j] = xr[j] >= cuts[j] ? (T)(ONE) : (T)0;        \
+            for (int64_t j = 0; j < labels; j++) {                                                 \
+                o[j] = xr[j] >= hi[j] ? (T)(ONE) : (T)0;                                           \
+                unsure |= !(xr[j] >= hi[j]) & !(xr[j] <= lo[j]);                                   \
+            }                                                                                      \
         }                                                                                          \
+        return unsure;                                                                             \
     }
 
 DEFINE_CUT_LOOP(cut_u8, uint8_t, 1)
@@ -261,30 +338,43 @@ typedef struct threshold_job {
 
 static void threshold_range(void *ctx, int64_t begin, int64_t end) {
     const threshold_job *j = ctx;
+    const threshold_state *s = j->s;
     int64_t L = j->labels, rows = end - begin, at = begin * L;
     const float *x = j->x + at;
-    const float *cuts = j->s->cuts;
-    switch (j->s->config.to) {
+    const float *hi = s->hi, *lo = s->lo;
+    ember_dtype to = s->config.to;
+    int unsure = 0;
+    switch (to) {
     case EMBER_BOOL: case EMBER_UINT8: case EMBER_INT8:
-        cut_u8(x, rows, L, cuts, (uint8_t *)j->decision + at); break;
+        unsure = cut_u8(x, rows, L, hi, lo, (uint8_t *)j->decision + at); break;
     case EMBER_UINT16: case EMBER_INT16:
-        cut_u16(x, rows, L, cuts, (uint16_t *)j->decision + at); break;
+        unsure = cut_u16(x, rows, L, hi, lo, (uint16_t *)j->decision + at); break;
     case EMBER_UINT32: case EMBER_INT32:
-        cut_u32(x, rows, L, cuts, (uint32_t *)j->decision + at); break;
+        unsure = cut_u32(x, rows, L, hi, lo, (uint32_t *)j->decision + at); break;
     case EMBER_UINT64: case EMBER_INT64:
-        cut_u64(x, rows, L, cuts, (uint64_t *)j->decision + at); break;
-    case EMBER_FLOAT: cut_f32(x, rows, L, cuts, (float *)j->decision + at); break;
-    case EMBER_DOUBLE: cut_f64(x, rows, L, cuts, (double *)j->decision + at); break;
-    case EMBER_FLOAT16: cut_half(x, rows, L, cuts, (uint16_t *)j->decision + at); break;
-    case EMBER_BFLOAT16: cut_bfloat(x, rows, L, cuts, (uint16_t *)j->decision + at); break;
+        unsure = cut_u64(x, rows, L, hi, lo, (uint64_t *)j->decision + at); break;
+    case EMBER_FLOAT: unsure = cut_f32(x, rows, L, hi, lo, (float *)j->decision + at); break;
+    case EMBER_DOUBLE: unsure = cut_f64(x, rows, L, hi, lo, (double *)j->decision + at); break;
+    case EMBER_FLOAT16:
+        unsure = cut_half(x, rows, L, hi, lo, (uint16_t *)j->decision + at); break;
+    case EMBER_BFLOAT16:
+        unsure = cut_bfloat(x, rows, L, hi, lo, (uint16_t *)j->decision + at); break;
     default: break;
     }
     int64_t n = rows * L;
-    if (j->s->config.mode == MODE_ROUND) {
-        /* Round(NaN) is NaN: the only case where the decision is not 0 / 1. */
-        float *d = (float *)j->decision + at;
-        for (int64_t i = 0; i < n; i++)
-            if (x[i] != x[i]) d[i] = em_sigmoid_f32(x[i]);
+    if (unsure) {
+        /* The elements inside their bracket: the sigmoid decides, exactly as unfused. */
+        bool round = s->config.mode == MODE_ROUND;
+        for (int64_t i = 0; i < n; i++) {
+            int64_t label = L == 1 ? 0 : i % L;
+            if (x[i] >= hi[label] || x[i] <= lo[label]) continue;
+            float sig = em_sigmoid_f32(x[i]);
+            if (round) /* Round(NaN) is NaN; 0.5 rounds to even, 0 */
+                ((float *)j->decision)[at + i] = sig != sig ? sig : sig > 0.5f ? 1.0f : 0.0f;
+            else
+                store_count(j->decision, to, at + i,
+                            sigmoid_test(sig, s->cuts[label].t, s->cuts[label].inclusive));
+        }
     }
     if (j->probabilities) {
         float *restrict p = j->probabilities + at;
@@ -711,7 +801,7 @@ static ember_status ordinal_parse(const em_node *n, ordinal_config *c, ember_err
 
 typedef struct ordinal_state {
     ordinal_config config;
-    float cut; /* sigmoid(x) > threshold  <=>  x >= cut */
+    em_sigmoid_cut cut; /* sigmoid(x) > threshold, decided in logit space */
 } ordinal_state;
 
 static ember_status ordinal_create(const em_graph *g, em_node *n, void **state,
@@ -767,26 +857,33 @@ typedef struct ordinal_job {
     void *rank;
     float *cumulative;
     float *classes;
-    float *scratch; /* per row when classes are wanted without cumulative: levels per thread */
 } ordinal_job;
 
 static void ordinal_range(void *ctx, int64_t begin, int64_t end) {
     const ordinal_job *j = ctx;
     const ordinal_config *c = &j->s->config;
-    const float cut = j->s->cut, t = c->threshold;
+    const em_sigmoid_cut *cut = &j->s->cut;
+    const float hi = cut->hi, lo = cut->lo, t = c->threshold;
     const int64_t K1 = j->levels;
     bool probabilities = j->cumulative || j->classes;
     for (int64_t r = begin; r < end; r++) {
         const float *restrict x = j->x + r * K1;
         int64_t count = 0;
         if (!probabilities && !c->corn) {
-            for (int64_t k = 0; k < K1; k++) count += x[k] >= cut;
+            int unsure = 0;
+            for (int64_t k = 0; k < K1; k++) {
+                count += x[k] >= hi;
+                unsure |= !(x[k] >= hi) & !(x[k] <= lo);
+            }
+            for (int64_t k = 0; unsure && k < K1; k++)
+                if (!(x[k] >= hi) && !(x[k] <= lo)) count += em_sigmoid_f32(x[k]) > t;
         } else if (!probabilities) {
-            /* CORN: P(y > k) does not increase with k, so count while it stays above t; and
-             * P(y > k) <= sigmoid(x_k), so x_k < cut ends the count without an exp. */
+            /* CORN: P(y > k) does not increase with k (each factor is <= 1), so count while
+             * it stays above t; and P(y > k) <= sigmoid(x_k), so x_k <= lo ends the count
+             * without an exp. */
             float cum = 1.0f;
             for (int64_t k = 0; k < K1; k++) {
-                if (!(x[k] >= cut)) break;
+                if (x[k] <= lo) break;
                 float s = em_sigmoid_f32(x[k]);
                 cum = k == 0 ? s : cum * s;
                 if (!(cum > t)) break;
@@ -799,7 +896,7 @@ static void ordinal_range(void *ctx, int64_t begin, int64_t end) {
             for (int64_t k = 0; k < K1; k++) {
                 float s = em_sigmoid_f32(x[k]);
                 float p = c->corn ? (running = k == 0 ? s : running * s) : s;
-                count += c->corn ? p > t : x[k] >= cut;
+                count += p > t;
                 if (cum) cum[k] = p;
                 if (cls) cls[k] = prev - p;
                 prev = p;

@@ -9,8 +9,8 @@
  *              "round"                    decision = round_half_even(sigmoid(x)) (t must be 0.5;
  *                                         NaN stays NaN, so `to` must be float)
  *   to         output element type (ONNX TensorProto number), default bool; 1 / 0 in that type
- *   The decision never evaluates a sigmoid: it compares x with a cut precomputed from the
- *   float32 sigmoid itself (em_sigmoid_cut_f32), so it equals the unfused Sigmoid -> Greater /
+ *   The decision compares x with a bracket precomputed for t (em_sigmoid_cut_f32) and
+ *   evaluates the shared sigmoid only inside it, so it equals the unfused Sigmoid -> Greater /
  *   Round for every float32 input, NaN and infinities included (NaN -> false / NaN).
  *   probabilities: sigmoid(x), bit-identical to the Sigmoid kernel.
  *
@@ -60,13 +60,26 @@
  * log-sum-exp with |log(sum)| up to 2^6. */
 #define EM_HEADS_TIE_MARGIN (1.0f / 65536.0f)
 
-/* Smallest float32 x (over -inf..+inf; -0 before +0) whose em_sigmoid_f32(x) is > t
- * (inclusive: >= t); NaN when there is none. Then for every float32 x:
- *     (sigmoid(x) > t)  ==  (x >= cut)
- * (NaN x compares false on both sides). Found by bisection over the ordered bit patterns of
- * the float32 numbers, evaluating the shared sigmoid itself: exact, not an approximation of
- * log(t / (1 - t)). */
-float em_sigmoid_cut_f32(float t, bool inclusive);
+/* A test `sigmoid(x) > t` (inclusive: `>= t`) decided in logit space. The bracket comes from
+ * the exact sigmoid (in double) widened by the shared sigmoid's error bound
+ * (EM_SIGMOID_MAX_ULP, ops/sigmoid.h):
+ *   x >= hi   the test is true for em_sigmoid_f32(x), whatever its rounding;
+ *   x <= lo   the test is false;
+ *   between   (and NaN) em_sigmoid_f32(x) is evaluated and compared.
+ * lo / hi are NaN when no x is certain that way. For real data almost every element is decided
+ * by a compare: the bracket holds the x whose sigmoid is within ~1e-6 (relative) of t, e.g.
+ * |x| < 2e-6 for t = 0.5 (where sigmoid(1e-9) is exactly 0.5 in float32, so round(sigmoid(x))
+ * is 0 while a plain x > 0 would say 1). Both ends are
+ * found by bisection over the ordered bit patterns of the float32 numbers. */
+typedef struct em_sigmoid_cut {
+    float lo, hi, t;
+    bool inclusive;
+} em_sigmoid_cut;
+
+em_sigmoid_cut em_sigmoid_cut_f32(float t, bool inclusive);
+
+/* The test for one element (the kernels use vectorized loops with the same logic). */
+bool em_sigmoid_cut_test(const em_sigmoid_cut *c, float x);
 
 /* The operator table of the family (also reachable as em_ops_heads()). */
 const em_op *em_heads_op(const char *op_type);

@@ -1,8 +1,10 @@
 /* Exhaustive check of the fused SigmoidThreshold over all 2^32 float32 bit patterns: its
- * decision (which never evaluates a sigmoid) must equal round(sigmoid(x)) / sigmoid(x) > t /
- * sigmoid(x) >= t computed with the shared sigmoid for every input, NaN and infinities
- * included. Also checks the properties of the sigmoid the cut relies on (non-decreasing, in
- * [0, 1]). Runs the real kernel through its em_op interface, on all cores; takes seconds. */
+ * decision (made in logit space, with the sigmoid evaluated only inside a narrow bracket) must
+ * equal round(sigmoid(x)) / sigmoid(x) > t / sigmoid(x) >= t computed with the shared sigmoid
+ * for every input, NaN and infinities included. Also checks the properties of the shared
+ * sigmoid the brackets rely on for every other threshold: within EM_SIGMOID_MAX_ULP of the
+ * exact sigmoid, in [0, 1], NaN for NaN. Runs the real kernel through its em_op interface, on
+ * all cores; takes seconds. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <pthread.h>
@@ -60,7 +62,9 @@ typedef struct worker {
     int64_t first, last; /* bit patterns [first, last) of the 2^32, in float order */
     int64_t mismatches[N_CONFIGS];
     int64_t example[N_CONFIGS];
-    int64_t not_monotone, out_of_range;
+    int64_t beyond_bound, out_of_range;
+    float worst_x; /* largest error, in units of the bound */
+    double worst;
     char message[256];
 } worker;
 
@@ -133,18 +137,23 @@ static void *work(void *arg) {
         return NULL;
     }
     for (int c = 0; c < N_CONFIGS; c++) w->example[c] = -1;
-    float prev = w->first > 0 ? em_sigmoid_f32(nth_float(w->first - 1)) : 0.0f;
     for (int64_t start = w->first; start < w->last; start += CHUNK) {
         int64_t n = w->last - start < CHUNK ? w->last - start : CHUNK;
         fill_floats(x, start, n);
+        for (int64_t i = 0; i < n; i++) s[i] = em_sigmoid_f32(x[i]);
         for (int64_t i = 0; i < n; i++) {
-            s[i] = em_sigmoid_f32(x[i]);
-            if (x[i] == x[i]) {
-                if (s[i] < prev) w->not_monotone++;
-                if (!(s[i] >= 0.0f && s[i] <= 1.0f)) w->out_of_range++;
-                prev = s[i];
-            } else if (s[i] == s[i]) {
-                w->out_of_range++; /* sigmoid(NaN) must be NaN */
+            if (x[i] != x[i]) {
+                w->out_of_range += s[i] == s[i]; /* sigmoid(NaN) must be NaN */
+                continue;
+            }
+            w->out_of_range += !(s[i] >= 0.0f && s[i] <= 1.0f);
+            double exact = 1.0 / (1.0 + exp(-(double)x[i]));
+            double bound = EM_SIGMOID_MAX_ULP * 0x1p-23 * exact + 0x1p-126;
+            double ratio = fabs((double)s[i] - exact) / bound;
+            if (ratio > 1.0) w->beyond_bound++;
+            if (ratio > w->worst) {
+                w->worst = ratio;
+                w->worst_x = x[i];
             }
         }
         em_tensor in = {.dtype = EMBER_FLOAT, .rank = 1, .dims = {n}, .data = x,
@@ -204,15 +213,26 @@ Test(heads_exhaustive, sigmoid_threshold_all_float32, .timeout = 600) {
         cr_assert_eq(pthread_create(&ids[t], NULL, work, &workers[t]), 0);
     }
     for (int t = 0; t < threads; t++) pthread_join(ids[t], NULL);
-    int64_t not_monotone = 0, out_of_range = 0;
+    int64_t beyond_bound = 0, out_of_range = 0;
+    double worst = 0;
+    float worst_x = 0;
     for (int t = 0; t < threads; t++) {
         cr_expect_eq(workers[t].message[0], '\0', "%s", workers[t].message);
-        not_monotone += workers[t].not_monotone;
+        beyond_bound += workers[t].beyond_bound;
         out_of_range += workers[t].out_of_range;
+        if (workers[t].worst > worst) {
+            worst = workers[t].worst;
+            worst_x = workers[t].worst_x;
+        }
     }
-    cr_expect_eq(not_monotone, 0, "the sigmoid decreases at %lld places", (long long)not_monotone);
+    cr_expect_eq(beyond_bound, 0,
+                 "the shared sigmoid is beyond its error bound at %lld inputs (worst %.2f x the "
+                 "bound at x = %a)",
+                 (long long)beyond_bound, worst, (double)worst_x);
     cr_expect_eq(out_of_range, 0, "the sigmoid leaves [0, 1] (or maps NaN to a number) %lld times",
                  (long long)out_of_range);
+    cr_log_info("shared sigmoid: largest error %.3f x the bound (%d ulp) at x = %a", worst,
+                EM_SIGMOID_MAX_ULP, (double)worst_x);
     for (int c = 0; c < N_CONFIGS; c++) {
         int64_t bad = 0, example = -1;
         for (int t = 0; t < threads; t++) {
@@ -226,19 +246,32 @@ Test(heads_exhaustive, sigmoid_threshold_all_float32, .timeout = 600) {
     for (int c = 0; c < N_CONFIGS; c++) configs[c].op->destroy(configs[c].state);
 }
 
-/* The cut itself, at the places the issue names: sigmoid(1e-9) is exactly 0.5 in float32, so
+/* The brackets, at the places the issue names: sigmoid(1e-9) is exactly 0.5 in float32, so
  * round(sigmoid(x)) is 0 there while x > 0 would say 1. */
-Test(heads_exhaustive, cut_is_not_zero_at_half) {
-    float cut = em_sigmoid_cut_f32(0.5f, false);
-    cr_assert(cut > 0.0f, "cut %a", (double)cut);
+Test(heads_exhaustive, brackets) {
+    em_sigmoid_cut c = em_sigmoid_cut_f32(0.5f, false);
+    cr_assert(c.lo < 0.0f && c.hi > 0.0f && c.hi < 1e-5f, "bracket [%a, %a]", (double)c.lo,
+              (double)c.hi);
     cr_assert_eq(em_sigmoid_f32(1e-9f), 0.5f);
-    cr_assert(1e-9f < cut);
-    cr_assert(em_sigmoid_f32(cut) > 0.5f);
-    cr_assert(!(em_sigmoid_f32(nextafterf(cut, -INFINITY)) > 0.5f));
-    cr_assert(isnan(em_sigmoid_cut_f32(1.0f, false)), "nothing is above 1");
-    cr_assert(isnan(em_sigmoid_cut_f32(NAN, false)), "nothing compares with NaN");
-    cr_assert_eq(em_sigmoid_cut_f32(-0.5f, false), -INFINITY, "everything but NaN is above -0.5");
-    float one = em_sigmoid_cut_f32(1.0f, true);
-    cr_assert(isfinite(one) && em_sigmoid_f32(one) == 1.0f, "sigmoid reaches 1 at %a",
-              (double)one);
+    cr_assert(!em_sigmoid_cut_test(&c, 1e-9f), "round(sigmoid(1e-9)) is 0");
+    cr_assert(!em_sigmoid_cut_test(&c, 0.0f) && !em_sigmoid_cut_test(&c, -0.0f));
+    cr_assert(em_sigmoid_cut_test(&c, 1e-3f) && !em_sigmoid_cut_test(&c, -1e-3f));
+    cr_assert(!em_sigmoid_cut_test(&c, NAN) && em_sigmoid_cut_test(&c, INFINITY) &&
+              !em_sigmoid_cut_test(&c, -INFINITY));
+    /* The bracket is narrow: 0.3 is at logit -0.847298; a few ulp of sigmoid around it. */
+    em_sigmoid_cut d = em_sigmoid_cut_f32(0.3f, false);
+    cr_assert(d.lo < -0.8472f && d.hi > -0.8474f && d.hi - d.lo < 1e-5f, "bracket [%a, %a]",
+              (double)d.lo, (double)d.hi);
+    /* Thresholds outside (0, 1) decide everything without a sigmoid. */
+    em_sigmoid_cut one = em_sigmoid_cut_f32(1.0f, false);
+    cr_assert(one.lo == INFINITY && !em_sigmoid_cut_test(&one, INFINITY));
+    em_sigmoid_cut nan = em_sigmoid_cut_f32(NAN, false);
+    cr_assert(!em_sigmoid_cut_test(&nan, 3.0f) && !em_sigmoid_cut_test(&nan, INFINITY));
+    em_sigmoid_cut below = em_sigmoid_cut_f32(-0.5f, false);
+    cr_assert(below.hi == -INFINITY && em_sigmoid_cut_test(&below, -INFINITY) &&
+              !em_sigmoid_cut_test(&below, NAN));
+    em_sigmoid_cut zero = em_sigmoid_cut_f32(0.0f, true);
+    cr_assert(zero.hi == -INFINITY && em_sigmoid_cut_test(&zero, -INFINITY));
+    em_sigmoid_cut all = em_sigmoid_cut_f32(1.0f, true);
+    cr_assert(em_sigmoid_cut_test(&all, INFINITY) == (em_sigmoid_f32(INFINITY) >= 1.0f));
 }
