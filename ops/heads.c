@@ -336,49 +336,60 @@ typedef struct threshold_job {
     int64_t labels; /* elements per row: 1 for a single cut */
 } threshold_job;
 
+/* Elements inside their bracket: the shared sigmoid decides, exactly as unfused. */
+static void threshold_fix(const threshold_state *s, const float *x, int64_t rows, int64_t L,
+                          void *decision, int64_t at) {
+    bool round = s->config.mode == MODE_ROUND;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < L; j++) {
+            float v = x[r * L + j];
+            if (v >= s->hi[j] || v <= s->lo[j]) continue;
+            float sig = em_sigmoid_f32(v);
+            int64_t i = at + r * L + j;
+            if (round) /* Round(NaN) is NaN; 0.5 rounds to even, 0 */
+                ((float *)decision)[i] = sig != sig ? sig : sig > 0.5f ? 1.0f : 0.0f;
+            else
+                store_count(decision, s->config.to, i,
+                            sigmoid_test(sig, s->cuts[j].t, s->cuts[j].inclusive));
+        }
+}
+
 static void threshold_range(void *ctx, int64_t begin, int64_t end) {
     const threshold_job *j = ctx;
     const threshold_state *s = j->s;
-    int64_t L = j->labels, rows = end - begin, at = begin * L;
-    const float *x = j->x + at;
+    const int64_t L = j->labels;
     const float *hi = s->hi, *lo = s->lo;
-    ember_dtype to = s->config.to;
-    int unsure = 0;
-    switch (to) {
-    case EMBER_BOOL: case EMBER_UINT8: case EMBER_INT8:
-        unsure = cut_u8(x, rows, L, hi, lo, (uint8_t *)j->decision + at); break;
-    case EMBER_UINT16: case EMBER_INT16:
-        unsure = cut_u16(x, rows, L, hi, lo, (uint16_t *)j->decision + at); break;
-    case EMBER_UINT32: case EMBER_INT32:
-        unsure = cut_u32(x, rows, L, hi, lo, (uint32_t *)j->decision + at); break;
-    case EMBER_UINT64: case EMBER_INT64:
-        unsure = cut_u64(x, rows, L, hi, lo, (uint64_t *)j->decision + at); break;
-    case EMBER_FLOAT: unsure = cut_f32(x, rows, L, hi, lo, (float *)j->decision + at); break;
-    case EMBER_DOUBLE: unsure = cut_f64(x, rows, L, hi, lo, (double *)j->decision + at); break;
-    case EMBER_FLOAT16:
-        unsure = cut_half(x, rows, L, hi, lo, (uint16_t *)j->decision + at); break;
-    case EMBER_BFLOAT16:
-        unsure = cut_bfloat(x, rows, L, hi, lo, (uint16_t *)j->decision + at); break;
-    default: break;
-    }
-    int64_t n = rows * L;
-    if (unsure) {
-        /* The elements inside their bracket: the sigmoid decides, exactly as unfused. */
-        bool round = s->config.mode == MODE_ROUND;
-        for (int64_t i = 0; i < n; i++) {
-            int64_t label = L == 1 ? 0 : i % L;
-            if (x[i] >= hi[label] || x[i] <= lo[label]) continue;
-            float sig = em_sigmoid_f32(x[i]);
-            if (round) /* Round(NaN) is NaN; 0.5 rounds to even, 0 */
-                ((float *)j->decision)[at + i] = sig != sig ? sig : sig > 0.5f ? 1.0f : 0.0f;
-            else
-                store_count(j->decision, to, at + i,
-                            sigmoid_test(sig, s->cuts[label].t, s->cuts[label].inclusive));
+    /* Blocks of ~4K elements, so that a block with an element inside its bracket is scanned
+     * again while still in cache. */
+    const int64_t block = L >= 4096 ? 1 : 4096 / L;
+    for (int64_t b = begin; b < end; b += block) {
+        int64_t rows = end - b < block ? end - b : block, at = b * L;
+        const float *x = j->x + at;
+        int unsure = 0;
+        switch (s->config.to) {
+        case EMBER_BOOL: case EMBER_UINT8: case EMBER_INT8:
+            unsure = cut_u8(x, rows, L, hi, lo, (uint8_t *)j->decision + at); break;
+        case EMBER_UINT16: case EMBER_INT16:
+            unsure = cut_u16(x, rows, L, hi, lo, (uint16_t *)j->decision + at); break;
+        case EMBER_UINT32: case EMBER_INT32:
+            unsure = cut_u32(x, rows, L, hi, lo, (uint32_t *)j->decision + at); break;
+        case EMBER_UINT64: case EMBER_INT64:
+            unsure = cut_u64(x, rows, L, hi, lo, (uint64_t *)j->decision + at); break;
+        case EMBER_FLOAT:
+            unsure = cut_f32(x, rows, L, hi, lo, (float *)j->decision + at); break;
+        case EMBER_DOUBLE:
+            unsure = cut_f64(x, rows, L, hi, lo, (double *)j->decision + at); break;
+        case EMBER_FLOAT16:
+            unsure = cut_half(x, rows, L, hi, lo, (uint16_t *)j->decision + at); break;
+        case EMBER_BFLOAT16:
+            unsure = cut_bfloat(x, rows, L, hi, lo, (uint16_t *)j->decision + at); break;
+        default: break;
         }
-    }
-    if (j->probabilities) {
-        float *restrict p = j->probabilities + at;
-        for (int64_t i = 0; i < n; i++) p[i] = em_sigmoid_f32(x[i]);
+        if (unsure) threshold_fix(s, x, rows, L, j->decision, at);
+        if (j->probabilities) {
+            float *restrict p = j->probabilities + at;
+            for (int64_t i = 0; i < rows * L; i++) p[i] = em_sigmoid_f32(x[i]);
+        }
     }
 }
 
@@ -683,23 +694,21 @@ static void argmax_range_match(void *ctx, int64_t begin, int64_t end) {
     long long hazards = 0;
     for (int64_t r = begin; r < end; r++) {
         const float *restrict x = j->x + r * len;
+        /* Branch-free maximum and finiteness (NaN / inf rows go to the real kernels). */
         float m = x[0];
-        int64_t best = 0;
-        bool finite = true;
+        int finite = 1;
         for (int64_t k = 0; k < len; k++) {
-            float v = x[k];
-            finite &= v - v == 0.0f; /* false for NaN and +-inf */
-            if (last ? v >= m : v > m) {
-                m = v;
-                best = k;
-            }
+            m = x[k] > m ? x[k] : m;
+            finite &= x[k] - x[k] == 0.0f;
         }
-        bool near_tie = false;
-        if (finite && of_softmax) {
-            const float floor = m - EM_HEADS_TIE_MARGIN;
-            for (int64_t k = 0; k < len; k++) near_tie |= x[k] < m && x[k] > floor;
+        int64_t best = -1;
+        int near_tie = 0;
+        const float floor = m - EM_HEADS_TIE_MARGIN;
+        for (int64_t k = 0; k < len; k++) {
+            if (x[k] == m && (best < 0 || last)) best = k;
+            near_tie |= (x[k] < m) & (x[k] > floor);
         }
-        if (!finite || near_tie) {
+        if (!finite || (of_softmax && near_tie)) {
             j->index[r] = -1;
             hazards++;
         } else {
