@@ -160,7 +160,7 @@ save("keep_softmax_axis0",
      10, [("label", INT64)])
 save("keep_threshold_broadcast_grows",
      [sigmoid(), helper.make_node("Greater", ["s", "t"], ["decision"], name="gt")], 3,
-     [("decision", BOOL)], inits=[const("t", [[0.5], [0.4]])])
+     [("decision", BOOL)], inits=[const("t", [[[0.3, 0.5, 0.7]]])])
 save("keep_corn_wrong_order",
      [sigmoid(), helper.make_node("Gather", ["s", "i1"], ["g1"], axis=1, name="gather1"),
       helper.make_node("Gather", ["s", "i0"], ["g0"], axis=1, name="gather0"),
@@ -198,3 +198,7 @@ save("lint_none", [helper.make_node("Softmax", ["logits"], ["p"], axis=1, name="
                    helper.make_node("Greater", ["p", "half"], ["labels"], name="gt"),
                    helper.make_node("ArgMax", ["logits"], ["label"], axis=1, name="argmax")],
      2, [("labels", BOOL), ("label", INT64)], inits=[const("half", 0.5)])
+
+# ---- raw logits for heads attached on request (--head): an Identity so the output is computed
+save("logits_identity", [helper.make_node("Identity", ["logits"], ["y"], name="identity")], None,
+     [("y", FLOAT)], logits_shape=["batch", "classes"])

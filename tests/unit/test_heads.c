@@ -15,6 +15,7 @@
 #include "../../ops/heads.h"
 #include "../../ops/sigmoid.h"
 #include "ember.h"
+#include "model.h"
 #include "pass_heads.h"
 
 static const char *model_path(const char *name) {
@@ -419,4 +420,179 @@ Test(heads_spec, parse) {
         cr_expect(strstr(err.message, "head") != NULL, "'%s': %s", bad[i], err.message);
         cr_expect_null(s.thresholds);
     }
+}
+
+
+/* ---------------------------------------------------------------------------------------------
+ * Heads attached on request (--head), which also checks the fused operators' own semantics
+ * (ops/heads.h) against references computed here.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct head_run {
+    ember_tensor *out[3];
+    size_t n_out;
+} head_run;
+
+/* Attach `head` to the raw logits of logits_identity, run on rows x width logits, return the
+ * head's outputs (the logits output itself is not requested). */
+static head_run run_head(const char *head, const float *logits, int64_t rows, int64_t width,
+                         const char *const *names, size_t n_names) {
+    ember_model *m = load("logits_identity");
+    em_head_spec spec;
+    ember_error err;
+    cr_assert_eq(em_head_parse(head, &spec, &err), EMBER_OK, "%s", err.message);
+    /* Attached to the loaded graph before any session copies it (tests only: the API keeps
+     * models immutable). */
+    cr_assert_eq(em_head_attach(m->graph, 0, &spec, &err), EMBER_OK, "%s", err.message);
+    em_head_spec_clear(&spec);
+    ember_session *s = session(m, EMBER_OPT_ALL, 2);
+    int64_t dims[2] = {rows, width};
+    ember_tensor *x = NULL;
+    cr_assert_eq(ember_tensor_wrap(EMBER_FLOAT, dims, 2, (void *)logits,
+                                   sizeof(float) * (size_t)(rows * width), &x, &err), EMBER_OK);
+    const char *in = "logits";
+    const ember_tensor *ins[1] = {x};
+    head_run r = {{0}, n_names};
+    cr_assert_eq(ember_session_run(s, &in, ins, 1, names, n_names, r.out, &err), EMBER_OK,
+                 "%s: %s", head, err.message);
+    ember_tensor_free(x);
+    ember_session_free(s);
+    ember_model_free(m);
+    return r;
+}
+
+static void free_run(head_run *r) {
+    for (size_t k = 0; k < r->n_out; k++) ember_tensor_free(r->out[k]);
+}
+
+static bool same_float(float a, float b) { return (a != a && b != b) || a == b; }
+
+Test(heads_attach, binary_and_multilabel) {
+    rows r = adversarial(3);
+    const char *bin_names[] = {"y_decision"};
+    head_run b = run_head("binary", r.data, r.n, 3, bin_names, 1);
+    const float *d = ember_tensor_const_data(b.out[0]);
+    cr_assert_eq(ember_tensor_dtype(b.out[0]), EMBER_FLOAT);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < r.n * 3; i++) {
+        float s = em_sigmoid_f32(r.data[i]);
+        float want = s != s ? s : s > 0.5f ? 1.0f : 0.0f; /* torch.round(torch.sigmoid(x)) */
+        bad += !same_float(d[i], want);
+    }
+    cr_expect_eq(bad, 0, "binary: %lld decisions differ", (long long)bad);
+    free_run(&b);
+    head_run ml = run_head("multilabel:0.3,0.5,0.999", r.data, r.n, 3, bin_names, 1);
+    const uint8_t *l = ember_tensor_const_data(ml.out[0]);
+    cr_assert_eq(ember_tensor_dtype(ml.out[0]), EMBER_BOOL);
+    static const float t[3] = {0.3f, 0.5f, 0.999f};
+    bad = 0;
+    for (int64_t i = 0; i < r.n * 3; i++) bad += l[i] != (em_sigmoid_f32(r.data[i]) > t[i % 3]);
+    cr_expect_eq(bad, 0, "multilabel: %lld decisions differ", (long long)bad);
+    free_run(&ml);
+    free(r.data);
+}
+
+Test(heads_attach, multiclass) {
+    enum { W = 5 };
+    static const float rows_[][W] = {
+        {0.1f, 2.0f, -1.0f, 2.0f, 0.5f},            /* tie: first index */
+        {1e-9f, 0.0f, -0.0f, -1e-9f, 0.0f},          /* tiny differences count */
+        {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY}, /* undefined: NaN */
+        {1.0f, INFINITY, 3.0f, INFINITY, 0.0f},      /* the +inf share the mass */
+        {1.0f, NAN, 3.0f, 2.0f, 0.0f},               /* NaN is the largest (torch.argmax) */
+        {88.0f, 89.0f, 90.0f, -1e30f, 1e30f},        /* huge logits, no overflow */
+        {-3.0f, -2.0f, -1.0f, -4.0f, -5.0f},
+    };
+    enum { N = sizeof rows_ / sizeof rows_[0] };
+    static const int64_t want_index[N] = {1, 0, 0, 1, 1, 4, 2};
+    const char *names[] = {"y_class", "y_probability"};
+    head_run h = run_head("multiclass", &rows_[0][0], N, W, names, 2);
+    const int64_t *index = ember_tensor_const_data(h.out[0]);
+    const float *top = ember_tensor_const_data(h.out[1]);
+    cr_assert_eq(ember_tensor_dtype(h.out[0]), EMBER_INT64);
+    cr_assert_eq(ember_tensor_rank(h.out[0]), 1);
+    for (int i = 0; i < N; i++) {
+        cr_expect_eq(index[i], want_index[i], "row %d: index %lld", i, (long long)index[i]);
+        double m = -INFINITY, sum = 0;
+        for (int k = 0; k < W; k++) m = rows_[i][k] > m ? rows_[i][k] : m;
+        for (int k = 0; k < W; k++) sum += exp((double)rows_[i][k] - m);
+        double want = 1.0 / sum;
+        if (i == 2 || i == 4) want = NAN;
+        if (i == 3) want = 0.5;
+        cr_expect(same_float(top[i], (float)want) || fabs(top[i] - want) <= 1e-6 * want,
+                  "row %d: top probability %.9g, want %.9g", i, top[i], want);
+    }
+    free_run(&h);
+}
+
+/* Reference ranks and class probabilities, straight from the definitions. */
+static void ordinal_reference(const float *x, int64_t levels, bool corn, float t, int64_t *rank,
+                              float *classes) {
+    float p[64], running = 1.0f;
+    *rank = 0;
+    for (int64_t k = 0; k < levels; k++) {
+        float s = em_sigmoid_f32(x[k]);
+        p[k] = corn ? (running = k == 0 ? s : running * s) : s;
+        *rank += p[k] > t;
+    }
+    for (int64_t k = 0; k <= levels; k++)
+        classes[k] = (k == 0 ? 1.0f : p[k - 1]) - (k == levels ? 0.0f : p[k]);
+}
+
+static void check_ordinal(const char *head, bool corn, float t, int64_t levels) {
+    rows r = adversarial(levels);
+    const char *names[] = {"y_rank", "y_class_probabilities"};
+    head_run h = run_head(head, r.data, r.n, levels, names, 2);
+    const int64_t *rank = ember_tensor_const_data(h.out[0]);
+    const float *cls = ember_tensor_const_data(h.out[1]);
+    cr_assert_eq(ember_tensor_dims(h.out[1])[1], levels + 1);
+    int64_t bad_rank = 0, bad_prob = 0;
+    for (int64_t i = 0; i < r.n; i++) {
+        int64_t want;
+        float want_cls[65];
+        ordinal_reference(r.data + i * levels, levels, corn, t, &want, want_cls);
+        bad_rank += rank[i] != want;
+        for (int64_t k = 0; k <= levels; k++)
+            bad_prob += !same_float(cls[i * (levels + 1) + k], want_cls[k]);
+    }
+    cr_expect_eq(bad_rank, 0, "%s: %lld ranks differ", head, (long long)bad_rank);
+    cr_expect_eq(bad_prob, 0, "%s: %lld class probabilities differ", head, (long long)bad_prob);
+    free_run(&h);
+    free(r.data);
+}
+
+Test(heads_attach, ordinal) {
+    check_ordinal("ordinal", false, 0.5f, 4);
+    check_ordinal("ordinal:corn", true, 0.5f, 4);
+    check_ordinal("ordinal:coral:0.3", false, 0.3f, 1); /* K = 2 */
+    check_ordinal("ordinal:corn:0.7", true, 0.7f, 6);
+}
+
+/* The issue's example: sigmoids [0.9, 0.6, 0.6] give CORN rank 2 (0.9, 0.54, 0.324), a plain
+ * count 3. */
+Test(heads_attach, corn_is_not_a_count) {
+    float x[3] = {logf(0.9f / 0.1f), logf(0.6f / 0.4f), logf(0.6f / 0.4f)};
+    const char *names[] = {"y_rank", "y_class_probabilities"};
+    head_run corn = run_head("ordinal:corn", x, 1, 3, names, 2);
+    head_run coral = run_head("ordinal:coral", x, 1, 3, names, 2);
+    cr_expect_eq(*(const int64_t *)ember_tensor_const_data(corn.out[0]), 2);
+    cr_expect_eq(*(const int64_t *)ember_tensor_const_data(coral.out[0]), 3);
+    const float *p = ember_tensor_const_data(corn.out[1]);
+    float sum = p[0] + p[1] + p[2] + p[3];
+    cr_expect(fabsf(p[0] - 0.1f) < 1e-6f && fabsf(p[2] - 0.216f) < 1e-6f && fabsf(sum - 1) < 1e-6f,
+              "class probabilities %g %g %g %g", p[0], p[1], p[2], p[3]);
+    free_run(&corn);
+    free_run(&coral);
+}
+
+Test(heads_attach, refuses_what_does_not_fit) {
+    ember_model *m = load("labels"); /* output: bool decisions */
+    em_head_spec spec;
+    ember_error err;
+    cr_assert_eq(em_head_parse("binary", &spec, &err), EMBER_OK);
+    cr_expect_eq(em_head_attach(m->graph, 0, &spec, &err), EMBER_ERR_INVALID_ARGUMENT);
+    cr_expect(strstr(err.message, "float32 logits") != NULL, "%s", err.message);
+    cr_expect_eq(em_head_attach(m->graph, 5, &spec, &err), EMBER_ERR_INVALID_ARGUMENT);
+    em_head_spec_clear(&spec);
+    ember_model_free(m);
 }
