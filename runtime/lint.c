@@ -122,24 +122,22 @@ static void lint_graph(const em_graph *g, lint_list *l) {
                             "%s applied to the output of Sigmoid '%s': the probabilities are "
                             "squashed twice; apply %s to the logits",
                             n->op_type, before->name, n->op_type);
-            if (is_op(n, "Softmax") && size > 2) {
-                int p = n->outputs[0];
-                for (int j = 0; j < g->n_nodes && p >= 0; j++) {
-                    const em_node *r = &g->nodes[j];
-                    if (!r->op_type || r->n_inputs < 1) continue;
-                    bool compare = (is_op(r, "Greater") || is_op(r, "GreaterOrEqual") ||
-                                    is_op(r, "Less") || is_op(r, "LessOrEqual")) &&
-                                   r->n_inputs >= 2 &&
-                                   ((r->inputs[0] == p && is_half(g, r->inputs[1])) ||
-                                    (r->inputs[1] == p && is_half(g, r->inputs[0])));
-                    bool round = is_op(r, "Round") && r->inputs[0] == p;
-                    if (compare || round)
-                        add_warning(l, r,
-                                    "thresholds the output of Softmax '%s' at 0.5 over %lld "
-                                    "classes: a row can get no class at all; use ArgMax",
-                                    n->name, (long long)size);
-                }
-            }
+        }
+        /* A Softmax output thresholded at 0.5 (or rounded) over more than two classes. */
+        bool compare = (is_op(n, "Greater") || is_op(n, "GreaterOrEqual") || is_op(n, "Less") ||
+                        is_op(n, "LessOrEqual")) &&
+                       n->n_inputs >= 2;
+        for (int k = 0; k < (compare ? 2 : is_op(n, "Round") ? 1 : 0); k++) {
+            const em_node *sm = producer_of(g, n->inputs[k]);
+            if (!sm || !is_op(sm, "Softmax") || (compare && !is_half(g, n->inputs[1 - k])))
+                continue;
+            int axis = 0;
+            int64_t size = softmax_size(g, sm, &axis);
+            if (size > 2)
+                add_warning(l, n,
+                            "thresholds the output of Softmax '%s' at 0.5 over %lld classes: a "
+                            "row can get no class at all; use ArgMax",
+                            sm->name, (long long)size);
         }
         if (is_op(n, "Sigmoid") && before && is_op(before, "Sigmoid"))
             add_warning(l, n,

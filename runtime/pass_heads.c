@@ -22,30 +22,62 @@ static void remove_node(em_node *n) {
     n->op_type = NULL;
 }
 
-/* Input slots of live nodes reading v. */
-static int count_readers(const em_graph *g, int v) {
-    int count = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const em_node *n = &g->nodes[i];
-        if (!n->op_type) continue;
-        for (int k = 0; k < n->n_inputs; k++) count += n->inputs[k] == v;
+/* Which nodes read each value, built once per pass (CSR), so that the pass stays linear in
+ * the graph size. Nodes removed later are skipped at query time; nodes the pass adds only read
+ * logits, which are never asked about. */
+typedef struct readers {
+    int *start; /* per value: first entry in `node`, n_values + 1 entries */
+    int *node;  /* one entry per input slot */
+    int n_values;
+} readers;
+
+static void readers_free(readers *r) {
+    free(r->start);
+    free(r->node);
+}
+
+static bool readers_build(const em_graph *g, readers *r) {
+    r->n_values = g->n_values;
+    r->start = calloc((size_t)g->n_values + 1, sizeof(int));
+    int slots = 0;
+    for (int i = 0; i < g->n_nodes; i++) slots += g->nodes[i].n_inputs;
+    r->node = malloc(sizeof(int) * ((size_t)slots + 1));
+    int *fill = calloc((size_t)g->n_values + 1, sizeof(int));
+    if (!r->start || !r->node || !fill) {
+        free(fill);
+        readers_free(r);
+        return false;
     }
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_inputs; k++)
+            if (g->nodes[i].inputs[k] >= 0) r->start[g->nodes[i].inputs[k] + 1]++;
+    for (int v = 0; v < g->n_values; v++) r->start[v + 1] += r->start[v];
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_inputs; k++) {
+            int v = g->nodes[i].inputs[k];
+            if (v >= 0) r->node[r->start[v] + fill[v]++] = i;
+        }
+    free(fill);
+    return true;
+}
+
+/* Input slots of live nodes reading v. */
+static int count_readers(const readers *ix, const em_graph *g, int v) {
+    if (v < 0 || v >= ix->n_values) return 0;
+    int count = 0;
+    for (int e = ix->start[v]; e < ix->start[v + 1]; e++) count += g->nodes[ix->node[e]].op_type != NULL;
     return count;
 }
 
 /* The node reading v when exactly one input slot of one live node does and v is not a graph
  * output (the value is private to that reader); -1 otherwise. */
-static int sole_reader(const em_graph *g, int v) {
-    if (v < 0 || g->values[v].is_output) return -1;
+static int sole_reader(const readers *ix, const em_graph *g, int v) {
+    if (v < 0 || v >= ix->n_values || g->values[v].is_output) return -1;
     int found = -1;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const em_node *n = &g->nodes[i];
-        if (!n->op_type) continue;
-        for (int k = 0; k < n->n_inputs; k++)
-            if (n->inputs[k] == v) {
-                if (found >= 0) return -1;
-                found = i;
-            }
+    for (int e = ix->start[v]; e < ix->start[v + 1]; e++) {
+        if (!g->nodes[ix->node[e]].op_type) continue;
+        if (found >= 0) return -1;
+        found = ix->node[e];
     }
     return found;
 }
@@ -305,8 +337,8 @@ static bool sums_last_axis(const em_graph *g, const em_node *n, int rank, int64_
  * ------------------------------------------------------------------------------------------- */
 
 /* One decision made from the Sigmoid output s by node `reader`. */
-static ember_status fuse_sigmoid_reader(em_graph *g, int sig, int reader, int *fused,
-                                        ember_error *err) {
+static ember_status fuse_sigmoid_reader(const readers *ix, em_graph *g, int sig, int reader,
+                                        int *fused, ember_error *err) {
     em_node *sn = &g->nodes[sig];
     int x = sn->inputs[0], s = sn->outputs[0];
     const em_tensor *xi = info(g, x);
@@ -325,14 +357,14 @@ static ember_status fuse_sigmoid_reader(em_graph *g, int sig, int reader, int *f
         int c = compares_with_const(g, rn, s, &inclusive);
         if (c < 0 || !read_thresholds(g, c, xi, &t)) return EMBER_OK;
         result = output0(rn);
-        int cast = sole_reader(g, result);
+        int cast = sole_reader(ix, g, result);
         em_node *cn = cast >= 0 ? &g->nodes[cast] : NULL;
         if (cn && is_op(cn, "Cast") && simple_node(cn, 1) &&
             decision_type(em_attr_int(cn, "to", 0))) {
             to = em_attr_int(cn, "to", 0);
             nodes[1] = cast;
             result = output0(cn);
-            int sum = sole_reader(g, result);
+            int sum = sole_reader(ix, g, result);
             int64_t levels = xi->rank >= 1 ? xi->dims[xi->rank - 1] : -1;
             if (sum >= 0 && !inclusive && t.n == 1 &&
                 sums_last_axis(g, &g->nodes[sum], xi->rank, levels, (ember_dtype)to, &keepdims)) {
@@ -395,26 +427,25 @@ static bool adopt_sigmoid_output(em_graph *g, int first_new, int x, int s) {
     return false;
 }
 
-static ember_status fuse_sigmoid_heads(em_graph *g, int *fused, ember_error *err) {
+static ember_status fuse_sigmoid_heads(const readers *ix, em_graph *g, int *fused,
+                                       ember_error *err) {
     int n_before = g->n_nodes;
     for (int i = 0; i < n_before; i++) {
         em_node *sn = &g->nodes[i];
         if (!is_op(sn, "Sigmoid") || !simple_node(sn, 1) || !is_f32(g, sn->inputs[0])) continue;
         int x = sn->inputs[0], s = output0(sn);
         int first_new = g->n_nodes, made = 0;
-        /* Each reader of s is looked at once; the list changes as readers are fused. */
-        for (int r = 0; r < n_before; r++) {
-            em_node *rn = &g->nodes[r];
-            if (!rn->op_type || r == i) continue;
-            bool reads = false;
-            for (int k = 0; k < rn->n_inputs; k++) reads |= rn->inputs[k] == s;
-            if (!reads) continue;
-            EM_TRY(fuse_sigmoid_reader(g, i, r, &made, err));
+        /* Each reader of s is looked at once (a fused reader is removed as we go). */
+        for (int e = ix->start[s]; e < ix->start[s + 1]; e++) {
+            int r = ix->node[e];
+            if (e > ix->start[s] && ix->node[e - 1] == r) continue; /* reads s twice */
+            if (!g->nodes[r].op_type || r == i) continue;
+            EM_TRY(fuse_sigmoid_reader(ix, g, i, r, &made, err));
         }
         if (!made) continue;
         *fused += made;
         sn = &g->nodes[i];
-        if (count_readers(g, s) == 0 && !g->values[s].is_output) {
+        if (count_readers(ix, g, s) == 0 && !g->values[s].is_output) {
             remove_node(sn);
         } else if (adopt_sigmoid_output(g, first_new, x, s)) {
             remove_node(sn);
@@ -479,7 +510,7 @@ static bool corn_add(corn_match *m, int node) {
 }
 
 /* Match the cumulative product feeding Concat node `concat`; fills m (nodes sized by caller). */
-static bool match_corn_product(em_graph *g, int concat, corn_match *m) {
+static bool match_corn_product(const readers *ix, em_graph *g, int concat, corn_match *m) {
     em_node *cc = &g->nodes[concat];
     int levels = cc->n_inputs;
     if (levels < 1 || cc->n_inputs != cc->n_explicit_inputs || !simple_node(cc, levels))
@@ -499,7 +530,7 @@ static bool match_corn_product(em_graph *g, int concat, corn_match *m) {
         }
         em_node *un = producer(g, u);
         int64_t axes[2];
-        ok = un && is_op(un, "Unsqueeze") && un->n_inputs >= 1 && sole_reader(g, u) == concat;
+        ok = un && is_op(un, "Unsqueeze") && un->n_inputs >= 1 && sole_reader(ix, g, u) == concat;
         if (!ok) break;
         int64_t count = node_axes(g, un, 13, axes, 2);
         const em_tensor *ui = info(g, u);
@@ -512,7 +543,7 @@ static bool match_corn_product(em_graph *g, int concat, corn_match *m) {
     int64_t K1 = levels;
     for (int k = levels - 1; k >= 0 && ok; k--) {
         int v = chain[k];
-        int readers = count_readers(g, v);
+        int readers = count_readers(ix, g, v);
         ok = !g->values[v].is_output && readers == (k == levels - 1 ? 1 : 2);
         em_node *vn = producer(g, v);
         if (!ok || !vn) {
@@ -549,7 +580,7 @@ static bool match_corn_product(em_graph *g, int concat, corn_match *m) {
         int prev = chain[k - 1], a = vn->inputs[0], b = vn->inputs[1];
         int column = a == prev ? b : b == prev ? a : -1;
         em_node *cn = producer(g, column);
-        ok = column >= 0 && cn && sole_reader(g, column) == (int)(vn - g->nodes) &&
+        ok = column >= 0 && cn && sole_reader(ix, g, column) == (int)(vn - g->nodes) &&
              is_column(g, cn, s, rank, K1, k, keep) && corn_add(m, (int)(cn - g->nodes));
     }
     free(chain);
@@ -559,7 +590,7 @@ static bool match_corn_product(em_graph *g, int concat, corn_match *m) {
     return (axis == rank - 1 || axis == -1) && corn_add(m, concat);
 }
 
-static ember_status fuse_corn(em_graph *g, int *fused, ember_error *err) {
+static ember_status fuse_corn(const readers *ix, em_graph *g, int *fused, ember_error *err) {
     int n_before = g->n_nodes;
     for (int i = 0; i < n_before; i++) {
         em_node *cc = &g->nodes[i];
@@ -567,9 +598,9 @@ static ember_status fuse_corn(em_graph *g, int *fused, ember_error *err) {
         int levels = cc->n_inputs;
         corn_match m = {-1, -1, malloc(sizeof(int) * ((size_t)levels * 4 + 8)), 0};
         if (!m.nodes) return oom(err);
-        bool ok = match_corn_product(g, i, &m);
+        bool ok = match_corn_product(ix, g, i, &m);
         int c = output0(&g->nodes[i]);
-        int gt = ok ? sole_reader(g, c) : -1;
+        int gt = ok ? sole_reader(ix, g, c) : -1;
         bool inclusive = false;
         int64_t to = 0, keepdims = 0;
         thresholds t = {0, NULL};
@@ -580,11 +611,11 @@ static ember_status fuse_corn(em_graph *g, int *fused, ember_error *err) {
             int k = compares_with_const(g, &g->nodes[gt], c, &inclusive);
             ok = ok && k >= 0 && !inclusive && read_thresholds(g, k, ci, &t) && t.n == 1 &&
                  corn_add(&m, gt);
-            int cast = ok ? sole_reader(g, output0(&g->nodes[gt])) : -1;
+            int cast = ok ? sole_reader(ix, g, output0(&g->nodes[gt])) : -1;
             ok = ok && cast >= 0 && is_op(&g->nodes[cast], "Cast") &&
                  simple_node(&g->nodes[cast], 1) && corn_add(&m, cast);
             to = ok ? em_attr_int(&g->nodes[cast], "to", 0) : 0;
-            int sum = ok ? sole_reader(g, output0(&g->nodes[cast])) : -1;
+            int sum = ok ? sole_reader(ix, g, output0(&g->nodes[cast])) : -1;
             ok = ok && sum >= 0 &&
                  sums_last_axis(g, &g->nodes[sum], ci->rank, levels, (ember_dtype)to,
                                 &keepdims) &&
@@ -611,7 +642,7 @@ static ember_status fuse_corn(em_graph *g, int *fused, ember_error *err) {
         }
         for (int k = 0; k < m.n_nodes; k++) remove_node(&g->nodes[m.nodes[k]]);
         int s = output0(&g->nodes[m.sigmoid]);
-        if (count_readers(g, s) == 0 && !g->values[s].is_output)
+        if (count_readers(ix, g, s) == 0 && !g->values[s].is_output)
             remove_node(&g->nodes[m.sigmoid]);
         free(m.nodes);
         (*fused)++;
@@ -654,7 +685,8 @@ static ember_status add_softmax_argmax(em_graph *g, const em_node *argmax, const
     return EMBER_OK;
 }
 
-static ember_status fuse_multiclass(em_graph *g, int *fused, ember_error *err) {
+static ember_status fuse_multiclass(const readers *ix, em_graph *g, int *fused,
+                                    ember_error *err) {
     int n_before = g->n_nodes;
     for (int i = 0; i < n_before; i++) {
         em_node *a = &g->nodes[i];
@@ -664,19 +696,20 @@ static ember_status fuse_multiclass(em_graph *g, int *fused, ember_error *err) {
         em_node *sm = producer(g, a->inputs[0]);
         if (sm && (is_op(sm, "Softmax") || is_op(sm, "LogSoftmax")) && simple_node(sm, 1) &&
             is_f32(g, sm->inputs[0]) && info(g, sm->inputs[0])->rank == rank &&
-            softmax_axis(sm, rank) == rank - 1 && sole_reader(g, a->inputs[0]) == i) {
+            softmax_axis(sm, rank) == rank - 1 && sole_reader(ix, g, a->inputs[0]) == i) {
             int out = output0(a);
             EM_TRY(add_softmax_argmax(g, a, sm, "argmax_of_softmax", 1, &out, fused, err));
             continue;
         }
         /* ArgMax(x) beside Softmax(x): one node gives both. */
         int x = a->inputs[0];
-        for (int j = 0; j < n_before; j++) {
+        for (int e = ix->start[x]; e < ix->start[x + 1]; e++) {
+            int j = ix->node[e];
             em_node *b = &g->nodes[j];
             if (!is_op(b, "Softmax") || !simple_node(b, 1) || b->inputs[0] != x ||
                 softmax_axis(b, rank) != rank - 1)
                 continue;
-            int outs[3] = {output0(a), -1, output0(b)};
+            int outs[3] = {output0(&g->nodes[i]), -1, output0(b)};
             EM_TRY(add_softmax_argmax(g, &g->nodes[i], &g->nodes[j], "argmax", 3, outs, fused,
                                       err));
             break;
@@ -692,9 +725,12 @@ static ember_status fuse_multiclass(em_graph *g, int *fused, ember_error *err) {
 ember_status em_pass_fuse_heads(em_graph *g, ember_error *err) {
     if (!g->owns_opsets) return EMBER_OK; /* subgraphs are left as they are */
     int fused = 0;
-    ember_status st = fuse_corn(g, &fused, err);
-    if (st == EMBER_OK) st = fuse_sigmoid_heads(g, &fused, err);
-    if (st == EMBER_OK) st = fuse_multiclass(g, &fused, err);
+    readers ix;
+    if (!readers_build(g, &ix)) return oom(err);
+    ember_status st = fuse_corn(&ix, g, &fused, err);
+    if (st == EMBER_OK) st = fuse_sigmoid_heads(&ix, g, &fused, err);
+    if (st == EMBER_OK) st = fuse_multiclass(&ix, g, &fused, err);
+    readers_free(&ix);
     em_graph_compact(g);
     if (fused == 0 && st == EMBER_OK) return EMBER_OK;
     ember_status fin = em_graph_finalize(g, "heads fusion", err);
