@@ -196,7 +196,7 @@ static void *work(void *arg) {
     return NULL;
 }
 
-Test(heads_exhaustive, sigmoid_threshold_all_float32, .timeout = 600) {
+Test(heads_exhaustive, sigmoid_threshold_all_float32, .timeout = 1200) {
     static config configs[N_CONFIGS];
     for (int c = 0; c < N_CONFIGS; c++)
         config_init(&configs[c], k_configs[c].mode, k_configs[c].threshold);
