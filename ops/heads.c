@@ -685,34 +685,48 @@ static void argmax_range_plain(void *ctx, int64_t begin, int64_t end) {
 }
 
 /* Match modes (last axis, contiguous rows): the index from the logits unless the row is one
- * where the matched kernels could decide otherwise; those get index -1 and are counted. */
+ * where the matched kernels could decide otherwise (NaN / inf, or for argmax_of_softmax a logit
+ * within EM_HEADS_TIE_MARGIN below the maximum); those get index -1 and are counted. Rows go
+ * in blocks of ROWS interleaved, so that the per-row compare chains overlap; within a row
+ * everything is branch-free. */
+enum { ROWS = 8 };
+
 static void argmax_range_match(void *ctx, int64_t begin, int64_t end) {
     argmax_job *j = ctx;
-    bool last = j->s->config.select_last != 0;
-    bool of_softmax = j->s->config.match == MATCH_ARGMAX_OF_SOFTMAX;
+    const bool last = j->s->config.select_last != 0;
+    const bool of_softmax = j->s->config.match == MATCH_ARGMAX_OF_SOFTMAX;
     const int64_t len = j->len;
     long long hazards = 0;
-    for (int64_t r = begin; r < end; r++) {
-        const float *restrict x = j->x + r * len;
-        /* Branch-free maximum and finiteness (NaN / inf rows go to the real kernels). */
-        float m = x[0];
-        int finite = 1;
-        for (int64_t k = 0; k < len; k++) {
-            m = x[k] > m ? x[k] : m;
-            finite &= x[k] - x[k] == 0.0f;
+    for (int64_t r0 = begin; r0 < end; r0 += ROWS) {
+        const int64_t n = end - r0 < ROWS ? end - r0 : ROWS;
+        const float *restrict x = j->x + r0 * len;
+        float m[ROWS];
+        int64_t best[ROWS];
+        int finite[ROWS], near_tie[ROWS];
+        for (int64_t i = 0; i < n; i++) {
+            m[i] = x[i * len];
+            best[i] = 0;
+            finite[i] = 1;
+            near_tie[i] = 0;
         }
-        int64_t best = -1;
-        int near_tie = 0;
-        const float floor = m - EM_HEADS_TIE_MARGIN;
-        for (int64_t k = 0; k < len; k++) {
-            if (x[k] == m && (best < 0 || last)) best = k;
-            near_tie |= (x[k] < m) & (x[k] > floor);
-        }
-        if (!finite || (of_softmax && near_tie)) {
-            j->index[r] = -1;
-            hazards++;
-        } else {
-            j->index[r] = best;
+        for (int64_t k = 0; k < len; k++)
+            for (int64_t i = 0; i < n; i++) {
+                float v = x[i * len + k];
+                int take = last ? v >= m[i] : v > m[i];
+                m[i] = take ? v : m[i];
+                best[i] = take ? k : best[i];
+                finite[i] &= v - v == 0.0f;
+            }
+        if (of_softmax)
+            for (int64_t k = 0; k < len; k++)
+                for (int64_t i = 0; i < n; i++) {
+                    float v = x[i * len + k];
+                    near_tie[i] |= (v < m[i]) & (v > m[i] - EM_HEADS_TIE_MARGIN);
+                }
+        for (int64_t i = 0; i < n; i++) {
+            bool hazard = !finite[i] || near_tie[i];
+            j->index[r0 + i] = hazard ? -1 : best[i];
+            hazards += hazard;
         }
     }
     if (hazards) atomic_fetch_add(&j->hazards, hazards);
