@@ -30,7 +30,9 @@ static float f32_from_order(int64_t order) {
 }
 
 /* The exact sigmoid, in double (its own error, ~1e-16, is covered by the margin below). */
-static double exact_sigmoid(float x) { return 1.0 / (1.0 + exp(-(double)x)); }
+static double exact_sigmoid(float x) {
+    return 1.0 / (1.0 + exp(-(double)x));
+}
 
 /* The shared float32 sigmoid s(x) satisfies |s - S| <= EM_SIGMOID_MAX_ULP 2^-23 S + 2^-126
  * around the exact S; one more ulp (and twice the absolute term) of margin covers the double
@@ -57,8 +59,10 @@ static float last_where(bool (*pred)(float, float, bool), float t, bool inclusiv
     if (pred(f32_from_order(hi), t, inclusive)) return INFINITY;
     while (hi - lo > 1) { /* pred(lo) holds, pred(hi) does not */
         int64_t mid = lo + (hi - lo) / 2;
-        if (pred(f32_from_order(mid), t, inclusive)) lo = mid;
-        else hi = mid;
+        if (pred(f32_from_order(mid), t, inclusive))
+            lo = mid;
+        else
+            hi = mid;
     }
     return f32_from_order(lo);
 }
@@ -70,8 +74,10 @@ static float first_where(bool (*pred)(float, float, bool), float t, bool inclusi
     if (pred(f32_from_order(lo), t, inclusive)) return -INFINITY;
     while (hi - lo > 1) { /* pred(lo) fails, pred(hi) holds */
         int64_t mid = lo + (hi - lo) / 2;
-        if (pred(f32_from_order(mid), t, inclusive)) hi = mid;
-        else lo = mid;
+        if (pred(f32_from_order(mid), t, inclusive))
+            hi = mid;
+        else
+            lo = mid;
     }
     return f32_from_order(hi);
 }
@@ -118,9 +124,19 @@ static ember_status node_fail(const em_node *n, ember_status code, const char *w
 
 static bool decision_type_ok(int64_t to) {
     switch (to) {
-    case EMBER_BOOL: case EMBER_UINT8: case EMBER_INT8: case EMBER_UINT16: case EMBER_INT16:
-    case EMBER_UINT32: case EMBER_INT32: case EMBER_UINT64: case EMBER_INT64: case EMBER_FLOAT:
-    case EMBER_DOUBLE: case EMBER_FLOAT16: case EMBER_BFLOAT16:
+    case EMBER_BOOL:
+    case EMBER_UINT8:
+    case EMBER_INT8:
+    case EMBER_UINT16:
+    case EMBER_INT16:
+    case EMBER_UINT32:
+    case EMBER_INT32:
+    case EMBER_UINT64:
+    case EMBER_INT64:
+    case EMBER_FLOAT:
+    case EMBER_DOUBLE:
+    case EMBER_FLOAT16:
+    case EMBER_BFLOAT16:
         return true;
     default:
         return false;
@@ -130,19 +146,45 @@ static bool decision_type_ok(int64_t to) {
 /* Store a small non-negative count (or 0 / 1 decision) as element i of an array of type `to`. */
 static void store_count(void *out, ember_dtype to, int64_t i, int64_t v) {
     switch (to) {
-    case EMBER_BOOL: case EMBER_UINT8: ((uint8_t *)out)[i] = (uint8_t)(v != 0 ? v : 0); break;
-    case EMBER_INT8: ((int8_t *)out)[i] = (int8_t)v; break;
-    case EMBER_UINT16: ((uint16_t *)out)[i] = (uint16_t)v; break;
-    case EMBER_INT16: ((int16_t *)out)[i] = (int16_t)v; break;
-    case EMBER_UINT32: ((uint32_t *)out)[i] = (uint32_t)v; break;
-    case EMBER_INT32: ((int32_t *)out)[i] = (int32_t)v; break;
-    case EMBER_UINT64: ((uint64_t *)out)[i] = (uint64_t)v; break;
-    case EMBER_INT64: ((int64_t *)out)[i] = v; break;
-    case EMBER_FLOAT: ((float *)out)[i] = (float)v; break;
-    case EMBER_DOUBLE: ((double *)out)[i] = (double)v; break;
-    case EMBER_FLOAT16: ((uint16_t *)out)[i] = em_f32_to_f16((float)v); break;
-    case EMBER_BFLOAT16: ((uint16_t *)out)[i] = em_f32_to_bf16((float)v); break;
-    default: break;
+    case EMBER_BOOL:
+    case EMBER_UINT8:
+        ((uint8_t *)out)[i] = (uint8_t)(v != 0 ? v : 0);
+        break;
+    case EMBER_INT8:
+        ((int8_t *)out)[i] = (int8_t)v;
+        break;
+    case EMBER_UINT16:
+        ((uint16_t *)out)[i] = (uint16_t)v;
+        break;
+    case EMBER_INT16:
+        ((int16_t *)out)[i] = (int16_t)v;
+        break;
+    case EMBER_UINT32:
+        ((uint32_t *)out)[i] = (uint32_t)v;
+        break;
+    case EMBER_INT32:
+        ((int32_t *)out)[i] = (int32_t)v;
+        break;
+    case EMBER_UINT64:
+        ((uint64_t *)out)[i] = (uint64_t)v;
+        break;
+    case EMBER_INT64:
+        ((int64_t *)out)[i] = v;
+        break;
+    case EMBER_FLOAT:
+        ((float *)out)[i] = (float)v;
+        break;
+    case EMBER_DOUBLE:
+        ((double *)out)[i] = (double)v;
+        break;
+    case EMBER_FLOAT16:
+        ((uint16_t *)out)[i] = em_f32_to_f16((float)v);
+        break;
+    case EMBER_BFLOAT16:
+        ((uint16_t *)out)[i] = em_f32_to_bf16((float)v);
+        break;
+    default:
+        break;
     }
 }
 
@@ -162,8 +204,7 @@ static ember_status check_float_input(const em_node *n, const em_tensor *x, embe
     return EMBER_OK;
 }
 
-/* Rows of `row_len` elements in a tensor of `total` elements, split over the run's threads in
- * chunks of about 64K elements. */
+/* Smallest number of rows of `row_len` elements worth a thread: about 64K elements. */
 static int64_t row_grain(int64_t row_len) {
     int64_t g = (int64_t)65536 / (row_len > 0 ? row_len : 1);
     return g > 0 ? g : 1;
@@ -186,9 +227,12 @@ typedef struct threshold_config {
 static ember_status threshold_parse(const em_node *n, threshold_config *c, ember_error *err) {
     memset(c, 0, sizeof *c);
     const char *mode = em_attr_string(n, "mode", "greater");
-    if (strcmp(mode, "greater") == 0) c->mode = MODE_GREATER;
-    else if (strcmp(mode, "greater_equal") == 0) c->mode = MODE_GREATER_EQUAL;
-    else if (strcmp(mode, "round") == 0) c->mode = MODE_ROUND;
+    if (strcmp(mode, "greater") == 0)
+        c->mode = MODE_GREATER;
+    else if (strcmp(mode, "greater_equal") == 0)
+        c->mode = MODE_GREATER_EQUAL;
+    else if (strcmp(mode, "round") == 0)
+        c->mode = MODE_ROUND;
     else
         return node_fail(n, EMBER_ERR_INVALID_MODEL,
                          "mode must be \"greater\", \"greater_equal\" or \"round\"", err);
@@ -283,12 +327,13 @@ static ember_status threshold_infer(const em_node *n, void *state, em_tensor *co
         }
     }
     if (n->n_outputs > 2)
-        return node_fail(n, EMBER_ERR_INVALID_MODEL, "SigmoidThreshold has at most 2 outputs",
-                         err);
+        return node_fail(n, EMBER_ERR_INVALID_MODEL, "SigmoidThreshold has at most 2 outputs", err);
     em_tensor_set_shape(&out[0], c->to, x->dims, x->rank);
     if (n->n_outputs > 1) {
-        if (output_wanted(n, 1)) em_tensor_set_shape(&out[1], EMBER_FLOAT, x->dims, x->rank);
-        else set_empty(&out[1], EMBER_FLOAT);
+        if (output_wanted(n, 1))
+            em_tensor_set_shape(&out[1], EMBER_FLOAT, x->dims, x->rank);
+        else
+            set_empty(&out[1], EMBER_FLOAT);
     }
     return EMBER_OK;
 }
@@ -297,8 +342,8 @@ static ember_status threshold_infer(const em_node *n, void *state, em_tensor *co
  * nonzero when some element is inside its bracket (x > lo and not x >= hi, or NaN): those
  * need the sigmoid itself. */
 #define DEFINE_CUT_LOOP(NAME, T, ONE)                                                              \
-    static int NAME(const float *restrict x, int64_t rows, int64_t labels,                        \
-                    const float *restrict hi, const float *restrict lo, T *restrict out) {        \
+    static int NAME(const float *restrict x, int64_t rows, int64_t labels,                         \
+                    const float *restrict hi, const float *restrict lo, T *restrict out) {         \
         int unsure = 0;                                                                            \
         if (labels == 1) {                                                                         \
             const float h = hi[0], l = lo[0];                                                      \
@@ -325,8 +370,8 @@ DEFINE_CUT_LOOP(cut_u32, uint32_t, 1)
 DEFINE_CUT_LOOP(cut_u64, uint64_t, 1)
 DEFINE_CUT_LOOP(cut_f32, float, 1.0f)
 DEFINE_CUT_LOOP(cut_f64, double, 1.0)
-DEFINE_CUT_LOOP(cut_half, uint16_t, 0x3C00)     /* float16 1.0 */
-DEFINE_CUT_LOOP(cut_bfloat, uint16_t, 0x3F80)   /* bfloat16 1.0 */
+DEFINE_CUT_LOOP(cut_half, uint16_t, 0x3C00)   /* float16 1.0 */
+DEFINE_CUT_LOOP(cut_bfloat, uint16_t, 0x3F80) /* bfloat16 1.0 */
 
 typedef struct threshold_job {
     const threshold_state *s;
@@ -367,23 +412,37 @@ static void threshold_range(void *ctx, int64_t begin, int64_t end) {
         const float *x = j->x + at;
         int unsure = 0;
         switch (s->config.to) {
-        case EMBER_BOOL: case EMBER_UINT8: case EMBER_INT8:
-            unsure = cut_u8(x, rows, L, hi, lo, (uint8_t *)j->decision + at); break;
-        case EMBER_UINT16: case EMBER_INT16:
-            unsure = cut_u16(x, rows, L, hi, lo, (uint16_t *)j->decision + at); break;
-        case EMBER_UINT32: case EMBER_INT32:
-            unsure = cut_u32(x, rows, L, hi, lo, (uint32_t *)j->decision + at); break;
-        case EMBER_UINT64: case EMBER_INT64:
-            unsure = cut_u64(x, rows, L, hi, lo, (uint64_t *)j->decision + at); break;
+        case EMBER_BOOL:
+        case EMBER_UINT8:
+        case EMBER_INT8:
+            unsure = cut_u8(x, rows, L, hi, lo, (uint8_t *)j->decision + at);
+            break;
+        case EMBER_UINT16:
+        case EMBER_INT16:
+            unsure = cut_u16(x, rows, L, hi, lo, (uint16_t *)j->decision + at);
+            break;
+        case EMBER_UINT32:
+        case EMBER_INT32:
+            unsure = cut_u32(x, rows, L, hi, lo, (uint32_t *)j->decision + at);
+            break;
+        case EMBER_UINT64:
+        case EMBER_INT64:
+            unsure = cut_u64(x, rows, L, hi, lo, (uint64_t *)j->decision + at);
+            break;
         case EMBER_FLOAT:
-            unsure = cut_f32(x, rows, L, hi, lo, (float *)j->decision + at); break;
+            unsure = cut_f32(x, rows, L, hi, lo, (float *)j->decision + at);
+            break;
         case EMBER_DOUBLE:
-            unsure = cut_f64(x, rows, L, hi, lo, (double *)j->decision + at); break;
+            unsure = cut_f64(x, rows, L, hi, lo, (double *)j->decision + at);
+            break;
         case EMBER_FLOAT16:
-            unsure = cut_half(x, rows, L, hi, lo, (uint16_t *)j->decision + at); break;
+            unsure = cut_half(x, rows, L, hi, lo, (uint16_t *)j->decision + at);
+            break;
         case EMBER_BFLOAT16:
-            unsure = cut_bfloat(x, rows, L, hi, lo, (uint16_t *)j->decision + at); break;
-        default: break;
+            unsure = cut_bfloat(x, rows, L, hi, lo, (uint16_t *)j->decision + at);
+            break;
+        default:
+            break;
         }
         if (unsure) threshold_fix(s, x, rows, L, j->decision, at);
         if (j->probabilities) {
@@ -399,8 +458,8 @@ static ember_status threshold_run(const em_node *n, void *state, em_tensor *cons
     const threshold_state *s = state;
     const em_tensor *x = in[0];
     int64_t total = em_numel(x);
-    threshold_job job = {s, x->data, out[0].data,
-                         output_wanted(n, 1) ? out[1].data : NULL, s->n_cuts};
+    threshold_job job = {s, x->data, out[0].data, output_wanted(n, 1) ? out[1].data : NULL,
+                         s->n_cuts};
     if (total == 0) return EMBER_OK;
     em_parallel_for(ex, total / job.labels, row_grain(job.labels), threshold_range, &job);
     return EMBER_OK;
@@ -447,6 +506,14 @@ static ember_status delegate_init(delegate *d, const em_graph *g, const em_node 
         char desc[256];
         return em_fail(err, EMBER_ERR_UNSUPPORTED, "%s: no %s kernel for opset %lld to match",
                        em_node_desc(fused, desc, sizeof desc), op_type, (long long)opset);
+    }
+    if (d->op->flags & (EM_OP_ALIAS_INPUT0 | EM_OP_DYNAMIC_OUTPUTS) || !d->op->run) {
+        char desc[256];
+        d->op = NULL;
+        return em_fail(err, EMBER_ERR_UNSUPPORTED,
+                       "%s: the %s kernel does not write into given buffers, so it cannot be "
+                       "matched",
+                       em_node_desc(fused, desc, sizeof desc), op_type);
     }
     d->input_id = fused->inputs[0];
     d->output_id = fused->outputs[0];
@@ -522,9 +589,12 @@ static ember_status argmax_parse(const em_node *n, argmax_config *c, ember_error
         return node_fail(n, EMBER_ERR_INVALID_MODEL,
                          "keepdims and select_last_index must be 0 or 1", err);
     const char *match = em_attr_string(n, "match", "");
-    if (strcmp(match, "") == 0) c->match = MATCH_NONE;
-    else if (strcmp(match, "argmax_of_softmax") == 0) c->match = MATCH_ARGMAX_OF_SOFTMAX;
-    else if (strcmp(match, "argmax") == 0) c->match = MATCH_ARGMAX;
+    if (strcmp(match, "") == 0)
+        c->match = MATCH_NONE;
+    else if (strcmp(match, "argmax_of_softmax") == 0)
+        c->match = MATCH_ARGMAX_OF_SOFTMAX;
+    else if (strcmp(match, "argmax") == 0)
+        c->match = MATCH_ARGMAX;
     else
         return node_fail(n, EMBER_ERR_INVALID_MODEL,
                          "match must be \"\", \"argmax_of_softmax\" or \"argmax\"", err);
@@ -572,8 +642,8 @@ static ember_status argmax_create(const em_graph *g, em_node *n, void **state, e
         st = delegate_init(&s->normalizer, g, n, c->match_op, c->match_opset, 1, softmax_names,
                            &c->axis, err);
         if (st == EMBER_OK)
-            st = delegate_init(&s->argmax, g, n, "ArgMax", c->match_opset,
-                               c->select_last ? 3 : 2, argmax_names, argmax_values, err);
+            st = delegate_init(&s->argmax, g, n, "ArgMax", c->match_opset, c->select_last ? 3 : 2,
+                               argmax_names, argmax_values, err);
     }
     if (st != EMBER_OK) {
         argmax_destroy(s);
@@ -592,8 +662,7 @@ static ember_status argmax_infer(const em_node *n, void *state, em_tensor *const
     EM_TRY(check_float_input(n, x, err));
     int axis;
     EM_TRY(em_norm_axis(n, c->axis, x->rank, &axis, err));
-    if (x->rank < 1)
-        return node_fail(n, EMBER_ERR_SHAPE, "the logits need at least one axis", err);
+    if (x->rank < 1) return node_fail(n, EMBER_ERR_SHAPE, "the logits need at least one axis", err);
     if (c->match != MATCH_NONE && axis != x->rank - 1)
         return node_fail(n, EMBER_ERR_INVALID_MODEL, "match modes need the last axis", err);
     if (x->dims[axis] == 0)
@@ -601,17 +670,23 @@ static ember_status argmax_infer(const em_node *n, void *state, em_tensor *const
     int64_t dims[EM_MAX_RANK];
     int rank = 0;
     for (int d = 0; d < x->rank; d++) {
-        if (d != axis) dims[rank++] = x->dims[d];
-        else if (c->keepdims) dims[rank++] = 1;
+        if (d != axis)
+            dims[rank++] = x->dims[d];
+        else if (c->keepdims)
+            dims[rank++] = 1;
     }
     em_tensor_set_shape(&out[0], EMBER_INT64, dims, rank);
     if (n->n_outputs > 1) {
-        if (output_wanted(n, 1)) em_tensor_set_shape(&out[1], EMBER_FLOAT, dims, rank);
-        else set_empty(&out[1], EMBER_FLOAT);
+        if (output_wanted(n, 1))
+            em_tensor_set_shape(&out[1], EMBER_FLOAT, dims, rank);
+        else
+            set_empty(&out[1], EMBER_FLOAT);
     }
     if (n->n_outputs > 2) {
-        if (output_wanted(n, 2)) em_tensor_set_shape(&out[2], EMBER_FLOAT, x->dims, x->rank);
-        else set_empty(&out[2], EMBER_FLOAT);
+        if (output_wanted(n, 2))
+            em_tensor_set_shape(&out[2], EMBER_FLOAT, x->dims, x->rank);
+        else
+            set_empty(&out[2], EMBER_FLOAT);
     }
     return EMBER_OK;
 }
@@ -649,8 +724,10 @@ static float softmax_row(const float *x, int64_t len, int64_t stride, float *p) 
     bool nan = false;
     for (int64_t k = 0; k < len; k++) {
         float v = x[k * stride];
-        if (v != v) nan = true;
-        else if (v > m) m = v;
+        if (v != v)
+            nan = true;
+        else if (v > m)
+            m = v;
     }
     if (nan || m == -INFINITY) { /* NaN, or all -inf: undefined, NaN as in torch */
         for (int64_t k = 0; p && k < len; k++) p[k * stride] = NAN;
@@ -764,14 +841,14 @@ static ember_status argmax_resolve_hazards(argmax_job *j, const em_tensor *x, em
     return st;
 }
 
-static ember_status argmax_run(const em_node *n, void *state, em_tensor *const *in,
-                               em_tensor *out, em_exec *ex, ember_error *err) {
+static ember_status argmax_run(const em_node *n, void *state, em_tensor *const *in, em_tensor *out,
+                               em_exec *ex, ember_error *err) {
     argmax_state *s = state;
     const em_tensor *x = in[0];
     int axis;
     EM_TRY(em_norm_axis(n, s->config.axis, x->rank, &axis, err));
-    argmax_job j = {.s = s, .x = x->data, .outer = 1, .len = x->dims[axis], .inner = 1,
-                    .index = out[0].data};
+    argmax_job j = {
+        .s = s, .x = x->data, .outer = 1, .len = x->dims[axis], .inner = 1, .index = out[0].data};
     for (int d = 0; d < axis; d++) j.outer *= x->dims[d];
     for (int d = axis + 1; d < x->rank; d++) j.inner *= x->dims[d];
     atomic_init(&j.hazards, 0);
@@ -805,9 +882,12 @@ typedef struct ordinal_config {
 
 static ember_status ordinal_parse(const em_node *n, ordinal_config *c, ember_error *err) {
     const char *mode = em_attr_string(n, "mode", "coral");
-    if (strcmp(mode, "coral") == 0) c->corn = false;
-    else if (strcmp(mode, "corn") == 0) c->corn = true;
-    else return node_fail(n, EMBER_ERR_INVALID_MODEL, "mode must be \"coral\" or \"corn\"", err);
+    if (strcmp(mode, "coral") == 0)
+        c->corn = false;
+    else if (strcmp(mode, "corn") == 0)
+        c->corn = true;
+    else
+        return node_fail(n, EMBER_ERR_INVALID_MODEL, "mode must be \"coral\" or \"corn\"", err);
     c->threshold = em_attr_float(n, "threshold", 0.5f);
     int64_t to = em_attr_int(n, "to", EMBER_INT64);
     if (!decision_type_ok(to) || to == EMBER_BOOL)
@@ -827,8 +907,7 @@ typedef struct ordinal_state {
     em_sigmoid_cut cut; /* sigmoid(x) > threshold, decided in logit space */
 } ordinal_state;
 
-static ember_status ordinal_create(const em_graph *g, em_node *n, void **state,
-                                   ember_error *err) {
+static ember_status ordinal_create(const em_graph *g, em_node *n, void **state, ember_error *err) {
     (void)g;
     ordinal_state *s = calloc(1, sizeof *s);
     if (!s) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
@@ -842,7 +921,9 @@ static ember_status ordinal_create(const em_graph *g, em_node *n, void **state,
     return EMBER_OK;
 }
 
-static void ordinal_destroy(void *state) { free(state); }
+static void ordinal_destroy(void *state) {
+    free(state);
+}
 
 static ember_status ordinal_infer(const em_node *n, void *state, em_tensor *const *in,
                                   em_tensor *out, ember_error *err) {
@@ -859,16 +940,20 @@ static ember_status ordinal_infer(const em_node *n, void *state, em_tensor *cons
     if (c->keepdims) dims[x->rank - 1] = 1;
     em_tensor_set_shape(&out[0], c->to, dims, rank);
     if (n->n_outputs > 1) {
-        if (output_wanted(n, 1)) em_tensor_set_shape(&out[1], EMBER_FLOAT, x->dims, x->rank);
-        else set_empty(&out[1], EMBER_FLOAT);
+        if (output_wanted(n, 1))
+            em_tensor_set_shape(&out[1], EMBER_FLOAT, x->dims, x->rank);
+        else
+            set_empty(&out[1], EMBER_FLOAT);
     }
     if (n->n_outputs > 2) {
         memcpy(dims, x->dims, sizeof dims);
         if (dims[x->rank - 1] >= INT64_MAX - 1)
             return node_fail(n, EMBER_ERR_SHAPE, "too many ordinal logits", err);
-        dims[x->rank - 1] += 1;
-        if (output_wanted(n, 2)) em_tensor_set_shape(&out[2], EMBER_FLOAT, dims, x->rank);
-        else set_empty(&out[2], EMBER_FLOAT);
+        if (dims[x->rank - 1] >= 0) dims[x->rank - 1] += 1; /* -1 (unknown) stays unknown */
+        if (output_wanted(n, 2))
+            em_tensor_set_shape(&out[2], EMBER_FLOAT, dims, x->rank);
+        else
+            set_empty(&out[2], EMBER_FLOAT);
     }
     return EMBER_OK;
 }
@@ -930,8 +1015,8 @@ static void ordinal_range(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
-static ember_status ordinal_run(const em_node *n, void *state, em_tensor *const *in,
-                                em_tensor *out, em_exec *ex, ember_error *err) {
+static ember_status ordinal_run(const em_node *n, void *state, em_tensor *const *in, em_tensor *out,
+                                em_exec *ex, ember_error *err) {
     (void)err;
     const ordinal_state *s = state;
     const em_tensor *x = in[0];
@@ -950,8 +1035,8 @@ static ember_status ordinal_run(const em_node *n, void *state, em_tensor *const 
 static const em_op k_heads_ops[] = {
     {EM_HEADS_DOMAIN, "SigmoidThreshold", EM_HEADS_VERSION, 0, threshold_create, threshold_infer,
      threshold_run, threshold_destroy, 0},
-    {EM_HEADS_DOMAIN, "SoftmaxArgMax", EM_HEADS_VERSION, 0, argmax_create, argmax_infer,
-     argmax_run, argmax_destroy, 0},
+    {EM_HEADS_DOMAIN, "SoftmaxArgMax", EM_HEADS_VERSION, 0, argmax_create, argmax_infer, argmax_run,
+     argmax_destroy, 0},
     {EM_HEADS_DOMAIN, "CumulativeOrdinal", EM_HEADS_VERSION, 0, ordinal_create, ordinal_infer,
      ordinal_run, ordinal_destroy, 0},
 };

@@ -25,6 +25,8 @@
 
 /* The Sigmoid kernel's function (ops/vmath.h): a vectorizable exp, 1 / (1 + e) for x >= 0 and
  * e / (1 + e) below, e = exp(-|x|). Within 2 ulp; not monotone at the ulp level. */
-static inline float em_sigmoid_f32(float x) { return vm_sigmoidf(x); }
+static inline float em_sigmoid_f32(float x) {
+    return vm_sigmoidf(x);
+}
 
 #endif

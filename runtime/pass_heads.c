@@ -65,7 +65,8 @@ static bool readers_build(const em_graph *g, readers *r) {
 static int count_readers(const readers *ix, const em_graph *g, int v) {
     if (v < 0 || v >= ix->n_values) return 0;
     int count = 0;
-    for (int e = ix->start[v]; e < ix->start[v + 1]; e++) count += g->nodes[ix->node[e]].op_type != NULL;
+    for (int e = ix->start[v]; e < ix->start[v + 1]; e++)
+        count += g->nodes[ix->node[e]].op_type != NULL;
     return count;
 }
 
@@ -94,16 +95,23 @@ static const em_tensor *info(const em_graph *g, int v) {
     return g->values[v].constant ? g->values[v].constant : &g->values[v].info;
 }
 
-static bool is_f32(const em_graph *g, int v) { return v >= 0 && info(g, v)->dtype == EMBER_FLOAT; }
+static bool is_f32(const em_graph *g, int v) {
+    return v >= 0 && info(g, v)->dtype == EMBER_FLOAT;
+}
 
-static int input(const em_node *n, int k) { return k < n->n_inputs ? n->inputs[k] : -1; }
+static int input(const em_node *n, int k) {
+    return k < n->n_inputs ? n->inputs[k] : -1;
+}
 
-static int output0(const em_node *n) { return n->n_outputs > 0 ? n->outputs[0] : -1; }
+static int output0(const em_node *n) {
+    return n->n_outputs > 0 ? n->outputs[0] : -1;
+}
 
 /* True when the node has exactly `count` explicit inputs (the first ones present) and one
  * output. */
 static bool simple_node(const em_node *n, int count) {
-    if (n->n_inputs != n->n_explicit_inputs || n->n_inputs < count || n->n_outputs < 1) return false;
+    if (n->n_inputs != n->n_explicit_inputs || n->n_inputs < count || n->n_outputs < 1)
+        return false;
     for (int k = 0; k < count; k++)
         if (n->inputs[k] < 0) return false;
     for (int k = count; k < n->n_inputs; k++)
@@ -272,8 +280,8 @@ static bool read_thresholds(const em_graph *g, int c, const em_tensor *si, thres
     if (ct->rank > si->rank) return false; /* broadcasting would add axes */
     for (int d = 0; d + 1 < ct->rank; d++)
         if (ct->dims[d] != 1) return false;
-    if (count > 1 && (si->rank < 1 || si->dims[si->rank - 1] != count ||
-                      ct->dims[ct->rank - 1] != count))
+    if (count > 1 &&
+        (si->rank < 1 || si->dims[si->rank - 1] != count || ct->dims[ct->rank - 1] != count))
         return false;
     const float *v = ct->data;
     bool same = true;
@@ -302,9 +310,19 @@ static int compares_with_const(const em_graph *g, const em_node *n, int s, bool 
 /* Cast targets a fused decision may write (Cast of a bool gives 1 / 0 in that type). */
 static bool decision_type(int64_t to) {
     switch (to) {
-    case EMBER_BOOL: case EMBER_UINT8: case EMBER_INT8: case EMBER_UINT16: case EMBER_INT16:
-    case EMBER_UINT32: case EMBER_INT32: case EMBER_UINT64: case EMBER_INT64: case EMBER_FLOAT:
-    case EMBER_DOUBLE: case EMBER_FLOAT16: case EMBER_BFLOAT16:
+    case EMBER_BOOL:
+    case EMBER_UINT8:
+    case EMBER_INT8:
+    case EMBER_UINT16:
+    case EMBER_INT16:
+    case EMBER_UINT32:
+    case EMBER_INT32:
+    case EMBER_UINT64:
+    case EMBER_INT64:
+    case EMBER_FLOAT:
+    case EMBER_DOUBLE:
+    case EMBER_FLOAT16:
+    case EMBER_BFLOAT16:
         return true;
     default:
         return false;
@@ -326,8 +344,7 @@ static bool sums_last_axis(const em_graph *g, const em_node *n, int rank, int64_
     }
     if (!is_last_axis(axes, count, rank)) return false;
     bool exact = to == EMBER_INT64 || to == EMBER_INT32 ||
-                 ((to == EMBER_FLOAT || to == EMBER_DOUBLE) && levels >= 0 &&
-                  levels <= (1 << 24));
+                 ((to == EMBER_FLOAT || to == EMBER_DOUBLE) && levels >= 0 && levels <= (1 << 24));
     *keepdims = em_attr_int(n, "keepdims", 1);
     return exact && (*keepdims == 0 || *keepdims == 1);
 }
@@ -377,8 +394,11 @@ static ember_status fuse_sigmoid_reader(const readers *ix, em_graph *g, int sig,
     }
     /* The Sigmoid output rides along as output 1 when others still read it. */
     int outputs[2] = {result, -1};
-    int idx = add_fused(g, op_type, &g->nodes[nodes[coral ? 2 : nodes[1] >= 0 ? 1 : 0]], x, 1,
-                        outputs);
+    int idx = add_fused(g, op_type,
+                        &g->nodes[nodes[coral           ? 2
+                                        : nodes[1] >= 0 ? 1
+                                                        : 0]],
+                        x, 1, outputs);
     if (idx < 0) {
         free(t.values);
         return oom(err);
@@ -460,7 +480,7 @@ static ember_status fuse_sigmoid_heads(const readers *ix, em_graph *g, int *fuse
 
 typedef struct corn_match {
     int sigmoid;
-    int rank; /* of the logits */
+    int rank;   /* of the logits */
     int *nodes; /* every node the fused one replaces */
     int n_nodes;
 } corn_match;
@@ -617,8 +637,7 @@ static ember_status fuse_corn(const readers *ix, em_graph *g, int *fused, ember_
             to = ok ? em_attr_int(&g->nodes[cast], "to", 0) : 0;
             int sum = ok ? sole_reader(ix, g, output0(&g->nodes[cast])) : -1;
             ok = ok && sum >= 0 &&
-                 sums_last_axis(g, &g->nodes[sum], ci->rank, levels, (ember_dtype)to,
-                                &keepdims) &&
+                 sums_last_axis(g, &g->nodes[sum], ci->rank, levels, (ember_dtype)to, &keepdims) &&
                  corn_add(&m, sum);
             if (ok) result = output0(&g->nodes[sum]);
         }
@@ -628,8 +647,8 @@ static ember_status fuse_corn(const readers *ix, em_graph *g, int *fused, ember_
             continue;
         }
         int x = g->nodes[m.sigmoid].inputs[0];
-        int idx = add_fused(g, "CumulativeOrdinal", &g->nodes[m.nodes[m.n_nodes - 1]], x, 1,
-                            &result);
+        int idx =
+            add_fused(g, "CumulativeOrdinal", &g->nodes[m.nodes[m.n_nodes - 1]], x, 1, &result);
         em_node *f = idx >= 0 ? &g->nodes[idx] : NULL;
         bool built = f && attr_string(f, "mode", "corn") &&
                      attr_float(f, "threshold", t.values[0]) && attr_int(f, "to", to) &&
@@ -654,9 +673,15 @@ static ember_status fuse_corn(const readers *ix, em_graph *g, int *fused, ember_
  * Softmax -> ArgMax, and ArgMax beside Softmax
  * ------------------------------------------------------------------------------------------- */
 
+/* A kernel the fused SoftmaxArgMax can run on its behalf (into buffers it provides). */
+static bool delegable(const em_node *n) {
+    return n->op && n->op->run && !(n->op->flags & (EM_OP_ALIAS_INPUT0 | EM_OP_DYNAMIC_OUTPUTS));
+}
+
 /* ArgMax over the last axis of a float32 input of known rank; returns the rank or -1. */
 static int argmax_last_axis(const em_graph *g, const em_node *a) {
-    if (!is_op(a, "ArgMax") || !simple_node(a, 1) || !is_f32(g, a->inputs[0])) return -1;
+    if (!is_op(a, "ArgMax") || !simple_node(a, 1) || !is_f32(g, a->inputs[0]) || !delegable(a))
+        return -1;
     int rank = info(g, a->inputs[0])->rank;
     int64_t axis = em_attr_int(a, "axis", 0);
     if (rank < 1 || (axis != rank - 1 && axis != -1)) return -1;
@@ -685,8 +710,7 @@ static ember_status add_softmax_argmax(em_graph *g, const em_node *argmax, const
     return EMBER_OK;
 }
 
-static ember_status fuse_multiclass(const readers *ix, em_graph *g, int *fused,
-                                    ember_error *err) {
+static ember_status fuse_multiclass(const readers *ix, em_graph *g, int *fused, ember_error *err) {
     int n_before = g->n_nodes;
     for (int i = 0; i < n_before; i++) {
         em_node *a = &g->nodes[i];
@@ -695,7 +719,7 @@ static ember_status fuse_multiclass(const readers *ix, em_graph *g, int *fused,
         /* Softmax -> ArgMax, with the probabilities read by nobody else. */
         em_node *sm = producer(g, a->inputs[0]);
         if (sm && (is_op(sm, "Softmax") || is_op(sm, "LogSoftmax")) && simple_node(sm, 1) &&
-            is_f32(g, sm->inputs[0]) && info(g, sm->inputs[0])->rank == rank &&
+            delegable(sm) && is_f32(g, sm->inputs[0]) && info(g, sm->inputs[0])->rank == rank &&
             softmax_axis(sm, rank) == rank - 1 && sole_reader(ix, g, a->inputs[0]) == i) {
             int out = output0(a);
             EM_TRY(add_softmax_argmax(g, a, sm, "argmax_of_softmax", 1, &out, fused, err));
@@ -706,12 +730,12 @@ static ember_status fuse_multiclass(const readers *ix, em_graph *g, int *fused,
         for (int e = ix->start[x]; e < ix->start[x + 1]; e++) {
             int j = ix->node[e];
             em_node *b = &g->nodes[j];
-            if (!is_op(b, "Softmax") || !simple_node(b, 1) || b->inputs[0] != x ||
+            if (!is_op(b, "Softmax") || !simple_node(b, 1) || !delegable(b) || b->inputs[0] != x ||
                 softmax_axis(b, rank) != rank - 1)
                 continue;
             int outs[3] = {output0(&g->nodes[i]), -1, output0(b)};
-            EM_TRY(add_softmax_argmax(g, &g->nodes[i], &g->nodes[j], "argmax", 3, outs, fused,
-                                      err));
+            EM_TRY(
+                add_softmax_argmax(g, &g->nodes[i], &g->nodes[j], "argmax", 3, outs, fused, err));
             break;
         }
     }
@@ -752,8 +776,8 @@ static ember_status parse_thresholds(const char *text, const char *head, em_head
     int count = 1;
     for (const char *p = text; *p; p++) count += *p == ',';
     if (count > EM_HEAD_MAX_THRESHOLDS)
-        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "--head %s: more than %d thresholds",
-                       head, EM_HEAD_MAX_THRESHOLDS);
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "--head %s: more than %d thresholds", head,
+                       EM_HEAD_MAX_THRESHOLDS);
     spec->thresholds = malloc(sizeof(float) * (size_t)count);
     if (!spec->thresholds) return oom(err);
     const char *p = text;
@@ -795,16 +819,15 @@ ember_status em_head_parse(const char *text, em_head_spec *spec, ember_error *er
         if (rest) {
             const char *second = strchr(rest, ':');
             size_t mode_len = second ? (size_t)(second - rest) : strlen(rest);
-            if (mode_len == 4 && strncmp(rest, "corn", 4) == 0) spec->corn = true;
+            if (mode_len == 4 && strncmp(rest, "corn", 4) == 0)
+                spec->corn = true;
             else if (!(mode_len == 5 && strncmp(rest, "coral", 5) == 0))
                 st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
-                             "--head ordinal: the mode is coral or corn, not '%.*s'",
-                             (int)mode_len, rest);
-            if (st == EMBER_OK && second)
-                st = parse_thresholds(second + 1, "ordinal", spec, err);
+                             "--head ordinal: the mode is coral or corn, not '%.*s'", (int)mode_len,
+                             rest);
+            if (st == EMBER_OK && second) st = parse_thresholds(second + 1, "ordinal", spec, err);
             if (st == EMBER_OK && spec->n_thresholds > 1)
-                st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
-                             "--head ordinal takes one threshold");
+                st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "--head ordinal takes one threshold");
         }
     } else {
         st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
@@ -851,8 +874,10 @@ ember_status em_head_attach(em_graph *g, int output_index, const em_head_spec *s
                        "--head: output '%s' is %s, a head needs float32 logits", name,
                        em_dtype_name(xi.dtype));
     if (spec->kind != EM_HEAD_BINARY && xi.rank == 0)
-        return em_fail(err, EMBER_ERR_SHAPE, "--head: output '%s' is a scalar, the head needs "
-                       "an axis of logits", name);
+        return em_fail(err, EMBER_ERR_SHAPE,
+                       "--head: output '%s' is a scalar, the head needs "
+                       "an axis of logits",
+                       name);
     int64_t last = xi.rank >= 1 ? xi.dims[xi.rank - 1] : 1;
     if (spec->kind == EM_HEAD_MULTILABEL && spec->n_thresholds > 1 && last >= 0 &&
         last != spec->n_thresholds)
@@ -885,8 +910,7 @@ ember_status em_head_attach(em_graph *g, int output_index, const em_head_spec *s
         n_outs = 3;
         outs[0] = add_output_value(g, x, "rank", EMBER_INT64, reduced, rank - 1, err);
         if (outs[0] >= 0)
-            outs[2] = add_output_value(g, x, "class_probabilities", EMBER_FLOAT, grown, rank,
-                                       err);
+            outs[2] = add_output_value(g, x, "class_probabilities", EMBER_FLOAT, grown, rank, err);
         break;
     }
     if (outs[0] < 0 || (n_outs > 1 && outs[n_outs - 1] < 0))
@@ -914,8 +938,7 @@ ember_status em_head_attach(em_graph *g, int output_index, const em_head_spec *s
         ok = attr_int(f, "axis", -1) && attr_int(f, "keepdims", 0);
         break;
     case EM_HEAD_ORDINAL:
-        ok = attr_string(f, "mode", spec->corn ? "corn" : "coral") &&
-             attr_float(f, "threshold", t);
+        ok = attr_string(f, "mode", spec->corn ? "corn" : "coral") && attr_float(f, "threshold", t);
         break;
     }
     if (!ok) return oom(err);

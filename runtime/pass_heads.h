@@ -56,9 +56,9 @@ typedef enum em_head_kind {
 
 typedef struct em_head_spec {
     em_head_kind kind;
-    bool corn;           /* ordinal: CORN instead of CORAL */
-    int n_thresholds;    /* 0: the default 0.5 */
-    float *thresholds;   /* malloc'd; free with em_head_spec_clear */
+    bool corn;         /* ordinal: CORN instead of CORAL */
+    int n_thresholds;  /* 0: the default 0.5 */
+    float *thresholds; /* malloc'd; free with em_head_spec_clear */
 } em_head_spec;
 
 /* Parse "binary[:T]", "multilabel[:T1,T2,...]", "multiclass", "ordinal[:coral|corn]"

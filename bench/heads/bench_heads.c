@@ -76,9 +76,12 @@ int main(int argc, char **argv) {
     int64_t rows = 1000000;
     int runs = 11, threads = 1;
     for (int i = 2; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--rows") == 0) rows = atoll(argv[i + 1]);
-        else if (strcmp(argv[i], "--runs") == 0) runs = atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--threads") == 0) threads = atoi(argv[i + 1]);
+        if (strcmp(argv[i], "--rows") == 0)
+            rows = atoll(argv[i + 1]);
+        else if (strcmp(argv[i], "--runs") == 0)
+            runs = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--threads") == 0)
+            threads = atoi(argv[i + 1]);
     }
     if (rows < 1 || runs < 1 || runs > 1000 || threads < 1) return 2;
     const int64_t C = 10;
@@ -110,7 +113,8 @@ int main(int argc, char **argv) {
         ember_model_output(m, 0, &out);
         ember_session *plain = make_session(m, EMBER_OPT_NONE, threads);
         ember_session *fused = make_session(m, EMBER_OPT_BASIC, threads);
-        double *tp = malloc(sizeof(double) * (size_t)runs), *tf = malloc(sizeof(double) * (size_t)runs);
+        double *tp = malloc(sizeof(double) * (size_t)runs),
+               *tf = malloc(sizeof(double) * (size_t)runs);
         ember_tensor *a = NULL, *b = NULL;
         double cpu_plain = 0, cpu_fused = 0;
         run(plain, "logits", x, out.name, &a, &cpu_plain); /* warm up (arenas, pages) */

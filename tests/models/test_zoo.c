@@ -46,8 +46,8 @@ static ember_tensor *load_npy(const char *model, const char *what) {
     return t;
 }
 
-static void compare(const char *model, const char *output, const char *how,
-                    const ember_tensor *got, const ember_tensor *want) {
+static void compare(const char *model, const char *output, const char *how, const ember_tensor *got,
+                    const ember_tensor *want) {
     cr_assert_eq(ember_tensor_dtype(got), ember_tensor_dtype(want), "%s %s (%s): dtype %s vs %s",
                  model, output, how, ember_dtype_name(ember_tensor_dtype(got)),
                  ember_dtype_name(ember_tensor_dtype(want)));
@@ -144,14 +144,36 @@ static void run_model(const zoo_model *z) {
     ember_model_free(m);
 }
 
-Test(zoo, binary_mlp) { run_model(&k_zoo[0]); }
-Test(zoo, binary_mlp_decision) { run_model(&k_zoo[1]); }
-Test(zoo, multiclass_mlp) { run_model(&k_zoo[2]); }
-Test(zoo, multiclass_mlp_decision) { run_model(&k_zoo[3]); }
-Test(zoo, multilabel_cnn) { run_model(&k_zoo[4]); }
-Test(zoo, multilabel_cnn_decision) { run_model(&k_zoo[5]); }
-Test(zoo, coral_mlp) { run_model(&k_zoo[6]); }
-Test(zoo, coral_mlp_rank) { run_model(&k_zoo[7]); }
-Test(zoo, corn_mlp) { run_model(&k_zoo[8]); }
-Test(zoo, corn_mlp_rank) { run_model(&k_zoo[9]); }
-Test(zoo, conv_autoencoder) { run_model(&k_zoo[10]); }
+Test(zoo, binary_mlp) {
+    run_model(&k_zoo[0]);
+}
+Test(zoo, binary_mlp_decision) {
+    run_model(&k_zoo[1]);
+}
+Test(zoo, multiclass_mlp) {
+    run_model(&k_zoo[2]);
+}
+Test(zoo, multiclass_mlp_decision) {
+    run_model(&k_zoo[3]);
+}
+Test(zoo, multilabel_cnn) {
+    run_model(&k_zoo[4]);
+}
+Test(zoo, multilabel_cnn_decision) {
+    run_model(&k_zoo[5]);
+}
+Test(zoo, coral_mlp) {
+    run_model(&k_zoo[6]);
+}
+Test(zoo, coral_mlp_rank) {
+    run_model(&k_zoo[7]);
+}
+Test(zoo, corn_mlp) {
+    run_model(&k_zoo[8]);
+}
+Test(zoo, corn_mlp_rank) {
+    run_model(&k_zoo[9]);
+}
+Test(zoo, conv_autoencoder) {
+    run_model(&k_zoo[10]);
+}

@@ -79,11 +79,12 @@ static float normal(double scale) {
  * their neighbours), the float32 points where sigmoid saturates or rounds to 0.5, signed
  * zeros, subnormals, huge values, infinities and NaN. */
 static int special_values(float *v, int cap) {
-    static const float thresholds[] = {0.5f, 0.3f, 0.7f, 0.25f, 0.45f, 0.999f, 0.4f, 0.6f,
-                                       0.9f, 0.0f, 1.0f};
-    static const float fixed[] = {0.0f, 1e-9f, 1e-30f, FLT_TRUE_MIN, FLT_MIN, 1e-7f, 2e-6f,
-                                  1e-6f, 0.5f, 1.0f, 2.0f, 16.5f, 16.7f, 17.0f, 88.7f,
-                                  88.8f, 103.9f, 104.0f, 1e4f, 1e30f, FLT_MAX, INFINITY};
+    static const float thresholds[] = {0.5f, 0.3f, 0.7f, 0.25f, 0.45f, 0.999f,
+                                       0.4f, 0.6f, 0.9f, 0.0f,  1.0f};
+    static const float fixed[] = {0.0f,  1e-9f, 1e-30f,  FLT_TRUE_MIN, FLT_MIN, 1e-7f,
+                                  2e-6f, 1e-6f, 0.5f,    1.0f,         2.0f,    16.5f,
+                                  16.7f, 17.0f, 88.7f,   88.8f,        103.9f,  104.0f,
+                                  1e4f,  1e30f, FLT_MAX, INFINITY};
     int n = 0;
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         v[n++] = fixed[i];
@@ -240,7 +241,8 @@ static void check_fusion(const char *name, int64_t width, const char *fused, int
             for (int64_t j = 0, len = 0; j < width && len < 400; j++)
                 len += snprintf(logits + len, sizeof logits - (size_t)len, "%s%a", j ? ", " : "",
                                 (double)r.data[row * width + j]);
-            cr_expect_eq(bad, 0, "%s: output %s differs in %lld of %lld elements; first at row "
+            cr_expect_eq(bad, 0,
+                         "%s: output %s differs in %lld of %lld elements; first at row "
                          "%lld, logits [%s]",
                          name, names[k], (long long)bad, (long long)n, (long long)row, logits);
         }
@@ -254,11 +256,15 @@ static void check_fusion(const char *name, int64_t width, const char *fused, int
     ember_model_free(m);
 }
 
-Test(heads_fusion, binary_round) { check_fusion("round", 1, "ai.ember:SigmoidThreshold", 1); }
+Test(heads_fusion, binary_round) {
+    check_fusion("round", 1, "ai.ember:SigmoidThreshold", 1);
+}
 Test(heads_fusion, binary_round_exposed_probability) {
     check_fusion("round_exposed", 1, "ai.ember:SigmoidThreshold", 1);
 }
-Test(heads_fusion, greater) { check_fusion("greater", 1, "ai.ember:SigmoidThreshold", 1); }
+Test(heads_fusion, greater) {
+    check_fusion("greater", 1, "ai.ember:SigmoidThreshold", 1);
+}
 Test(heads_fusion, greater_cast) {
     check_fusion("greater_cast", 1, "ai.ember:SigmoidThreshold", 1);
 }
@@ -359,8 +365,7 @@ static void check_lint(const char *name, const char *node, const char *phrase) {
     ember_model *m = load(name);
     size_t n = ember_model_warning_count(m);
     if (!phrase) {
-        cr_expect_eq(n, 0, "%s: unexpected warning: %s", name,
-                     n ? ember_model_warning(m, 0) : "");
+        cr_expect_eq(n, 0, "%s: unexpected warning: %s", name, n ? ember_model_warning(m, 0) : "");
     } else {
         cr_expect_eq(n, 1, "%s: expected one warning, got %zu", name, n);
         const char *w = n ? ember_model_warning(m, 0) : "";
@@ -412,16 +417,15 @@ Test(heads_spec, parse) {
     cr_assert_eq(em_head_parse("ordinal:coral:0.6", &s, &err), EMBER_OK);
     cr_expect(!s.corn && s.n_thresholds == 1 && s.thresholds[0] == 0.6f);
     em_head_spec_clear(&s);
-    const char *bad[] = {"binary:x", "binary:0.2,0.3", "multilabel:0.5,", "multiclass:3",
-                         "ordinal:probit", "ordinal:corn:2", "regression", "", "binary:1.5"};
+    const char *bad[] = {"binary:x",       "binary:0.2,0.3", "multilabel:0.5,", "multiclass:3",
+                         "ordinal:probit", "ordinal:corn:2", "regression",      "",
+                         "binary:1.5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cr_expect_eq(em_head_parse(bad[i], &s, &err), EMBER_ERR_INVALID_ARGUMENT, "'%s'",
-                     bad[i]);
+        cr_expect_eq(em_head_parse(bad[i], &s, &err), EMBER_ERR_INVALID_ARGUMENT, "'%s'", bad[i]);
         cr_expect(strstr(err.message, "head") != NULL, "'%s': %s", bad[i], err.message);
         cr_expect_null(s.thresholds);
     }
 }
-
 
 /* ---------------------------------------------------------------------------------------------
  * Heads attached on request (--head), which also checks the fused operators' own semantics
@@ -449,12 +453,13 @@ static head_run run_head(const char *head, const float *logits, int64_t rows, in
     int64_t dims[2] = {rows, width};
     ember_tensor *x = NULL;
     cr_assert_eq(ember_tensor_wrap(EMBER_FLOAT, dims, 2, (void *)logits,
-                                   sizeof(float) * (size_t)(rows * width), &x, &err), EMBER_OK);
+                                   sizeof(float) * (size_t)(rows * width), &x, &err),
+                 EMBER_OK);
     const char *in = "logits";
     const ember_tensor *ins[1] = {x};
     head_run r = {{0}, n_names};
-    cr_assert_eq(ember_session_run(s, &in, ins, 1, names, n_names, r.out, &err), EMBER_OK,
-                 "%s: %s", head, err.message);
+    cr_assert_eq(ember_session_run(s, &in, ins, 1, names, n_names, r.out, &err), EMBER_OK, "%s: %s",
+                 head, err.message);
     ember_tensor_free(x);
     ember_session_free(s);
     ember_model_free(m);
@@ -465,7 +470,9 @@ static void free_run(head_run *r) {
     for (size_t k = 0; k < r->n_out; k++) ember_tensor_free(r->out[k]);
 }
 
-static bool same_float(float a, float b) { return (a != a && b != b) || a == b; }
+static bool same_float(float a, float b) {
+    return (a != a && b != b) || a == b;
+}
 
 Test(heads_attach, binary_and_multilabel) {
     rows r = adversarial(3);
@@ -495,12 +502,12 @@ Test(heads_attach, binary_and_multilabel) {
 Test(heads_attach, multiclass) {
     enum { W = 5 };
     static const float rows_[][W] = {
-        {0.1f, 2.0f, -1.0f, 2.0f, 0.5f},            /* tie: first index */
-        {1e-9f, 0.0f, -0.0f, -1e-9f, 0.0f},          /* tiny differences count */
+        {0.1f, 2.0f, -1.0f, 2.0f, 0.5f},                         /* tie: first index */
+        {1e-9f, 0.0f, -0.0f, -1e-9f, 0.0f},                      /* tiny differences count */
         {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY}, /* undefined: NaN */
-        {1.0f, INFINITY, 3.0f, INFINITY, 0.0f},      /* the +inf share the mass */
-        {1.0f, NAN, 3.0f, 2.0f, 0.0f},               /* NaN is the largest (torch.argmax) */
-        {88.0f, 89.0f, 90.0f, -1e30f, 1e30f},        /* huge logits, no overflow */
+        {1.0f, INFINITY, 3.0f, INFINITY, 0.0f},                  /* the +inf share the mass */
+        {1.0f, NAN, 3.0f, 2.0f, 0.0f},        /* NaN is the largest (torch.argmax) */
+        {88.0f, 89.0f, 90.0f, -1e30f, 1e30f}, /* huge logits, no overflow */
         {-3.0f, -2.0f, -1.0f, -4.0f, -5.0f},
     };
     enum { N = sizeof rows_ / sizeof rows_[0] };

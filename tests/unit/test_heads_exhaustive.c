@@ -31,8 +31,8 @@ static const struct {
     const char *mode;
     float threshold;
 } k_configs[] = {
-    {"round", 0.5f},   {"greater", 0.5f},       {"greater_equal", 0.5f}, {"greater", 0.3f},
-    {"greater", 1e-6f}, {"greater", 0.0f},      {"greater_equal", 1.0f}, {"greater", 0.99999994f},
+    {"round", 0.5f},    {"greater", 0.5f}, {"greater_equal", 0.5f}, {"greater", 0.3f},
+    {"greater", 1e-6f}, {"greater", 0.0f}, {"greater_equal", 1.0f}, {"greater", 0.99999994f},
 };
 enum { N_CONFIGS = sizeof k_configs / sizeof k_configs[0] };
 
@@ -43,16 +43,24 @@ static void config_init(config *c, const char *mode, float threshold) {
     c->op = em_heads_op("SigmoidThreshold");
     cr_assert_not_null(c->op);
     bool round = strcmp(mode, "round") == 0;
-    c->attrs[0] = (em_attr){.name = "mode", .type = EM_ATTR_STRING, .s = (char *)mode,
-                            .s_len = strlen(mode)};
+    c->attrs[0] =
+        (em_attr){.name = "mode", .type = EM_ATTR_STRING, .s = (char *)mode, .s_len = strlen(mode)};
     c->attrs[1] = (em_attr){.name = "threshold", .type = EM_ATTR_FLOAT, .f = threshold};
-    c->attrs[2] = (em_attr){.name = "to", .type = EM_ATTR_INT,
-                            .i = round ? EMBER_FLOAT : EMBER_BOOL};
+    c->attrs[2] =
+        (em_attr){.name = "to", .type = EM_ATTR_INT, .i = round ? EMBER_FLOAT : EMBER_BOOL};
     static int ids[2] = {0, 1};
-    c->node = (em_node){.name = "exhaustive", .op_type = "SigmoidThreshold",
-                        .domain = EM_HEADS_DOMAIN, .opset = 1, .n_inputs = 1,
-                        .n_explicit_inputs = 1, .inputs = &ids[0], .n_outputs = 1,
-                        .outputs = &ids[1], .n_attrs = 3, .attrs = c->attrs, .op = c->op};
+    c->node = (em_node){.name = "exhaustive",
+                        .op_type = "SigmoidThreshold",
+                        .domain = EM_HEADS_DOMAIN,
+                        .opset = 1,
+                        .n_inputs = 1,
+                        .n_explicit_inputs = 1,
+                        .inputs = &ids[0],
+                        .n_outputs = 1,
+                        .outputs = &ids[1],
+                        .n_attrs = 3,
+                        .attrs = c->attrs,
+                        .op = c->op};
     ember_error err;
     cr_assert_eq(c->op->create(NULL, &c->node, &c->state, &err), EMBER_OK, "%s", err.message);
 }
@@ -73,8 +81,10 @@ typedef struct worker {
 static float nth_float(int64_t o) {
     const int64_t finite_and_inf = 2 * (int64_t)0x7f800001; /* -inf .. -0, +0 .. +inf */
     uint32_t bits;
-    if (o < 0x7f800001) bits = 0x80000000u | (uint32_t)(0x7f800000 - o); /* -inf .. -0 */
-    else if (o < finite_and_inf) bits = (uint32_t)(o - 0x7f800001);      /* +0 .. +inf */
+    if (o < 0x7f800001)
+        bits = 0x80000000u | (uint32_t)(0x7f800000 - o); /* -inf .. -0 */
+    else if (o < finite_and_inf)
+        bits = (uint32_t)(o - 0x7f800001); /* +0 .. +inf */
     else {
         int64_t k = o - finite_and_inf; /* NaNs: 0x7f800001.., then 0xff800001.. */
         bits = k < 0x7fffff ? 0x7f800001u + (uint32_t)k : 0xff800001u + (uint32_t)(k - 0x7fffff);
@@ -119,8 +129,8 @@ static int64_t count_bad_greater(const uint8_t *restrict d, const float *restric
     return bad;
 }
 
-static int64_t count_bad_greater_equal(const uint8_t *restrict d, const float *restrict s,
-                                       float t, int64_t n) {
+static int64_t count_bad_greater_equal(const uint8_t *restrict d, const float *restrict s, float t,
+                                       int64_t n) {
     int32_t bad = 0;
     for (int64_t i = 0; i < n; i++) bad += (d[i] != 0) != (s[i] >= t);
     return bad;
@@ -156,15 +166,18 @@ static void *work(void *arg) {
                 w->worst_x = x[i];
             }
         }
-        em_tensor in = {.dtype = EMBER_FLOAT, .rank = 1, .dims = {n}, .data = x,
+        em_tensor in = {.dtype = EMBER_FLOAT,
+                        .rank = 1,
+                        .dims = {n},
+                        .data = x,
                         .capacity = sizeof(float) * (size_t)n};
         em_tensor *inputs[1] = {&in};
         for (int c = 0; c < N_CONFIGS; c++) {
             const config *cf = &w->configs[c];
             em_tensor o = {.rank = -1};
             ember_error err;
-            if (cf->op->infer(&cf->node, cf->state, inputs, &o, &err) != EMBER_OK ||
-                o.rank != 1 || o.dims[0] != n) {
+            if (cf->op->infer(&cf->node, cf->state, inputs, &o, &err) != EMBER_OK || o.rank != 1 ||
+                o.dims[0] != n) {
                 snprintf(w->message, sizeof w->message, "infer failed: %s", err.message);
                 break;
             }
@@ -182,9 +195,9 @@ static void *work(void *arg) {
                                       : count_bad_greater(out, s, t, n);
             if (bad && w->mismatches[c] == 0) {
                 for (int64_t i = 0; i < n && w->example[c] < 0; i++) {
-                    bool ok = round ? same_rounding(((float *)out)[i], s[i])
-                                    : (((uint8_t *)out)[i] != 0) ==
-                                          (inclusive ? s[i] >= t : s[i] > t);
+                    bool ok =
+                        round ? same_rounding(((float *)out)[i], s[i])
+                              : (((uint8_t *)out)[i] != 0) == (inclusive ? s[i] >= t : s[i] > t);
                     if (!ok) w->example[c] = start + i;
                 }
             }
