@@ -1,6 +1,6 @@
 /* Task heads in the graph: the fusion pass (pass_heads.c), the lints (lint.c, declared in
- * model.h), and heads attached on request (`--head`, head.c). The fused operators themselves
- * are described in ops/heads.h. */
+ * model.h), and heads attached on request (`--head`, also pass_heads.c). The fused operators
+ * themselves are described in ops/heads.h. */
 #ifndef EMBER_RUNTIME_PASS_HEADS_H
 #define EMBER_RUNTIME_PASS_HEADS_H
 
@@ -37,9 +37,12 @@
  *   - When anything changed, the graph is compacted and finalized again before returning, so
  *     the executor can run it as is. Graph inputs, outputs and their names are unchanged.
  *   - Exactness rests on the kernels it replaces computing what ONNX says (Round half to even,
- *     Greater, Cast, ReduceSum, Mul in IEEE float32), on the Sigmoid kernel using
- *     ops/sigmoid.h, and on the Softmax kernel's result for a row depending only on that row,
- *     within 16 ulp of exact (ties and near ties are re-run through the real kernels).
+ *     Greater, Cast, ReduceSum, Mul in IEEE float32), on the Sigmoid kernel computing
+ *     em_sigmoid_f32 (ops/sigmoid.h, error bound checked exhaustively), and on the Softmax
+ *     kernel's row depending only on that row's logits, within 16 ulp of exact (NaN / inf
+ *     rows and near ties are re-run through the real Softmax and ArgMax kernels). The
+ *     matched Softmax / ArgMax kernels must write into buffers they are given (no alias or
+ *     dynamic outputs); otherwise nothing is fused.
  *   - Fails only when out of memory; the graph is then still valid (possibly partly fused).
  */
 ember_status em_pass_fuse_heads(em_graph *g, ember_error *err);
