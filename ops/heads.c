@@ -382,20 +382,29 @@ typedef struct threshold_job {
 } threshold_job;
 
 /* Elements inside their bracket: the shared sigmoid decides, exactly as unfused. */
+enum { FIX_BLOCK = 4096 }; /* elements per block of the vectorized passes */
+
 static void threshold_fix(const threshold_state *s, const float *x, int64_t rows, int64_t L,
                           void *decision, int64_t at) {
-    bool round = s->config.mode == MODE_ROUND;
+    const bool round = s->config.mode == MODE_ROUND;
+    const int64_t n = rows * L;
+    /* The sigmoid of the whole block in one vectorized pass (cheaper than one call per
+     * element once a few are inside their bracket), then the decisions where it matters. */
+    float sig[FIX_BLOCK];
+    const bool batch = n <= FIX_BLOCK;
+    if (batch)
+        for (int64_t i = 0; i < n; i++) sig[i] = em_sigmoid_f32(x[i]);
     for (int64_t r = 0; r < rows; r++)
         for (int64_t j = 0; j < L; j++) {
-            float v = x[r * L + j];
+            int64_t e = r * L + j;
+            float v = x[e];
             if (v >= s->hi[j] || v <= s->lo[j]) continue;
-            float sig = em_sigmoid_f32(v);
-            int64_t i = at + r * L + j;
+            float p = batch ? sig[e] : em_sigmoid_f32(v);
             if (round) /* Round(NaN) is NaN; 0.5 rounds to even, 0 */
-                ((float *)decision)[i] = sig != sig ? sig : sig > 0.5f ? 1.0f : 0.0f;
+                ((float *)decision)[at + e] = p != p ? p : p > 0.5f ? 1.0f : 0.0f;
             else
-                store_count(decision, s->config.to, i,
-                            sigmoid_test(sig, s->cuts[j].t, s->cuts[j].inclusive));
+                store_count(decision, s->config.to, at + e,
+                            sigmoid_test(p, s->cuts[j].t, s->cuts[j].inclusive));
         }
 }
 
@@ -406,7 +415,7 @@ static void threshold_range(void *ctx, int64_t begin, int64_t end) {
     const float *hi = s->hi, *lo = s->lo;
     /* Blocks of ~4K elements, so that a block with an element inside its bracket is scanned
      * again while still in cache. */
-    const int64_t block = L >= 4096 ? 1 : 4096 / L;
+    const int64_t block = L >= FIX_BLOCK ? 1 : FIX_BLOCK / L;
     for (int64_t b = begin; b < end; b += block) {
         int64_t rows = end - b < block ? end - b : block, at = b * L;
         const float *x = j->x + at;

@@ -891,25 +891,29 @@ ember_status em_head_attach(em_graph *g, int output_index, const em_head_spec *s
     if (rank >= 1) grown[rank - 1] = last >= 0 ? last + 1 : -1;
     int outs[3] = {-1, -1, -1}, n_outs = 1;
     const char *op_type = "SigmoidThreshold";
+    bool p = spec->probabilities;
     switch (spec->kind) {
     case EM_HEAD_BINARY:
     case EM_HEAD_MULTILABEL: {
         ember_dtype dt = spec->kind == EM_HEAD_BINARY ? EMBER_FLOAT : EMBER_BOOL;
         outs[0] = add_output_value(g, x, "decision", dt, xi.dims, xi.rank, err);
+        if (p) n_outs = 2; /* the sigmoids */
+        if (p && outs[0] >= 0)
+            outs[1] = add_output_value(g, x, "probability", EMBER_FLOAT, xi.dims, xi.rank, err);
         break;
     }
     case EM_HEAD_MULTICLASS:
         op_type = "SoftmaxArgMax";
-        n_outs = 2;
         outs[0] = add_output_value(g, x, "class", EMBER_INT64, reduced, rank - 1, err);
-        if (outs[0] >= 0)
-            outs[1] = add_output_value(g, x, "probability", EMBER_FLOAT, reduced, rank - 1, err);
+        if (p) n_outs = 3; /* the softmax over the classes */
+        if (p && outs[0] >= 0)
+            outs[2] = add_output_value(g, x, "probabilities", EMBER_FLOAT, xi.dims, xi.rank, err);
         break;
     case EM_HEAD_ORDINAL:
         op_type = "CumulativeOrdinal";
-        n_outs = 3;
         outs[0] = add_output_value(g, x, "rank", EMBER_INT64, reduced, rank - 1, err);
-        if (outs[0] >= 0)
+        if (p) n_outs = 3; /* P(y = k) for the K classes */
+        if (p && outs[0] >= 0)
             outs[2] = add_output_value(g, x, "class_probabilities", EMBER_FLOAT, grown, rank, err);
         break;
     }

@@ -51,7 +51,7 @@ ember_status em_pass_fuse_heads(em_graph *g, ember_error *err);
 typedef enum em_head_kind {
     EM_HEAD_BINARY,     /* sigmoid(x) > t, float 0 / 1 like torch.round(torch.sigmoid(x)) */
     EM_HEAD_MULTILABEL, /* sigmoid(x) > t_j per label along the last axis, bool */
-    EM_HEAD_MULTICLASS, /* argmax over the last axis, int64 (+ top probability) */
+    EM_HEAD_MULTICLASS, /* argmax over the last axis, int64 */
     EM_HEAD_ORDINAL,    /* CORAL or CORN rank over the last axis, int64 */
 } em_head_kind;
 
@@ -59,25 +59,30 @@ typedef enum em_head_kind {
 
 typedef struct em_head_spec {
     em_head_kind kind;
-    bool corn;         /* ordinal: CORN instead of CORAL */
-    int n_thresholds;  /* 0: the default 0.5 */
-    float *thresholds; /* malloc'd; free with em_head_spec_clear */
+    bool corn;          /* ordinal: CORN instead of CORAL */
+    bool probabilities; /* also output probabilities (costs an exp per logit) */
+    int n_thresholds;   /* 0: the default 0.5 */
+    float *thresholds;  /* malloc'd; free with em_head_spec_clear */
 } em_head_spec;
 
 /* Parse "binary[:T]", "multilabel[:T1,T2,...]", "multiclass", "ordinal[:coral|corn]"
- * (ordinal also takes ":coral:T"/":corn:T" for a threshold other than 0.5). */
+ * (ordinal also takes ":coral:T"/":corn:T" for a threshold other than 0.5). Thresholds are in
+ * [0, 1]. spec->probabilities starts false. */
 ember_status em_head_parse(const char *text, em_head_spec *spec, ember_error *err);
 void em_head_spec_clear(em_head_spec *spec);
 
 /* Add the head's fused node on graph output `output_index` (a float32 logits value with a
- * last axis). The logits output stays; the decisions are appended as new graph outputs:
- *   binary, multilabel:  "<logits>_decision"
- *   multiclass:          "<logits>_class" (int64), "<logits>_probability" (top probability)
- *   ordinal:             "<logits>_rank" (int64), "<logits>_class_probabilities"
+ * last axis). The logits output stays; the head's results are appended as new graph outputs:
+ *   binary:      "<logits>_decision" float 0 / 1 (at T = 0.5 exactly torch.round(sigmoid(x)),
+ *                NaN for a NaN logit); with probabilities "<logits>_probability" (sigmoids)
+ *   multilabel:  "<logits>_decision" bool; with probabilities "<logits>_probability"
+ *   multiclass:  "<logits>_class" int64 (first index of the largest logit; NaN counts as the
+ *                largest, like torch.argmax); with probabilities "<logits>_probabilities"
+ *   ordinal:     "<logits>_rank" int64; with probabilities "<logits>_class_probabilities" (K)
  * (a suffix "_2", "_3"... is added if a name is taken). g must be finalized; it is finalized
  * again. Fails with EMBER_ERR_INVALID_ARGUMENT / EMBER_ERR_SHAPE when the output is not
- * float32 logits fitting the head (e.g. multilabel thresholds that do not match the last
- * axis when it is static). */
+ * float32 logits fitting the head (e.g. multilabel thresholds that do not match a static last
+ * axis); on any failure g may hold part of the head and must be discarded. */
 ember_status em_head_attach(em_graph *g, int output_index, const em_head_spec *spec,
                             ember_error *err);
 

@@ -441,10 +441,12 @@ typedef struct head_run {
  * head's outputs (the logits output itself is not requested). */
 static head_run run_head(const char *head, const float *logits, int64_t rows, int64_t width,
                          const char *const *names, size_t n_names) {
+    bool probabilities = n_names > 1;
     ember_model *m = load("logits_identity");
     em_head_spec spec;
     ember_error err;
     cr_assert_eq(em_head_parse(head, &spec, &err), EMBER_OK, "%s", err.message);
+    spec.probabilities = probabilities;
     /* Attached to the loaded graph before any session copies it (tests only: the API keeps
      * models immutable). */
     cr_assert_eq(em_head_attach(m->graph, 0, &spec, &err), EMBER_OK, "%s", err.message);
@@ -476,8 +478,8 @@ static bool same_float(float a, float b) {
 
 Test(heads_attach, binary_and_multilabel) {
     rows r = adversarial(3);
-    const char *bin_names[] = {"y_decision"};
-    head_run b = run_head("binary", r.data, r.n, 3, bin_names, 1);
+    const char *bin_names[] = {"y_decision", "y_probability"};
+    head_run b = run_head("binary", r.data, r.n, 3, bin_names, 2);
     const float *d = ember_tensor_const_data(b.out[0]);
     cr_assert_eq(ember_tensor_dtype(b.out[0]), EMBER_FLOAT);
     int64_t bad = 0;
@@ -487,6 +489,11 @@ Test(heads_attach, binary_and_multilabel) {
         bad += !same_float(d[i], want);
     }
     cr_expect_eq(bad, 0, "binary: %lld decisions differ", (long long)bad);
+    const float *prob = ember_tensor_const_data(b.out[1]);
+    bad = 0;
+    for (int64_t i = 0; i < r.n * 3; i++) bad += !same_float(prob[i], em_sigmoid_f32(r.data[i]));
+    cr_expect_eq(bad, 0, "binary: %lld probabilities differ from the shared sigmoid",
+                 (long long)bad);
     free_run(&b);
     head_run ml = run_head("multilabel:0.3,0.5,0.999", r.data, r.n, 3, bin_names, 1);
     const uint8_t *l = ember_tensor_const_data(ml.out[0]);
@@ -512,24 +519,32 @@ Test(heads_attach, multiclass) {
     };
     enum { N = sizeof rows_ / sizeof rows_[0] };
     static const int64_t want_index[N] = {1, 0, 0, 1, 1, 4, 2};
-    const char *names[] = {"y_class", "y_probability"};
+    const char *names[] = {"y_class", "y_probabilities"};
     head_run h = run_head("multiclass", &rows_[0][0], N, W, names, 2);
     const int64_t *index = ember_tensor_const_data(h.out[0]);
-    const float *top = ember_tensor_const_data(h.out[1]);
+    const float *p = ember_tensor_const_data(h.out[1]);
     cr_assert_eq(ember_tensor_dtype(h.out[0]), EMBER_INT64);
     cr_assert_eq(ember_tensor_rank(h.out[0]), 1);
+    cr_assert_eq(ember_tensor_dims(h.out[1])[1], W);
     for (int i = 0; i < N; i++) {
         cr_expect_eq(index[i], want_index[i], "row %d: index %lld", i, (long long)index[i]);
         double m = -INFINITY, sum = 0;
         for (int k = 0; k < W; k++) m = rows_[i][k] > m ? rows_[i][k] : m;
         for (int k = 0; k < W; k++) sum += exp((double)rows_[i][k] - m);
-        double want = 1.0 / sum;
-        if (i == 2 || i == 4) want = NAN;
-        if (i == 3) want = 0.5;
-        cr_expect(same_float(top[i], (float)want) || fabs(top[i] - want) <= 1e-6 * want,
-                  "row %d: top probability %.9g, want %.9g", i, top[i], want);
+        for (int k = 0; k < W; k++) {
+            double want = exp((double)rows_[i][k] - m) / sum;
+            if (i == 2 || i == 4) want = NAN;                     /* undefined rows: NaN */
+            if (i == 3) want = rows_[i][k] == INFINITY ? 0.5 : 0; /* the +inf share */
+            float got = p[i * W + k];
+            cr_expect(same_float(got, (float)want) || fabs(got - want) <= 1e-6 * want,
+                      "row %d class %d: probability %.9g, want %.9g", i, k, got, want);
+        }
     }
     free_run(&h);
+    const char *only[] = {"y_class"};
+    head_run fast = run_head("multiclass", &rows_[0][0], N, W, only, 1);
+    cr_expect_eq(memcmp(ember_tensor_const_data(fast.out[0]), want_index, sizeof want_index), 0);
+    free_run(&fast);
 }
 
 /* Reference ranks and class probabilities, straight from the definitions. */
