@@ -94,8 +94,13 @@ for t in "${targets[@]}"; do
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
   n_corpus=$(ls "$corpus" | wc -l)
-  found=("$crashes"/*)
-  if [ $rc -ne 0 ] || [ -e "${found[0]}" ]; then
+  # crash-, leak-, timeout-, oom- files are failures; slow-unit- files (over 10 s) are reported
+  shopt -s nullglob
+  found=("$crashes"/crash-* "$crashes"/leak-* "$crashes"/timeout-* "$crashes"/oom-*)
+  slow=("$crashes"/slow-unit-*)
+  shopt -u nullglob
+  [ ${#slow[@]} -gt 0 ] && echo "fuzz.sh: $t: ${#slow[@]} slow input(s) in $crashes (not failures)"
+  if [ $rc -ne 0 ] || [ ${#found[@]} -gt 0 ]; then
     failed=1
     mkdir -p "tests/reliability/regressions/$t"
     for f in "${found[@]}"; do

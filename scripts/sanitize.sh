@@ -67,7 +67,7 @@ for step in "${steps[@]}"; do
       if setup build-valgrind; then
         dir=build-valgrind/tests/reliability
         # Children are traced too (--trace-children), so every `ember run` is checked as well.
-        valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 \
+        EMBER_CATALOGUE_MAX_SECONDS=600 valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 \
           --trace-children=yes --track-fds=no \
           "$dir/catalogue" "$dir/catalogue-files/catalogue.tsv" --ember build-valgrind/tools/ember \
           >build-valgrind/valgrind-catalogue.log 2>&1

@@ -3,6 +3,8 @@
  * For every case, through the public API as `ember run` uses it (load the model, load the input
  * files, create a session, run every output): the case must stop at the expected stage with
  * the expected status, a message containing the expected fragment, and no output left behind.
+ * Each case must also finish within EMBER_CATALOGUE_MAX_SECONDS (default 10) and may not raise
+ * the process's peak memory by more than 512 MB: resource bombs are refused, not survived.
  * With --ember, the same case also runs as `ember run MODEL -i NAME=FILE...`: the exit code
  * must match and a failure must be one "ember: ..." line on stderr with the fragment.
  * No Criterion and no fork for the API part, so that valgrind and LeakSanitizer see leaks. */
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ember.h"
@@ -321,6 +324,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: catalogue CATALOGUE.tsv [--ember PATH] [--only NAME]\n");
         return 2;
     }
+    /* Every case is small: one that takes long is a time bomb. Valgrind needs more. */
+    const char *limit_env = getenv("EMBER_CATALOGUE_MAX_SECONDS");
+    const double max_seconds = limit_env ? atof(limit_env) : 10.0;
     char line[8192];
     int total = 0, failed = 0, cli_runs = 0;
     while (fgets(line, sizeof line, f)) {
@@ -341,9 +347,13 @@ int main(int argc, char **argv) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         long peak_before = ru.ru_maxrss;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         bool ran = run_api(&c, &o);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
         getrusage(RUSAGE_SELF, &ru);
         long grown_mb = (ru.ru_maxrss - peak_before) / 1024;
+        double seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
         if (!ran) {
             snprintf(why, sizeof why, "%s", o.text);
         } else if (strcmp(o.stage, c.stage) != 0 || strcmp(status_name(o.status), c.status) != 0) {
@@ -354,6 +364,8 @@ int main(int argc, char **argv) {
         } else if (grown_mb > MAX_GROWTH_MB) {
             snprintf(why, sizeof why, "the peak memory grew by %ld MB (more than %d)", grown_mb,
                      MAX_GROWTH_MB);
+        } else if (seconds > max_seconds) {
+            snprintf(why, sizeof why, "took %.1f s (more than %.0f)", seconds, max_seconds);
         }
         char *cli = NULL;
         if (ember && strcmp(c.options, "-") == 0 && strcmp(c.exit_code, "-") != 0) {

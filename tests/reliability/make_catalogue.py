@@ -516,6 +516,13 @@ case("argmax_empty_axis",
      save(model([helper.make_node("ArgMax", ["x"], ["y"], axis=0)], [tinfo("x", F, [0, 3])],
                 [tinfo("y", TensorProto.INT64, None)]), "argmax_empty_axis.onnx"),
      "-", "load", "SHAPE", 1, "axis 0 has size 0: no element to pick")
+# MaxPool with a kernel 2^31 wide and SAME padding: the fast path looped over every tap of
+# the kernel for each row (minutes for a 100-byte model; found by the fuzzer as a slow unit).
+case("maxpool_kernel_2e31",
+     save(model([helper.make_node("MaxPool", ["x"], ["y"], auto_pad="SAME_LOWER", kernel_shape=[2, 2**31 - 1])],
+                [tinfo("x", F, [1, 1, 4, 4])], [tinfo("y", F, None)]), "maxpool_kernel_2e31.onnx"),
+     f"x={npy('x4x4.npy', np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))}", "ok", "OK", 0,
+     "y: float32[1, 1, 4, 4] = [3, 3, 3, 3, 7, 7, 7, 7,")
 # Loop whose scan output grows by 1 MiB per iteration, M = 10^9 (it grew until the process
 # was killed: scan outputs lived outside the run's memory limit).
 body = helper.make_graph(
