@@ -32,6 +32,20 @@ struct em_exec {
 
 /* ---- arena ---- */
 
+/* A free slot in the block table (a block freed after an earlier run) or a new one. */
+static int arena_slot(em_run_ctx *rc, ember_error *err) {
+    for (int i = 0; i < rc->n_blocks; i++)
+        if (!rc->blocks[i].p) return i;
+    if (rc->n_blocks == rc->cap_blocks) {
+        int cap = rc->cap_blocks ? rc->cap_blocks * 2 : 32;
+        em_block *nb = realloc(rc->blocks, sizeof *nb * (size_t)cap);
+        if (!nb) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory"), -1;
+        rc->blocks = nb;
+        rc->cap_blocks = cap;
+    }
+    return rc->n_blocks++;
+}
+
 static int arena_take(em_run_ctx *rc, size_t bytes, ember_error *err) {
     if (bytes == 0) bytes = 1;
     int best = -1;
@@ -54,25 +68,34 @@ static int arena_take(em_run_ctx *rc, size_t bytes, ember_error *err) {
                        "(%llu in use, %zu more requested)",
                        (unsigned long long)limit, (unsigned long long)rc->arena_bytes, bytes),
                -1;
-    /* Reuse a free slot (a block freed after an earlier run) or grow the table. */
-    int slot = -1;
-    for (int i = 0; i < rc->n_blocks; i++)
-        if (!rc->blocks[i].p) slot = i;
-    if (slot < 0) {
-        if (rc->n_blocks == rc->cap_blocks) {
-            int cap = rc->cap_blocks ? rc->cap_blocks * 2 : 32;
-            em_block *nb = realloc(rc->blocks, sizeof *nb * (size_t)cap);
-            if (!nb) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory"), -1;
-            rc->blocks = nb;
-            rc->cap_blocks = cap;
-        }
-        slot = rc->n_blocks++;
-    }
+    int slot = arena_slot(rc, err);
+    if (slot < 0) return -1;
     void *p = em_aligned_alloc(bytes);
     if (!p) {
         rc->blocks[slot] = (em_block){0};
         return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory allocating %zu bytes", bytes),
                -1;
+    }
+    rc->blocks[slot] = (em_block){.p = p, .cap = bytes, .refs = 1, .used = true};
+    rc->arena_bytes += bytes;
+    return slot;
+}
+
+/* Take over memory a kernel allocated (em_aligned_alloc) as an arena block, so that it is
+ * reference counted and reused like any other. On failure the memory is freed. */
+static int arena_adopt(em_run_ctx *rc, void *p, size_t bytes, ember_error *err) {
+    uint64_t limit = rc->s->memory_limit;
+    if (rc->arena_bytes + bytes > limit || bytes > limit) {
+        em_aligned_free(p);
+        return em_fail(err, EMBER_ERR_LIMIT,
+                       "a run needs more than the session's memory limit of %llu bytes",
+                       (unsigned long long)limit),
+               -1;
+    }
+    int slot = arena_slot(rc, err);
+    if (slot < 0) {
+        em_aligned_free(p);
+        return -1;
     }
     rc->blocks[slot] = (em_block){.p = p, .cap = bytes, .refs = 1, .used = true};
     rc->arena_bytes += bytes;
@@ -175,6 +198,7 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
     em_tensor *outs = n->n_outputs <= 8 ? out_stack : calloc((size_t)n->n_outputs, sizeof *outs);
     int *out_block = n->n_outputs <= 8 ? out_block_stack : malloc(sizeof(int) * (size_t)n->n_outputs);
     ember_status st = EMBER_OK;
+    bool outs_ready = false;
     char desc[256];
     if (!in || !outs || !out_block) {
         st = em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
@@ -186,6 +210,7 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
         outs[k].rank = -1;
         out_block[k] = -1;
     }
+    outs_ready = true;
     st = n->op->infer(n, n->state, in, outs, err);
     if (st != EMBER_OK) {
         wrap_node(err, st, n);
@@ -194,6 +219,12 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
     unsigned flags = n->op->flags;
     for (int k = 0; k < n->n_outputs; k++) {
         em_tensor *o = &outs[k];
+        if (o->rank < 0 && (flags & EM_OP_DYNAMIC_OUTPUTS)) {
+            o->data = NULL; /* run allocates it */
+            o->capacity = 0;
+            o->owns_data = false;
+            continue;
+        }
         int64_t numel = em_numel(o);
         if (o->rank < 0 || o->rank > EM_MAX_RANK || numel < 0 || em_dtype_size(o->dtype) == 0) {
             st = em_fail(err, EMBER_ERR_RUNTIME, "%s: output %d has no valid shape",
@@ -256,6 +287,25 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
             goto done;
         }
     }
+    /* Outputs a dynamic kernel allocated become arena blocks. */
+    for (int k = 0; k < n->n_outputs && (flags & EM_OP_DYNAMIC_OUTPUTS); k++) {
+        em_tensor *o = &outs[k];
+        if (o->owns_data) {
+            o->owns_data = false;
+            out_block[k] = arena_adopt(ex->rc, o->data, o->capacity, err);
+            if (out_block[k] < 0) {
+                o->data = NULL;
+                st = err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+                em_wrap(err, st, "%s", em_node_desc(n, desc, sizeof desc));
+                goto done;
+            }
+        }
+        if (n->outputs[k] >= 0 && (o->rank < 0 || em_numel(o) < 0 || (!o->data && em_numel(o)))) {
+            st = em_fail(err, EMBER_ERR_RUNTIME, "%s: output %d was not produced",
+                         em_node_desc(n, desc, sizeof desc), k);
+            goto done;
+        }
+    }
     /* Publish outputs; release what died here. */
     for (int k = 0; k < n->n_outputs; k++) {
         int v = n->outputs[k];
@@ -279,6 +329,8 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
 done:
     if (st != EMBER_OK && out_block)
         for (int k = 0; k < n->n_outputs; k++) arena_release(ex->rc, out_block[k]);
+    for (int k = 0; st != EMBER_OK && outs_ready && k < n->n_outputs; k++)
+        if (outs[k].owns_data) em_aligned_free(outs[k].data); /* not adopted yet */
     if (in != in_stack) free(in);
     if (outs != out_stack) free(outs);
     if (out_block != out_block_stack) free(out_block);

@@ -26,6 +26,11 @@ enum {
     EM_OP_ALIAS_INPUT0 = 1u << 0,
     /* Output 0 may be written into input 0's buffer when input 0 dies here (elementwise). */
     EM_OP_INPLACE_OK = 1u << 1,
+    /* Output shapes depend on running the kernel (If / Loop / Scan): infer may leave an output
+     * at rank -1 even when every input has data. Such an output reaches `run` unallocated
+     * (data NULL); run sets its dtype and shape and gives it memory from em_aligned_alloc with
+     * owns_data = true, which the executor takes over (as an arena block). */
+    EM_OP_DYNAMIC_OUTPUTS = 1u << 2,
 };
 
 typedef struct em_op {
