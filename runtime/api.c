@@ -249,6 +249,7 @@ ember_status ember_session_create(const ember_model *model, const ember_session_
     if (options) opts = *options;
     else ember_session_options_init(&opts);
     if (opts.threads < 0) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "threads must be >= 0");
+    em_blas_single_thread();
     ember_session *s = calloc(1, sizeof *s);
     if (!s) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     pthread_mutex_init(&s->lock, NULL);

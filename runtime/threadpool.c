@@ -3,6 +3,7 @@
  * on a condition variable when there is nothing to do (no spinning). */
 #include "threadpool.h"
 
+#include <cblas.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -69,6 +70,13 @@ static void *worker_main(void *arg) {
     pthread_mutex_unlock(&p->lock);
     return NULL;
 }
+
+/* Kernels split BLAS work across ember's pool themselves and make single-threaded BLAS calls
+ * per tile. OpenBLAS's own threads would oversubscribe the cores, and handing work to them put
+ * millisecond stalls into about 1% of small runs: BLAS runs on the calling thread only. */
+static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
+static void blas_single_thread(void) { openblas_set_num_threads(1); }
+void em_blas_single_thread(void) { pthread_once(&g_blas_once, blas_single_thread); }
 
 int em_cpu_count(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
