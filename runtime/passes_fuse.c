@@ -112,7 +112,7 @@ int em_pass_fold_shapes(em_graph *g) {
         bool shape = onnx_op(n, "Shape"), size = onnx_op(n, "Size");
         if ((!shape && !size) || n->n_inputs < 1 || n->inputs[0] < 0 || n->outputs[0] < 0) continue;
         const em_value *in = &g->values[n->inputs[0]];
-        const em_tensor *info = in->constant ? in->constant : &in->info;
+        const em_tensor *info = em_fixed_const(g, n->inputs[0]) ? in->constant : &in->info;
         if (!fully_static(info) || g->values[n->outputs[0]].is_output) continue;
         em_tensor *t;
         if (shape) {
@@ -147,8 +147,8 @@ int em_pass_fold_conv_bn(em_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) {
         em_node *conv = &g->nodes[i];
         if (!onnx_op(conv, "Conv") || conv->n_outputs != 1) continue;
-        const em_tensor *w = em_node_const_input(g, conv, 1);
-        const em_tensor *b = conv->n_inputs > 2 ? em_node_const_input(g, conv, 2) : NULL;
+        const em_tensor *w = em_node_fixed_input(g, conv, 1);
+        const em_tensor *b = conv->n_inputs > 2 ? em_node_fixed_input(g, conv, 2) : NULL;
         bool has_b = conv->n_inputs > 2 && conv->inputs[2] >= 0;
         if (!w || w->dtype != EMBER_FLOAT || w->rank < 3 || (has_b && !b)) continue;
         int c = sole_consumer(g, conv->outputs[0]);
@@ -163,8 +163,8 @@ int em_pass_fold_conv_bn(em_graph *g) {
             if (extra) continue;
         }
         if (em_attr_int(bn, "training_mode", 0) != 0) continue;
-        const em_tensor *sc = em_node_const_input(g, bn, 1), *bi = em_node_const_input(g, bn, 2),
-                        *mu = em_node_const_input(g, bn, 3), *var = em_node_const_input(g, bn, 4);
+        const em_tensor *sc = em_node_fixed_input(g, bn, 1), *bi = em_node_fixed_input(g, bn, 2),
+                        *mu = em_node_fixed_input(g, bn, 3), *var = em_node_fixed_input(g, bn, 4);
         int64_t m = w->dims[0];
         if (!sc || !bi || !mu || !var || em_numel(sc) != m || em_numel(bi) != m ||
             em_numel(mu) != m || em_numel(var) != m || sc->dtype != EMBER_FLOAT ||
@@ -250,7 +250,7 @@ static bool activation_of(const em_graph *g, const em_node *n, const char **name
             params[1] = INFINITY;
             for (int k = 1; k <= 2; k++) {
                 if (n->n_inputs <= k || n->inputs[k] < 0) continue;
-                const em_tensor *t = em_node_const_input(g, n, k);
+                const em_tensor *t = em_node_fixed_input(g, n, k);
                 if (!t || t->dtype != EMBER_FLOAT || em_numel(t) != 1) return false;
                 params[k - 1] = ((const float *)t->data)[0];
             }
@@ -290,7 +290,7 @@ int em_pass_fuse_activations(em_graph *g) {
         if (strcmp(fused, "FusedConv") == 0 && onnx_op(next, "Add") && next->n_inputs == 2) {
             int other = next->inputs[0] == n->outputs[0] ? next->inputs[1] : next->inputs[0];
             const em_value *ov = &g->values[other];
-            const em_tensor *zi = ov->constant ? ov->constant : &ov->info;
+            const em_tensor *zi = em_fixed_const(g, other) ? ov->constant : &ov->info;
             if (other != n->outputs[0] && fully_static(oi) && fully_static(zi) &&
                 em_same_shape(zi, oi) && zi->dtype == EMBER_FLOAT) {
                 /* Z must be ready before the conv runs: it is, in topological order, unless
@@ -345,7 +345,7 @@ int em_pass_matmul_add_to_gemm(em_graph *g) {
         em_node *mm = &g->nodes[i];
         if (!onnx_op(mm, "MatMul") || mm->n_inputs != 2) continue;
         const em_value *a = &g->values[mm->inputs[0]];
-        const em_tensor *b = em_node_const_input(g, mm, 1);
+        const em_tensor *b = em_node_fixed_input(g, mm, 1);
         if (!b || b->rank != 2 || b->dtype != EMBER_FLOAT || a->info.rank != 2 ||
             a->info.dtype != EMBER_FLOAT)
             continue;
@@ -354,7 +354,7 @@ int em_pass_matmul_add_to_gemm(em_graph *g) {
         em_node *add = &g->nodes[c];
         if (!onnx_op(add, "Add") || add->n_inputs != 2) continue;
         int bias_v = add->inputs[0] == mm->outputs[0] ? add->inputs[1] : add->inputs[0];
-        const em_tensor *bias = g->values[bias_v].constant;
+        const em_tensor *bias = em_fixed_const(g, bias_v);
         int64_t n_cols = b->dims[1];
         if (!bias || bias->dtype != EMBER_FLOAT || em_numel(bias) != n_cols ||
             !(bias->rank == 1 || (bias->rank == 2 && bias->dims[0] == 1)))
