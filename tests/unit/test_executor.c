@@ -204,3 +204,59 @@ Test(executor, every_operator_version_found) {
     cr_expect_eq(em_onnx_op_version("NoSuchOp", 13), 0);
     cr_expect_eq(em_onnx_op_version("", 13), 0);
 }
+
+/* ---- thread pool: polling and sleeping hand-offs ---- */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "threadpool.h"
+
+typedef struct sum_job {
+    atomic_llong sum;
+} sum_job;
+
+static void add_range(void *ctx, int64_t b, int64_t e) {
+    sum_job *s = ctx;
+    int64_t local = 0;
+    for (int64_t i = b; i < e; i++) local += i;
+    atomic_fetch_add(&s->sum, local);
+}
+
+typedef struct submitter {
+    ember_threadpool *pool;
+    int rounds;
+    bool pause; /* sleep between jobs so that the workers go to sleep too */
+    int bad;
+} submitter;
+
+static void *submit_many(void *arg) {
+    submitter *t = arg;
+    for (int r = 0; r < t->rounds; r++) {
+        int64_t n = 1 + (r * 37) % 500;
+        sum_job s;
+        atomic_init(&s.sum, 0);
+        em_threadpool_run(t->pool, 0, n, 1, add_range, &s);
+        if (atomic_load(&s.sum) != n * (n - 1) / 2) t->bad++;
+        if (t->pause && r % 8 == 0) nanosleep(&(struct timespec){0, 200000}, NULL);
+    }
+    return NULL;
+}
+
+Test(executor, threadpool_many_small_jobs_from_several_threads) {
+    ember_threadpool *pool;
+    ember_error err;
+    cr_assert_eq(em_threadpool_new(3, &pool, &err), EMBER_OK);
+    submitter subs[3];
+    pthread_t tids[3];
+    for (int i = 0; i < 3; i++) {
+        subs[i] = (submitter){pool, i == 0 ? 20000 : 400, i == 2, 0};
+        pthread_create(&tids[i], NULL, submit_many, &subs[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(tids[i], NULL);
+        cr_expect_eq(subs[i].bad, 0, "submitter %d: %d wrong sums", i, subs[i].bad);
+    }
+    em_threadpool_delete(pool);
+}
