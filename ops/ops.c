@@ -15,5 +15,9 @@ const em_ops_family_fn em_op_families[] = {
     em_ops_pad_resize,
     em_ops_control,
     em_ops_heads,
+    em_ops_signal,
+    em_ops_quant,
+    em_ops_detection,
+    em_ops_misc,
     NULL,
 };

@@ -16,4 +16,8 @@ EM_OPS_FAMILY(gather);
 EM_OPS_FAMILY(pad_resize);
 EM_OPS_FAMILY(control);
 EM_OPS_FAMILY(heads);
+EM_OPS_FAMILY(signal);
+EM_OPS_FAMILY(quant);
+EM_OPS_FAMILY(detection);
+EM_OPS_FAMILY(misc);
 #endif

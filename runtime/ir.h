@@ -65,7 +65,7 @@ typedef struct em_value {
     int n_consumers;
     bool is_input;       /* declared graph input */
     bool is_output;      /* declared graph output */
-    int outer;           /* for a subgraph capture: value id in the parent graph; else -1 */
+    int outer;           /* for a subgraph capture: index into the owning node's inputs; else -1 */
 } em_value;
 
 typedef struct em_opset {
