@@ -264,8 +264,8 @@ int cmd_bench(int argc, char **argv) {
     if (json) {
         printf("{\"model\": \"%s\", \"batch\": %lld, \"threads\": %lld, \"concurrent\": %lld, "
                "\"iters\": %d, \"session_create_ms\": %.4f, \"first_run_ms\": %.4f, "
-               "\"median_ms\": %.4f, \"mean_ms\": %.4f, \"p10_ms\": %.4f, \"p90_ms\": %.4f, "
-               "\"p99_ms\": %.4f, \"min_ms\": %.4f, \"runs_per_second\": %.2f, "
+               "\"median_ms\": %.6f, \"mean_ms\": %.6f, \"p10_ms\": %.6f, \"p90_ms\": %.6f, "
+               "\"p99_ms\": %.6f, \"min_ms\": %.6f, \"runs_per_second\": %.2f, "
                "\"peak_rss_kb\": %ld}\n",
                path, batch, threads, concurrent, n, create_ms, first_ms, pct(all, n, 50), mean,
                pct(all, n, 10), pct(all, n, 90), pct(all, n, 99), all[0], rps, rss);
