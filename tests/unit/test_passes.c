@@ -297,11 +297,24 @@ Test(passes, conv_residual_not_fused_when_z_broadcasts) {
     EXPECT_OPS("Add", 1);
 }
 
-/* The batch is symbolic here, so the pass cannot prove Z has the conv output's shape; fused
- * or not, the result must be the same. */
-Test(passes, conv_residual_with_symbolic_batch_computes_the_same) {
+/* Symbolic batch: Z's batch is provably the conv input's (the same value, or convs of it). */
+Test(passes, conv_residual_with_symbolic_batch_fused) {
     CHECK("conv_residual", 0);
-    (void)graph;
+    EXPECT_OPS("ai.ember:FusedConv", 1);
+    EXPECT_OPS("Add", 0);
+    EXPECT_OPS("Relu", 0);
+}
+
+Test(passes, conv_residual_through_a_downsampling_branch_fused) {
+    CHECK("conv_residual_branch", 0);
+    EXPECT_OPS("ai.ember:FusedConv", 3);
+    EXPECT_OPS("Add", 0);
+    EXPECT_OPS("Relu", 0);
+}
+
+Test(passes, conv_residual_not_fused_when_z_has_its_own_batch) {
+    CHECK("conv_residual_other_input", 0);
+    EXPECT_OPS("Add", 1);
 }
 
 Test(passes, gemm_relu_fused) {
