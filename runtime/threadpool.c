@@ -14,7 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SPIN_NS 50000 /* how long a thread polls before it sleeps */
+#ifndef EM_SPIN_NS
+#define EM_SPIN_NS 50000 /* how long a thread polls before it sleeps (ns) */
+#endif
+#define SPIN_NS EM_SPIN_NS
 
 typedef struct job {
     em_range_fn fn;
