@@ -9,6 +9,7 @@
 #include "threadpool.h"
 
 #include <cblas.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -56,31 +57,30 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* One polling step: a pause instruction for the first steps, then sched_yield, so that on a
+ * busy machine a polling thread hands its core to the thread doing the work. */
+static void poll_step(int i) {
+    if (i < 256) cpu_relax();
+    else sched_yield();
+}
+
 /* Poll until *word differs from `seen` (true) or SPIN_NS pass (false). */
 static bool spin_until_changed(const atomic_uint *word, unsigned seen) {
-    int64_t until = 0;
-    for (int i = 1;; i++) {
+    int64_t until = now_ns() + SPIN_NS;
+    for (int i = 0;; i++) {
         if (atomic_load_explicit(word, memory_order_acquire) != seen) return true;
-        cpu_relax();
-        if ((i & 63) == 0) {
-            int64_t t = now_ns();
-            if (!until) until = t + SPIN_NS;
-            else if (t > until) return false;
-        }
+        poll_step(i);
+        if ((i & 15) == 15 && now_ns() > until) return false;
     }
 }
 
 /* Poll until *count is 0 (true) or SPIN_NS pass (false). */
 static bool spin_until_zero(const atomic_llong *count) {
-    int64_t until = 0;
-    for (int i = 1;; i++) {
+    int64_t until = now_ns() + SPIN_NS;
+    for (int i = 0;; i++) {
         if (atomic_load_explicit(count, memory_order_acquire) == 0) return true;
-        cpu_relax();
-        if ((i & 63) == 0) {
-            int64_t t = now_ns();
-            if (!until) until = t + SPIN_NS;
-            else if (t > until) return false;
-        }
+        poll_step(i);
+        if ((i & 15) == 15 && now_ns() > until) return false;
     }
 }
 
