@@ -14,6 +14,9 @@
  * with the matching *_free(). A session keeps its own reference to the model's weights, so the
  * model may be freed while sessions made from it are still alive.
  *
+ * OpenBLAS: ember sets OpenBLAS to one thread when it first loads a model (it parallelizes
+ * above BLAS with its own pool); call openblas_set_num_threads() afterwards to change that.
+ *
  * Threads: a model and a session are immutable after creation. ember_session_run() may be
  * called concurrently on one session from any number of threads; each call gets its own
  * scratch memory (run contexts are pooled and reused). Tensors are not synchronized: do not

@@ -1,7 +1,320 @@
-/* softmax operators. */
+/* Softmax, LogSoftmax and Hardmax.
+ *
+ * Versions 1 and 11 view the input as 2-D at `axis` (default 1) and normalize each row of
+ * prod(dims[axis:]) elements; version 13 normalizes along the single axis (default -1). Both
+ * become [outer, n, inner]: inner is 1 for the old versions and for a last axis, and then each
+ * row is contiguous; otherwise columns are processed in tiles so that loops run over contiguous
+ * memory.
+ *
+ * Numerics: the maximum is subtracted before exp. A row whose maximum is -inf or NaN gives NaN
+ * (exp(-inf - -inf)), as the ONNX reference, numpy and ONNX Runtime do; entries at -inf in a
+ * row with a finite maximum give exactly 0 (Softmax) or -inf (LogSoftmax). Hardmax picks the
+ * first maximum, a NaN counting as the maximum (numpy's argmax). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "kernel.h"
+#include "vmath.h"
+
+enum { SM_SOFTMAX, SM_LOGSOFTMAX, SM_HARDMAX };
+
+typedef struct sm_shape {
+    int64_t outer, n, inner;
+} sm_shape;
+
+static int sm_kind(const em_node *node) {
+    if (strcmp(node->op_type, "LogSoftmax") == 0) return SM_LOGSOFTMAX;
+    if (strcmp(node->op_type, "Hardmax") == 0) return SM_HARDMAX;
+    return SM_SOFTMAX;
+}
+
+static ember_status sm_geometry(const em_node *node, const em_tensor *x, sm_shape *g,
+                                ember_error *err) {
+    int version = em_onnx_op_version(node->op_type, node->opset);
+    bool flatten = version < 13;
+    int64_t axis = em_attr_int(node, "axis", flatten ? 1 : -1);
+    int rank = x->rank;
+    int64_t a = axis < 0 ? axis + rank : axis;
+    /* The 2-D view also accepts axis == rank (rows of one element). */
+    if (a < 0 || a > rank || (!flatten && a == rank)) {
+        char desc[256];
+        return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: axis %lld is out of range for rank %d",
+                       em_node_desc(node, desc, sizeof desc), (long long)axis, rank);
+    }
+    g->outer = 1;
+    g->n = 1;
+    g->inner = 1;
+    for (int d = 0; d < rank; d++) {
+        if (d < a)
+            g->outer *= x->dims[d];
+        else if (d == a || flatten)
+            g->n *= x->dims[d];
+        else
+            g->inner *= x->dims[d];
+    }
+    return EMBER_OK;
+}
+
+static ember_status sm_infer(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                             ember_error *err) {
+    (void)state;
+    if (node->n_explicit_inputs < 1 || !in[0]) {
+        char desc[256];
+        return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: input 0 is missing",
+                       em_node_desc(node, desc, sizeof desc));
+    }
+    if (!em_dtype_is_float(in[0]->dtype)) return em_unsupported_type(node, 0, in[0]->dtype, err);
+    sm_shape g;
+    EM_TRY(sm_geometry(node, in[0], &g, err));
+    em_tensor_set_shape(&out[0], in[0]->dtype, in[0]->dims, in[0]->rank);
+    return EMBER_OK;
+}
+
+/* ---- float32 rows (inner == 1) ---- */
+
+#define LANES 16
+
+/* Reductions in LANES independent accumulators: the compiler vectorizes them without
+ * reassociating a single float sum. */
+VM_INLINE float max_f32(const float *x, int64_t n) {
+    float m = x[0];
+    int64_t i = 0;
+    if (n >= LANES) {
+        float acc[LANES];
+        for (int k = 0; k < LANES; k++) acc[k] = x[k];
+        for (i = LANES; i + LANES <= n; i += LANES)
+            for (int k = 0; k < LANES; k++) acc[k] = x[i + k] > acc[k] ? x[i + k] : acc[k];
+        m = acc[0];
+        for (int k = 1; k < LANES; k++) m = acc[k] > m ? acc[k] : m;
+    }
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+VM_INLINE float sum_f32(const float *x, int64_t n) {
+    float acc[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) acc[k] += x[i + k];
+    float s = 0.0f;
+    for (; i < n; i++) s += x[i];
+    for (int k = 0; k < LANES; k++) s += acc[k];
+    return s;
+}
+
+/* y = exp(x - m); x may be y. */
+VM_INLINE void exp_shift_f32(const float *x, float *y, int64_t n, float m) {
+    for (int64_t i = 0; i < n; i++) y[i] = vm_expf(x[i] - m);
+}
+
+VM_CLONES static void softmax_row_f32(const float *x, float *y, int64_t n) {
+    float m = max_f32(x, n);
+    exp_shift_f32(x, y, n, m);
+    float inv = 1.0f / sum_f32(y, n);
+    for (int64_t i = 0; i < n; i++) y[i] *= inv;
+}
+
+VM_CLONES static void logsoftmax_row_f32(const float *x, float *y, int64_t n) {
+    float m = max_f32(x, n);
+    /* The sum goes through a small buffer: y may be x, which is still needed. */
+    float buf[256], s = 0.0f;
+    for (int64_t i = 0; i < n; i += 256) {
+        int64_t len = n - i < 256 ? n - i : 256;
+        exp_shift_f32(x + i, buf, len, m);
+        s += sum_f32(buf, len);
+    }
+    /* (x - m) is exact near the maximum; folding m into log(s) first would round it away. */
+    float ls = logf(s);
+    for (int64_t i = 0; i < n; i++) y[i] = (x[i] - m) - ls;
+}
+
+static bool has_nan_f32(const float *x, int64_t n) {
+    int any = 0;
+    for (int64_t i = 0; i < n; i++) any |= x[i] != x[i];
+    return any != 0;
+}
+
+static void hardmax_row_f32(const float *x, float *y, int64_t n) {
+    int64_t best = 0;
+    if (has_nan_f32(x, n)) {
+        while (x[best] == x[best]) best++;
+    } else {
+        float m = max_f32(x, n);
+        while (x[best] != m) best++;
+    }
+    for (int64_t i = 0; i < n; i++) y[i] = 0.0f;
+    y[best] = 1.0f;
+}
+
+/* ---- float32 columns (inner > 1): tiles of TILE columns, contiguous along the tile ---- */
+
+#define TILE 256
+
+VM_CLONES static void softmax_cols_f32(const float *x, float *y, int64_t n, int64_t inner,
+                                       int64_t len, int kind) {
+    float mx[TILE], acc[TILE];
+    for (int64_t j = 0; j < len; j++) mx[j] = x[j];
+    for (int64_t k = 1; k < n; k++) {
+        const float *r = x + k * inner;
+        for (int64_t j = 0; j < len; j++) mx[j] = ((r[j] > mx[j]) | (r[j] != r[j])) ? r[j] : mx[j];
+    }
+    if (kind == SM_HARDMAX) {
+        /* mx holds the maximum (or the first NaN): mark its first occurrence. */
+        uint8_t done[TILE] = {0};
+        for (int64_t k = 0; k < n; k++) {
+            const float *r = x + k * inner;
+            float *o = y + k * inner;
+            for (int64_t j = 0; j < len; j++) {
+                bool hit = !done[j] && (r[j] == mx[j] || (r[j] != r[j] && mx[j] != mx[j]));
+                done[j] |= hit;
+                o[j] = hit ? 1.0f : 0.0f;
+            }
+        }
+        return;
+    }
+    for (int64_t j = 0; j < len; j++) acc[j] = 0.0f;
+    for (int64_t k = 0; k < n; k++) {
+        const float *r = x + k * inner;
+        float *o = y + k * inner;
+        if (kind == SM_SOFTMAX) {
+            for (int64_t j = 0; j < len; j++) {
+                float e = vm_expf(r[j] - mx[j]);
+                o[j] = e;
+                acc[j] += e;
+            }
+        } else {
+            for (int64_t j = 0; j < len; j++) acc[j] += vm_expf(r[j] - mx[j]);
+        }
+    }
+    if (kind == SM_SOFTMAX) {
+        for (int64_t j = 0; j < len; j++) acc[j] = 1.0f / acc[j];
+        for (int64_t k = 0; k < n; k++) {
+            float *o = y + k * inner;
+            for (int64_t j = 0; j < len; j++) o[j] *= acc[j];
+        }
+    } else {
+        for (int64_t j = 0; j < len; j++) acc[j] = logf(acc[j]);
+        for (int64_t k = 0; k < n; k++) {
+            const float *r = x + k * inner;
+            float *o = y + k * inner;
+            for (int64_t j = 0; j < len; j++) o[j] = (r[j] - mx[j]) - acc[j];
+        }
+    }
+}
+
+/* ---- float64: plain loops (not a hot type) ---- */
+
+static void softmax_strided_f64(const double *x, double *y, int64_t n, int64_t inner, int kind) {
+    double m = x[0];
+    int64_t best = 0;
+    for (int64_t k = 1; k < n; k++) {
+        double v = x[k * inner];
+        if (m != m) break;
+        if (v > m || v != v) m = v, best = k;
+    }
+    if (kind == SM_HARDMAX) {
+        for (int64_t k = 0; k < n; k++) y[k * inner] = k == best ? 1.0 : 0.0;
+        return;
+    }
+    double s = 0.0;
+    for (int64_t k = 0; k < n; k++) s += exp(x[k * inner] - m);
+    if (kind == SM_SOFTMAX) {
+        for (int64_t k = 0; k < n; k++) y[k * inner] = exp(x[k * inner] - m) / s;
+    } else {
+        double ls = log(s);
+        for (int64_t k = 0; k < n; k++) y[k * inner] = (x[k * inner] - m) - ls;
+    }
+}
+
+/* ---- parallel driver ---- */
+
+typedef struct sm_job {
+    sm_shape g;
+    int kind;
+    ember_dtype dtype;
+    const void *x;
+    void *y;
+    int64_t tiles; /* column tiles per outer index (inner > 1) */
+} sm_job;
+
+static void sm_range(void *ctx, int64_t begin, int64_t end) {
+    const sm_job *j = ctx;
+    int64_t n = j->g.n, inner = j->g.inner;
+    if (j->dtype == EMBER_DOUBLE) {
+        /* Tasks are (outer, column) pairs. */
+        for (int64_t t = begin; t < end; t++) {
+            int64_t o = t / inner, c = t % inner;
+            size_t off = (size_t)(o * n * inner + c);
+            softmax_strided_f64((const double *)j->x + off, (double *)j->y + off, n, inner,
+                                j->kind);
+        }
+        return;
+    }
+    const float *x = j->x;
+    float *y = j->y;
+    if (inner == 1) {
+        for (int64_t r = begin; r < end; r++) {
+            const float *xr = x + r * n;
+            float *yr = y + r * n;
+            if (j->kind == SM_SOFTMAX)
+                softmax_row_f32(xr, yr, n);
+            else if (j->kind == SM_LOGSOFTMAX)
+                logsoftmax_row_f32(xr, yr, n);
+            else
+                hardmax_row_f32(xr, yr, n);
+        }
+        return;
+    }
+    for (int64_t t = begin; t < end; t++) {
+        int64_t o = t / j->tiles, c0 = (t % j->tiles) * TILE;
+        int64_t len = inner - c0 < TILE ? inner - c0 : TILE;
+        size_t off = (size_t)(o * n * inner + c0);
+        softmax_cols_f32(x + off, y + off, n, inner, len, j->kind);
+    }
+}
+
+static ember_status sm_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
+                           em_exec *ex, ember_error *err) {
+    (void)state;
+    sm_job job = {.kind = sm_kind(node)};
+    EM_TRY(sm_geometry(node, in[0], &job.g, err));
+    if (em_numel(in[0]) == 0) return EMBER_OK;
+    em_tensor x, y = {0};
+    EM_TRY(vm_widen(in[0], &x, err));
+    ember_status s = vm_out_begin(&out[0], &y, err);
+    if (s == EMBER_OK) {
+        job.dtype = x.dtype;
+        job.x = x.data;
+        job.y = y.data;
+        int64_t tasks, per_task;
+        if (x.dtype == EMBER_DOUBLE) {
+            tasks = job.g.outer * job.g.inner;
+            per_task = job.g.n;
+        } else if (job.g.inner == 1) {
+            tasks = job.g.outer;
+            per_task = job.g.n;
+        } else {
+            job.tiles = (job.g.inner + TILE - 1) / TILE;
+            tasks = job.g.outer * job.tiles;
+            per_task = job.g.n * (job.g.inner < TILE ? job.g.inner : TILE);
+        }
+        int64_t grain = 16384 / (per_task > 0 ? per_task : 1);
+        em_parallel_for(ex, tasks, grain > 0 ? grain : 1, sm_range, &job);
+        vm_out_finish(&out[0], &y);
+    }
+    vm_unwiden(&y);
+    vm_unwiden(&x);
+    return s;
+}
+
+static const em_op k_ops[] = {
+    {"", "Softmax", 1, 13, NULL, sm_infer, sm_run, NULL, EM_OP_INPLACE_OK},
+    {"", "LogSoftmax", 1, 13, NULL, sm_infer, sm_run, NULL, EM_OP_INPLACE_OK},
+    {"", "Hardmax", 1, 13, NULL, sm_infer, sm_run, NULL, EM_OP_INPLACE_OK},
+};
 
 EM_OPS_FAMILY(softmax) {
-    *count = 0;
-    return NULL;
+    *count = sizeof k_ops / sizeof k_ops[0];
+    return k_ops;
 }

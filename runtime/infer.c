@@ -48,6 +48,9 @@ static ember_status infer_pass(em_graph *g, int64_t sym, pass_value *pv, const c
             in[k] = v >= 0 ? &pv[v].info : NULL;
             if (v >= 0 && pv[v].info.rank < 0) known = false;
             if (v >= 0 && pv[v].tainted) tainted = true;
+            /* A partly unknown shape (dim -1) cannot prove the node wrong either. */
+            for (int d = 0; v >= 0 && d < pv[v].info.rank; d++)
+                if (pv[v].info.dims[d] < 0) tainted = true;
         }
         if (!known) continue;
         for (int k = 0; k < n->n_outputs; k++) {

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pass_heads.h"
 #include "passes.h"
 #include "session.h"
 
@@ -153,6 +154,8 @@ ember_status em_optimize(em_graph *g, ember_opt_level level, ember_error *err) {
         em_pass_matmul_add_to_gemm(g);
         em_graph_compact(g);
     }
+    /* Heads first: activation fusion would otherwise fold their Sigmoid into a Gemm. */
+    EM_TRY(em_pass_fuse_heads(g, err));
     em_pass_fuse_activations(g);
     em_graph_compact(g);
     return em_graph_finalize(g, "optimizer", err);

@@ -51,7 +51,12 @@ static ember_status add_locked(const em_op *op, ember_error *err) {
     return EMBER_OK;
 }
 
+/* OpenBLAS's own threads would oversubscribe the cores: ember splits work across its own
+ * pool and calls BLAS from inside each chunk, so BLAS runs single-threaded (set once). */
+void openblas_set_num_threads(int threads);
+
 static void init_builtins(void) {
+    openblas_set_num_threads(1);
     for (int f = 0; em_op_families[f]; f++) {
         size_t count = 0;
         const em_op *table = em_op_families[f](&count);
