@@ -8,6 +8,7 @@ const em_ops_family_fn em_op_families[] = {
     em_ops_reduce,
     em_ops_gemm,
     em_ops_conv,
+    em_ops_rnn,
     em_ops_pool,
     em_ops_norm,
     em_ops_shape,

@@ -1,0 +1,1354 @@
+/* Conv / ConvTranspose / Gemm / MatMul / Einsum fast paths against naive reference loops on
+ * random data. Each case builds a one-node ONNX model in memory (protobuf-c), loads it through
+ * the public API and runs it with 1 and 2 threads. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ember.h"
+#include "onnx.pb-c.h"
+
+/* ---- model building ---- */
+
+typedef struct tin {
+    const char *name; /* "" = omitted optional input */
+    int rank;
+    int64_t dims[8];
+    const float *data;
+    bool constant;        /* initializer instead of graph input */
+    const int32_t *idata; /* int32 tensor instead of float (data unused) */
+} tin;
+
+typedef struct tattr {
+    const char *name;
+    int type; /* 'i', 'f', 's', 'I' (ints), 'F' (floats) */
+    int64_t i;
+    float f;
+    const char *s;
+    int n;
+    const int64_t *ints;
+    const float *floats;
+} tattr;
+
+static int64_t numel(const tin *t) {
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++) n *= t->dims[i];
+    return n;
+}
+
+static Onnx__ValueInfoProto *value_info(const char *name, const int64_t *dims, int rank,
+                                        int elem_type) {
+    Onnx__ValueInfoProto *vi = calloc(1, sizeof *vi);
+    onnx__value_info_proto__init(vi);
+    vi->name = (char *)name;
+    Onnx__TypeProto *tp = calloc(1, sizeof *tp);
+    onnx__type_proto__init(tp);
+    Onnx__TypeProto__Tensor *tt = calloc(1, sizeof *tt);
+    onnx__type_proto__tensor__init(tt);
+    tt->has_elem_type = 1;
+    tt->elem_type = elem_type;
+    if (rank >= 0) {
+        Onnx__TensorShapeProto *sh = calloc(1, sizeof *sh);
+        onnx__tensor_shape_proto__init(sh);
+        sh->n_dim = (size_t)rank;
+        sh->dim = calloc((size_t)rank + 1, sizeof *sh->dim);
+        for (int i = 0; i < rank; i++) {
+            Onnx__TensorShapeProto__Dimension *d = calloc(1, sizeof *d);
+            onnx__tensor_shape_proto__dimension__init(d);
+            d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            d->dim_value = dims[i];
+            sh->dim[i] = d;
+        }
+        tt->shape = sh;
+    }
+    tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    tp->tensor_type = tt;
+    vi->type = tp;
+    return vi;
+}
+
+static void free_value_info(Onnx__ValueInfoProto *vi) {
+    Onnx__TypeProto__Tensor *tt = vi->type->tensor_type;
+    if (tt->shape) {
+        for (size_t i = 0; i < tt->shape->n_dim; i++) free(tt->shape->dim[i]);
+        free(tt->shape->dim);
+        free(tt->shape);
+    }
+    free(tt);
+    free(vi->type);
+    free(vi);
+}
+
+/* Serialize a one-node model; returns malloc'ed bytes. */
+static uint8_t *build_model(const char *op, const char *domain, const tattr *attrs, int n_attrs,
+                            const tin *ins, int n_ins, int n_outs, size_t *size) {
+    Onnx__NodeProto node = ONNX__NODE_PROTO__INIT;
+    char *in_names[8];
+    char *out_names[4] = {"Y", "Y1", "Y2", "Y3"};
+    for (int i = 0; i < n_ins; i++) in_names[i] = (char *)ins[i].name;
+    node.n_input = (size_t)n_ins;
+    node.input = in_names;
+    node.n_output = (size_t)n_outs;
+    node.output = out_names;
+    node.op_type = (char *)op;
+    node.domain = (char *)domain;
+    Onnx__AttributeProto ap[16], *app[16];
+    for (int i = 0; i < n_attrs; i++) {
+        onnx__attribute_proto__init(&ap[i]);
+        ap[i].name = (char *)attrs[i].name;
+        ap[i].has_type = 1;
+        switch (attrs[i].type) {
+        case 'i':
+            ap[i].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+            ap[i].has_i = 1;
+            ap[i].i = attrs[i].i;
+            break;
+        case 'f':
+            ap[i].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+            ap[i].has_f = 1;
+            ap[i].f = attrs[i].f;
+            break;
+        case 's':
+            ap[i].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+            ap[i].has_s = 1;
+            ap[i].s.data = (uint8_t *)attrs[i].s;
+            ap[i].s.len = strlen(attrs[i].s);
+            break;
+        case 'I':
+            ap[i].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+            ap[i].n_ints = (size_t)attrs[i].n;
+            ap[i].ints = (int64_t *)attrs[i].ints;
+            break;
+        default:
+            ap[i].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS;
+            ap[i].n_floats = (size_t)attrs[i].n;
+            ap[i].floats = (float *)attrs[i].floats;
+            break;
+        }
+        app[i] = &ap[i];
+    }
+    node.n_attribute = (size_t)n_attrs;
+    node.attribute = app;
+
+    Onnx__GraphProto graph = ONNX__GRAPH_PROTO__INIT;
+    Onnx__NodeProto *nodes[1] = {&node};
+    graph.n_node = 1;
+    graph.node = nodes;
+    graph.name = "g";
+    Onnx__ValueInfoProto *gin[8];
+    Onnx__TensorProto tp[8], *tpp[8];
+    int n_gin = 0, n_init = 0;
+    for (int i = 0; i < n_ins; i++) {
+        if (!ins[i].name[0]) continue;
+        if (ins[i].constant) {
+            onnx__tensor_proto__init(&tp[n_init]);
+            tp[n_init].name = (char *)ins[i].name;
+            tp[n_init].n_dims = (size_t)ins[i].rank;
+            tp[n_init].dims = (int64_t *)ins[i].dims;
+            tp[n_init].has_data_type = 1;
+            if (ins[i].idata) {
+                tp[n_init].data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT32;
+                tp[n_init].n_int32_data = (size_t)numel(&ins[i]);
+                tp[n_init].int32_data = (int32_t *)ins[i].idata;
+            } else {
+                tp[n_init].data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+                tp[n_init].n_float_data = (size_t)numel(&ins[i]);
+                tp[n_init].float_data = (float *)ins[i].data;
+            }
+            tpp[n_init] = &tp[n_init];
+            n_init++;
+        } else {
+            gin[n_gin++] = value_info(ins[i].name, ins[i].dims, ins[i].rank,
+                                      ins[i].idata ? ONNX__TENSOR_PROTO__DATA_TYPE__INT32
+                                                   : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
+        }
+    }
+    graph.n_input = (size_t)n_gin;
+    graph.input = gin;
+    graph.n_initializer = (size_t)n_init;
+    graph.initializer = tpp;
+    Onnx__ValueInfoProto *gout[4];
+    for (int i = 0; i < n_outs; i++)
+        gout[i] = value_info(out_names[i], NULL, -1, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
+    graph.n_output = (size_t)n_outs;
+    graph.output = gout;
+
+    Onnx__ModelProto model = ONNX__MODEL_PROTO__INIT;
+    model.has_ir_version = 1;
+    model.ir_version = 8;
+    Onnx__OperatorSetIdProto os[2] = {ONNX__OPERATOR_SET_ID_PROTO__INIT,
+                                      ONNX__OPERATOR_SET_ID_PROTO__INIT};
+    Onnx__OperatorSetIdProto *osp[2] = {&os[0], &os[1]};
+    os[0].domain = "";
+    os[0].has_version = 1;
+    os[0].version = 17;
+    os[1].domain = "ai.ember";
+    os[1].has_version = 1;
+    os[1].version = 1;
+    model.n_opset_import = 2;
+    model.opset_import = osp;
+    model.graph = &graph;
+    *size = onnx__model_proto__get_packed_size(&model);
+    uint8_t *buf = malloc(*size);
+    onnx__model_proto__pack(&model, buf);
+    for (int i = 0; i < n_gin; i++) free_value_info(gin[i]);
+    for (int i = 0; i < n_outs; i++) free_value_info(gout[i]);
+    return buf;
+}
+
+/* Build, load, run; returns the status and (on success) the n_outs output tensors. */
+static ember_status run_multi(const char *op, const char *domain, const tattr *attrs, int n_attrs,
+                              const tin *ins, int n_ins, int n_outs, int threads,
+                              ember_tensor **out, ember_error *err) {
+    size_t size;
+    uint8_t *bytes = build_model(op, domain, attrs, n_attrs, ins, n_ins, n_outs, &size);
+    ember_model *m = NULL;
+    ember_session *s = NULL;
+    for (int i = 0; i < n_outs; i++) out[i] = NULL;
+    ember_status st = ember_model_load_memory(bytes, size, NULL, &m, err);
+    free(bytes);
+    if (st != EMBER_OK) return st;
+    ember_session_options o;
+    ember_session_options_init(&o);
+    o.threads = threads;
+    st = ember_session_create(m, &o, &s, err);
+    if (st == EMBER_OK) {
+        const char *names[8];
+        ember_tensor *tensors[8] = {0};
+        int n = 0;
+        for (int i = 0; i < n_ins; i++) {
+            if (!ins[i].name[0] || ins[i].constant) continue;
+            void *data = ins[i].idata ? (void *)ins[i].idata : (void *)ins[i].data;
+            cr_assert_eq(ember_tensor_wrap(ins[i].idata ? EMBER_INT32 : EMBER_FLOAT, ins[i].dims,
+                                           ins[i].rank, data, (size_t)numel(&ins[i]) * 4,
+                                           &tensors[n], NULL),
+                         EMBER_OK);
+            names[n++] = ins[i].name;
+        }
+        const char *out_names[4] = {"Y", "Y1", "Y2", "Y3"};
+        st = ember_session_run(s, names, (const ember_tensor *const *)tensors, (size_t)n, out_names,
+                               (size_t)n_outs, out, err);
+        for (int i = 0; i < n; i++) ember_tensor_free(tensors[i]);
+        ember_session_free(s);
+    }
+    ember_model_free(m);
+    return st;
+}
+
+static ember_status run_single(const char *op, const char *domain, const tattr *attrs, int n_attrs,
+                               const tin *ins, int n_ins, int threads, ember_tensor **out,
+                               ember_error *err) {
+    return run_multi(op, domain, attrs, n_attrs, ins, n_ins, 1, threads, out, err);
+}
+
+/* ---- data and comparison ---- */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static float *random_floats(int64_t n) {
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    for (int64_t i = 0; i < n; i++) {
+        rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+        p[i] = (float)((double)(rng_state >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
+    }
+    return p;
+}
+
+static void expect_close(const ember_tensor *got, const double *want, const int64_t *dims, int rank,
+                         const char *what) {
+    cr_assert_eq(ember_tensor_rank(got), rank, "%s: rank %d, want %d", what, ember_tensor_rank(got),
+                 rank);
+    for (int i = 0; i < rank; i++)
+        cr_assert_eq(ember_tensor_dims(got)[i], dims[i], "%s: dim %d is %lld, want %lld", what, i,
+                     (long long)ember_tensor_dims(got)[i], (long long)dims[i]);
+    const float *g = ember_tensor_const_data(got);
+    int64_t n = ember_tensor_element_count(got);
+    for (int64_t i = 0; i < n; i++)
+        cr_assert(fabs(g[i] - want[i]) <= 1e-4 + 1e-4 * fabs(want[i]),
+                  "%s: element %lld is %.7g, want %.7g", what, (long long)i, g[i], want[i]);
+}
+
+/* ---- naive references ---- */
+
+typedef struct conv_case {
+    int nsp;
+    int64_t n, c, m, group;
+    int64_t in[3], k[3], s[3], d[3], pb[3], pe[3], op[3];
+    int64_t out[3]; /* filled by the reference */
+} conv_case;
+
+/* Forward conv in double; spatial dims padded to 3 (leading 1s). */
+static double *ref_conv(conv_case *t, const float *x, const float *w, const float *b,
+                        const float *z, int act) {
+    int64_t in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1};
+    int64_t pb[3] = {0, 0, 0}, out[3] = {1, 1, 1};
+    for (int i = 0; i < t->nsp; i++) {
+        int j = 3 - t->nsp + i;
+        in[j] = t->in[i], k[j] = t->k[i], s[j] = t->s[i], d[j] = t->d[i], pb[j] = t->pb[i];
+        out[j] = (t->in[i] + t->pb[i] + t->pe[i] - ((t->k[i] - 1) * t->d[i] + 1)) / t->s[i] + 1;
+        t->out[i] = out[j];
+    }
+    int64_t cg = t->c / t->group, mg = t->m / t->group;
+    int64_t osz = out[0] * out[1] * out[2], isz = in[0] * in[1] * in[2];
+    double *y = calloc((size_t)(t->n * t->m * osz), sizeof(double));
+    for (int64_t n = 0; n < t->n; n++)
+        for (int64_t m = 0; m < t->m; m++) {
+            int64_t grp = m / mg;
+            for (int64_t oz = 0; oz < out[0]; oz++)
+                for (int64_t oy = 0; oy < out[1]; oy++)
+                    for (int64_t ox = 0; ox < out[2]; ox++) {
+                        double acc = b ? b[m] : 0.0;
+                        for (int64_t c = 0; c < cg; c++)
+                            for (int64_t kz = 0; kz < k[0]; kz++)
+                                for (int64_t ky = 0; ky < k[1]; ky++)
+                                    for (int64_t kx = 0; kx < k[2]; kx++) {
+                                        int64_t iz = oz * s[0] - pb[0] + kz * d[0];
+                                        int64_t iy = oy * s[1] - pb[1] + ky * d[1];
+                                        int64_t ix = ox * s[2] - pb[2] + kx * d[2];
+                                        if (iz < 0 || iz >= in[0] || iy < 0 || iy >= in[1] ||
+                                            ix < 0 || ix >= in[2])
+                                            continue;
+                                        double xv = x[(n * t->c + grp * cg + c) * isz +
+                                                      (iz * in[1] + iy) * in[2] + ix];
+                                        double wv = w[((m * cg + c) * k[0] + kz) * k[1] * k[2] +
+                                                      ky * k[2] + kx];
+                                        acc += xv * wv;
+                                    }
+                        int64_t yi = (n * t->m + m) * osz + (oz * out[1] + oy) * out[2] + ox;
+                        if (z) acc += z[yi];
+                        if (act == 1 && acc < 0) acc = 0;
+                        y[yi] = acc;
+                    }
+        }
+    return y;
+}
+
+/* ConvTranspose by scattering every input element (the definition). W is (C, M/g, k...). */
+static double *ref_convt(conv_case *t, const float *x, const float *w, const float *b) {
+    int64_t in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1};
+    int64_t pb[3] = {0, 0, 0}, out[3] = {1, 1, 1};
+    for (int i = 0; i < t->nsp; i++) {
+        int j = 3 - t->nsp + i;
+        in[j] = t->in[i], k[j] = t->k[i], s[j] = t->s[i], d[j] = t->d[i], pb[j] = t->pb[i];
+        out[j] = s[j] * (in[j] - 1) + t->op[i] + (k[j] - 1) * d[j] + 1 - t->pb[i] - t->pe[i];
+        t->out[i] = out[j];
+    }
+    int64_t cg = t->c / t->group, mg = t->m / t->group;
+    int64_t osz = out[0] * out[1] * out[2], isz = in[0] * in[1] * in[2];
+    double *y = calloc((size_t)(t->n * t->m * osz), sizeof(double));
+    for (int64_t n = 0; n < t->n; n++)
+        for (int64_t m = 0; m < t->m; m++)
+            for (int64_t q = 0; q < osz; q++) y[(n * t->m + m) * osz + q] = b ? b[m] : 0.0;
+    for (int64_t n = 0; n < t->n; n++)
+        for (int64_t c = 0; c < t->c; c++) {
+            int64_t grp = c / cg;
+            for (int64_t iz = 0; iz < in[0]; iz++)
+                for (int64_t iy = 0; iy < in[1]; iy++)
+                    for (int64_t ix = 0; ix < in[2]; ix++) {
+                        double xv = x[(n * t->c + c) * isz + (iz * in[1] + iy) * in[2] + ix];
+                        for (int64_t ml = 0; ml < mg; ml++)
+                            for (int64_t kz = 0; kz < k[0]; kz++)
+                                for (int64_t ky = 0; ky < k[1]; ky++)
+                                    for (int64_t kx = 0; kx < k[2]; kx++) {
+                                        int64_t oz = iz * s[0] - pb[0] + kz * d[0];
+                                        int64_t oy = iy * s[1] - pb[1] + ky * d[1];
+                                        int64_t ox = ix * s[2] - pb[2] + kx * d[2];
+                                        if (oz < 0 || oz >= out[0] || oy < 0 || oy >= out[1] ||
+                                            ox < 0 || ox >= out[2])
+                                            continue;
+                                        double wv = w[((c * mg + ml) * k[0] + kz) * k[1] * k[2] +
+                                                      ky * k[2] + kx];
+                                        int64_t m = grp * mg + ml;
+                                        y[(n * t->m + m) * osz + (oz * out[1] + oy) * out[2] +
+                                          ox] += xv * wv;
+                                    }
+                    }
+        }
+    return y;
+}
+
+/* Run Conv (or FusedConv / ConvTranspose) for a case and compare with the reference. */
+static void check_conv(conv_case t, bool transpose, bool bias, bool with_z, bool const_w,
+                       const char *what) {
+    int nsp = t.nsp;
+    tin x = {"X", nsp + 2, {t.n, t.c}, NULL, false, NULL};
+    tin w = {"W", nsp + 2, {0}, NULL, const_w, NULL};
+    if (transpose) {
+        w.dims[0] = t.c;
+        w.dims[1] = t.m / t.group;
+    } else {
+        w.dims[0] = t.m;
+        w.dims[1] = t.c / t.group;
+    }
+    int64_t pads[6], strides[3], dil[3], ks[3], op[3];
+    for (int i = 0; i < nsp; i++) {
+        x.dims[2 + i] = t.in[i];
+        w.dims[2 + i] = t.k[i];
+        pads[i] = t.pb[i];
+        pads[nsp + i] = t.pe[i];
+        strides[i] = t.s[i];
+        dil[i] = t.d[i];
+        ks[i] = t.k[i];
+        op[i] = t.op[i];
+    }
+    float *xd = random_floats(numel(&x)), *wd = random_floats(numel(&w));
+    float *bd = random_floats(t.m);
+    x.data = xd;
+    w.data = wd;
+    tin bt = {bias ? "B" : "", 1, {t.m}, bd, true, NULL};
+    conv_case r = t;
+    double *want = transpose ? ref_convt(&r, xd, wd, bias ? bd : NULL) : NULL;
+    int64_t ydims[5] = {t.n, t.m};
+    for (int i = 0; i < nsp; i++)
+        ydims[2 + i] =
+            transpose ? r.out[i]
+                      : (t.in[i] + t.pb[i] + t.pe[i] - ((t.k[i] - 1) * t.d[i] + 1)) / t.s[i] + 1;
+    int64_t ny = t.n * t.m;
+    for (int i = 0; i < nsp; i++) ny *= ydims[2 + i];
+    float *zd = random_floats(ny);
+    tin z = {"Z", nsp + 2, {0}, zd, false, NULL};
+    memcpy(z.dims, ydims, sizeof ydims);
+    if (!transpose) want = ref_conv(&r, xd, wd, bias ? bd : NULL, with_z ? zd : NULL, with_z);
+    tattr attrs[] = {
+        {"group", 'i', t.group, 0, NULL, 0, NULL, NULL},
+        {"pads", 'I', 0, 0, NULL, 2 * nsp, pads, NULL},
+        {"strides", 'I', 0, 0, NULL, nsp, strides, NULL},
+        {"dilations", 'I', 0, 0, NULL, nsp, dil, NULL},
+        {"kernel_shape", 'I', 0, 0, NULL, nsp, ks, NULL},
+        {"output_padding", 'I', 0, 0, NULL, nsp, op, NULL},
+    };
+    if (with_z) attrs[5] = (tattr){"activation", 's', 0, 0, "Relu", 0, NULL, NULL};
+    int n_attrs = transpose || with_z ? 6 : 5;
+    tin ins[4] = {x, w, bt, z};
+    for (int threads = 1; threads <= 2; threads++) {
+        ember_tensor *y = NULL;
+        ember_error err = {0};
+        ember_status st = run_single(transpose ? "ConvTranspose"
+                                     : with_z  ? "FusedConv"
+                                               : "Conv",
+                                     with_z ? "ai.ember" : "", attrs, n_attrs, ins, with_z ? 4 : 3,
+                                     threads, &y, &err);
+        cr_assert_eq(st, EMBER_OK, "%s: %s", what, err.message);
+        expect_close(y, want, ydims, nsp + 2, what);
+        ember_tensor_free(y);
+    }
+    free(xd);
+    free(wd);
+    free(bd);
+    free(zd);
+    free(want);
+}
+
+/* ---- Conv ---- */
+
+Test(conv, pointwise_groups) {
+    conv_case t = {.nsp = 2,
+                   .n = 2,
+                   .c = 8,
+                   .m = 6,
+                   .group = 2,
+                   .in = {13, 11},
+                   .k = {1, 1},
+                   .s = {1, 1},
+                   .d = {1, 1}};
+    check_conv(t, false, true, false, true, "1x1 grouped");
+    t.group = 1;
+    t.in[0] = 40;
+    t.in[1] = 41; /* several column chunks */
+    check_conv(t, false, true, false, false, "1x1 wide");
+    check_conv(t, false, false, true, true, "1x1 + Z + Relu, no bias");
+}
+
+Test(conv, depthwise) {
+    conv_case t = {.nsp = 2,
+                   .n = 1,
+                   .c = 8,
+                   .m = 8,
+                   .group = 8,
+                   .in = {20, 23},
+                   .k = {3, 3},
+                   .s = {1, 1},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1}};
+    check_conv(t, false, true, false, true, "depthwise 3x3 s1");
+    conv_case u = {.nsp = 2,
+                   .n = 2,
+                   .c = 6,
+                   .m = 6,
+                   .group = 6,
+                   .in = {17, 19},
+                   .k = {3, 5},
+                   .s = {2, 3},
+                   .d = {2, 1},
+                   .pb = {2, 0},
+                   .pe = {1, 3}};
+    check_conv(u, false, false, false, true, "depthwise strided dilated asymmetric");
+    u.s[1] = 2;
+    check_conv(u, false, true, true, true, "depthwise + Z + Relu");
+    /* Rows of 32+ columns are computed in place, narrower ones through the wide pass. */
+    conv_case v = {.nsp = 2,
+                   .n = 2,
+                   .c = 5,
+                   .m = 5,
+                   .group = 5,
+                   .in = {34, 40},
+                   .k = {3, 3},
+                   .s = {1, 1},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1}};
+    check_conv(v, false, true, true, true, "depthwise wide rows + Z");
+    conv_case w = {.nsp = 2,
+                   .n = 1,
+                   .c = 4,
+                   .m = 4,
+                   .group = 4,
+                   .in = {21, 50},
+                   .k = {5, 4},
+                   .s = {1, 1},
+                   .d = {2, 2},
+                   .pb = {4, 3},
+                   .pe = {4, 3}};
+    check_conv(w, false, true, false, true, "depthwise 5x4 dilated");
+    w.in[1] = 12;
+    check_conv(w, false, false, false, true, "depthwise 5x4 dilated narrow");
+    conv_case x = {.nsp = 1,
+                   .n = 2,
+                   .c = 6,
+                   .m = 6,
+                   .group = 6,
+                   .in = {100},
+                   .k = {7},
+                   .s = {1},
+                   .d = {1},
+                   .pb = {3},
+                   .pe = {3}};
+    check_conv(x, false, true, false, true, "depthwise 1-D");
+    x.s[0] = 2;
+    x.d[0] = 3;
+    check_conv(x, false, true, true, true, "depthwise 1-D strided dilated + Z");
+}
+
+Test(conv, im2col_panels) {
+    /* K = 16 * 9 = 144 -> several L2 panels over 70 x 70 outputs. */
+    conv_case t = {.nsp = 2,
+                   .n = 1,
+                   .c = 16,
+                   .m = 24,
+                   .group = 1,
+                   .in = {70, 70},
+                   .k = {3, 3},
+                   .s = {1, 1},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1}};
+    check_conv(t, false, true, false, true, "3x3 panels");
+    /* Deep, small output: row blocks across threads. */
+    conv_case u = {.nsp = 2,
+                   .n = 1,
+                   .c = 32,
+                   .m = 64,
+                   .group = 1,
+                   .in = {7, 7},
+                   .k = {3, 3},
+                   .s = {1, 1},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1}};
+    check_conv(u, false, true, false, true, "3x3 deep small");
+    /* Strided, dilated, asymmetric pads, groups, with Z and Relu. */
+    conv_case v = {.nsp = 2,
+                   .n = 2,
+                   .c = 6,
+                   .m = 4,
+                   .group = 2,
+                   .in = {31, 29},
+                   .k = {3, 2},
+                   .s = {2, 3},
+                   .d = {2, 1},
+                   .pb = {0, 2},
+                   .pe = {3, 1}};
+    check_conv(v, false, true, true, false, "strided grouped + Z");
+    conv_case w1 = {.nsp = 1,
+                    .n = 2,
+                    .c = 5,
+                    .m = 7,
+                    .group = 1,
+                    .in = {50},
+                    .k = {4},
+                    .s = {3},
+                    .d = {2},
+                    .pb = {2},
+                    .pe = {1}};
+    check_conv(w1, false, true, false, true, "1-D");
+    /* Row-preserving ("same" along W) stride 1: long-copy im2col, dilated, asymmetric. */
+    conv_case s1 = {.nsp = 2,
+                    .n = 2,
+                    .c = 3,
+                    .m = 5,
+                    .group = 1,
+                    .in = {20, 33},
+                    .k = {3, 4},
+                    .s = {1, 1},
+                    .d = {2, 1},
+                    .pb = {2, 1},
+                    .pe = {2, 2}};
+    check_conv(s1, false, true, true, true, "same-row dilated asymmetric");
+    s1.pb[0] = 0;
+    s1.pe[0] = 3;
+    check_conv(s1, false, true, false, true, "same-row, uneven vertical pads");
+    conv_case s2 = {.nsp = 1,
+                    .n = 1,
+                    .c = 4,
+                    .m = 3,
+                    .group = 1,
+                    .in = {200},
+                    .k = {5},
+                    .s = {1},
+                    .d = {1},
+                    .pb = {2},
+                    .pe = {2}};
+    check_conv(s2, false, true, false, true, "same-row 1-D");
+    conv_case w2 = {.nsp = 1,
+                    .n = 1,
+                    .c = 2,
+                    .m = 3,
+                    .group = 1,
+                    .in = {300},
+                    .k = {70},
+                    .s = {2},
+                    .d = {1},
+                    .pb = {5},
+                    .pe = {3}};
+    check_conv(w2, false, true, false, true, "1-D kernel wider than 64");
+}
+
+Test(conv, conv3d) {
+    conv_case t = {.nsp = 3,
+                   .n = 1,
+                   .c = 4,
+                   .m = 6,
+                   .group = 2,
+                   .in = {7, 9, 8},
+                   .k = {3, 2, 3},
+                   .s = {2, 1, 2},
+                   .d = {1, 2, 1},
+                   .pb = {1, 0, 1},
+                   .pe = {0, 1, 2}};
+    check_conv(t, false, true, false, true, "3-D");
+}
+
+Test(conv, same_lower_strided) {
+    /* SAME_LOWER with stride 2 on 9: out 5, total pad (5-1)*2+3-9 = 2 -> 1, 1; on 10 with
+     * kernel 4: out 5, total 2*4+4-10 = 2 -> 1, 1; kernel 2 on 10: total 0. */
+    float *x = random_floats(1 * 2 * 9 * 10), *w = random_floats(3 * 2 * 3 * 4);
+    tin ins[2] = {{"X", 4, {1, 2, 9, 10}, x, false, NULL}, {"W", 4, {3, 2, 3, 4}, w, true, NULL}};
+    tattr attrs[] = {{"auto_pad", 's', 0, 0, "SAME_LOWER", 0, NULL, NULL},
+                     {"strides", 'I', 0, 0, NULL, 2, (const int64_t[]){2, 2}, NULL}};
+    ember_tensor *y = NULL;
+    ember_error err;
+    cr_assert_eq(run_single("Conv", "", attrs, 2, ins, 2, 1, &y, &err), EMBER_OK, "%s",
+                 err.message);
+    /* total pads: H (5-1)*2+3-9 = 2 -> begin 1, end 1; W (5-1)*2+4-10 = 2 -> 1, 1. */
+    conv_case t = {.nsp = 2,
+                   .n = 1,
+                   .c = 2,
+                   .m = 3,
+                   .group = 1,
+                   .in = {9, 10},
+                   .k = {3, 4},
+                   .s = {2, 2},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1}};
+    double *want = ref_conv(&t, x, w, NULL, NULL, 0);
+    expect_close(y, want, (const int64_t[]){1, 3, 5, 5}, 4, "SAME_LOWER");
+    ember_tensor_free(y);
+    free(want);
+    /* Odd total: kernel 4 on 9 with stride 2 -> out 5, total 8+4-9 = 3: SAME_LOWER puts 2 at
+     * the start, SAME_UPPER 2 at the end. */
+    float *w2 = random_floats(3 * 2 * 4 * 1);
+    tin ins2[2] = {{"X", 4, {1, 2, 9, 10}, x, false, NULL}, {"W", 4, {3, 2, 4, 1}, w2, true, NULL}};
+    for (int upper = 0; upper < 2; upper++) {
+        attrs[0].s = upper ? "SAME_UPPER" : "SAME_LOWER";
+        cr_assert_eq(run_single("Conv", "", attrs, 2, ins2, 2, 2, &y, &err), EMBER_OK, "%s",
+                     err.message);
+        conv_case u = {.nsp = 2,
+                       .n = 1,
+                       .c = 2,
+                       .m = 3,
+                       .group = 1,
+                       .in = {9, 10},
+                       .k = {4, 1},
+                       .s = {2, 2},
+                       .d = {1, 1},
+                       .pb = {upper ? 1 : 2, 0},
+                       .pe = {upper ? 2 : 1, 0}};
+        want = ref_conv(&u, x, w2, NULL, NULL, 0);
+        expect_close(y, want, (const int64_t[]){1, 3, 5, 5}, 4, attrs[0].s);
+        ember_tensor_free(y);
+        free(want);
+    }
+    free(x);
+    free(w);
+    free(w2);
+}
+
+Test(conv, bias_length_is_an_error) {
+    float *x = random_floats(1 * 3 * 8 * 8), *w = random_floats(4 * 3 * 3 * 3);
+    float *b = random_floats(5);
+    tin ins[3] = {{"X", 4, {1, 3, 8, 8}, x, false, NULL},
+                  {"W", 4, {4, 3, 3, 3}, w, true, NULL},
+                  {"B", 1, {5}, b, true, NULL}};
+    ember_tensor *y = NULL;
+    ember_error err = {0};
+    ember_status st = run_single("Conv", "", NULL, 0, ins, 3, 1, &y, &err);
+    cr_assert_neq(st, EMBER_OK, "a bias of 5 values for 4 output channels was accepted");
+    cr_assert_null(y);
+    cr_assert(strstr(err.message, "bias"), "message: %s", err.message);
+    cr_assert(strstr(err.message, "Conv"), "message does not name the node: %s", err.message);
+    free(x);
+    free(w);
+    free(b);
+}
+
+Test(conv, fused_activations) {
+    float *x = random_floats(1 * 4 * 6 * 6), *w = random_floats(4 * 4 * 3 * 3);
+    tin ins[2] = {{"X", 4, {1, 4, 6, 6}, x, false, NULL}, {"W", 4, {4, 4, 3, 3}, w, true, NULL}};
+    conv_case t = {.nsp = 2,
+                   .n = 1,
+                   .c = 4,
+                   .m = 4,
+                   .group = 1,
+                   .in = {6, 6},
+                   .k = {3, 3},
+                   .s = {1, 1},
+                   .d = {1, 1}};
+    double *base = ref_conv(&t, x, w, NULL, NULL, 0);
+    const char *names[] = {"LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid"};
+    const float params[][2] = {{0.1f, 0}, {-0.5f, 0.7f}, {0, 0}, {0, 0}, {0.3f, 0.4f}};
+    const int n_params[] = {1, 2, 0, 0, 2};
+    double want[64];
+    for (int a = 0; a < 5; a++) {
+        for (int i = 0; i < 64; i++) {
+            double v = base[i];
+            switch (a) {
+            case 0:
+                v = v < 0 ? 0.1 * v : v;
+                break;
+            case 1:
+                v = v < -0.5 ? -0.5 : v > 0.7 ? 0.7 : v;
+                break;
+            case 2:
+                v = 1 / (1 + exp(-v));
+                break;
+            case 3:
+                v = tanh(v);
+                break;
+            default:
+                v = fmin(1, fmax(0, 0.3 * v + 0.4));
+                break;
+            }
+            want[i] = v;
+        }
+        tattr attrs[] = {{"activation", 's', 0, 0, names[a], 0, NULL, NULL},
+                         {"activation_params", 'F', 0, 0, NULL, n_params[a], NULL, params[a]}};
+        ember_tensor *y = NULL;
+        ember_error err;
+        cr_assert_eq(
+            run_single("FusedConv", "ai.ember", attrs, n_params[a] ? 2 : 1, ins, 2, 1, &y, &err),
+            EMBER_OK, "%s", err.message);
+        expect_close(y, want, (const int64_t[]){1, 4, 4, 4}, 4, names[a]);
+        ember_tensor_free(y);
+    }
+    free(base);
+    free(x);
+    free(w);
+}
+
+/* ---- ConvTranspose ---- */
+
+Test(convtranspose, stride2_output_padding_groups) {
+    conv_case t = {.nsp = 2,
+                   .n = 2,
+                   .c = 4,
+                   .m = 6,
+                   .group = 2,
+                   .in = {9, 7},
+                   .k = {3, 3},
+                   .s = {2, 2},
+                   .d = {1, 1},
+                   .pb = {1, 0},
+                   .pe = {0, 1},
+                   .op = {1, 1}};
+    check_conv(t, true, true, false, true, "stride 2 + output_padding + groups");
+    conv_case u = {.nsp = 2,
+                   .n = 1,
+                   .c = 3,
+                   .m = 2,
+                   .group = 1,
+                   .in = {5, 6},
+                   .k = {4, 2},
+                   .s = {3, 2},
+                   .d = {2, 3},
+                   .pb = {2, 1},
+                   .pe = {1, 2},
+                   .op = {2, 0}};
+    check_conv(u, true, false, false, false, "dilated strided");
+    /* Big enough for several input panels and channel blocks. */
+    conv_case v = {.nsp = 2,
+                   .n = 1,
+                   .c = 16,
+                   .m = 32,
+                   .group = 1,
+                   .in = {40, 40},
+                   .k = {4, 4},
+                   .s = {2, 2},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1}};
+    check_conv(v, true, true, false, true, "4x4 stride 2 large");
+}
+
+Test(convtranspose, one_and_three_d) {
+    conv_case t = {.nsp = 1,
+                   .n = 2,
+                   .c = 3,
+                   .m = 4,
+                   .group = 1,
+                   .in = {11},
+                   .k = {3},
+                   .s = {2},
+                   .d = {1},
+                   .op = {1}};
+    check_conv(t, true, true, false, true, "1-D");
+    conv_case u = {.nsp = 3,
+                   .n = 1,
+                   .c = 2,
+                   .m = 4,
+                   .group = 2,
+                   .in = {3, 4, 5},
+                   .k = {2, 3, 2},
+                   .s = {2, 1, 3},
+                   .d = {1, 2, 1},
+                   .pb = {0, 1, 1},
+                   .pe = {1, 0, 0},
+                   .op = {1, 0, 2}};
+    check_conv(u, true, true, false, true, "3-D");
+}
+
+Test(convtranspose, output_shape_and_same) {
+    /* output_shape bigger than the natural size: pads go negative at the end (floor div). */
+    float *x = random_floats(1 * 1 * 3 * 3), *w = random_floats(1 * 2 * 3 * 3);
+    tin ins[2] = {{"X", 4, {1, 1, 3, 3}, x, false, NULL}, {"W", 4, {1, 2, 3, 3}, w, true, NULL}};
+    tattr attrs[] = {{"strides", 'I', 0, 0, NULL, 2, (const int64_t[]){3, 2}, NULL},
+                     {"output_shape", 'I', 0, 0, NULL, 2, (const int64_t[]){10, 8}, NULL}};
+    ember_tensor *y = NULL;
+    ember_error err;
+    cr_assert_eq(run_single("ConvTranspose", "", attrs, 2, ins, 2, 1, &y, &err), EMBER_OK, "%s",
+                 err.message);
+    conv_case t = {.nsp = 2,
+                   .n = 1,
+                   .c = 1,
+                   .m = 2,
+                   .group = 1,
+                   .in = {3, 3},
+                   .k = {3, 3},
+                   .s = {3, 2},
+                   .d = {1, 1},
+                   .pb = {0, 0},
+                   .pe = {-1, -1}};
+    double *want = ref_convt(&t, x, w, NULL);
+    expect_close(y, want, (const int64_t[]){1, 2, 10, 8}, 4, "output_shape");
+    ember_tensor_free(y);
+    free(want);
+    /* SAME_UPPER, stride 2 on 3: out 6, total 2*2+3-6 = 1 -> pad 0 at the start, 1 at the end. */
+    tattr same[] = {{"strides", 'I', 0, 0, NULL, 2, (const int64_t[]){2, 2}, NULL},
+                    {"auto_pad", 's', 0, 0, "SAME_UPPER", 0, NULL, NULL}};
+    cr_assert_eq(run_single("ConvTranspose", "", same, 2, ins, 2, 1, &y, &err), EMBER_OK, "%s",
+                 err.message);
+    conv_case u = {.nsp = 2,
+                   .n = 1,
+                   .c = 1,
+                   .m = 2,
+                   .group = 1,
+                   .in = {3, 3},
+                   .k = {3, 3},
+                   .s = {2, 2},
+                   .d = {1, 1},
+                   .pb = {0, 0},
+                   .pe = {1, 1}};
+    want = ref_convt(&u, x, w, NULL);
+    expect_close(y, want, (const int64_t[]){1, 2, 6, 6}, 4, "SAME_UPPER");
+    ember_tensor_free(y);
+    free(want);
+    free(x);
+    free(w);
+}
+
+/* ---- Gemm / MatMul / Einsum ---- */
+
+Test(gemm, packed_b_and_bias_forms) {
+    const int64_t M = 5, K = 37, N = 70;
+    float *a = random_floats(M * K), *b = random_floats(N * K), *c = random_floats(M * N);
+    /* C forms: (N), (M,1), (M,N), () */
+    const int64_t cdims[4][2] = {{N, 0}, {M, 1}, {M, N}, {0, 0}};
+    const int crank[4] = {1, 2, 2, 0};
+    for (int form = 0; form < 4; form++)
+        for (int cb = 0; cb < 2; cb++) {
+            tin ins[3] = {{"A", 2, {M, K}, a, false, NULL},
+                          {"B", 2, {N, K}, b, cb == 1, NULL},
+                          {"C", crank[form], {cdims[form][0], cdims[form][1]}, c, true, NULL}};
+            tattr attrs[] = {{"transB", 'i', 1, 0, NULL, 0, NULL, NULL},
+                             {"alpha", 'f', 0, 0.5f, NULL, 0, NULL, NULL},
+                             {"beta", 'f', 0, 2.0f, NULL, 0, NULL, NULL}};
+            double *want = malloc(sizeof(double) * (size_t)(M * N));
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++) {
+                    double acc = 0;
+                    for (int64_t p = 0; p < K; p++) acc += (double)a[i * K + p] * b[j * K + p];
+                    int64_t ci = form == 0 ? j : form == 1 ? i : form == 2 ? i * N + j : 0;
+                    want[i * N + j] = 0.5 * acc + 2.0 * c[ci];
+                }
+            for (int threads = 1; threads <= 2; threads++) {
+                ember_tensor *y = NULL;
+                ember_error err;
+                cr_assert_eq(run_single("Gemm", "", attrs, 3, ins, 3, threads, &y, &err), EMBER_OK,
+                             "%s", err.message);
+                expect_close(y, want, (const int64_t[]){M, N}, 2, "Gemm");
+                ember_tensor_free(y);
+            }
+            free(want);
+        }
+    free(a);
+    free(b);
+    free(c);
+}
+
+Test(gemm, row_vector_times_large_b) {
+    /* M = 1 with N * K large runs on gemv, with B constant (packed) or not, either layout. */
+    const int64_t K = 300, N = 257;
+    float *a = random_floats(K), *b = random_floats(N * K), *c = random_floats(N);
+    for (int tb = 0; tb < 2; tb++)
+        for (int cb = 0; cb < 2; cb++) {
+            tin ins[3] = {{"A", 2, {1, K}, a, false, NULL},
+                          {"B", 2, {tb ? N : K, tb ? K : N}, b, cb == 1, NULL},
+                          {"C", 1, {N}, c, true, NULL}};
+            tattr attrs[] = {{"transB", 'i', tb, 0, NULL, 0, NULL, NULL}};
+            double *want = malloc(sizeof(double) * (size_t)N);
+            for (int64_t j = 0; j < N; j++) {
+                double acc = c[j];
+                for (int64_t p = 0; p < K; p++)
+                    acc += (double)a[p] * (tb ? b[j * K + p] : b[p * N + j]);
+                want[j] = acc;
+            }
+            for (int threads = 1; threads <= 2; threads++) {
+                ember_tensor *y = NULL;
+                ember_error err;
+                cr_assert_eq(run_single("Gemm", "", attrs, 1, ins, 3, threads, &y, &err), EMBER_OK,
+                             "%s", err.message);
+                expect_close(y, want, (const int64_t[]){1, N}, 2, "Gemm M=1");
+                ember_tensor_free(y);
+            }
+            free(want);
+        }
+    free(a);
+    free(b);
+    free(c);
+}
+
+Test(gemm, matmul_broadcast_batches) {
+    /* (2,1,3,4) x (5,4,6) -> (2,5,3,6): batch dims broadcast both ways. */
+    float *a = random_floats(2 * 3 * 4), *b = random_floats(5 * 4 * 6);
+    tin ins[2] = {{"A", 4, {2, 1, 3, 4}, a, false, NULL}, {"B", 3, {5, 4, 6}, b, false, NULL}};
+    double want[2 * 5 * 3 * 6];
+    for (int i0 = 0; i0 < 2; i0++)
+        for (int i1 = 0; i1 < 5; i1++)
+            for (int m = 0; m < 3; m++)
+                for (int n = 0; n < 6; n++) {
+                    double acc = 0;
+                    for (int k = 0; k < 4; k++)
+                        acc += (double)a[(i0 * 3 + m) * 4 + k] * b[(i1 * 4 + k) * 6 + n];
+                    want[((i0 * 5 + i1) * 3 + m) * 6 + n] = acc;
+                }
+    for (int threads = 1; threads <= 2; threads++) {
+        ember_tensor *y = NULL;
+        ember_error err;
+        cr_assert_eq(run_single("MatMul", "", NULL, 0, ins, 2, threads, &y, &err), EMBER_OK, "%s",
+                     err.message);
+        expect_close(y, want, (const int64_t[]){2, 5, 3, 6}, 4, "MatMul broadcast");
+        ember_tensor_free(y);
+    }
+    /* 1-D x batched: (4) x (5,4,6) -> (5,6). */
+    tin ins2[2] = {{"A", 1, {4}, a, false, NULL}, {"B", 3, {5, 4, 6}, b, true, NULL}};
+    double want2[30];
+    for (int i1 = 0; i1 < 5; i1++)
+        for (int n = 0; n < 6; n++) {
+            double acc = 0;
+            for (int k = 0; k < 4; k++) acc += (double)a[k] * b[(i1 * 4 + k) * 6 + n];
+            want2[i1 * 6 + n] = acc;
+        }
+    ember_tensor *y = NULL;
+    ember_error err;
+    cr_assert_eq(run_single("MatMul", "", NULL, 0, ins2, 2, 2, &y, &err), EMBER_OK, "%s",
+                 err.message);
+    expect_close(y, want2, (const int64_t[]){5, 6}, 2, "MatMul 1-D");
+    ember_tensor_free(y);
+    free(a);
+    free(b);
+}
+
+Test(gemm, einsum_forms) {
+    float *a = random_floats(3 * 4 * 5), *b = random_floats(3 * 5 * 2);
+    struct {
+        const char *eq;
+        int n_ins;
+    } cases[] = {{"bij,bjk->bik", 2},
+                 {"bij,bjk->kbi", 2},
+                 {"bij->jb", 1},
+                 {"bii->b", 1},
+                 {"bij,bkl->bijkl", 2}};
+    tin ins[2] = {{"A", 3, {3, 4, 5}, a, false, NULL}, {"B", 3, {3, 5, 2}, b, false, NULL}};
+    for (int c = 0; c < 5; c++) {
+        double want[3 * 4 * 5 * 5 * 2];
+        int64_t dims[5];
+        int rank;
+        if (c == 3) {
+            ins[0].dims[2] = 4; /* bii needs square matrices: A as (3, 4, 4) */
+        } else {
+            ins[0].dims[1] = 4;
+            ins[0].dims[2] = 5;
+        }
+        switch (c) {
+        case 0:
+        case 1:
+            for (int bb = 0; bb < 3; bb++)
+                for (int i = 0; i < 4; i++)
+                    for (int k = 0; k < 2; k++) {
+                        double acc = 0;
+                        for (int j = 0; j < 5; j++)
+                            acc += (double)a[(bb * 4 + i) * 5 + j] * b[(bb * 5 + j) * 2 + k];
+                        if (c == 0)
+                            want[(bb * 4 + i) * 2 + k] = acc;
+                        else
+                            want[(k * 3 + bb) * 4 + i] = acc;
+                    }
+            rank = 3;
+            if (c == 0)
+                memcpy(dims, (int64_t[]){3, 4, 2}, sizeof(int64_t) * 3);
+            else
+                memcpy(dims, (int64_t[]){2, 3, 4}, sizeof(int64_t) * 3);
+            break;
+        case 2:
+            for (int j = 0; j < 5; j++)
+                for (int bb = 0; bb < 3; bb++) {
+                    double acc = 0;
+                    for (int i = 0; i < 4; i++) acc += a[(bb * 4 + i) * 5 + j];
+                    want[j * 3 + bb] = acc;
+                }
+            rank = 2;
+            memcpy(dims, (int64_t[]){5, 3}, sizeof(int64_t) * 2);
+            break;
+        case 3:
+            for (int bb = 0; bb < 3; bb++) {
+                double acc = 0;
+                for (int i = 0; i < 4; i++) acc += a[(bb * 4 + i) * 4 + i];
+                want[bb] = acc;
+            }
+            rank = 1;
+            dims[0] = 3;
+            break;
+        default:
+            for (int bb = 0; bb < 3; bb++)
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 5; j++)
+                        for (int k = 0; k < 5; k++)
+                            for (int l = 0; l < 2; l++)
+                                want[(((bb * 4 + i) * 5 + j) * 5 + k) * 2 + l] =
+                                    (double)a[(bb * 4 + i) * 5 + j] * b[(bb * 5 + k) * 2 + l];
+            rank = 5;
+            memcpy(dims, (int64_t[]){3, 4, 5, 5, 2}, sizeof(int64_t) * 5);
+            break;
+        }
+        tattr attrs[] = {{"equation", 's', 0, 0, cases[c].eq, 0, NULL, NULL}};
+        ember_tensor *y = NULL;
+        ember_error err;
+        cr_assert_eq(run_single("Einsum", "", attrs, 1, ins, cases[c].n_ins, 2, &y, &err), EMBER_OK,
+                     "%s: %s", cases[c].eq, err.message);
+        expect_close(y, want, dims, rank, cases[c].eq);
+        ember_tensor_free(y);
+    }
+    free(a);
+    free(b);
+}
+
+/* ---- RNN / GRU / LSTM ---- */
+
+/* Cell clip bound applied to every activation input (0: none); set per reference call. */
+static double ref_clip = 0.0;
+static double clipped(double x) {
+    if (ref_clip <= 0.0) return x;
+    return x < -ref_clip ? -ref_clip : x > ref_clip ? ref_clip : x;
+}
+static double sigm(double x) {
+    return 1.0 / (1.0 + exp(-clipped(x)));
+}
+static double tanh_c(double x) {
+    return tanh(clipped(x));
+}
+
+/* Straight from the operator equations, one batch row and time step at a time (double).
+ * kind 0 RNN, 1 GRU, 2 LSTM. Outputs in layout 0 or 1. */
+static void ref_recurrent(int kind, int dirs, bool reverse_only, int layout, int64_t T, int64_t B,
+                          int64_t I, int64_t H, const float *x, const float *w, const float *r,
+                          const float *bias, const int32_t *lens, const float *h0, const float *c0,
+                          const float *p, bool lbr, double *y, double *yh, double *yc) {
+    int G = kind == 0 ? 1 : kind == 1 ? 3 : 4;
+    for (int d = 0; d < dirs; d++)
+        for (int64_t b = 0; b < B; b++) {
+            int64_t len = lens ? lens[b] : T;
+            bool rev = dirs == 2 ? d == 1 : reverse_only;
+            double h[16] = {0}, c[16] = {0};
+            for (int64_t j = 0; j < H; j++) {
+                int64_t si = layout ? (b * dirs + d) * H + j : (d * B + b) * H + j;
+                if (h0) h[j] = h0[si];
+                if (c0) c[j] = c0[si];
+            }
+            for (int64_t t = 0; t < T; t++) {
+                int64_t yi0 = layout ? ((b * T + t) * dirs + d) * H : ((t * dirs + d) * B + b) * H;
+                for (int64_t j = 0; j < H; j++) y[yi0 + j] = 0.0;
+            }
+            for (int64_t s = 0; s < len; s++) {
+                int64_t t = rev ? len - 1 - s : s;
+                const float *xr = x + (layout ? b * T + t : t * B + b) * I;
+                double xw[64], hr[64]; /* per gate row, without biases */
+                for (int64_t q = 0; q < G * H; q++) {
+                    xw[q] = 0;
+                    hr[q] = 0;
+                    for (int64_t i = 0; i < I; i++)
+                        xw[q] += (double)xr[i] * w[(d * G * H + q) * I + i];
+                    for (int64_t m = 0; m < H; m++) hr[q] += h[m] * r[(d * G * H + q) * H + m];
+                    if (bias) xw[q] += bias[d * 2 * G * H + q];
+                }
+                const float *rb = bias ? bias + d * 2 * G * H + G * H : NULL;
+                double nh[16];
+                for (int64_t j = 0; j < H; j++) {
+                    if (kind == 0) {
+                        nh[j] = tanh_c(xw[j] + hr[j] + (rb ? rb[j] : 0));
+                    } else if (kind == 1) {
+                        double z = sigm(xw[j] + hr[j] + (rb ? rb[j] : 0));
+                        double rr = sigm(xw[H + j] + hr[H + j] + (rb ? rb[H + j] : 0));
+                        /* without linear_before_reset, hh needs r for every j: done below */
+                        nh[j] = lbr ? tanh_c(xw[2 * H + j] +
+                                             rr * (hr[2 * H + j] + (rb ? rb[2 * H + j] : 0)))
+                                    : 0.0;
+                        (void)z;
+                    } else {
+                        const float *pp = p ? p + d * 3 * H : NULL;
+                        double gi = xw[j] + hr[j] + (rb ? rb[j] : 0) + (pp ? pp[j] * c[j] : 0);
+                        double gf = xw[2 * H + j] + hr[2 * H + j] + (rb ? rb[2 * H + j] : 0) +
+                                    (pp ? pp[2 * H + j] * c[j] : 0);
+                        double gc = xw[3 * H + j] + hr[3 * H + j] + (rb ? rb[3 * H + j] : 0);
+                        double cn = sigm(gf) * c[j] + sigm(gi) * tanh_c(gc);
+                        double go = xw[H + j] + hr[H + j] + (rb ? rb[H + j] : 0) +
+                                    (pp ? pp[H + j] * cn : 0);
+                        nh[j] = sigm(go) * tanh_c(cn);
+                        c[j] = cn;
+                    }
+                }
+                if (kind == 1) {
+                    double rr[16], z[16];
+                    for (int64_t j = 0; j < H; j++) {
+                        z[j] = sigm(xw[j] + hr[j] + (rb ? rb[j] : 0));
+                        rr[j] = sigm(xw[H + j] + hr[H + j] + (rb ? rb[H + j] : 0));
+                    }
+                    for (int64_t j = 0; j < H; j++) {
+                        double hh = nh[j];
+                        if (!lbr) {
+                            double acc = 0;
+                            for (int64_t m = 0; m < H; m++)
+                                acc += rr[m] * h[m] * r[(d * G * H + 2 * H + j) * H + m];
+                            hh = tanh_c(xw[2 * H + j] + acc + (rb ? rb[2 * H + j] : 0));
+                        }
+                        nh[j] = (1 - z[j]) * hh + z[j] * h[j];
+                    }
+                }
+                for (int64_t j = 0; j < H; j++) h[j] = nh[j];
+                int64_t yi0 = layout ? ((b * T + t) * dirs + d) * H : ((t * dirs + d) * B + b) * H;
+                for (int64_t j = 0; j < H; j++) y[yi0 + j] = h[j];
+            }
+            for (int64_t j = 0; j < H; j++) {
+                int64_t si = layout ? (b * dirs + d) * H + j : (d * B + b) * H + j;
+                yh[si] = h[j];
+                if (yc) yc[si] = c[j];
+            }
+        }
+}
+
+static void check_recurrent(int kind, const char *direction, int layout, bool lbr, bool with_lens,
+                            bool with_init, bool peep, float clip) {
+    const char *op = kind == 0 ? "RNN" : kind == 1 ? "GRU" : "LSTM";
+    int dirs = !strcmp(direction, "bidirectional") ? 2 : 1;
+    int64_t T = 5, B = 3, I = 4, H = 6, G = kind == 0 ? 1 : kind == 1 ? 3 : 4;
+    float *x = random_floats(T * B * I), *w = random_floats(dirs * G * H * I);
+    float *r = random_floats(dirs * G * H * H), *bias = random_floats(dirs * 2 * G * H);
+    float *h0 = random_floats(dirs * B * H), *c0 = random_floats(dirs * B * H);
+    float *p = random_floats(dirs * 3 * H);
+    int32_t lens[3] = {5, 2, 0};
+    int64_t sdims[3] = {layout ? B : dirs, layout ? dirs : B, H};
+    tin ins[8] = {
+        {"X", 3, {layout ? B : T, layout ? T : B, I}, x, false, NULL},
+        {"W", 3, {dirs, G * H, I}, w, true, NULL},
+        {"R", 3, {dirs, G * H, H}, r, true, NULL},
+        {"B", 2, {dirs, 2 * G * H}, bias, true, NULL},
+        {with_lens ? "L" : "", 1, {B}, NULL, false, lens},
+        {with_init ? "H0" : "", 3, {sdims[0], sdims[1], sdims[2]}, h0, false, NULL},
+        {with_init ? "C0" : "", 3, {sdims[0], sdims[1], sdims[2]}, c0, false, NULL},
+        {peep ? "P" : "", 2, {dirs, 3 * H}, p, true, NULL},
+    };
+    tattr attrs[] = {{"hidden_size", 'i', H, 0, NULL, 0, NULL, NULL},
+                     {"direction", 's', 0, 0, direction, 0, NULL, NULL},
+                     {"layout", 'i', layout, 0, NULL, 0, NULL, NULL},
+                     {"linear_before_reset", 'i', lbr, 0, NULL, 0, NULL, NULL},
+                     {"clip", 'f', 0, clip, NULL, 0, NULL, NULL}};
+    int n_attrs = kind == 1 ? 4 : 3;
+    if (clip > 0) attrs[n_attrs++] = attrs[4];
+    int n_outs = kind == 2 ? 3 : 2;
+    int64_t ny = T * dirs * B * H, ns = dirs * B * H;
+    double *y = calloc((size_t)ny, sizeof(double)), *yh = calloc((size_t)ns, sizeof(double));
+    double *yc = calloc((size_t)ns, sizeof(double));
+    ref_clip = clip;
+    ref_recurrent(kind, dirs, !strcmp(direction, "reverse"), layout, T, B, I, H, x, w, r, bias,
+                  with_lens ? lens : NULL, with_init ? h0 : NULL,
+                  with_init && kind == 2 ? c0 : NULL, peep ? p : NULL, lbr, y, yh, yc);
+    int64_t ydims[4] = {layout ? B : T, layout ? T : dirs, layout ? dirs : B, H};
+    char what[128];
+    snprintf(what, sizeof what, "%s %s layout %d lbr %d lens %d init %d peep %d clip %g", op,
+             direction, layout, lbr, with_lens, with_init, peep, clip);
+    for (int threads = 1; threads <= 2; threads++) {
+        ember_tensor *out[3] = {NULL, NULL, NULL};
+        ember_error err;
+        cr_assert_eq(
+            run_multi(op, "", attrs, n_attrs, ins, kind == 2 ? 8 : 6, n_outs, threads, out, &err),
+            EMBER_OK, "%s: %s", what, err.message);
+        expect_close(out[0], y, ydims, 4, what);
+        expect_close(out[1], yh, sdims, 3, what);
+        if (kind == 2) expect_close(out[2], yc, sdims, 3, what);
+        for (int i = 0; i < n_outs; i++) ember_tensor_free(out[i]);
+    }
+    free(x), free(w), free(r), free(bias), free(h0), free(c0), free(p);
+    free(y), free(yh), free(yc);
+}
+
+Test(rnn, lstm) {
+    check_recurrent(2, "forward", 0, false, false, false, false, 0.0f);
+    check_recurrent(2, "bidirectional", 0, false, true, true, true, 0.0f);
+    check_recurrent(2, "reverse", 1, false, true, true, false, 0.0f);
+    check_recurrent(2, "bidirectional", 1, false, false, true, true, 0.0f);
+    check_recurrent(2, "forward", 0, false, true, true, true, 0.4f);
+}
+
+Test(rnn, gru) {
+    check_recurrent(1, "forward", 0, false, false, false, false, 0.0f);
+    check_recurrent(1, "bidirectional", 0, true, true, true, false, 0.0f);
+    check_recurrent(1, "bidirectional", 1, false, true, true, false, 0.0f);
+    check_recurrent(1, "reverse", 0, true, false, true, false, 0.0f);
+    check_recurrent(1, "bidirectional", 0, false, false, true, false, 0.3f);
+}
+
+Test(rnn, simple_rnn) {
+    check_recurrent(0, "bidirectional", 0, false, true, true, false, 0.0f);
+    check_recurrent(0, "reverse", 1, false, true, false, false, 0.0f);
+    check_recurrent(0, "forward", 0, false, false, true, false, 0.5f);
+}
+
+/* ---- randomized shapes (deterministic) ---- */
+
+static int64_t rand_in(int64_t lo, int64_t hi) {
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return lo + (int64_t)((rng_state >> 33) % (uint64_t)(hi - lo + 1));
+}
+
+static void describe_case(char *buf, size_t size, const char *what, int iter, const conv_case *t) {
+    int len = snprintf(buf, size, "%s #%d: n %lld c %lld m %lld group %lld", what, iter,
+                       (long long)t->n, (long long)t->c, (long long)t->m, (long long)t->group);
+    const char *names[] = {"in", "k", "s", "d", "pb", "pe", "op"};
+    const int64_t *vals[] = {t->in, t->k, t->s, t->d, t->pb, t->pe, t->op};
+    for (int f = 0; f < 7; f++)
+        for (int i = 0; i < t->nsp && len > 0 && (size_t)len < size; i++)
+            len += snprintf(buf + len, size - (size_t)len, "%s%s%s%lld", i ? "," : " ",
+                            i ? "" : names[f], i ? "" : "=", (long long)vals[f][i]);
+}
+
+Test(conv, randomized_shapes) {
+    for (int iter = 0; iter < 60; iter++) {
+        conv_case t = {0};
+        t.nsp = (int)rand_in(1, 3);
+        t.n = rand_in(1, 2);
+        t.group = rand_in(1, 3);
+        if (iter % 5 == 0) t.group = rand_in(2, 6); /* depthwise-like */
+        t.c = t.group * (iter % 5 == 0 ? 1 : rand_in(1, 3));
+        t.m = t.group * (iter % 5 == 0 ? 1 : rand_in(1, 3));
+        for (int i = 0; i < t.nsp; i++) {
+            t.k[i] = rand_in(1, t.nsp == 3 ? 3 : 5);
+            t.s[i] = rand_in(1, 3);
+            t.d[i] = rand_in(1, 2);
+            t.pb[i] = rand_in(0, 2);
+            t.pe[i] = rand_in(0, 2);
+            int64_t ek = (t.k[i] - 1) * t.d[i] + 1;
+            t.in[i] = rand_in(ek > 3 ? ek : 3, t.nsp == 3 ? 7 : t.nsp == 2 ? 15 : 40);
+        }
+        char what[512];
+        describe_case(what, sizeof what, "random conv", iter, &t);
+        check_conv(t, false, iter % 2 == 0, iter % 3 == 0, iter % 4 != 0, what);
+        /* ConvTranspose: output_padding below stride (or dilation). */
+        for (int i = 0; i < t.nsp; i++) {
+            int64_t lim = (t.s[i] > t.d[i] ? t.s[i] : t.d[i]) - 1;
+            t.op[i] = rand_in(0, lim);
+            t.in[i] = rand_in(1, t.nsp == 3 ? 4 : 9);
+            int64_t full = t.s[i] * (t.in[i] - 1) + t.op[i] + (t.k[i] - 1) * t.d[i] + 1;
+            while (t.pb[i] + t.pe[i] >= full) t.pb[i] > 0 ? t.pb[i]-- : t.pe[i]--;
+        }
+        describe_case(what, sizeof what, "random convtranspose", iter, &t);
+        check_conv(t, true, iter % 2 == 1, false, iter % 3 != 0, what);
+    }
+}
+
+Test(gemm, fused_gemm_and_matmul) {
+    const int64_t M = 7, K = 9, N = 11;
+    float *a = random_floats(M * K), *b = random_floats(K * N), *c = random_floats(N);
+    double relu[7 * 11], leaky[7 * 11];
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double acc = 0;
+            for (int64_t p = 0; p < K; p++) acc += (double)a[i * K + p] * b[p * N + j];
+            double g = acc + c[j];
+            relu[i * N + j] = g < 0 ? 0 : g;
+            leaky[i * N + j] = acc < 0 ? 0.2 * acc : acc;
+        }
+    tin ins[3] = {{"A", 2, {M, K}, a, false, NULL},
+                  {"B", 2, {K, N}, b, true, NULL},
+                  {"C", 1, {N}, c, true, NULL}};
+    tattr act_relu[] = {{"activation", 's', 0, 0, "Relu", 0, NULL, NULL}};
+    tattr act_leaky[] = {{"activation", 's', 0, 0, "LeakyRelu", 0, NULL, NULL},
+                         {"activation_params", 'F', 0, 0, NULL, 1, NULL, (const float[]){0.2f}}};
+    ember_tensor *y = NULL;
+    ember_error err;
+    cr_assert_eq(run_single("FusedGemm", "ai.ember", act_relu, 1, ins, 3, 1, &y, &err), EMBER_OK,
+                 "%s", err.message);
+    expect_close(y, relu, (const int64_t[]){M, N}, 2, "FusedGemm Relu");
+    ember_tensor_free(y);
+    cr_assert_eq(run_single("FusedMatMul", "ai.ember", act_leaky, 2, ins, 2, 2, &y, &err), EMBER_OK,
+                 "%s", err.message);
+    expect_close(y, leaky, (const int64_t[]){M, N}, 2, "FusedMatMul LeakyRelu");
+    ember_tensor_free(y);
+    /* An unknown activation is refused when the session is created. */
+    tattr bad[] = {{"activation", 's', 0, 0, "Swish", 0, NULL, NULL}};
+    cr_assert_neq(run_single("FusedMatMul", "ai.ember", bad, 1, ins, 2, 1, &y, &err), EMBER_OK);
+    cr_assert(strstr(err.message, "Swish"), "message: %s", err.message);
+    free(a);
+    free(b);
+    free(c);
+}
