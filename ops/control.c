@@ -188,6 +188,22 @@ static void stack_free(stack_list *s) {
     s->n = s->cap = 0;
 }
 
+/* Per-iteration outputs of Loop and Scan pile up outside the run's arena until they are
+ * stacked: count them against the session's memory limit (half of it, since the stacked copy
+ * needs as much again), or a Loop with a large M grows until the process is killed. */
+static ember_status charge_iteration_output(const em_node *node, em_exec *ex, uint64_t *held,
+                                            const em_tensor *t, int64_t iteration,
+                                            ember_error *err) {
+    *held += t ? em_nbytes(t) : 0;
+    uint64_t limit = em_exec_memory_limit(ex);
+    if (*held <= limit / 2) return EMBER_OK;
+    char buf[160];
+    return em_fail(err, EMBER_ERR_LIMIT,
+                   "%s: outputs of %lld iterations need more than the session's memory limit of "
+                   "%llu bytes",
+                   desc(node, buf, sizeof buf), (long long)iteration + 1, (unsigned long long)limit);
+}
+
 /* Check that every item has the first item's dtype and shape. */
 static ember_status stack_check(const em_node *node, const stack_list *s, int k,
                                 ember_error *err) {
@@ -310,6 +326,7 @@ static ember_status loop_run(const em_node *node, void *state, em_tensor *const 
                         .capacity = sizeof iter_value};
     em_tensor cond_t = {.dtype = EMBER_BOOL, .rank = 0, .data = &cond_value,
                         .capacity = sizeof cond_value};
+    uint64_t held = 0;
     for (int64_t i = 0; st == EMBER_OK && i < max_trip && cond; i++) {
         iter_value = i;
         cond_value = cond;
@@ -328,8 +345,10 @@ static ember_status loop_run(const em_node *node, void *state, em_tensor *const 
             res[1 + k] = NULL;
         }
         for (int k = 0; k < n_scan; k++) {
-            if (st == EMBER_OK) st = stack_push(&scans[k], res[1 + n_carried + k], err);
-            else em_tensor_free(res[1 + n_carried + k]);
+            em_tensor *item = res[1 + n_carried + k];
+            if (st == EMBER_OK) st = charge_iteration_output(node, ex, &held, item, i, err);
+            if (st == EMBER_OK) st = stack_push(&scans[k], item, err);
+            else em_tensor_free(item);
             res[1 + n_carried + k] = NULL;
         }
     }
@@ -493,6 +512,7 @@ typedef struct scan_run {
     em_tensor **caps;
     em_tensor *const *scan_in; /* n_scan_in full inputs */
     void **slice_buf;          /* per scan input, or NULL */
+    uint64_t *held;            /* bytes of scan outputs so far (all batch elements) */
 } scan_run;
 
 static ember_status scan_sequence(const scan_run *r, int64_t len, em_tensor **states,
@@ -522,6 +542,7 @@ static ember_status scan_sequence(const scan_run *r, int64_t len, em_tensor **st
         for (int k = 0; k < a->n_scan_out; k++) {
             em_tensor *e = res[a->n_state + k];
             res[a->n_state + k] = NULL;
+            if (st == EMBER_OK) st = charge_iteration_output(r->node, r->ex, r->held, e, t, err);
             if (st == EMBER_OK) st = stack_push(&lists[k], e, err);
             else em_tensor_free(e);
         }
@@ -560,7 +581,8 @@ static ember_status scan9_run(const em_node *node, const em_graph *g, const scan
     stack_list lists[SCAN_MAX_IO];
     memset(lists, 0, sizeof lists);
     for (int i = 0; i < a->n_state; i++) states[i] = in[i];
-    scan_run r = {node, g, a, ex, caps, scan_in, slice_buf};
+    uint64_t held = 0;
+    scan_run r = {node, g, a, ex, caps, scan_in, slice_buf, &held};
     ember_status st = scan_sequence(&r, len, states, owned, lists, err);
     for (int k = 0; st == EMBER_OK && k < a->n_state; k++) {
         if (node->outputs[k] < 0) continue;
@@ -624,6 +646,7 @@ static ember_status scan8_run(const em_node *node, const em_graph *g, const scan
     em_tensor **finals = calloc((size_t)batch * (size_t)(a->n_state + 1) + 1, sizeof *finals);
     ember_status st = lists && finals ? EMBER_OK
                                       : em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    uint64_t held = 0;
     for (int64_t b = 0; st == EMBER_OK && b < batch; b++) {
         int64_t len = lens ? ((const int64_t *)lens->data)[b] : max_len;
         if (len < 0 || len > max_len) {
@@ -644,7 +667,7 @@ static ember_status scan8_run(const em_node *node, const em_graph *g, const scan
         }
         scan_attrs ab = *a;
         for (int i = 0; i < a->n_scan_in; i++) ab.in_axis[i] = 0; /* sequence axis after slicing */
-        scan_run r = {node, g, &ab, ex, caps, view_ptrs, no_buf};
+        scan_run r = {node, g, &ab, ex, caps, view_ptrs, no_buf, &held};
         stack_list *bl = lists + b * (a->n_scan_out + 1);
         st = scan_sequence(&r, len, states, owned, bl, err);
         for (int i = 0; i < a->n_state; i++) {

@@ -489,7 +489,8 @@ static void conv_items(void *ctx, int slot, int64_t begin, int64_t end) {
     const conv_geom *g = j->g;
     const size_t es = j->is_double ? sizeof(double) : sizeof(float);
     const bool pointwise = j->pointwise;
-    void *col = j->scratch + (size_t)slot * j->slot_bytes;
+    /* no scratch for pointwise: NULL + 0 is undefined (fuzzer, UBSan) */
+    void *col = j->scratch ? j->scratch + (size_t)slot * j->slot_bytes : NULL;
     int64_t last_panel_key = -1; /* reuse the im2col panel across consecutive row blocks */
     const int64_t K = g->Cg * g->k_sz;
     for (int64_t it = begin; it < end; it++) {

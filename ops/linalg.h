@@ -8,9 +8,10 @@
 #include "kernel.h"
 
 /* Hot float loops are compiled for AVX-512, AVX2 and the baseline; the loader picks one for
- * the CPU (ifunc: glibc only). Not under AddressSanitizer, which does not mix with ifunc
- * resolvers. */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
+ * the CPU (ifunc: glibc only). Not under the sanitizers, which do not mix with ifunc resolvers
+ * (TSan: they crash while the program is relocated); EMBER_NO_CLONES turns them off too. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__GLIBC__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && !defined(EMBER_NO_CLONES)
 #define EM_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define EM_VECTOR_CLONES

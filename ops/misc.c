@@ -300,8 +300,10 @@ static ember_status seed_attr(const em_node *node, bool *seeded, uint32_t *seed,
     const em_attr *a = em_node_attr(node, "seed");
     *seeded = false;
     if (!a) return EMBER_OK;
-    if (a->type != EM_ATTR_FLOAT || !isfinite(a->f))
-        return node_fail(err, EMBER_ERR_INVALID_MODEL, "seed must be a finite float");
+    /* beyond +-2^63 the conversion to int64 below is undefined (fuzzer, UBSan) */
+    if (a->type != EM_ATTR_FLOAT || !isfinite(a->f) || fabsf(a->f) >= 9.2e18f)
+        return node_fail(err, EMBER_ERR_INVALID_MODEL,
+                         "seed must be a finite float within the int64 range");
     *seeded = true;
     *seed = (uint32_t)(uint64_t)(int64_t)a->f;
     return EMBER_OK;
@@ -869,6 +871,8 @@ static ember_status tfidf_create(const em_graph *g, em_node *node, void **state,
     const int64_t *idx = em_attr_ints(node, "ngram_indexes", &n_idx);
     const int64_t *counts = em_attr_ints(node, "ngram_counts", &n_counts);
     const int64_t *pool = em_attr_ints(node, "pool_int64s", &n_pool);
+    static const int64_t empty_pool[1] = {0};
+    if (!pool) pool = empty_pool; /* an empty pool: NULL + 0 below is undefined (UBSan) */
     if (st == EMBER_OK) {
         /* lengths beyond the pool's have no n-grams: no table */
         const int64_t top = s->max_len < n_counts ? s->max_len : n_counts;

@@ -499,6 +499,9 @@ static void fold_cols_f32(const plane2d *q, const float *restrict row, bool max,
         for (int64_t w = ws; w < we; w++) a = max ? (row[w] > a ? row[w] : a) : a + row[w];
         yr[ow] = a;
     }
+    /* No interior column (a kernel wider than the input): the loop over KW below would spin
+     * through up to 2^31 taps doing nothing (fuzzer: 60+ s for a 100-byte model). */
+    if (lo >= hi) return;
     const float *restrict xs = row - PL;
     int64_t k0 = 0;
     if (init) {

@@ -843,7 +843,12 @@ static ember_status argm_infer(const em_node *node, void *state, em_tensor *cons
     int axis;
     EM_TRY(em_norm_axis(node, em_attr_int(node, "axis", 0), x->rank, &axis, err));
     const bool keepdims = em_attr_int(node, "keepdims", 1) != 0;
-    if (x->dims[axis] == 0 && em_numel(x) != 0)
+    /* An empty axis leaves nothing to pick for the (non-empty) rest of the output. The input
+     * itself is empty then, so its element count cannot tell (fuzzer: [0, 1, 42], axis 0). */
+    int64_t rest = 1;
+    for (int i = 0; i < x->rank; i++)
+        if (i != axis) rest = x->dims[i] ? rest : 0;
+    if (x->dims[axis] == 0 && rest != 0)
         return node_fail(err, EMBER_ERR_SHAPE, node, "axis %d has size 0: no element to pick",
                          axis);
     int64_t dims[EM_MAX_RANK];

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <errno.h>
+#include <stdarg.h>
 
 #include "session.h"
 
@@ -143,7 +144,7 @@ ember_status ember_model_load_file(const char *path, const ember_load_options *o
                                    ember_model **out, ember_error *err) {
     if (!out || !path) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block */
     if (fd < 0) return em_fail(err, EMBER_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
@@ -381,6 +382,19 @@ done:
     return st;
 }
 
+/* Append to a line of `cap` bytes, keeping `reserve` bytes free at its end. snprintf returns
+ * the untruncated length: *len is clamped after every call (it once ran past the line buffer
+ * with names of a few hundred bytes). */
+static void __attribute__((format(printf, 5, 6)))
+line_append(char *line, size_t cap, size_t reserve, int *len, const char *fmt, ...) {
+    size_t room = cap - reserve - (size_t)*len;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(line + *len, room, fmt, ap);
+    va_end(ap);
+    if (w > 0) *len += (size_t)w < room ? w : (int)room - 1;
+}
+
 size_t ember_session_describe(const ember_session *s, char *buf, size_t size) {
     if (!s) return 0;
     const em_graph *g = s->graph;
@@ -389,17 +403,17 @@ size_t ember_session_describe(const ember_session *s, char *buf, size_t size) {
     if (buf && size) buf[0] = '\0';
     for (int i = 0; i < g->n_nodes; i++) {
         const em_node *n = &g->nodes[i];
-        int len = snprintf(line, sizeof line, "%s%s%s '%s' (", n->domain,
-                           n->domain[0] ? ":" : "", n->op_type, n->name);
+        int len = 0;
+        line_append(line, sizeof line, 3, &len, "%s%s%s '%s' (", n->domain,
+                    n->domain[0] ? ":" : "", n->op_type, n->name);
         for (int k = 0; k < n->n_explicit_inputs; k++)
-            len += snprintf(line + len, sizeof line - (size_t)len, "%s%s", k ? ", " : "",
-                            n->inputs[k] >= 0 ? g->values[n->inputs[k]].name : "");
-        len += snprintf(line + len, sizeof line - (size_t)len, ") -> (");
+            line_append(line, sizeof line, 3, &len, "%s%s", k ? ", " : "",
+                        n->inputs[k] >= 0 ? g->values[n->inputs[k]].name : "");
+        line_append(line, sizeof line, 3, &len, ") -> (");
         for (int k = 0; k < n->n_outputs; k++)
-            len += snprintf(line + len, sizeof line - (size_t)len, "%s%s", k ? ", " : "",
-                            n->outputs[k] >= 0 ? g->values[n->outputs[k]].name : "");
-        if (len > (int)sizeof line - 3) len = (int)sizeof line - 3;
-        len += snprintf(line + len, sizeof line - (size_t)len, ")\n");
+            line_append(line, sizeof line, 3, &len, "%s%s", k ? ", " : "",
+                        n->outputs[k] >= 0 ? g->values[n->outputs[k]].name : "");
+        line_append(line, sizeof line, 0, &len, ")\n");
         if (buf && used + (size_t)len < size) memcpy(buf + used, line, (size_t)len + 1);
         used += (size_t)len;
     }

@@ -220,6 +220,7 @@ void em_parallel_for(em_exec *ex, int64_t n, int64_t grain, em_range_fn fn, void
 }
 
 int em_exec_threads(const em_exec *ex) { return ex ? ex->rc->s->threads : 1; }
+uint64_t em_exec_memory_limit(const em_exec *ex) { return ex ? ex->rc->s->memory_limit : UINT64_MAX; }
 
 void *em_exec_scratch(em_exec *ex, size_t bytes, ember_error *err) {
     if (ex->n_scratch >= (int)(sizeof ex->scratch / sizeof ex->scratch[0])) {
@@ -737,7 +738,14 @@ ember_status em_session_prepare(struct ember_session *s, ember_error *err) {
 ember_status em_fold_node(const em_graph *g, em_node *n, em_tensor **outputs, ember_error *err) {
     struct ember_session dummy;
     memset(&dummy, 0, sizeof dummy);
-    dummy.memory_limit = UINT64_MAX;
+    /* Folding runs at session creation, outside any run's memory limit: a ConstantOfShape
+     * or Expand of a constant shape could otherwise demand terabytes. The optimizer keeps
+     * only results no larger than max(1 MiB, inputs), so this cap changes no outcome. */
+    uint64_t in_bytes = 0;
+    for (int k = 0; k < n->n_inputs; k++)
+        if (n->inputs[k] >= 0 && g->values[n->inputs[k]].constant)
+            in_bytes += em_nbytes(g->values[n->inputs[k]].constant);
+    dummy.memory_limit = 2 * in_bytes + (16u << 20);
     dummy.threads = 1;
     em_run_ctx rc = {.s = &dummy};
     for (int k = 0; k < n->n_outputs; k++) outputs[k] = NULL;

@@ -64,6 +64,9 @@ typedef void (*em_range_fn)(void *ctx, int64_t begin, int64_t end);
 /* Split [0, n) into chunks of at least `grain` items across the run's threads. */
 void em_parallel_for(em_exec *ex, int64_t n, int64_t grain, em_range_fn fn, void *ctx);
 int em_exec_threads(const em_exec *ex);
+/* The session's memory limit for one run (bytes). Kernels that hold memory outside the arena
+ * across iterations (Loop scan outputs) check themselves against it. */
+uint64_t em_exec_memory_limit(const em_exec *ex);
 /* Scratch memory valid until the kernel's run returns (64-byte aligned, not zeroed). */
 void *em_exec_scratch(em_exec *ex, size_t bytes, ember_error *err);
 

@@ -1,11 +1,13 @@
 /* The loader: the only part of ember that sees protobuf-c types. It turns a ModelProto into
  * the graph IR, treating every count, size and name in the file as untrusted. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kernel.h"
 #include "model.h"
@@ -23,8 +25,20 @@ typedef struct scope_stack {
     int n;
 } scope_stack;
 
+/* Value names of every graph being built, hashed: em_graph_find_value is a linear scan, and
+ * the loader looks up every node's inputs and outputs, which made a 1 MB file of 40,000 nodes
+ * take 26 s to load. Slots hold value id + 1 (0 = empty). */
+typedef struct name_index {
+    struct name_slot {
+        const em_graph *g;
+        int v1;
+    } *slots;
+    size_t cap, used;
+} name_index;
+
 typedef struct load_ctx {
     scope_stack scopes;
+    name_index names;
     const char *file; /* for messages */
     const char *base_dir;
     const em_load_limits *limits;
@@ -42,6 +56,54 @@ static char *dup_str(const char *s) {
     return d;
 }
 
+static size_t name_hash(const em_graph *g, const char *name) {
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)(uintptr_t)g;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return (size_t)(h ^ (h >> 29));
+}
+
+/* Slot holding (g, name), or the empty slot where it would go. */
+static struct name_slot *name_slot(const name_index *ix, const em_graph *g, const char *name) {
+    size_t mask = ix->cap - 1;
+    for (size_t i = name_hash(g, name) & mask;; i = (i + 1) & mask) {
+        struct name_slot *sl = &ix->slots[i];
+        if (!sl->v1) return sl;
+        if (sl->g == g && sl->v1 <= g->n_values && strcmp(g->values[sl->v1 - 1].name, name) == 0)
+            return sl;
+    }
+}
+
+static int find_value(const load_ctx *c, const em_graph *g, const char *name) {
+    if (!c->names.cap) return em_graph_find_value(g, name);
+    return name_slot(&c->names, g, name)->v1 - 1;
+}
+
+/* em_graph_add_value, indexed. -1 on no memory. */
+static int add_value(load_ctx *c, em_graph *g, const char *name) {
+    name_index *ix = &c->names;
+    if (2 * (ix->used + 1) > ix->cap) {
+        name_index bigger = {calloc(ix->cap ? ix->cap * 2 : 256, sizeof(struct name_slot)),
+                             ix->cap ? ix->cap * 2 : 256, ix->used};
+        if (!bigger.slots) return -1;
+        for (size_t i = 0; i < ix->cap; i++)
+            if (ix->slots[i].v1) {
+                const struct name_slot *old = &ix->slots[i];
+                *name_slot(&bigger, old->g, old->g->values[old->v1 - 1].name) = *old;
+            }
+        free(ix->slots);
+        *ix = bigger;
+    }
+    int v = em_graph_add_value(g, name);
+    if (v < 0) return -1;
+    struct name_slot *sl = name_slot(ix, g, name);
+    if (!sl->v1) { /* a second value of the same name keeps the first one findable */
+        *sl = (struct name_slot){g, v + 1};
+        ix->used++;
+    }
+    return v;
+}
+
 static ember_status oom(load_ctx *c) {
     return em_fail(c->err, EMBER_ERR_OUT_OF_MEMORY, "%s: out of memory", c->file);
 }
@@ -50,6 +112,102 @@ void em_load_limits_init(em_load_limits *l, const ember_load_options *o) {
     l->max_tensor_bytes = (o && o->max_tensor_bytes) ? o->max_tensor_bytes : (4ull << 30);
     l->max_nodes = (o && o->max_nodes) ? o->max_nodes : 1000000;
     l->max_depth = 32;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Wire format pre-check
+ * ------------------------------------------------------------------------------------------- */
+
+/* protobuf-c decodes nested messages recursively without a depth limit, so a file of a few MB
+ * whose graphs (or sequence types) nest 100,000 deep overflows the stack inside unpack. And it
+ * allocates a struct of 100-250 bytes for every message, however small: a 100 MB file of empty
+ * nodes (2 bytes each) would take 7 GB before any check of ours. So the wire format is walked
+ * first, descending only into fields the schema declares as messages, counting messages and
+ * nodes; bytes that do not parse are left for unpack to reject. */
+#define MAX_MESSAGE_DEPTH 256
+#define MAX_NODE_ATTRIBUTES 256
+/* Messages per allowed node (attributes, dims, value infos, ...), beyond a fixed allowance. */
+#define MESSAGES_PER_NODE 16
+#define MESSAGES_ALLOWANCE (1u << 20)
+
+typedef struct wire_stats {
+    int deepest;         /* message nesting below the model */
+    uint64_t messages;   /* every nested message */
+    uint64_t nodes;      /* NodeProto messages (graphs, subgraphs and functions) */
+} wire_stats;
+
+static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Walk one message at `depth`; stops descending past MAX_MESSAGE_DEPTH. */
+static void wire_scan(const uint8_t *p, const uint8_t *end, const ProtobufCMessageDescriptor *d,
+                      int depth, wire_stats *st) {
+    if (depth > st->deepest) st->deepest = depth;
+    if (depth >= MAX_MESSAGE_DEPTH) return;
+    while (p < end) {
+        uint64_t tag, len;
+        if (!read_varint(&p, end, &tag)) return;
+        switch (tag & 7) {
+        case PROTOBUF_C_WIRE_TYPE_VARINT:
+            if (!read_varint(&p, end, &len)) return;
+            continue;
+        case PROTOBUF_C_WIRE_TYPE_64BIT:
+            if ((size_t)(end - p) < 8) return;
+            p += 8;
+            continue;
+        case PROTOBUF_C_WIRE_TYPE_32BIT:
+            if ((size_t)(end - p) < 4) return;
+            p += 4;
+            continue;
+        case PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED:
+            if (!read_varint(&p, end, &len) || len > (uint64_t)(end - p)) return;
+            break;
+        default:
+            return; /* groups or garbage: unpack refuses them */
+        }
+        const ProtobufCFieldDescriptor *f =
+            tag >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3))
+                                   : NULL;
+        if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            st->messages++;
+            if (f->descriptor == &onnx__node_proto__descriptor) st->nodes++;
+            wire_scan(p, p + len, f->descriptor, depth + 1, st);
+        }
+        p += len;
+    }
+}
+
+static ember_status check_wire(const void *data, size_t size, const char *file,
+                               const em_load_limits *limits, ember_error *err) {
+    wire_stats st = {0};
+    wire_scan(data, (const uint8_t *)data + size, &onnx__model_proto__descriptor, 0, &st);
+    if (st.deepest >= MAX_MESSAGE_DEPTH)
+        return em_fail(err, EMBER_ERR_LIMIT,
+                       "%s: protobuf messages nest deeper than %d levels (graphs or types nested "
+                       "too deeply)",
+                       file, MAX_MESSAGE_DEPTH);
+    if (st.nodes > limits->max_nodes)
+        return em_fail(err, EMBER_ERR_LIMIT, "%s: more than %llu nodes (%llu in the file)", file,
+                       (unsigned long long)limits->max_nodes, (unsigned long long)st.nodes);
+    uint64_t max_messages = limits->max_nodes > (UINT64_MAX - MESSAGES_ALLOWANCE) / MESSAGES_PER_NODE
+                                ? UINT64_MAX
+                                : limits->max_nodes * MESSAGES_PER_NODE + MESSAGES_ALLOWANCE;
+    if (st.messages > max_messages)
+        return em_fail(err, EMBER_ERR_LIMIT,
+                       "%s: %llu protobuf messages, more than %llu (%d per allowed node)", file,
+                       (unsigned long long)st.messages, (unsigned long long)max_messages,
+                       MESSAGES_PER_NODE);
+    return EMBER_OK;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -104,8 +262,12 @@ static bool parse_u64(const char *s, uint64_t *out) {
     return true;
 }
 
-static ember_status read_external(const Onnx__TensorProto *tp, const char *tname,
-                                  const char *base_dir, void *dst, size_t want, ember_error *err) {
+/* Check a tensor's external data and open it, positioned at its offset: all before the
+ * tensor is allocated, so that a 100-byte file claiming 4 GB of missing external data cannot
+ * make ember allocate (and zero) 4 GB first. */
+static ember_status open_external(const Onnx__TensorProto *tp, const char *tname,
+                                  const char *base_dir, size_t want, FILE **out, ember_error *err) {
+    *out = NULL;
     const char *location = NULL;
     uint64_t offset = 0, length = want;
     bool has_length = false;
@@ -163,7 +325,10 @@ static ember_status read_external(const Onnx__TensorProto *tp, const char *tname
     }
     FILE *f = NULL;
     if (st == EMBER_OK) {
-        f = fopen(real_file, "rb");
+        /* O_NONBLOCK: a FIFO planted in the model folder must not block the load forever. */
+        int fd = open(real_file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+        if (fd >= 0 && !f) close(fd);
         struct stat sb;
         if (!f || fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode))
             st = em_fail(err, EMBER_ERR_IO, "tensor '%s': cannot read external data '%s'", tname,
@@ -173,10 +338,11 @@ static ember_status read_external(const Onnx__TensorProto *tp, const char *tname
                          "tensor '%s': external data '%s' has %lld bytes; offset %llu + length %zu "
                          "runs past its end",
                          tname, location, (long long)sb.st_size, (unsigned long long)offset, want);
-        else if (fseeko(f, (off_t)offset, SEEK_SET) != 0 || fread(dst, 1, want, f) != want)
-            st = em_fail(err, EMBER_ERR_IO, "tensor '%s': short read from '%s'", tname, path);
+        else if (fseeko(f, (off_t)offset, SEEK_SET) != 0)
+            st = em_fail(err, EMBER_ERR_IO, "tensor '%s': cannot seek in '%s'", tname, path);
     }
-    if (f) fclose(f);
+    if (st == EMBER_OK) *out = f;
+    else if (f) fclose(f);
     free(real_file);
     free(real_base);
     free(path);
@@ -243,11 +409,18 @@ static ember_status tensor_from_proto(const Onnx__TensorProto *tp, const char *b
                            "tensor '%s': %s holds %zu values, its shape needs %lld", tname, field,
                            have, (long long)n);
     }
+    FILE *ext = NULL;
+    if (external) EM_TRY(open_external(tp, tname, base_dir, bytes, &ext, err));
     em_tensor *t = em_tensor_new(dt, dims, rank, err);
-    if (!t) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    if (!t) {
+        if (ext) fclose(ext);
+        return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    }
     ember_status st = EMBER_OK;
     if (external) {
-        st = read_external(tp, tname, base_dir, t->data, bytes, err);
+        if (fread(t->data, 1, bytes, ext) != bytes)
+            st = em_fail(err, EMBER_ERR_IO, "tensor '%s': short read of external data", tname);
+        fclose(ext);
     } else if (tp->has_raw_data) {
         if (bytes) memcpy(t->data, tp->raw_data.data, bytes); /* little-endian host assumed */
     } else {
@@ -576,6 +749,26 @@ static char *map_name(const name_map *m, const char *name, const char *prefix) {
     return s;
 }
 
+/* Nodes that inlining `nodes` makes, counted up to `budget` + 1: a function that calls
+ * another twice, 20 deep, is a 2 KB file that inlines to a million nodes, so the budget is
+ * checked before anything is allocated. */
+static uint64_t count_expanded(load_ctx *c, Onnx__NodeProto *const *nodes, size_t n_nodes,
+                               int depth, uint64_t budget) {
+    if (depth > c->limits->max_depth) return 0; /* expand_nodes reports the depth */
+    uint64_t total = 0;
+    for (size_t i = 0; i < n_nodes && total <= budget; i++) {
+        const Onnx__NodeProto *np = nodes[i];
+        total++;
+        if (!np->op_type) continue;
+        const char *domain = np->domain ? np->domain : "";
+        if (strcmp(domain, "ai.onnx") == 0) domain = "";
+        const Onnx__FunctionProto *fn = find_function(c, domain, np->op_type);
+        if (fn && total <= budget)
+            total += count_expanded(c, fn->node, fn->n_node, depth + 1, budget - total);
+    }
+    return total;
+}
+
 static ember_status expand_nodes(load_ctx *c, Onnx__NodeProto *const *nodes, size_t n_nodes,
                                  Onnx__OperatorSetIdProto *const *opsets, size_t n_opsets,
                                  const pending_node *caller, const name_map *map,
@@ -583,6 +776,10 @@ static ember_status expand_nodes(load_ctx *c, Onnx__NodeProto *const *nodes, siz
     if (depth > c->limits->max_depth)
         return em_fail(c->err, EMBER_ERR_LIMIT, "%s: functions nest deeper than %d levels",
                        c->file, c->limits->max_depth);
+    if (!caller && count_expanded(c, nodes, n_nodes, depth, c->node_budget) > c->node_budget)
+        return em_fail(c->err, EMBER_ERR_LIMIT,
+                       "%s: more than %llu nodes once model-local functions are inlined", c->file,
+                       (unsigned long long)c->limits->max_nodes);
     for (size_t i = 0; i < n_nodes; i++) {
         const Onnx__NodeProto *np = nodes[i];
         if (!np->op_type || !np->op_type[0])
@@ -695,11 +892,12 @@ static int owner_of(const scope_stack *s, const em_graph *g) {
 
 /* Value id for `name` as seen from graph g, capturing it from enclosing graphs if needed (the
  * owning node in the parent gets it as an implicit input). -1: undefined, -2: no memory. */
-static int resolve_in(scope_stack *s, em_graph *g, const char *name) {
-    int v = em_graph_find_value(g, name);
+static int resolve_in(load_ctx *c, em_graph *g, const char *name) {
+    scope_stack *s = &c->scopes;
+    int v = find_value(c, g, name);
     if (v >= 0) return v;
     if (!g->parent) return -1;
-    int pv = resolve_in(s, g->parent, name);
+    int pv = resolve_in(c, g->parent, name);
     if (pv < 0) return pv;
     /* Capture pv: make it an implicit input of the owning node in the parent. */
     int owner = owner_of(s, g);
@@ -715,7 +913,7 @@ static int resolve_in(scope_stack *s, em_graph *g, const char *name) {
         in[node->n_inputs] = pv;
         slot = node->n_inputs++;
     }
-    v = em_graph_add_value(g, name);
+    v = add_value(c, g, name);
     if (v < 0) return -2;
     int *caps = realloc(g->captures, sizeof(int) * (size_t)(g->n_captures + 1));
     if (!caps) return -2;
@@ -751,12 +949,12 @@ static ember_status build_graph(load_ctx *c, const Onnx__GraphProto *gp, em_grap
                          c->file, i);
             break;
         }
-        if (em_graph_find_value(g, name) >= 0) {
+        if (find_value(c, g, name) >= 0) {
             st = em_fail(c->err, EMBER_ERR_INVALID_MODEL, "%s: initializer '%s' is defined twice",
                          c->file, name);
             break;
         }
-        int v = em_graph_add_value(g, name);
+        int v = add_value(c, g, name);
         if (v < 0) {
             st = oom(c);
             break;
@@ -777,7 +975,7 @@ static ember_status build_graph(load_ctx *c, const Onnx__GraphProto *gp, em_grap
     for (size_t i = 0; st == EMBER_OK && i < gp->n_input; i++) {
         const Onnx__ValueInfoProto *vi = gp->input[i];
         const char *name = vi->name ? vi->name : "";
-        int v = em_graph_find_value(g, name);
+        int v = find_value(c, g, name);
         if (v >= 0 && (g->values[v].is_input || !g->values[v].constant)) {
             st = em_fail(c->err, EMBER_ERR_INVALID_MODEL, "%s: graph input '%s' is declared twice",
                          c->file, name);
@@ -789,7 +987,7 @@ static ember_status build_graph(load_ctx *c, const Onnx__GraphProto *gp, em_grap
             break;
         }
         if (v < 0) {
-            v = em_graph_add_value(g, name);
+            v = add_value(c, g, name);
             if (v < 0) {
                 st = oom(c);
                 break;
@@ -808,7 +1006,7 @@ static ember_status build_graph(load_ctx *c, const Onnx__GraphProto *gp, em_grap
         for (size_t k = 0; k < pl.items[i].n_out; k++) {
             const char *name = pl.items[i].out[k];
             if (!name[0]) continue;
-            int v = em_graph_find_value(g, name);
+            int v = find_value(c, g, name);
             if (v >= 0) {
                 const em_value *val = &g->values[v];
                 st = em_fail(c->err, EMBER_ERR_INVALID_MODEL,
@@ -819,7 +1017,7 @@ static ember_status build_graph(load_ctx *c, const Onnx__GraphProto *gp, em_grap
                                              : "written by another node");
                 break;
             }
-            if (em_graph_add_value(g, name) < 0) {
+            if (add_value(c, g, name) < 0) {
                 st = oom(c);
                 break;
             }
@@ -827,7 +1025,7 @@ static ember_status build_graph(load_ctx *c, const Onnx__GraphProto *gp, em_grap
     }
     /* value_info: static types of intermediates. */
     for (size_t i = 0; st == EMBER_OK && i < gp->n_value_info; i++) {
-        int v = em_graph_find_value(g, gp->value_info[i]->name ? gp->value_info[i]->name : "");
+        int v = find_value(c, g, gp->value_info[i]->name ? gp->value_info[i]->name : "");
         if (v >= 0 && !g->values[v].constant && !g->values[v].is_input)
             st = apply_value_info(c, &g->values[v], gp->value_info[i], false);
     }
@@ -842,7 +1040,7 @@ static ember_status build_graph(load_ctx *c, const Onnx__GraphProto *gp, em_grap
     for (size_t i = 0; st == EMBER_OK && i < gp->n_output; i++) {
         const Onnx__ValueInfoProto *vi = gp->output[i];
         const char *name = vi->name ? vi->name : "";
-        int v = resolve_in(scopes, g, name);
+        int v = resolve_in(c, g, name);
         if (v == -2) st = oom(c);
         else if (v < 0)
             st = em_fail(c->err, EMBER_ERR_INVALID_MODEL,
@@ -920,7 +1118,7 @@ static ember_status convert_nodes(load_ctx *c, em_graph *g, pending_list *pl, in
             }
             em_attr_clear(&at);
             if (!t) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
-            int v = em_graph_find_value(g, p->out[0]);
+            int v = find_value(c, g, p->out[0]);
             g->values[v].constant = t;
             em_tensor_set_shape(&g->values[v].info, t->dtype, t->dims, t->rank);
             continue;
@@ -939,7 +1137,7 @@ static ember_status convert_nodes(load_ctx *c, em_graph *g, pending_list *pl, in
         node->outputs = malloc(sizeof(int) * (p->n_out + 1));
         if (!node->outputs) return oom(c);
         for (size_t k = 0; k < p->n_out; k++)
-            node->outputs[k] = p->out[k][0] ? em_graph_find_value(g, p->out[k]) : -1;
+            node->outputs[k] = p->out[k][0] ? find_value(c, g, p->out[k]) : -1;
         node->n_outputs = (int)p->n_out;
         free(node->inputs);
         node->inputs = malloc(sizeof(int) * (p->n_in + 1));
@@ -948,7 +1146,7 @@ static ember_status convert_nodes(load_ctx *c, em_graph *g, pending_list *pl, in
         for (size_t k = 0; k < p->n_in; k++) {
             int v = -1;
             if (p->in[k][0]) {
-                v = resolve_in(&c->scopes, g, p->in[k]);
+                v = resolve_in(c, g, p->in[k]);
                 node = &g->nodes[ni];
                 if (v == -2) return oom(c);
                 if (v < 0)
@@ -960,7 +1158,11 @@ static ember_status convert_nodes(load_ctx *c, em_graph *g, pending_list *pl, in
             node->inputs[node->n_inputs++] = v;
             node->n_explicit_inputs = node->n_inputs;
         }
-        /* Attributes (subgraphs may append implicit inputs to this node). */
+        /* Attributes (subgraphs may append implicit inputs to this node). The duplicate check
+         * below is quadratic: ONNX operators have at most a few dozen attributes. */
+        if (np->n_attribute > MAX_NODE_ATTRIBUTES)
+            return em_fail(c->err, EMBER_ERR_LIMIT, "%s: %s has %zu attributes; the limit is %d",
+                           c->file, desc, np->n_attribute, MAX_NODE_ATTRIBUTES);
         if (np->n_attribute) {
             node->attrs = calloc(np->n_attribute, sizeof(em_attr));
             if (!node->attrs) return oom(c);
@@ -1061,6 +1263,69 @@ static void resolve_kernels(em_graph *g, missing_list *m) {
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Arity: kernels may rely on the inputs their operator requires
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct op_arity {
+    const char *op_type;
+    int since_version, min_in, max_in, min_out, max_out;
+    uint32_t required_in; /* bit k: input k is a Single parameter and may not be left empty */
+} op_arity;
+
+static const op_arity k_arity[] = {
+#include "onnx_arity.inc"
+};
+
+/* A default-domain node with fewer inputs than its operator requires (or a required input left
+ * empty) made kernels read past their input array. */
+static ember_status check_arity(const load_ctx *c, const em_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        const em_node *n = &g->nodes[i];
+        for (int a = 0; a < n->n_attrs; a++) {
+            if (n->attrs[a].g) EM_TRY(check_arity(c, n->attrs[a].g));
+            for (int64_t k = 0; n->attrs[a].graphs && k < n->attrs[a].n; k++)
+                EM_TRY(check_arity(c, n->attrs[a].graphs[k]));
+        }
+        if (n->domain[0]) continue;
+        int version = em_onnx_op_version(n->op_type, n->opset);
+        /* The table is sorted by op_type, then version: find the first row of op_type. */
+        size_t lo = 0, hi = sizeof k_arity / sizeof k_arity[0];
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(k_arity[mid].op_type, n->op_type) < 0) lo = mid + 1;
+            else hi = mid;
+        }
+        const op_arity *best = NULL;
+        for (size_t k = lo; k < sizeof k_arity / sizeof k_arity[0] &&
+                            strcmp(k_arity[k].op_type, n->op_type) == 0;
+             k++)
+            if (k_arity[k].since_version <= version) best = &k_arity[k];
+        if (!best) continue;
+        /* A version newer than the schemas ember was built with may take more. */
+        bool exact = best->since_version == version;
+        int max_in = exact ? best->max_in : INT_MAX, max_out = exact ? best->max_out : INT_MAX;
+        char desc[256];
+        em_node_desc(n, desc, sizeof desc);
+        if (n->n_explicit_inputs < best->min_in || n->n_explicit_inputs > max_in)
+            return em_fail(c->err, EMBER_ERR_INVALID_MODEL,
+                           "%s: %s has %d input%s; %s-%d takes %d to %d", c->file, desc,
+                           n->n_explicit_inputs, n->n_explicit_inputs == 1 ? "" : "s",
+                           n->op_type, best->since_version, best->min_in, max_in);
+        if (n->n_outputs < best->min_out || n->n_outputs > max_out)
+            return em_fail(c->err, EMBER_ERR_INVALID_MODEL,
+                           "%s: %s has %d output%s; %s-%d gives %d to %d", c->file, desc,
+                           n->n_outputs, n->n_outputs == 1 ? "" : "s", n->op_type,
+                           best->since_version, best->min_out, max_out);
+        for (int k = 0; k < n->n_explicit_inputs && k < 32; k++)
+            if ((best->required_in >> k & 1) && n->inputs[k] < 0)
+                return em_fail(c->err, EMBER_ERR_INVALID_MODEL,
+                               "%s: %s leaves input %d empty, which %s requires", c->file, desc, k,
+                               n->op_type);
+    }
+    return EMBER_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Model
  * ------------------------------------------------------------------------------------------- */
 
@@ -1120,6 +1385,7 @@ ember_status em_model_load(const void *data, size_t size, const char *display_na
     const char *file = display_name ? display_name : "<memory>";
     if (size == 0)
         return em_fail(err, EMBER_ERR_PARSE, "%s: empty file, not an ONNX model", file);
+    EM_TRY(check_wire(data, size, file, limits, err));
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
     if (!mp)
         return em_fail(err, EMBER_ERR_PARSE,
@@ -1184,11 +1450,14 @@ ember_status em_model_load(const void *data, size_t size, const char *display_na
                      missing.count, missing.count == 1 ? "" : "s", missing.text);
         goto done;
     }
+    st = check_arity(&c, g);
+    if (st != EMBER_OK) goto done;
     st = em_infer_static(g, file, err);
     if (st != EMBER_OK) goto done;
     m->n_warnings = em_lint(g, &m->warnings);
     if (build_public_info(m) != EMBER_OK) st = oom(&c);
 done:
+    free(c.names.slots);
     onnx__model_proto__free_unpacked(mp, NULL);
     if (st != EMBER_OK) {
         if (m) em_model_release(m);

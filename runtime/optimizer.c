@@ -85,12 +85,22 @@ static bool nondeterministic(const em_node *n) {
     return false;
 }
 
+/* Control flow (If, Loop, Scan) is not folded: a Loop of constant trip count 10^12 would run
+ * inside ember_session_create, where no run's memory limit applies and no caller expects to
+ * wait (it hung session creation). */
+static bool has_subgraph(const em_node *n) {
+    for (int a = 0; a < n->n_attrs; a++)
+        if (n->attrs[a].g || n->attrs[a].graphs) return true;
+    return false;
+}
+
 /* Nodes whose inputs are all constants run once now; their outputs become constants. Large
  * outputs are only folded if no bigger than the inputs (no blow-up of the model's memory). */
 static ember_status pass_fold_constants(em_graph *g, int *changed, ember_error *err) {
     for (int i = 0; i < g->n_nodes; i++) {
         em_node *n = &g->nodes[i];
-        if (!n->op_type || !n->op || nondeterministic(n) || n->n_inputs == 0) continue;
+        if (!n->op_type || !n->op || nondeterministic(n) || has_subgraph(n) || n->n_inputs == 0)
+            continue;
         if (n->n_inputs != n->n_explicit_inputs) continue; /* has subgraph captures */
         bool all_const = true;
         size_t in_bytes = 0;

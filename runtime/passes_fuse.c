@@ -103,37 +103,99 @@ static bool fully_static(const em_tensor *t) {
     return true;
 }
 
-/* Shape / Size of a value whose shape is fully known at load become constants, so the
- * Shape -> Gather -> Concat -> Reshape chains that exporters emit fold away. */
+/* The [start, end) range of dims a Shape node reports for an input of rank r (opset 15 adds
+ * start / end; out-of-range values clamp). */
+static void shape_range(const em_node *n, int r, int64_t *start, int64_t *end) {
+    int64_t s = em_attr_int(n, "start", 0), e = em_attr_int(n, "end", r);
+    if (s < 0) s += r;
+    if (e < 0) e += r;
+    *start = s < 0 ? 0 : s > r ? r : s;
+    *end = e < *start ? *start : e > r ? r : e;
+}
+
+/* Static info of value v: its fixed constant, else what inference found. */
+static const em_tensor *static_info(const em_graph *g, int v) {
+    return em_fixed_const(g, v) ? g->values[v].constant : &g->values[v].info;
+}
+
+static bool dims_static(const em_tensor *t, int64_t start, int64_t end) {
+    if (t->rank < 0) return false;
+    for (int64_t d = start; d < end; d++)
+        if (t->dims[d] < 0) return false;
+    return true;
+}
+
+static void make_constant(em_graph *g, int v, em_tensor *t) {
+    em_value *out = &g->values[v];
+    out->constant = t;
+    em_tensor_set_shape(&out->info, t->dtype, t->dims, t->rank);
+}
+
+static int producer_of(const em_graph *g, int v);
+
+/* Gather(Shape(x), constant indices) picking dims of x known at load: a constant, even when
+ * other dims of x (the batch) are symbolic. PyTorch exports of attention are full of these. */
+static bool fold_gather_of_shape(em_graph *g, em_node *n) {
+    if (!onnx_op(n, "Gather") || n->n_inputs != 2 || n->inputs[0] < 0 || n->outputs[0] < 0 ||
+        g->values[n->outputs[0]].is_output || em_attr_int(n, "axis", 0) != 0)
+        return false;
+    const em_tensor *idx = em_node_fixed_input(g, n, 1);
+    if (!idx || idx->rank > 1 || (idx->dtype != EMBER_INT64 && idx->dtype != EMBER_INT32))
+        return false;
+    int p = producer_of(g, n->inputs[0]);
+    if (p < 0 || !onnx_op(&g->nodes[p], "Shape") || g->nodes[p].inputs[0] < 0) return false;
+    const em_tensor *info = static_info(g, g->nodes[p].inputs[0]);
+    if (info->rank < 0) return false;
+    int64_t start, end;
+    shape_range(&g->nodes[p], info->rank, &start, &end);
+    int64_t len = end - start, count = em_numel(idx);
+    for (int64_t k = 0; k < count; k++) {
+        int64_t i = em_get_i64(idx, k);
+        if (i < -len || i >= len || info->dims[start + (i < 0 ? i + len : i)] < 0) return false;
+    }
+    em_tensor *t = em_tensor_new(EMBER_INT64, idx->dims, idx->rank, NULL);
+    if (!t) return false;
+    for (int64_t k = 0; k < count; k++) {
+        int64_t i = em_get_i64(idx, k);
+        ((int64_t *)t->data)[k] = info->dims[start + (i < 0 ? i + len : i)];
+    }
+    make_constant(g, n->outputs[0], t);
+    return true;
+}
+
+/* Shape / Size of a value whose (reported) dims are known at load become constants, so the
+ * Shape -> Gather -> Concat -> Reshape chains that exporters emit fold away; with a symbolic
+ * batch, the Gathers that pick static dims still fold. */
 int em_pass_fold_shapes(em_graph *g) {
     int changed = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         em_node *n = &g->nodes[i];
+        if (!n->op_type) continue;
+        if (fold_gather_of_shape(g, n)) {
+            remove_node(n);
+            changed++;
+            continue;
+        }
         bool shape = onnx_op(n, "Shape"), size = onnx_op(n, "Size");
         if ((!shape && !size) || n->n_inputs < 1 || n->inputs[0] < 0 || n->outputs[0] < 0) continue;
-        const em_value *in = &g->values[n->inputs[0]];
-        const em_tensor *info = em_fixed_const(g, n->inputs[0]) ? in->constant : &in->info;
-        if (!fully_static(info) || g->values[n->outputs[0]].is_output) continue;
+        const em_tensor *info = static_info(g, n->inputs[0]);
+        if (info->rank < 0 || g->values[n->outputs[0]].is_output) continue;
         em_tensor *t;
         if (shape) {
-            int64_t start = em_attr_int(n, "start", 0), end = em_attr_int(n, "end", info->rank);
-            int r = info->rank;
-            if (start < 0) start += r;
-            if (end < 0) end += r;
-            if (start < 0) start = 0;
-            if (end > r) end = r;
-            int64_t len = end > start ? end - start : 0;
+            int64_t start, end;
+            shape_range(n, info->rank, &start, &end);
+            if (!dims_static(info, start, end)) continue;
+            int64_t len = end - start;
             t = em_tensor_new(EMBER_INT64, &len, 1, NULL);
             if (!t) continue;
             for (int64_t k = 0; k < len; k++) ((int64_t *)t->data)[k] = info->dims[start + k];
         } else {
+            if (!fully_static(info)) continue;
             t = em_tensor_new(EMBER_INT64, NULL, 0, NULL);
             if (!t) continue;
             *(int64_t *)t->data = em_shape_numel(info->dims, info->rank);
         }
-        em_value *out = &g->values[n->outputs[0]];
-        out->constant = t;
-        em_tensor_set_shape(&out->info, t->dtype, t->dims, t->rank);
+        make_constant(g, n->outputs[0], t);
         remove_node(n);
         changed++;
     }

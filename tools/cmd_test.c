@@ -185,7 +185,8 @@ static bool table_load(const char *path, bool tolerances, name_table *table) {
     free(line);
     fclose(f);
     if (!ok) return false;
-    qsort(table->items, table->count, sizeof *table->items, compare_entries);
+    if (table->count > 1) /* qsort(NULL, 0, ...) is undefined */
+        qsort(table->items, table->count, sizeof *table->items, compare_entries);
     for (size_t i = 1; i < table->count; i++) {
         if (strcmp(table->items[i - 1].name, table->items[i].name) == 0) {
             cli_error("%s:%d: '%s' is listed twice", path, table->items[i].line,

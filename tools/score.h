@@ -104,7 +104,8 @@ static inline const char *score_rows_id(const score_rows *rows, int64_t i, size_
     const size_t *ends = (const size_t *)(const void *)rows->id_ends.data;
     size_t start = i ? ends[i - 1] : 0;
     *len = ends[i] - start;
-    return rows->id_text.data + start;
+    /* all ids empty so far: no buffer yet, and NULL + 0 is undefined (fuzzer, UBSan) */
+    return rows->id_text.data ? rows->id_text.data + start : "";
 }
 
 #endif

@@ -220,6 +220,20 @@ Test(passes, static_shape_chain_folded) {
     EXPECT_OPS("Reshape", 1);
 }
 
+Test(passes, static_dims_of_a_symbolic_shape_folded) {
+    CHECK("fold_shapes_static_dim", 0);
+    EXPECT_OPS("Shape", 0);
+    EXPECT_OPS("Gather", 0);
+    EXPECT_OPS("Concat", 0);
+    EXPECT_OPS("Reshape", 1);
+}
+
+Test(passes, shape_with_start_over_static_dims_folded) {
+    CHECK("fold_shapes_start", 0);
+    EXPECT_OPS("Shape", 0);
+    EXPECT_OPS("Concat", 0);
+}
+
 Test(passes, symbolic_shape_chain_kept) {
     CHECK("fold_shapes_symbolic", 0);
     EXPECT_OPS("Shape", 1);
