@@ -39,10 +39,11 @@ for name, (model, shape) in models.items():
     x = torch.randn(*shape)
     onnx_path = os.path.join(out, name + ".onnx")
     if not os.path.exists(onnx_path):
-        with torch.no_grad():
-            torch.onnx.export(model, x, onnx_path, input_names=["input"], output_names=["output"],
-                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-                              opset_version=13, do_constant_folding=True)
+        # Not under no_grad: there nn.TransformerEncoderLayer takes its fused fast path
+        # (aten::_transformer_encoder_layer_fwd), which the ONNX exporter cannot export.
+        torch.onnx.export(model, x, onnx_path, input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                          opset_version=13, do_constant_folding=True)
     pt_path = os.path.join(out, name + ".pt")
     if not os.path.exists(pt_path):
         with torch.no_grad():

@@ -3,6 +3,15 @@
 // usage: node ort_bench.js MODEL SHAPES_JSON THREADS ITERS WARMUP
 const ort = require('onnxruntime-node');
 
+// VmHWM: maxRSS would include the driver's peak (Linux keeps it across fork + exec).
+function peakRssKb() {
+  try {
+    const m = require('fs').readFileSync('/proc/self/status', 'utf8').match(/VmHWM:\s+(\d+)/);
+    if (m) return Number(m[1]);
+  } catch (e) { /* not Linux */ }
+  return process.resourceUsage().maxRSS;
+}
+
 function now() { return Number(process.hrtime.bigint()) / 1e6; }
 
 function pct(sorted, p) {
@@ -49,6 +58,6 @@ function pct(sorted, p) {
   console.log(JSON.stringify({
     session_create_ms: createMs, first_run_ms: firstMs,
     median_ms: pct(lat, 50), p10_ms: pct(lat, 10), p90_ms: pct(lat, 90), p99_ms: pct(lat, 99),
-    peak_rss_kb: process.resourceUsage().maxRSS,
+    peak_rss_kb: peakRssKb(),
   }));
 })().catch((e) => { console.error(String(e)); process.exit(1); });

@@ -41,6 +41,18 @@ def pct(p):
     return lat[lo] + (lat[hi] - lat[lo]) * (idx - lo)
 
 
+def peak_rss_kb():
+    """VmHWM: ru_maxrss would include the driver's peak (Linux keeps it across fork + exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 print(json.dumps({"session_create_ms": create_ms, "first_run_ms": first_ms, "median_ms": pct(50),
                   "p10_ms": pct(10), "p90_ms": pct(90), "p99_ms": pct(99),
-                  "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "peak_rss_kb": peak_rss_kb()}))

@@ -233,7 +233,10 @@ typedef enum ember_opt_level {
 } ember_opt_level;
 
 /* A pool of worker threads that several sessions may share, so that N sessions do not start
- * N pools that fight over the cores. Idle workers sleep (no spinning). */
+ * N pools that fight over the cores. Idle workers sleep: after a job they poll for new work for
+ * at most 50 microseconds (yielding the core), then wait without spinning. ember splits BLAS work
+ * over its own threads: creating a session sets OpenBLAS to one thread per call for the
+ * process (openblas_set_num_threads(1)). */
 typedef struct ember_threadpool ember_threadpool;
 
 /* threads: total threads working on one run, including the caller (0 = all cores). */

@@ -381,26 +381,100 @@ typedef struct threshold_job {
     int64_t labels; /* elements per row: 1 for a single cut */
 } threshold_job;
 
-/* Elements inside their bracket: the shared sigmoid decides, exactly as unfused. */
 enum { FIX_BLOCK = 4096 }; /* elements per block of the vectorized passes */
 
+/* One threshold (L = 1): replace the elements inside the bracket by the sigmoid's own
+ * decision, branch-free, from the block's sigmoids `sig`. Every compare is unconditional, so
+ * that the loops vectorize. */
+#define DEFINE_FIX_LOOP(NAME, T, ONE)                                                              \
+    static void NAME(const float *restrict x, const float *restrict sig, int64_t n,                \
+                     const em_sigmoid_cut *c, T *restrict out) {                                   \
+        const float h = c->hi, l = c->lo, t = c->t;                                                \
+        const int inclusive = c->inclusive;                                                        \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            int inside = !(x[i] >= h) & !(x[i] <= l);                                              \
+            int pass = inclusive ? sig[i] >= t : sig[i] > t;                                       \
+            T d = pass ? (T)(ONE) : (T)0;                                                          \
+            out[i] = inside ? d : out[i];                                                          \
+        }                                                                                          \
+    }
+
+DEFINE_FIX_LOOP(fix_u8, uint8_t, 1)
+DEFINE_FIX_LOOP(fix_u16, uint16_t, 1)
+DEFINE_FIX_LOOP(fix_u32, uint32_t, 1)
+DEFINE_FIX_LOOP(fix_u64, uint64_t, 1)
+DEFINE_FIX_LOOP(fix_f64, double, 1.0)
+DEFINE_FIX_LOOP(fix_half, uint16_t, 0x3C00)
+DEFINE_FIX_LOOP(fix_bfloat, uint16_t, 0x3F80)
+
+/* float output: `>` / `>=`, or round (NaN stays NaN; 0.5 rounds to even, 0). */
+static void fix_f32(const float *restrict x, const float *restrict sig, int64_t n,
+                    const em_sigmoid_cut *c, bool round, float *restrict out) {
+    const float h = c->hi, l = c->lo, t = round ? 0.5f : c->t;
+    const int inclusive = !round && c->inclusive, keep_nan = round;
+    for (int64_t i = 0; i < n; i++) {
+        int inside = !(x[i] >= h) & !(x[i] <= l);
+        float p = sig[i];
+        int pass = inclusive ? p >= t : p > t;
+        int nan = p != p;
+        float d = pass ? 1.0f : 0.0f;
+        d = keep_nan & nan ? p : d;
+        out[i] = inside ? d : out[i];
+    }
+}
+
+/* Elements inside their bracket: the shared sigmoid decides, exactly as unfused. */
 static void threshold_fix(const threshold_state *s, const float *x, int64_t rows, int64_t L,
                           void *decision, int64_t at) {
     const bool round = s->config.mode == MODE_ROUND;
     const int64_t n = rows * L;
-    /* The sigmoid of the whole block in one vectorized pass (cheaper than one call per
-     * element once a few are inside their bracket), then the decisions where it matters. */
-    float sig[FIX_BLOCK];
-    const bool batch = n <= FIX_BLOCK;
-    if (batch)
+    if (L == 1 && n <= FIX_BLOCK) {
+        /* The sigmoid of the whole block in one vectorized pass, then branch-free selects:
+         * cheap even when many elements are inside (extreme thresholds, huge logits). */
+        float sig[FIX_BLOCK];
         for (int64_t i = 0; i < n; i++) sig[i] = em_sigmoid_f32(x[i]);
+        const em_sigmoid_cut *c = &s->cuts[0];
+        switch (s->config.to) {
+        case EMBER_BOOL:
+        case EMBER_UINT8:
+        case EMBER_INT8:
+            fix_u8(x, sig, n, c, (uint8_t *)decision + at);
+            return;
+        case EMBER_UINT16:
+        case EMBER_INT16:
+            fix_u16(x, sig, n, c, (uint16_t *)decision + at);
+            return;
+        case EMBER_UINT32:
+        case EMBER_INT32:
+            fix_u32(x, sig, n, c, (uint32_t *)decision + at);
+            return;
+        case EMBER_UINT64:
+        case EMBER_INT64:
+            fix_u64(x, sig, n, c, (uint64_t *)decision + at);
+            return;
+        case EMBER_FLOAT:
+            fix_f32(x, sig, n, c, round, (float *)decision + at);
+            return;
+        case EMBER_DOUBLE:
+            fix_f64(x, sig, n, c, (double *)decision + at);
+            return;
+        case EMBER_FLOAT16:
+            fix_half(x, sig, n, c, (uint16_t *)decision + at);
+            return;
+        case EMBER_BFLOAT16:
+            fix_bfloat(x, sig, n, c, (uint16_t *)decision + at);
+            return;
+        default:
+            return;
+        }
+    }
     for (int64_t r = 0; r < rows; r++)
         for (int64_t j = 0; j < L; j++) {
             int64_t e = r * L + j;
             float v = x[e];
             if (v >= s->hi[j] || v <= s->lo[j]) continue;
-            float p = batch ? sig[e] : em_sigmoid_f32(v);
-            if (round) /* Round(NaN) is NaN; 0.5 rounds to even, 0 */
+            float p = em_sigmoid_f32(v);
+            if (round)
                 ((float *)decision)[at + e] = p != p ? p : p > 0.5f ? 1.0f : 0.0f;
             else
                 store_count(decision, s->config.to, at + e,

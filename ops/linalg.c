@@ -1,5 +1,6 @@
 /* Shared helpers of the compute-heavy kernels: activation epilogue, slot splitting, BLAS. */
 #include "linalg.h"
+#include "vmath.h"
 
 #include <cblas.h>
 #include <limits.h>
@@ -89,11 +90,13 @@ void em_activation_apply(const em_activation *act, float *x, int64_t n) {
     switch (act->kind) {
     case EM_ACT_NONE:
         return;
+    /* The same functions as the Sigmoid / Tanh kernels (ops/vmath.h), so that fusing an
+     * activation never changes a result by even one ulp. */
     case EM_ACT_SIGMOID:
-        for (int64_t i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i]));
+        for (int64_t i = 0; i < n; i++) x[i] = vm_sigmoidf(x[i]);
         return;
     case EM_ACT_TANH:
-        for (int64_t i = 0; i < n; i++) x[i] = tanhf(x[i]);
+        for (int64_t i = 0; i < n; i++) x[i] = vm_tanhf(x[i]);
         return;
     default:
         epilogue_row(x, n, 0.0f, NULL, NULL, act->kind, act->alpha, act->beta);

@@ -112,18 +112,12 @@ void *ember_tensor_data(ember_tensor *t) { return t ? t->t.data : NULL; }
 const void *ember_tensor_const_data(const ember_tensor *t) { return t ? t->t.data : NULL; }
 const char *ember_tensor_name(const ember_tensor *t) { return t && t->name ? t->name : ""; }
 
-/* Hand a heap em_tensor over to a new public handle. */
-static ember_tensor *wrap_owned(em_tensor *t) {
-    ember_tensor *h = calloc(1, sizeof *h);
-    char *name = calloc(1, 1);
-    if (!h || !name) {
-        free(h);
-        free(name);
-        return NULL;
-    }
+/* A public handle over tensor t, taking over its data. NULL on no memory (t unchanged). */
+static ember_tensor *wrap_owned(const em_tensor *t) {
+    ember_tensor *h = malloc(sizeof *h);
+    if (!h) return NULL;
     h->t = *t;
-    h->name = name;
-    free(t);
+    h->name = NULL; /* ember_tensor_name gives "" */
     return h;
 }
 
@@ -256,6 +250,7 @@ ember_status ember_session_create(const ember_model *model, const ember_session_
     if (options) opts = *options;
     else ember_session_options_init(&opts);
     if (opts.threads < 0) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "threads must be >= 0");
+    em_blas_single_thread();
     ember_session *s = calloc(1, sizeof *s);
     if (!s) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     pthread_mutex_init(&s->lock, NULL);
@@ -328,10 +323,10 @@ ember_status ember_session_run(ember_session *s, const char *const *input_names,
     const em_graph *g = s->graph;
     em_tensor *in_stack[16];
     int outv_stack[16];
-    em_tensor *out_stack[16];
+    em_tensor out_stack[16];
     em_tensor **in = g->n_inputs <= 16 ? in_stack : calloc((size_t)g->n_inputs, sizeof(em_tensor *));
     int *outv = output_count <= 16 ? outv_stack : calloc(output_count, sizeof(int));
-    em_tensor **outs = output_count <= 16 ? out_stack : calloc(output_count, sizeof(em_tensor *));
+    em_tensor *outs = output_count <= 16 ? out_stack : calloc(output_count, sizeof(em_tensor));
     ember_status st = EMBER_OK;
     if (!in || !outv || !outs) {
         st = em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
@@ -370,9 +365,9 @@ ember_status ember_session_run(ember_session *s, const char *const *input_names,
         }
     }
     for (size_t k = 0; k < output_count && st == EMBER_OK; k++) {
-        outputs[k] = wrap_owned(outs[k]);
+        outputs[k] = wrap_owned(&outs[k]);
         if (!outputs[k]) {
-            for (size_t j = k; j < output_count; j++) em_tensor_free(outs[j]);
+            for (size_t j = k; j < output_count; j++) em_aligned_free(outs[j].data);
             for (size_t j = 0; j < k; j++) {
                 ember_tensor_free(outputs[j]);
                 outputs[j] = NULL;

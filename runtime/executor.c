@@ -1,6 +1,10 @@
 /* The executor: runs a graph node by node. For every node: infer output shapes from the actual
  * inputs, take output buffers from the run context's arena (or alias / reuse an input buffer),
- * run the kernel, then hand buffers whose last reader has run back to the arena. */
+ * run the kernel, then hand buffers whose last reader has run back to the arena.
+ *
+ * Fixed cost per run matters for small models (an MLP runs in a few microseconds), so a run
+ * context keeps everything a run needs between runs: the value table, the arena, and per node
+ * the output shapes infer gave for the last input shapes (re-inferred only when those change). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,11 +17,36 @@ typedef struct em_block {
     bool used; /* touched during the current run */
 } em_block;
 
+/* Largest input value (bytes) that takes part in a node's shape memo; see memo_value_bytes. */
+#define MEMO_VALUE_BYTES 256
+
+/* What the shape memo remembers of one input of a node. */
+typedef struct memo_input {
+    ember_dtype dtype;
+    int rank; /* -2: input absent */
+    int64_t dims[EM_MAX_RANK];
+    uint32_t n_bytes; /* bytes of the value kept below (small inputs only) */
+    unsigned char bytes[MEMO_VALUE_BYTES];
+} memo_input;
+
+typedef struct node_memo {
+    bool valid;
+    memo_input *in; /* n_inputs */
+    em_tensor *out; /* n_outputs: dtype and shape only */
+} node_memo;
+
 struct em_run_ctx {
     struct ember_session *s;
     em_block *blocks;
     int n_blocks, cap_blocks;
     uint64_t arena_bytes;
+    uint64_t peak_bytes; /* most arena_bytes reached during the last run (outputs included) */
+    /* Root graph frame, kept across runs (NULL for the one-node frames of constant folding). */
+    em_tensor *vals;
+    int *block_of;
+    node_memo *memo; /* per root node; NULL where the node's shapes are always inferred */
+    memo_input *memo_in;
+    em_tensor *memo_out;
 };
 
 struct em_exec {
@@ -26,6 +55,8 @@ struct em_exec {
     em_tensor *vals;
     int *block_of; /* per value: arena block or -1 (input, constant, capture) */
     const int *last_use;
+    node_memo *memo; /* per node, or NULL (subgraphs, constant folding) */
+    bool owns_frame; /* vals / block_of allocated for this frame only */
     int scratch[16]; /* blocks taken by the running kernel */
     int n_scratch;
 };
@@ -78,6 +109,7 @@ static int arena_take(em_run_ctx *rc, size_t bytes, ember_error *err) {
     }
     rc->blocks[slot] = (em_block){.p = p, .cap = bytes, .refs = 1, .used = true};
     rc->arena_bytes += bytes;
+    if (rc->arena_bytes > rc->peak_bytes) rc->peak_bytes = rc->arena_bytes;
     return slot;
 }
 
@@ -99,6 +131,7 @@ static int arena_adopt(em_run_ctx *rc, void *p, size_t bytes, ember_error *err) 
     }
     rc->blocks[slot] = (em_block){.p = p, .cap = bytes, .refs = 1, .used = true};
     rc->arena_bytes += bytes;
+    if (rc->arena_bytes > rc->peak_bytes) rc->peak_bytes = rc->arena_bytes;
     return slot;
 }
 
@@ -121,9 +154,49 @@ static void arena_trim(em_run_ctx *rc) {
     }
 }
 
+/* The root graph's value table with constants in place; graph inputs are set per run. */
+static void frame_reset_values(const em_graph *g, em_tensor *vals, int *block_of) {
+    for (int v = 0; v < g->n_values; v++) {
+        block_of[v] = -1;
+        memset(&vals[v], 0, sizeof vals[v]);
+        vals[v].rank = -1;
+        if (g->values[v].constant) {
+            vals[v] = *g->values[v].constant;
+            vals[v].owns_data = false;
+        }
+    }
+}
+
 em_run_ctx *em_run_ctx_new(struct ember_session *s) {
     em_run_ctx *rc = calloc(1, sizeof *rc);
-    if (rc) rc->s = s;
+    if (!rc) return NULL;
+    rc->s = s;
+    const em_graph *g = s->graph;
+    size_t n_in = 0, n_out = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (!s->plan.memo_ok || !s->plan.memo_ok[i]) continue;
+        n_in += (size_t)g->nodes[i].n_inputs;
+        n_out += (size_t)g->nodes[i].n_outputs;
+    }
+    rc->vals = malloc(sizeof *rc->vals * ((size_t)g->n_values + 1));
+    rc->block_of = malloc(sizeof *rc->block_of * ((size_t)g->n_values + 1));
+    rc->memo = calloc((size_t)g->n_nodes + 1, sizeof *rc->memo);
+    rc->memo_in = calloc(n_in + 1, sizeof *rc->memo_in);
+    rc->memo_out = calloc(n_out + 1, sizeof *rc->memo_out);
+    if (!rc->vals || !rc->block_of || !rc->memo || !rc->memo_in || !rc->memo_out) {
+        em_run_ctx_free(rc);
+        return NULL;
+    }
+    frame_reset_values(g, rc->vals, rc->block_of);
+    memo_input *mi = rc->memo_in;
+    em_tensor *mo = rc->memo_out;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (!s->plan.memo_ok || !s->plan.memo_ok[i]) continue;
+        rc->memo[i].in = mi;
+        rc->memo[i].out = mo;
+        mi += g->nodes[i].n_inputs;
+        mo += g->nodes[i].n_outputs;
+    }
     return rc;
 }
 
@@ -131,6 +204,11 @@ void em_run_ctx_free(em_run_ctx *rc) {
     if (!rc) return;
     for (int i = 0; i < rc->n_blocks; i++) em_aligned_free(rc->blocks[i].p);
     free(rc->blocks);
+    free(rc->vals);
+    free(rc->block_of);
+    free(rc->memo);
+    free(rc->memo_in);
+    free(rc->memo_out);
     free(rc);
 }
 
@@ -189,6 +267,70 @@ static ember_status wrap_node(ember_error *err, ember_status st, const em_node *
     return em_wrap(err, st, "%s", desc);
 }
 
+/* ---- shape memo ----
+ * A node's output shapes are a function of its input dtypes and shapes, plus the values of
+ * inputs that carry shapes (Reshape's shape, Slice's starts, Range's limits...). Those are small
+ * integer tensors or float scalars / short float vectors (Resize scales); the memo keeps the
+ * values of such inputs too, so a change in them means a new infer. Only nodes whose static
+ * inference at load found every output's rank qualify (em_session_prepare): by the kernel
+ * contract, an infer whose shapes need input values it lacked reports rank -1 there. */
+
+static size_t memo_value_bytes(const em_tensor *t) {
+    int64_t n = em_numel(t);
+    size_t es = em_dtype_size(t->dtype);
+    bool small = em_dtype_is_float(t->dtype) ? n <= 8 && t->rank <= 1 : n <= 32;
+    if (!small || !t->data || n * (int64_t)es > MEMO_VALUE_BYTES) return 0;
+    return (size_t)n * es;
+}
+
+/* Whether input k of node n can change between runs (a graph input may override a default). */
+static bool input_varies(const em_graph *g, const em_node *n, int k) {
+    const em_value *v = &g->values[n->inputs[k]];
+    return !v->constant || v->is_input;
+}
+
+static bool memo_hit(const em_exec *ex, const em_node *n, const node_memo *m,
+                     em_tensor *const *in) {
+    if (!m->valid) return false;
+    for (int k = 0; k < n->n_inputs; k++) {
+        const memo_input *mi = &m->in[k];
+        if (!in[k]) {
+            if (mi->rank != -2) return false;
+            continue;
+        }
+        if (mi->rank != in[k]->rank || mi->dtype != in[k]->dtype) return false;
+        for (int d = 0; d < mi->rank; d++)
+            if (mi->dims[d] != in[k]->dims[d]) return false;
+        if (mi->n_bytes && memcmp(mi->bytes, in[k]->data, mi->n_bytes) != 0) return false;
+        if (!mi->n_bytes && input_varies(ex->g, n, k) && memo_value_bytes(in[k])) return false;
+    }
+    return true;
+}
+
+static void memo_store(const em_exec *ex, const em_node *n, node_memo *m, em_tensor *const *in,
+                       const em_tensor *outs) {
+    for (int k = 0; k < n->n_inputs; k++) {
+        memo_input *mi = &m->in[k];
+        mi->n_bytes = 0;
+        if (!in[k]) {
+            mi->rank = -2;
+            continue;
+        }
+        mi->dtype = in[k]->dtype;
+        mi->rank = in[k]->rank;
+        memcpy(mi->dims, in[k]->dims, sizeof mi->dims);
+        if (input_varies(ex->g, n, k)) {
+            mi->n_bytes = (uint32_t)memo_value_bytes(in[k]);
+            if (mi->n_bytes) memcpy(mi->bytes, in[k]->data, mi->n_bytes);
+        }
+    }
+    for (int k = 0; k < n->n_outputs; k++) {
+        memset(&m->out[k], 0, sizeof m->out[k]);
+        em_tensor_set_shape(&m->out[k], outs[k].dtype, outs[k].dims, outs[k].rank);
+    }
+    m->valid = true;
+}
+
 static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
     const em_graph *g = ex->g;
     em_node *n = &g->nodes[ni];
@@ -212,10 +354,19 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
         out_block[k] = -1;
     }
     outs_ready = true;
-    st = n->op->infer(n, n->state, in, outs, err);
-    if (st != EMBER_OK) {
-        wrap_node(err, st, n);
-        goto done;
+    node_memo *memo = ex->memo && ex->memo[ni].in ? &ex->memo[ni] : NULL;
+    if (memo && memo_hit(ex, n, memo, in)) {
+        for (int k = 0; k < n->n_outputs; k++)
+            em_tensor_set_shape(&outs[k], memo->out[k].dtype, memo->out[k].dims,
+                                memo->out[k].rank);
+    } else {
+        if (memo) memo->valid = false;
+        st = n->op->infer(n, n->state, in, outs, err);
+        if (st != EMBER_OK) {
+            wrap_node(err, st, n);
+            goto done;
+        }
+        if (memo) memo_store(ex, n, memo, in, outs);
     }
     unsigned flags = n->op->flags;
     for (int k = 0; k < n->n_outputs; k++) {
@@ -343,33 +494,37 @@ static ember_status run_frame(em_exec *ex, ember_error *err) {
     return EMBER_OK;
 }
 
+/* A frame over graph g. With rc->vals (the root graph of a session) the run context's value
+ * table is used as is; otherwise (subgraphs, constant folding) a new one is made. */
 static ember_status frame_init(em_exec *ex, em_run_ctx *rc, const em_graph *g, const int *last_use,
-                               ember_error *err) {
+                               bool root, ember_error *err) {
     memset(ex, 0, sizeof *ex);
     ex->rc = rc;
     ex->g = g;
     ex->last_use = last_use;
-    ex->vals = calloc((size_t)g->n_values + 1, sizeof(em_tensor));
+    if (root && rc->vals) {
+        ex->vals = rc->vals;
+        ex->block_of = rc->block_of;
+        ex->memo = rc->memo;
+        return EMBER_OK;
+    }
+    ex->owns_frame = true;
+    ex->vals = malloc(sizeof(em_tensor) * ((size_t)g->n_values + 1));
     ex->block_of = malloc(sizeof(int) * ((size_t)g->n_values + 1));
     if (!ex->vals || !ex->block_of) {
         free(ex->vals);
         free(ex->block_of);
+        ex->block_of = NULL;
         return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     }
-    for (int v = 0; v < g->n_values; v++) {
-        ex->block_of[v] = -1;
-        ex->vals[v].rank = -1;
-        if (g->values[v].constant) {
-            ex->vals[v] = *g->values[v].constant;
-            ex->vals[v].owns_data = false;
-        }
-    }
+    frame_reset_values(g, ex->vals, ex->block_of);
     return EMBER_OK;
 }
 
 static void frame_free(em_exec *ex) {
     if (ex->block_of)
         for (int v = 0; v < ex->g->n_values; v++) release_value(ex, v);
+    if (!ex->owns_frame) return;
     free(ex->vals);
     free(ex->block_of);
 }
@@ -392,20 +547,52 @@ static ember_status check_input(const em_graph *g, int v, const em_tensor *t, em
     return EMBER_OK;
 }
 
+/* Give output value v to the caller in *out: the arena block itself when only v holds it
+ * and it is not much larger than the tensor (no copy), else a copy. */
+static ember_status hand_over(em_exec *ex, int v, bool shared, em_tensor *out, ember_error *err) {
+    const em_tensor *t = &ex->vals[v];
+    int b = ex->block_of[v];
+    em_run_ctx *rc = ex->rc;
+    size_t bytes = em_nbytes(t);
+    if (!shared && b >= 0 && rc->blocks[b].refs == 1 && rc->blocks[b].p == t->data &&
+        rc->blocks[b].cap <= 2 * bytes + 4096) {
+        *out = *t;
+        out->capacity = rc->blocks[b].cap;
+        out->owns_data = true;
+        rc->arena_bytes -= rc->blocks[b].cap;
+        rc->blocks[b] = (em_block){0};
+        ex->block_of[v] = -1;
+        return EMBER_OK;
+    }
+    *out = *t;
+    out->capacity = bytes ? bytes : 1;
+    out->data = em_aligned_alloc(out->capacity);
+    out->owns_data = true;
+    if (!out->data)
+        return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory allocating %zu bytes", bytes);
+    if (bytes) memcpy(out->data, t->data, bytes);
+    return EMBER_OK;
+}
+
 ember_status em_execute(struct ember_session *s, em_run_ctx *rc, em_tensor *const *inputs,
-                        const int *output_values, int n_outputs, em_tensor **outputs,
+                        const int *output_values, int n_outputs, em_tensor *outputs,
                         ember_error *err) {
     const em_graph *g = s->graph;
-    for (int k = 0; k < n_outputs; k++) outputs[k] = NULL;
+    for (int k = 0; k < n_outputs; k++) outputs[k] = (em_tensor){.rank = -1};
     em_exec ex;
-    EM_TRY(frame_init(&ex, rc, g, s->plan.last_use, err));
+    EM_TRY(frame_init(&ex, rc, g, s->plan.last_use, true, err));
+    rc->peak_bytes = rc->arena_bytes;
     ember_status st = EMBER_OK;
     for (int i = 0; i < g->n_inputs && st == EMBER_OK; i++) {
         int v = g->inputs[i];
         if (!inputs[i]) {
-            if (!g->values[v].constant)
+            if (!g->values[v].constant) {
                 st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "required input '%s' is missing",
                              g->values[v].name);
+                continue;
+            }
+            ex.vals[v] = *g->values[v].constant; /* the default (an earlier run may have set it) */
+            ex.vals[v].owns_data = false;
             continue;
         }
         st = check_input(g, v, inputs[i], err);
@@ -414,13 +601,15 @@ ember_status em_execute(struct ember_session *s, em_run_ctx *rc, em_tensor *cons
     }
     if (st == EMBER_OK) st = run_frame(&ex, err);
     for (int k = 0; k < n_outputs && st == EMBER_OK; k++) {
-        outputs[k] = em_tensor_clone(&ex.vals[output_values[k]], err);
-        if (!outputs[k]) st = err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+        bool shared = false; /* the same output asked for twice */
+        for (int j = 0; j < n_outputs; j++)
+            if (j != k && output_values[j] == output_values[k]) shared = true;
+        st = hand_over(&ex, output_values[k], shared, &outputs[k], err);
     }
     if (st != EMBER_OK)
         for (int k = 0; k < n_outputs; k++) {
-            em_tensor_free(outputs[k]);
-            outputs[k] = NULL;
+            if (outputs[k].owns_data) em_aligned_free(outputs[k].data);
+            outputs[k] = (em_tensor){.rank = -1};
         }
     frame_free(&ex);
     arena_trim(rc);
@@ -437,7 +626,7 @@ ember_status em_exec_subgraph(em_exec *parent, const em_graph *g, em_tensor *con
     em_plan plan;
     EM_TRY(em_plan_build(g, &plan, err));
     em_exec ex;
-    ember_status st = frame_init(&ex, parent->rc, g, plan.last_use, err);
+    ember_status st = frame_init(&ex, parent->rc, g, plan.last_use, false, err);
     if (st != EMBER_OK) {
         em_plan_free(&plan);
         return st;
@@ -516,9 +705,30 @@ void em_session_release_kernels(em_graph *g) {
     }
 }
 
+/* Nodes whose output shapes may be memoized per input signature (see memo_hit): plain
+ * kernels (no subgraphs, no kernel-allocated outputs) whose outputs all got a rank at load. */
+static ember_status plan_memo(const em_graph *g, em_plan *plan, ember_error *err) {
+    plan->memo_ok = calloc((size_t)g->n_nodes + 1, 1);
+    if (!plan->memo_ok) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    for (int i = 0; i < g->n_nodes; i++) {
+        const em_node *n = &g->nodes[i];
+        bool ok = n->n_inputs == n->n_explicit_inputs && !(n->op->flags & EM_OP_DYNAMIC_OUTPUTS);
+        for (int a = 0; a < n->n_attrs && ok; a++)
+            if (n->attrs[a].g || n->attrs[a].graphs) ok = false;
+        for (int k = 0; k < n->n_outputs && ok; k++) {
+            int v = n->outputs[k];
+            if (v >= 0 && (g->values[v].info.rank < 0 || g->values[v].info.dtype == EMBER_UNDEFINED))
+                ok = false;
+        }
+        plan->memo_ok[i] = ok;
+    }
+    return EMBER_OK;
+}
+
 ember_status em_session_prepare(struct ember_session *s, ember_error *err) {
     EM_TRY(create_kernels(s->graph, s->model->path, err));
-    return em_plan_build(s->graph, &s->plan, err);
+    EM_TRY(em_plan_build(s->graph, &s->plan, err));
+    return plan_memo(s->graph, &s->plan, err);
 }
 
 /* Liveness of subgraph values is computed per call; nothing else to plan here. */
@@ -551,7 +761,7 @@ ember_status em_fold_node(const em_graph *g, em_node *n, em_tensor **outputs, em
         return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     }
     for (int v = 0; v < g->n_values; v++) last_use[v] = 1; /* keep everything alive */
-    st = frame_init(&ex, &rc, g, last_use, err);
+    st = frame_init(&ex, &rc, g, last_use, false, err);
     if (st == EMBER_OK) {
         void *saved = n->state;
         n->state = state;
@@ -581,7 +791,7 @@ uint64_t em_session_arena_bytes(struct ember_session *s) {
     uint64_t best = 0;
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < s->n_idle; i++)
-        if (s->idle[i]->arena_bytes > best) best = s->idle[i]->arena_bytes;
+        if (s->idle[i]->peak_bytes > best) best = s->idle[i]->peak_bytes;
     pthread_mutex_unlock(&s->lock);
     return best;
 }

@@ -143,11 +143,16 @@ int64_t em_graph_opset(const em_graph *g, const char *domain) {
 
 static ember_status copy_attr(em_attr *d, const em_attr *s, ember_error *err);
 
+/* Tensors of a clone (initializers, attribute tensors) are views of the source's data:
+ * constants are immutable, and a model's weights should not sit in memory once per session. */
 static ember_status copy_tensor(em_tensor **d, const em_tensor *s, ember_error *err) {
     *d = NULL;
     if (!s) return EMBER_OK;
-    *d = em_tensor_clone(s, err);
-    return *d ? EMBER_OK : EMBER_ERR_OUT_OF_MEMORY;
+    *d = malloc(sizeof **d);
+    if (!*d) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    **d = *s;
+    (*d)->owns_data = false;
+    return EMBER_OK;
 }
 
 static ember_status copy_attr(em_attr *d, const em_attr *s, ember_error *err) {

@@ -93,6 +93,7 @@ typedef struct em_graph {
 
 em_graph *em_graph_new(void);
 void em_graph_free(em_graph *g);
+/* A copy whose constants (and attribute tensors) are views of g's: g must outlive it. */
 em_graph *em_graph_clone(const em_graph *g, ember_error *err);
 
 /* Find a value by name in this graph only; -1 if absent. */

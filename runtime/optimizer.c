@@ -42,7 +42,7 @@ static int pass_remove_identity(em_graph *g) {
         if (is_op(n, "Dropout") && n->n_explicit_inputs >= 1) {
             bool mask_used = n->n_outputs > 1 && n->outputs[1] >= 0 &&
                              g->values[n->outputs[1]].n_consumers > 0;
-            const em_tensor *training = em_node_const_input(g, n, 2);
+            const em_tensor *training = em_node_fixed_input(g, n, 2);
             bool train = n->n_explicit_inputs > 2 && n->inputs[2] >= 0 &&
                          (!training || em_get_f64(training, 0) != 0);
             identity = !mask_used && !train;
@@ -107,7 +107,7 @@ static ember_status pass_fold_constants(em_graph *g, int *changed, ember_error *
         for (int k = 0; k < n->n_inputs && all_const; k++) {
             int v = n->inputs[k];
             if (v < 0) continue;
-            if (!g->values[v].constant) all_const = false;
+            if (!em_fixed_const(g, v)) all_const = false;
             else in_bytes += em_nbytes(g->values[v].constant);
         }
         bool any_out = false;

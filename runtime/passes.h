@@ -5,6 +5,17 @@
 
 #include "kernel.h"
 
+/* The constant behind value v if it is fixed: not an initializer that the caller may override
+ * through a graph input of the same name (IR < 4 models list weights as inputs). */
+static inline const em_tensor *em_fixed_const(const em_graph *g, int v) {
+    return v >= 0 && !g->values[v].is_input ? g->values[v].constant : NULL;
+}
+
+/* em_fixed_const of input i of node n (NULL if absent). */
+static inline const em_tensor *em_node_fixed_input(const em_graph *g, const em_node *n, int i) {
+    return i >= 0 && i < n->n_inputs ? em_fixed_const(g, n->inputs[i]) : NULL;
+}
+
 int em_pass_fold_shapes(em_graph *g);
 int em_pass_fold_conv_bn(em_graph *g);        /* changes rounding: EMBER_OPT_ALL only */
 int em_pass_fuse_activations(em_graph *g);

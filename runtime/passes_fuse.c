@@ -103,37 +103,99 @@ static bool fully_static(const em_tensor *t) {
     return true;
 }
 
-/* Shape / Size of a value whose shape is fully known at load become constants, so the
- * Shape -> Gather -> Concat -> Reshape chains that exporters emit fold away. */
+/* The [start, end) range of dims a Shape node reports for an input of rank r (opset 15 adds
+ * start / end; out-of-range values clamp). */
+static void shape_range(const em_node *n, int r, int64_t *start, int64_t *end) {
+    int64_t s = em_attr_int(n, "start", 0), e = em_attr_int(n, "end", r);
+    if (s < 0) s += r;
+    if (e < 0) e += r;
+    *start = s < 0 ? 0 : s > r ? r : s;
+    *end = e < *start ? *start : e > r ? r : e;
+}
+
+/* Static info of value v: its fixed constant, else what inference found. */
+static const em_tensor *static_info(const em_graph *g, int v) {
+    return em_fixed_const(g, v) ? g->values[v].constant : &g->values[v].info;
+}
+
+static bool dims_static(const em_tensor *t, int64_t start, int64_t end) {
+    if (t->rank < 0) return false;
+    for (int64_t d = start; d < end; d++)
+        if (t->dims[d] < 0) return false;
+    return true;
+}
+
+static void make_constant(em_graph *g, int v, em_tensor *t) {
+    em_value *out = &g->values[v];
+    out->constant = t;
+    em_tensor_set_shape(&out->info, t->dtype, t->dims, t->rank);
+}
+
+static int producer_of(const em_graph *g, int v);
+
+/* Gather(Shape(x), constant indices) picking dims of x known at load: a constant, even when
+ * other dims of x (the batch) are symbolic. PyTorch exports of attention are full of these. */
+static bool fold_gather_of_shape(em_graph *g, em_node *n) {
+    if (!onnx_op(n, "Gather") || n->n_inputs != 2 || n->inputs[0] < 0 || n->outputs[0] < 0 ||
+        g->values[n->outputs[0]].is_output || em_attr_int(n, "axis", 0) != 0)
+        return false;
+    const em_tensor *idx = em_node_fixed_input(g, n, 1);
+    if (!idx || idx->rank > 1 || (idx->dtype != EMBER_INT64 && idx->dtype != EMBER_INT32))
+        return false;
+    int p = producer_of(g, n->inputs[0]);
+    if (p < 0 || !onnx_op(&g->nodes[p], "Shape") || g->nodes[p].inputs[0] < 0) return false;
+    const em_tensor *info = static_info(g, g->nodes[p].inputs[0]);
+    if (info->rank < 0) return false;
+    int64_t start, end;
+    shape_range(&g->nodes[p], info->rank, &start, &end);
+    int64_t len = end - start, count = em_numel(idx);
+    for (int64_t k = 0; k < count; k++) {
+        int64_t i = em_get_i64(idx, k);
+        if (i < -len || i >= len || info->dims[start + (i < 0 ? i + len : i)] < 0) return false;
+    }
+    em_tensor *t = em_tensor_new(EMBER_INT64, idx->dims, idx->rank, NULL);
+    if (!t) return false;
+    for (int64_t k = 0; k < count; k++) {
+        int64_t i = em_get_i64(idx, k);
+        ((int64_t *)t->data)[k] = info->dims[start + (i < 0 ? i + len : i)];
+    }
+    make_constant(g, n->outputs[0], t);
+    return true;
+}
+
+/* Shape / Size of a value whose (reported) dims are known at load become constants, so the
+ * Shape -> Gather -> Concat -> Reshape chains that exporters emit fold away; with a symbolic
+ * batch, the Gathers that pick static dims still fold. */
 int em_pass_fold_shapes(em_graph *g) {
     int changed = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         em_node *n = &g->nodes[i];
+        if (!n->op_type) continue;
+        if (fold_gather_of_shape(g, n)) {
+            remove_node(n);
+            changed++;
+            continue;
+        }
         bool shape = onnx_op(n, "Shape"), size = onnx_op(n, "Size");
         if ((!shape && !size) || n->n_inputs < 1 || n->inputs[0] < 0 || n->outputs[0] < 0) continue;
-        const em_value *in = &g->values[n->inputs[0]];
-        const em_tensor *info = in->constant ? in->constant : &in->info;
-        if (!fully_static(info) || g->values[n->outputs[0]].is_output) continue;
+        const em_tensor *info = static_info(g, n->inputs[0]);
+        if (info->rank < 0 || g->values[n->outputs[0]].is_output) continue;
         em_tensor *t;
         if (shape) {
-            int64_t start = em_attr_int(n, "start", 0), end = em_attr_int(n, "end", info->rank);
-            int r = info->rank;
-            if (start < 0) start += r;
-            if (end < 0) end += r;
-            if (start < 0) start = 0;
-            if (end > r) end = r;
-            int64_t len = end > start ? end - start : 0;
+            int64_t start, end;
+            shape_range(n, info->rank, &start, &end);
+            if (!dims_static(info, start, end)) continue;
+            int64_t len = end - start;
             t = em_tensor_new(EMBER_INT64, &len, 1, NULL);
             if (!t) continue;
             for (int64_t k = 0; k < len; k++) ((int64_t *)t->data)[k] = info->dims[start + k];
         } else {
+            if (!fully_static(info)) continue;
             t = em_tensor_new(EMBER_INT64, NULL, 0, NULL);
             if (!t) continue;
             *(int64_t *)t->data = em_shape_numel(info->dims, info->rank);
         }
-        em_value *out = &g->values[n->outputs[0]];
-        out->constant = t;
-        em_tensor_set_shape(&out->info, t->dtype, t->dims, t->rank);
+        make_constant(g, n->outputs[0], t);
         remove_node(n);
         changed++;
     }
@@ -147,8 +209,8 @@ int em_pass_fold_conv_bn(em_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) {
         em_node *conv = &g->nodes[i];
         if (!onnx_op(conv, "Conv") || conv->n_outputs != 1) continue;
-        const em_tensor *w = em_node_const_input(g, conv, 1);
-        const em_tensor *b = conv->n_inputs > 2 ? em_node_const_input(g, conv, 2) : NULL;
+        const em_tensor *w = em_node_fixed_input(g, conv, 1);
+        const em_tensor *b = conv->n_inputs > 2 ? em_node_fixed_input(g, conv, 2) : NULL;
         bool has_b = conv->n_inputs > 2 && conv->inputs[2] >= 0;
         if (!w || w->dtype != EMBER_FLOAT || w->rank < 3 || (has_b && !b)) continue;
         int c = sole_consumer(g, conv->outputs[0]);
@@ -163,8 +225,8 @@ int em_pass_fold_conv_bn(em_graph *g) {
             if (extra) continue;
         }
         if (em_attr_int(bn, "training_mode", 0) != 0) continue;
-        const em_tensor *sc = em_node_const_input(g, bn, 1), *bi = em_node_const_input(g, bn, 2),
-                        *mu = em_node_const_input(g, bn, 3), *var = em_node_const_input(g, bn, 4);
+        const em_tensor *sc = em_node_fixed_input(g, bn, 1), *bi = em_node_fixed_input(g, bn, 2),
+                        *mu = em_node_fixed_input(g, bn, 3), *var = em_node_fixed_input(g, bn, 4);
         int64_t m = w->dims[0];
         if (!sc || !bi || !mu || !var || em_numel(sc) != m || em_numel(bi) != m ||
             em_numel(mu) != m || em_numel(var) != m || sc->dtype != EMBER_FLOAT ||
@@ -250,7 +312,7 @@ static bool activation_of(const em_graph *g, const em_node *n, const char **name
             params[1] = INFINITY;
             for (int k = 1; k <= 2; k++) {
                 if (n->n_inputs <= k || n->inputs[k] < 0) continue;
-                const em_tensor *t = em_node_const_input(g, n, k);
+                const em_tensor *t = em_node_fixed_input(g, n, k);
                 if (!t || t->dtype != EMBER_FLOAT || em_numel(t) != 1) return false;
                 params[k - 1] = ((const float *)t->data)[0];
             }
@@ -265,6 +327,84 @@ static bool activation_of(const em_graph *g, const em_node *n, const char **name
 static const em_tensor *out_info(const em_graph *g, const em_node *n) {
     if (n->n_outputs < 1 || n->outputs[0] < 0) return NULL;
     return &g->values[n->outputs[0]].info;
+}
+
+/* The live node producing value v, or -1 (an input or constant). Scanned, because the fusion
+ * pass rewires outputs without updating em_value.producer. */
+static int producer_of(const em_graph *g, int v) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        const em_node *n = &g->nodes[i];
+        if (!n->op_type) continue;
+        for (int k = 0; k < n->n_outputs; k++)
+            if (n->outputs[k] == v) return i;
+    }
+    return -1;
+}
+
+/* Operators whose output's dim 0 is their input 0's dim 0. */
+static bool keeps_dim0(const em_node *n) {
+    static const char *const ops[] = {
+        "Conv", "BatchNormalization", "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh",
+        "HardSigmoid", "HardSwish", "MaxPool", "AveragePool", "GlobalAveragePool",
+        "GlobalMaxPool", "Identity", "Dropout", "InstanceNormalization", NULL};
+    if (is_op(n, "ai.ember", "FusedConv")) return true;
+    for (int i = 0; ops[i]; i++)
+        if (onnx_op(n, ops[i])) return true;
+    return false;
+}
+
+/* The value whose dim 0 value v's dim 0 provably equals at run time, following producers up
+ * through keeps_dim0 operators and through elementwise Add / Mul / Sub whose two inputs share
+ * such a root (or whose other input is a constant that cannot widen dim 0). -1 if unknown. */
+static int dim0_root(const em_graph *g, int v, int depth) {
+    while (v >= 0 && depth++ < 10000) {
+        int p = producer_of(g, v);
+        if (p < 0) return v;
+        const em_node *n = &g->nodes[p];
+        if (n->n_inputs < 1 || n->inputs[0] < 0 || n->outputs[0] != v) return -1;
+        if (keeps_dim0(n)) {
+            v = n->inputs[0];
+            continue;
+        }
+        if (!(onnx_op(n, "Add") || onnx_op(n, "Mul") || onnx_op(n, "Sub")) || n->n_inputs != 2)
+            return -1;
+        const em_tensor *out = &g->values[v].info;
+        int roots[2];
+        for (int k = 0; k < 2; k++) {
+            int in = n->inputs[k];
+            const em_tensor *c = em_fixed_const(g, in);
+            if (c) { /* a constant must not broadcast dim 0 wider */
+                roots[k] = c->rank < out->rank || (c->rank > 0 && c->dims[0] == 1) ? -2 : -1;
+                continue;
+            }
+            roots[k] = g->values[in].info.rank == out->rank ? dim0_root(g, in, depth) : -1;
+        }
+        if (roots[0] == -1 || roots[1] == -1 || (roots[0] == -2 && roots[1] == -2)) return -1;
+        if (roots[0] >= 0 && roots[1] >= 0 && roots[0] != roots[1]) return -1;
+        return roots[0] >= 0 ? roots[0] : roots[1];
+    }
+    return -1;
+}
+
+/* Whether Z has exactly the conv output's shape whatever the input sizes: equal static dims,
+ * and an unknown dim 0 (the batch) only if both come from the same value's dim 0. */
+static bool residual_fits(const em_graph *g, const em_node *conv, int z, const em_tensor *oi) {
+    const em_value *zv = &g->values[z];
+    const em_tensor *zi = em_fixed_const(g, z) ? zv->constant : &zv->info;
+    if (zi->dtype != EMBER_FLOAT || zi->rank < 1 || zi->rank != oi->rank) return false;
+    bool batch_unknown = false;
+    for (int d = 0; d < zi->rank; d++) {
+        if (zi->dims[d] >= 0 && oi->dims[d] >= 0) {
+            if (zi->dims[d] != oi->dims[d]) return false;
+        } else if (d == 0 && zi->dims[0] < 0 && oi->dims[0] < 0) {
+            batch_unknown = true;
+        } else {
+            return false;
+        }
+    }
+    if (!batch_unknown) return true;
+    int root = dim0_root(g, conv->inputs[0], 0);
+    return root >= 0 && root == dim0_root(g, z, 0);
 }
 
 /* Conv / Gemm / MatMul followed by an activation (and, for Conv, a residual Add before it)
@@ -286,13 +426,10 @@ int em_pass_fuse_activations(em_graph *g) {
         if (c < 0) continue;
         em_node *next = &g->nodes[c];
         int z = -1;
-        /* Residual: Conv -> Add(conv, Z) with Z of exactly the output's (static) shape. */
+        /* Residual: Conv -> Add(conv, Z) with Z of exactly the output's shape. */
         if (strcmp(fused, "FusedConv") == 0 && onnx_op(next, "Add") && next->n_inputs == 2) {
             int other = next->inputs[0] == n->outputs[0] ? next->inputs[1] : next->inputs[0];
-            const em_value *ov = &g->values[other];
-            const em_tensor *zi = ov->constant ? ov->constant : &ov->info;
-            if (other != n->outputs[0] && fully_static(oi) && fully_static(zi) &&
-                em_same_shape(zi, oi) && zi->dtype == EMBER_FLOAT) {
+            if (other >= 0 && other != n->outputs[0] && residual_fits(g, n, other, oi)) {
                 /* Z must be ready before the conv runs: it is, in topological order, unless
                  * Z is produced after the conv; the final re-sort checks that. */
                 z = other;
@@ -345,7 +482,7 @@ int em_pass_matmul_add_to_gemm(em_graph *g) {
         em_node *mm = &g->nodes[i];
         if (!onnx_op(mm, "MatMul") || mm->n_inputs != 2) continue;
         const em_value *a = &g->values[mm->inputs[0]];
-        const em_tensor *b = em_node_const_input(g, mm, 1);
+        const em_tensor *b = em_node_fixed_input(g, mm, 1);
         if (!b || b->rank != 2 || b->dtype != EMBER_FLOAT || a->info.rank != 2 ||
             a->info.dtype != EMBER_FLOAT)
             continue;
@@ -354,7 +491,7 @@ int em_pass_matmul_add_to_gemm(em_graph *g) {
         em_node *add = &g->nodes[c];
         if (!onnx_op(add, "Add") || add->n_inputs != 2) continue;
         int bias_v = add->inputs[0] == mm->outputs[0] ? add->inputs[1] : add->inputs[0];
-        const em_tensor *bias = g->values[bias_v].constant;
+        const em_tensor *bias = em_fixed_const(g, bias_v);
         int64_t n_cols = b->dims[1];
         if (!bias || bias->dtype != EMBER_FLOAT || em_numel(bias) != n_cols ||
             !(bias->rank == 1 || (bias->rank == 2 && bias->dims[0] == 1)))

@@ -7,6 +7,7 @@
 #include "session.h"
 
 ember_status em_plan_build(const em_graph *g, em_plan *plan, ember_error *err) {
+    plan->memo_ok = NULL;
     plan->last_use = malloc(sizeof(int) * ((size_t)g->n_values + 1));
     if (!plan->last_use) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     for (int v = 0; v < g->n_values; v++) plan->last_use[v] = -1;
@@ -20,4 +21,6 @@ ember_status em_plan_build(const em_graph *g, em_plan *plan, ember_error *err) {
 void em_plan_free(em_plan *plan) {
     free(plan->last_use);
     plan->last_use = NULL;
+    free(plan->memo_ok);
+    plan->memo_ok = NULL;
 }

@@ -77,14 +77,24 @@ ember_status em_registry_add(const em_op *op, ember_error *err) {
     return st;
 }
 
+/* The table is sorted by op_type (scripts/gen_onnx_versions.py writes it so; a unit test
+ * checks it): kernels call this while running, so it is a binary search. */
 int em_onnx_op_version(const char *op_type, int64_t opset) {
-    size_t n = sizeof k_onnx_versions / sizeof k_onnx_versions[0];
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(k_onnx_versions[i].op_type, op_type) != 0) continue;
-        int best = 0;
-        for (int k = 0; k < 12 && k_onnx_versions[i].versions[k]; k++)
-            if (k_onnx_versions[i].versions[k] <= opset) best = k_onnx_versions[i].versions[k];
-        return best;
+    size_t lo = 0, hi = sizeof k_onnx_versions / sizeof k_onnx_versions[0];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(k_onnx_versions[mid].op_type, op_type);
+        if (c < 0) {
+            lo = mid + 1;
+        } else if (c > 0) {
+            hi = mid;
+        } else {
+            int best = 0;
+            const int *v = k_onnx_versions[mid].versions;
+            for (int k = 0; k < 12 && v[k]; k++)
+                if (v[k] <= opset) best = v[k];
+            return best;
+        }
     }
     return 0;
 }

@@ -11,6 +11,8 @@
 typedef struct em_plan {
     int *last_use; /* per value: last node index reading it; n_nodes for graph outputs,
                       -1 for values nobody reads */
+    bool *memo_ok; /* per node: output shapes may be reused while input shapes repeat (root
+                      graph of a session only; NULL otherwise) */
 } em_plan;
 
 ember_status em_plan_build(const em_graph *g, em_plan *plan, ember_error *err);
@@ -38,10 +40,10 @@ ember_status em_optimize(em_graph *g, ember_opt_level level, ember_error *err);
 /* Executor (executor.c). */
 em_run_ctx *em_run_ctx_new(struct ember_session *s);
 void em_run_ctx_free(em_run_ctx *c);
-/* inputs: one tensor per graph input slot (NULL where not given); outputs: one new tensor per
- * requested output value id. */
+/* inputs: one tensor per graph input slot (NULL where not given); outputs[k] receives the
+ * value of output_values[k] with data it owns (owns_data; free with em_aligned_free). */
 ember_status em_execute(struct ember_session *s, em_run_ctx *c, em_tensor *const *inputs,
-                        const int *output_values, int n_outputs, em_tensor **outputs,
+                        const int *output_values, int n_outputs, em_tensor *outputs,
                         ember_error *err);
 ember_status em_session_prepare(struct ember_session *s, ember_error *err);
 void em_session_release_kernels(em_graph *g);
@@ -51,6 +53,7 @@ void em_session_release_kernels(em_graph *g);
 /* Run one node whose inputs are all constants (used by constant folding). outputs[k] receive
  * new tensors (NULL for omitted outputs). */
 ember_status em_fold_node(const em_graph *g, em_node *n, em_tensor **outputs, ember_error *err);
-/* Largest scratch arena among the session's idle run contexts (bytes), for tests and bench. */
+/* Largest arena among the session's idle run contexts during their last run (bytes, outputs
+ * included), for tests and bench. */
 uint64_t em_session_arena_bytes(struct ember_session *s);
 #endif

@@ -6,6 +6,8 @@
 #include "kernel.h"
 
 int em_cpu_count(void);
+/* Make BLAS run on its calling thread (once per process; see threadpool.c). */
+void em_blas_single_thread(void);
 ember_status em_threadpool_new(int threads, ember_threadpool **out, ember_error *err);
 void em_threadpool_delete(ember_threadpool *p);
 int em_threadpool_threads(const ember_threadpool *p);

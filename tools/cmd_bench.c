@@ -14,7 +14,18 @@ static double now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Peak resident memory of this process. Linux's ru_maxrss keeps the parent's peak across
+ * fork + exec (a benchmark driver's own memory would show up here), so VmHWM first. */
 static long peak_rss_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[256];
+        long kb = -1;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+        fclose(f);
+        if (kb >= 0) return kb;
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss;
@@ -264,8 +275,8 @@ int cmd_bench(int argc, char **argv) {
     if (json) {
         printf("{\"model\": \"%s\", \"batch\": %lld, \"threads\": %lld, \"concurrent\": %lld, "
                "\"iters\": %d, \"session_create_ms\": %.4f, \"first_run_ms\": %.4f, "
-               "\"median_ms\": %.4f, \"mean_ms\": %.4f, \"p10_ms\": %.4f, \"p90_ms\": %.4f, "
-               "\"p99_ms\": %.4f, \"min_ms\": %.4f, \"runs_per_second\": %.2f, "
+               "\"median_ms\": %.6f, \"mean_ms\": %.6f, \"p10_ms\": %.6f, \"p90_ms\": %.6f, "
+               "\"p99_ms\": %.6f, \"min_ms\": %.6f, \"runs_per_second\": %.2f, "
                "\"peak_rss_kb\": %ld}\n",
                path, batch, threads, concurrent, n, create_ms, first_ms, pct(all, n, 50), mean,
                pct(all, n, 10), pct(all, n, 90), pct(all, n, 99), all[0], rps, rss);

@@ -1,0 +1,409 @@
+/* Optimizer passes: each fires on a model made for it (tests/fixtures/make_pass_models.py),
+ * the optimized graph computes what EMBER_OPT_NONE computes (bit for bit, except where a pass
+ * changes rounding), and it does not fire where it must not: a graph output in the middle, a
+ * second reader, weights that are not constants. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ember.h"
+
+#define MAX_IO 8
+
+static const char *model_path(const char *name) {
+    static char buf[4096];
+    const char *dir = getenv("EMBER_PASS_FIXTURES");
+    snprintf(buf, sizeof buf, "%s/%s.onnx", dir ? dir : "build/tests/pass_fixtures", name);
+    return buf;
+}
+
+static ember_model *load(const char *name) {
+    ember_model *m = NULL;
+    ember_error err = {0};
+    cr_assert_eq(ember_model_load_file(model_path(name), NULL, &m, &err), EMBER_OK, "%s: %s",
+                 name, err.message);
+    return m;
+}
+
+/* Random inputs of the declared shapes, symbolic dims set to 2 (deterministic). */
+typedef struct inputs {
+    size_t n;
+    const char *names[MAX_IO];
+    ember_tensor *t[MAX_IO];
+} inputs;
+
+static void make_inputs(const ember_model *m, inputs *in) {
+    uint64_t seed = 0x243f6a8885a308d3ull;
+    in->n = ember_model_input_count(m);
+    cr_assert(in->n <= MAX_IO);
+    for (size_t i = 0; i < in->n; i++) {
+        ember_value_info vi;
+        ember_error err;
+        cr_assert_eq(ember_model_input(m, i, &vi), EMBER_OK);
+        int64_t dims[EMBER_MAX_RANK];
+        for (int d = 0; d < vi.rank; d++) dims[d] = vi.dims[d] >= 0 ? vi.dims[d] : 2;
+        in->names[i] = vi.name;
+        cr_assert_eq(ember_tensor_create(vi.dtype, dims, vi.rank, &in->t[i], &err), EMBER_OK);
+        cr_assert_eq(vi.dtype, EMBER_FLOAT, "input %s: only float inputs here", vi.name);
+        float *p = ember_tensor_data(in->t[i]);
+        for (int64_t e = 0; e < ember_tensor_element_count(in->t[i]); e++) {
+            seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+            p[e] = (float)((double)(seed >> 11) / 9007199254740992.0 * 4.0 - 2.0);
+        }
+    }
+}
+
+static void free_inputs(inputs *in) {
+    for (size_t i = 0; i < in->n; i++) ember_tensor_free(in->t[i]);
+}
+
+typedef struct result {
+    size_t n;
+    ember_tensor *out[MAX_IO];
+    char graph[8192]; /* the graph as it runs */
+} result;
+
+static void run_level(const ember_model *m, ember_opt_level level, const inputs *in, result *r) {
+    ember_session_options o;
+    ember_session_options_init(&o);
+    o.opt_level = level;
+    o.threads = 1;
+    ember_session *s = NULL;
+    ember_error err = {0};
+    cr_assert_eq(ember_session_create(m, &o, &s, &err), EMBER_OK, "%s", err.message);
+    ember_session_describe(s, r->graph, sizeof r->graph);
+    r->n = ember_model_output_count(m);
+    cr_assert(r->n <= MAX_IO);
+    const char *names[MAX_IO];
+    for (size_t k = 0; k < r->n; k++) {
+        ember_value_info vi;
+        ember_model_output(m, k, &vi);
+        names[k] = vi.name;
+    }
+    cr_assert_eq(ember_session_run(s, in->names, (const ember_tensor *const *)in->t, in->n, names,
+                                   r->n, r->out, &err),
+                 EMBER_OK, "%s", err.message);
+    ember_session_free(s);
+}
+
+static void free_result(result *r) {
+    for (size_t k = 0; k < r->n; k++) ember_tensor_free(r->out[k]);
+}
+
+/* Lines of the described graph that run operator `op` ("Conv", "ai.ember:FusedConv"). */
+static int count_op(const char *graph, const char *op) {
+    int count = 0;
+    size_t len = strlen(op);
+    for (const char *line = graph; line && *line; line = strchr(line, '\n')) {
+        if (*line == '\n') line++;
+        if (strncmp(line, op, len) == 0 && strncmp(line + len, " '", 2) == 0) count++;
+    }
+    return count;
+}
+
+/* Outputs equal: bit for bit when tol == 0, else |a - b| <= tol * (1 + |b|). */
+static void expect_same(const result *opt, const result *ref, double tol, const char *model) {
+    cr_assert_eq(opt->n, ref->n);
+    for (size_t k = 0; k < ref->n; k++) {
+        const ember_tensor *a = opt->out[k], *b = ref->out[k];
+        cr_assert_eq(ember_tensor_rank(a), ember_tensor_rank(b), "%s: output %zu rank", model, k);
+        for (int d = 0; d < ember_tensor_rank(a); d++)
+            cr_assert_eq(ember_tensor_dims(a)[d], ember_tensor_dims(b)[d], "%s: output %zu dims",
+                         model, k);
+        const float *x = ember_tensor_const_data(a), *y = ember_tensor_const_data(b);
+        for (int64_t i = 0; i < ember_tensor_element_count(b); i++) {
+            if (tol == 0)
+                cr_assert(memcmp(&x[i], &y[i], sizeof(float)) == 0,
+                          "%s: output %zu [%lld]: optimized %.9g, as written %.9g", model, k,
+                          (long long)i, x[i], y[i]);
+            else
+                cr_assert(fabs((double)x[i] - y[i]) <= tol * (1 + fabs((double)y[i])),
+                          "%s: output %zu [%lld]: optimized %.9g, as written %.9g", model, k,
+                          (long long)i, x[i], y[i]);
+        }
+    }
+}
+
+/* Runs `model` as written and optimized; returns the optimized graph's description in `graph`
+ * after checking that both compute the same outputs. */
+static void check_model(const char *model, double tol, char *graph, size_t size) {
+    ember_model *m = load(model);
+    inputs in;
+    make_inputs(m, &in);
+    result ref, opt;
+    run_level(m, EMBER_OPT_NONE, &in, &ref);
+    run_level(m, EMBER_OPT_ALL, &in, &opt);
+    expect_same(&opt, &ref, tol, model);
+    snprintf(graph, size, "%s", opt.graph);
+    free_result(&ref);
+    free_result(&opt);
+    free_inputs(&in);
+    ember_model_free(m);
+}
+
+#define CHECK(model, tol)                                                                          \
+    char graph[8192];                                                                              \
+    check_model(model, tol, graph, sizeof graph)
+
+#define EXPECT_OPS(op, n) cr_expect_eq(count_op(graph, op), n, "%s:\n%s", op, graph)
+
+/* ---- Identity / Dropout removal ---- */
+
+Test(passes, identity_and_dropout_removed) {
+    CHECK("identity", 0);
+    EXPECT_OPS("Identity", 0);
+    EXPECT_OPS("Dropout", 0);
+    EXPECT_OPS("Add", 1);
+}
+
+Test(passes, identity_kept_when_its_output_is_a_graph_output) {
+    CHECK("identity_output", 0);
+    EXPECT_OPS("Identity", 1);
+}
+
+Test(passes, dropout_kept_when_its_mask_is_read) {
+    CHECK("dropout_mask", 0);
+    EXPECT_OPS("Dropout", 1);
+}
+
+/* ---- constant folding and dead nodes ---- */
+
+Test(passes, constants_folded) {
+    CHECK("fold_constants", 0);
+    EXPECT_OPS("Mul", 0);
+    EXPECT_OPS("Add", 1);
+}
+
+Test(passes, overridable_initializers_not_folded) {
+    CHECK("fold_overridable", 0);
+    EXPECT_OPS("Mul", 1);
+    /* And overriding them works: y = x + c1 * c2 with the caller's c1 and c2. */
+    ember_model *m = load("fold_overridable");
+    ember_session *s;
+    ember_error err;
+    cr_assert_eq(ember_session_create(m, NULL, &s, &err), EMBER_OK, "%s", err.message);
+    float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, c1[4] = {2, 3, 4, 5}, c2[4] = {0.5f, -1, 2, 10};
+    ember_tensor *tx, *t1, *t2, *y;
+    ember_tensor_wrap(EMBER_FLOAT, (int64_t[]){2, 4}, 2, x, sizeof x, &tx, &err);
+    ember_tensor_wrap(EMBER_FLOAT, (int64_t[]){4}, 1, c1, sizeof c1, &t1, &err);
+    ember_tensor_wrap(EMBER_FLOAT, (int64_t[]){4}, 1, c2, sizeof c2, &t2, &err);
+    const char *names[] = {"x", "c1", "c2"}, *out = "y";
+    const ember_tensor *ins[] = {tx, t1, t2};
+    cr_assert_eq(ember_session_run(s, names, ins, 3, &out, 1, &y, &err), EMBER_OK, "%s",
+                 err.message);
+    const float *v = ember_tensor_const_data(y);
+    for (int i = 0; i < 8; i++) cr_expect_eq(v[i], x[i] + c1[i % 4] * c2[i % 4], "y[%d]", i);
+    ember_tensor_free(y);
+    ember_tensor_free(tx);
+    ember_tensor_free(t1);
+    ember_tensor_free(t2);
+    ember_session_free(s);
+    ember_model_free(m);
+}
+
+Test(passes, dead_nodes_removed) {
+    CHECK("dead_nodes", 0);
+    EXPECT_OPS("Mul", 0);
+    EXPECT_OPS("Sub", 0);
+}
+
+/* ---- shape folding ---- */
+
+Test(passes, static_shape_chain_folded) {
+    CHECK("fold_shapes", 0);
+    EXPECT_OPS("Shape", 0);
+    EXPECT_OPS("Gather", 0);
+    EXPECT_OPS("Unsqueeze", 0);
+    EXPECT_OPS("Concat", 0);
+    EXPECT_OPS("Reshape", 1);
+}
+
+Test(passes, static_dims_of_a_symbolic_shape_folded) {
+    CHECK("fold_shapes_static_dim", 0);
+    EXPECT_OPS("Shape", 0);
+    EXPECT_OPS("Gather", 0);
+    EXPECT_OPS("Concat", 0);
+    EXPECT_OPS("Reshape", 1);
+}
+
+Test(passes, shape_with_start_over_static_dims_folded) {
+    CHECK("fold_shapes_start", 0);
+    EXPECT_OPS("Shape", 0);
+    EXPECT_OPS("Concat", 0);
+}
+
+Test(passes, symbolic_shape_chain_kept) {
+    CHECK("fold_shapes_symbolic", 0);
+    EXPECT_OPS("Shape", 1);
+    EXPECT_OPS("Reshape", 1);
+}
+
+/* ---- Conv + BatchNormalization ---- */
+
+Test(passes, conv_bn_folded) {
+    CHECK("conv_bn", 1e-5);
+    EXPECT_OPS("BatchNormalization", 0);
+    EXPECT_OPS("Conv", 1);
+}
+
+Test(passes, conv_bn_folded_without_conv_bias) {
+    CHECK("conv_bn_nobias", 1e-5);
+    EXPECT_OPS("BatchNormalization", 0);
+}
+
+Test(passes, conv_bn_not_folded_when_conv_output_is_a_graph_output) {
+    CHECK("conv_bn_output", 0);
+    EXPECT_OPS("BatchNormalization", 1);
+}
+
+Test(passes, conv_bn_not_folded_with_two_readers) {
+    CHECK("conv_bn_two_readers", 0);
+    EXPECT_OPS("BatchNormalization", 1);
+}
+
+Test(passes, conv_bn_not_folded_with_weights_from_an_input) {
+    CHECK("conv_bn_weight_input", 0);
+    EXPECT_OPS("BatchNormalization", 1);
+}
+
+Test(passes, conv_bn_not_folded_with_statistics_from_an_input) {
+    CHECK("conv_bn_mean_input", 0);
+    EXPECT_OPS("BatchNormalization", 1);
+}
+
+Test(passes, conv_bn_not_folded_with_overridable_weights) {
+    CHECK("conv_bn_overridable", 0);
+    EXPECT_OPS("BatchNormalization", 1);
+}
+
+/* ---- activation and residual fusion ---- */
+
+Test(passes, conv_relu_fused) {
+    CHECK("conv_relu", 0);
+    EXPECT_OPS("ai.ember:FusedConv", 1);
+    EXPECT_OPS("Relu", 0);
+}
+
+Test(passes, conv_leaky_relu_fused) {
+    CHECK("conv_leaky", 0);
+    EXPECT_OPS("ai.ember:FusedConv", 1);
+    EXPECT_OPS("LeakyRelu", 0);
+}
+
+Test(passes, conv_residual_relu_fused) {
+    CHECK("conv_residual_static", 0);
+    EXPECT_OPS("ai.ember:FusedConv", 1);
+    EXPECT_OPS("Add", 0);
+    EXPECT_OPS("Relu", 0);
+}
+
+Test(passes, conv_residual_fused_activation_kept_when_sum_is_a_graph_output) {
+    CHECK("conv_residual_static_output", 0);
+    EXPECT_OPS("ai.ember:FusedConv", 1);
+    EXPECT_OPS("Add", 0);
+    EXPECT_OPS("Relu", 1);
+}
+
+Test(passes, conv_residual_not_fused_when_z_broadcasts) {
+    CHECK("conv_residual_broadcast", 0);
+    EXPECT_OPS("Add", 1);
+}
+
+/* Symbolic batch: Z's batch is provably the conv input's (the same value, or convs of it). */
+Test(passes, conv_residual_with_symbolic_batch_fused) {
+    CHECK("conv_residual", 0);
+    EXPECT_OPS("ai.ember:FusedConv", 1);
+    EXPECT_OPS("Add", 0);
+    EXPECT_OPS("Relu", 0);
+}
+
+Test(passes, conv_residual_through_a_downsampling_branch_fused) {
+    CHECK("conv_residual_branch", 0);
+    /* Either conv may take the Add (both are its sole producer-side readers). */
+    cr_expect_eq(count_op(graph, "ai.ember:FusedConv") + count_op(graph, "Conv"), 3, "%s", graph);
+    cr_expect_geq(count_op(graph, "ai.ember:FusedConv"), 2, "%s", graph);
+    EXPECT_OPS("Add", 0);
+    EXPECT_OPS("Relu", 0);
+}
+
+Test(passes, conv_residual_not_fused_when_z_has_its_own_batch) {
+    CHECK("conv_residual_other_input", 0);
+    EXPECT_OPS("Add", 1);
+}
+
+Test(passes, gemm_relu_fused) {
+    CHECK("gemm_relu", 0);
+    EXPECT_OPS("ai.ember:FusedGemm", 1);
+    EXPECT_OPS("Relu", 0);
+}
+
+Test(passes, gemm_clip_with_constant_bounds_fused) {
+    CHECK("gemm_clip", 0);
+    EXPECT_OPS("ai.ember:FusedGemm", 1);
+    EXPECT_OPS("Clip", 0);
+}
+
+Test(passes, gemm_clip_with_bounds_from_an_input_not_fused) {
+    CHECK("gemm_clip_input", 0);
+    EXPECT_OPS("Gemm", 1);
+    EXPECT_OPS("Clip", 1);
+}
+
+/* The fused epilogue (ops/linalg.c) and the Sigmoid kernel (ops/unary.c) may evaluate exp
+ * differently: a few ulps apart. */
+Test(passes, matmul_sigmoid_fused) {
+    CHECK("matmul_sigmoid", 1e-6);
+    EXPECT_OPS("ai.ember:FusedMatMul", 1);
+    EXPECT_OPS("Sigmoid", 0);
+}
+
+Test(passes, activation_not_fused_when_its_input_is_a_graph_output) {
+    CHECK("gemm_relu_output", 0);
+    EXPECT_OPS("Gemm", 1);
+    EXPECT_OPS("Relu", 1);
+}
+
+Test(passes, activation_not_fused_with_two_readers) {
+    CHECK("gemm_relu_two_readers", 0);
+    EXPECT_OPS("Gemm", 1);
+    EXPECT_OPS("Relu", 1);
+}
+
+/* ---- MatMul + Add -> Gemm (the bias is added inside the GEMM: rounding may differ) ---- */
+
+Test(passes, matmul_add_becomes_gemm) {
+    CHECK("matmul_add", 1e-6);
+    EXPECT_OPS("Gemm", 1);
+    EXPECT_OPS("MatMul", 0);
+    EXPECT_OPS("Add", 0);
+}
+
+Test(passes, matmul_add_becomes_gemm_with_bias_first) {
+    CHECK("matmul_add_first", 1e-6);
+    EXPECT_OPS("Gemm", 1);
+    EXPECT_OPS("Add", 0);
+}
+
+Test(passes, matmul_add_kept_with_bias_from_an_input) {
+    CHECK("matmul_add_bias_input", 0);
+    EXPECT_OPS("MatMul", 1);
+    EXPECT_OPS("Add", 1);
+}
+
+Test(passes, matmul_add_kept_for_rank_3) {
+    CHECK("matmul_add_rank3", 0);
+    EXPECT_OPS("Add", 1);
+}
+
+Test(passes, matmul_add_kept_when_product_is_a_graph_output) {
+    CHECK("matmul_add_output", 0);
+    EXPECT_OPS("MatMul", 1);
+    EXPECT_OPS("Add", 1);
+}
+
+Test(passes, matmul_add_kept_for_a_column_bias) {
+    CHECK("matmul_add_column", 0);
+    EXPECT_OPS("Add", 1);
+}
