@@ -48,9 +48,10 @@ for step in "${steps[@]}"; do
         # cli_test checks that `ember test` reports a kernel's SIGSEGV as a crash: ASan would
         # turn that signal into its own report and exit 1, so that test runs with handle_segv=0.
         # heads_exhaustive sweeps all 2^32 floats through one kernel: seconds in a release
-        # build, over 5 minutes instrumented; it runs in the normal suite only.
+        # build, over 5 minutes instrumented; install links a program against the installed
+        # library without the sanitizer runtime. Both run in the normal suite only.
         mapfile -t tests < <(meson test -C build-asan --list 2>/dev/null | grep ' / ' |
-                             sed 's|.* / ||' | grep -vx -e cli_test -e heads_exhaustive)
+                             sed 's|.* / ||' | grep -vx -e cli_test -e heads_exhaustive -e install)
         meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 4 \
           "${tests[@]}" || failed+=(asan)
         ASAN_OPTIONS="$ASAN_OPTIONS:handle_segv=0" meson test -C build-asan --print-errorlogs \
