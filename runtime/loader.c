@@ -1270,6 +1270,7 @@ typedef struct op_arity {
     const char *op_type;
     int since_version, min_in, max_in, min_out, max_out;
     uint32_t required_in; /* bit k: input k is a Single parameter and may not be left empty */
+    int variadic_from;    /* inputs from here on are elements of a variadic parameter (-1: none) */
 } op_arity;
 
 static const op_arity k_arity[] = {
@@ -1316,8 +1317,10 @@ static ember_status check_arity(const load_ctx *c, const em_graph *g) {
                            "%s: %s has %d output%s; %s-%d gives %d to %d", c->file, desc,
                            n->n_outputs, n->n_outputs == 1 ? "" : "s", n->op_type,
                            best->since_version, best->min_out, max_out);
-        for (int k = 0; k < n->n_explicit_inputs && k < 32; k++)
-            if ((best->required_in >> k & 1) && n->inputs[k] < 0)
+        for (int k = 0; k < n->n_explicit_inputs; k++)
+            if (((k < 32 && (best->required_in >> k & 1)) ||
+                 (best->variadic_from >= 0 && k >= best->variadic_from)) &&
+                n->inputs[k] < 0)
                 return em_fail(c->err, EMBER_ERR_INVALID_MODEL,
                                "%s: %s leaves input %d empty, which %s requires", c->file, desc, k,
                                n->op_type);

@@ -294,6 +294,10 @@ case("required_input_empty",
      save(model([helper.make_node("GatherElements", ["", "ind"], ["y"])], [], [tinfo("y", F, [2])], [ind]),
           "required_input_empty.onnx"),
      "-", "load", "INVALID_MODEL", 1, "leaves input 0 empty, which GatherElements requires")
+case("variadic_input_empty",  # fuzzer: Einsum with an empty input dereferenced NULL
+     save(model([helper.make_node("Concat", ["x", ""], ["y"], axis=0)], [tinfo("x", F, [2])], [tinfo("y", F, None)]),
+          "variadic_input_empty.onnx"),
+     "-", "load", "INVALID_MODEL", 1, "leaves input 1 empty, which Concat requires")
 case("too_many_outputs",
      save(model([helper.make_node("Identity", ["x"], ["y", "z"])], [tinfo("x", F, [2])], [tinfo("y", F, [2])]),
           "too_many_outputs.onnx"),
