@@ -113,7 +113,12 @@ static void ew_range(void *ctx, int64_t begin, int64_t end) {
         for (int k = 0; k < n_in; k++)
             src[k] = j->in[k] + (size_t)(off[k] + col * inner_st[k]) * j->esize[k];
         char *dst = j->out + (size_t)pos * j->osize;
-        if (n_in == 2)
+        if (n_in == 2 && inner_st[0] == 0 && inner_st[1] == 0) {
+            /* Both inputs broadcast along the inner dim (Sum/Max/Mean of [1], [1] and [111]):
+             * one value, repeated; the modes would read one of them as a row (fuzzer). */
+            j->bin(src[0], src[1], dst, 1, 0);
+            for (int64_t i = 1; i < len; i++) memcpy(dst + (size_t)i * j->osize, dst, j->osize);
+        } else if (n_in == 2)
             j->bin(src[0], src[1], dst, len, mode);
         else
             j->where((const uint8_t *)src[0], src[1], src[2], dst, len, (int)inner_st[0],

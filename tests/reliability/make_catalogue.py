@@ -527,6 +527,14 @@ case("maxpool_kernel_2e31",
                 [tinfo("x", F, [1, 1, 4, 4])], [tinfo("y", F, None)]), "maxpool_kernel_2e31.onnx"),
      f"x={npy('x4x4.npy', np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))}", "ok", "OK", 0,
      "y: float32[1, 1, 4, 4] = [3, 3, 3, 3, 7, 7, 7, 7,")
+# Sum of two one-element inputs and a longer one: both operands of the first addition are
+# broadcast along the inner dim, and the kernel read one of them as a full row (fuzzer).
+case("sum_two_scalars_broadcast",
+     save(model([helper.make_node("Sum", ["a", "b", "c"], ["y"])],
+                [tinfo("a", F, [1]), tinfo("b", F, [1]), tinfo("c", F, [5])], [tinfo("y", F, [5])]),
+          "sum_two_scalars_broadcast.onnx"),
+     f"a={npy('a1.npy', np.array([2], np.float32))};b={npy('b1.npy', np.array([3], np.float32))};"
+     f"c={npy('c5.npy', np.arange(1, 6, dtype=np.float32))}", "ok", "OK", 0, "y: float32[5] = [6, 7, 8, 9, 10]")
 # Loop whose scan output grows by 1 MiB per iteration, M = 10^9 (it grew until the process
 # was killed: scan outputs lived outside the run's memory limit).
 body = helper.make_graph(
