@@ -210,6 +210,37 @@ static int64_t row_grain(int64_t row_len) {
     return g > 0 ? g : 1;
 }
 
+bool em_head_logits_fit(const char *head, const char *output, int rank, int64_t count,
+                        ember_error *err) {
+    if (rank < 0 || count < 0) return true; /* known at run time */
+    const char *need = NULL, *hint = "";
+    if (strcmp(head, "binary") == 0 && rank >= 2 && count != 1) {
+        need = "one logit per row";
+        hint = " (use multilabel or multiclass)";
+    } else if (strcmp(head, "multiclass") == 0 && count < 2) {
+        need = "at least 2 logits per row";
+        hint = " (an argmax over one value is always 0: use binary)";
+    } else if (strcmp(head, "ordinal") == 0 && count < 1) {
+        need = "at least 1 logit per row (K-1 for K classes)";
+    }
+    if (!need) return true;
+    em_fail(err, EMBER_ERR_SHAPE, "head %s on output '%s' needs %s, the output has %lld%s", head,
+            output, need, (long long)count, hint);
+    return false;
+}
+
+/* A head attached on request (attribute `head`, set by em_head_attach) checks the number of
+ * logits per row (the size of `axis`) once it is known: the fused op itself accepts any. The
+ * node is named after the logits output it reads. */
+static ember_status check_head(const em_node *n, const em_tensor *x, int axis, ember_error *err) {
+    const char *head = em_attr_string(n, "head", "");
+    if (!head[0] || x->rank < 0) return EMBER_OK;
+    int64_t count = x->rank == 0 ? 1 : x->dims[axis];
+    return em_head_logits_fit(head, n->name ? n->name : "", x->rank, count, err)
+               ? EMBER_OK
+               : EMBER_ERR_SHAPE;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * SigmoidThreshold
  * ------------------------------------------------------------------------------------------- */
@@ -317,6 +348,7 @@ static ember_status threshold_infer(const em_node *n, void *state, em_tensor *co
     if (!state) EM_TRY(threshold_parse(n, &local, err));
     const em_tensor *x = in[0];
     EM_TRY(check_float_input(n, x, err));
+    EM_TRY(check_head(n, x, x->rank - 1, err));
     if (c->n_thresholds > 1) {
         if (x->rank < 1 || x->dims[x->rank - 1] != c->n_thresholds) {
             char desc[256], shape[96];
@@ -748,6 +780,7 @@ static ember_status argmax_infer(const em_node *n, void *state, em_tensor *const
     if (x->rank < 1) return node_fail(n, EMBER_ERR_SHAPE, "the logits need at least one axis", err);
     if (c->match != MATCH_NONE && axis != x->rank - 1)
         return node_fail(n, EMBER_ERR_INVALID_MODEL, "match modes need the last axis", err);
+    EM_TRY(check_head(n, x, axis, err));
     if (x->dims[axis] == 0)
         return node_fail(n, EMBER_ERR_SHAPE, "ArgMax over an empty axis has no answer", err);
     int64_t dims[EM_MAX_RANK];
@@ -1017,6 +1050,7 @@ static ember_status ordinal_infer(const em_node *n, void *state, em_tensor *cons
     EM_TRY(check_float_input(n, x, err));
     if (x->rank < 1)
         return node_fail(n, EMBER_ERR_SHAPE, "the logits need a last axis of K-1 logits", err);
+    EM_TRY(check_head(n, x, x->rank - 1, err));
     int64_t dims[EM_MAX_RANK];
     memcpy(dims, x->dims, sizeof dims);
     int rank = c->keepdims ? x->rank : x->rank - 1;

@@ -479,7 +479,7 @@ static bool same_float(float a, float b) {
 Test(heads_attach, binary_and_multilabel) {
     rows r = adversarial(3);
     const char *bin_names[] = {"y_decision", "y_probability"};
-    head_run b = run_head("binary", r.data, r.n, 3, bin_names, 2);
+    head_run b = run_head("binary", r.data, r.n * 3, 1, bin_names, 2); /* one logit a row */
     const float *d = ember_tensor_const_data(b.out[0]);
     cr_assert_eq(ember_tensor_dtype(b.out[0]), EMBER_FLOAT);
     int64_t bad = 0;
