@@ -891,7 +891,7 @@ ember_status em_head_attach(em_graph *g, int output_index, const em_head_spec *s
     if (spec->kind == EM_HEAD_MULTILABEL && spec->n_thresholds > 1 && last >= 0 &&
         last != spec->n_thresholds)
         return em_fail(err, EMBER_ERR_SHAPE,
-                       "head multilabel on output '%s': %d thresholds for %lld labels per row",
+                       "head multilabel on output '%s' has %d thresholds for %lld labels per row",
                        name, spec->n_thresholds, (long long)last);
     static const char *const kind_names[] = {"binary", "multilabel", "multiclass", "ordinal"};
     if (!em_head_logits_fit(kind_names[spec->kind], name, xi.rank, xi.rank >= 1 ? last : 1, err))
