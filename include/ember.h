@@ -431,6 +431,21 @@ EMBER_API const float *ember_op_attr_floats(const ember_op_context *ctx, const c
 /* Opset of the node's domain imported by the model, and the node's name. */
 EMBER_API int64_t ember_op_opset(const ember_op_context *ctx);
 EMBER_API const char *ember_op_name(const ember_op_context *ctx);
+/* Number of outputs the node declares, and whether output `index` is present: an optional
+ * output may be omitted (empty name). infer may give an omitted output an empty shape
+ * ({0}), and run need not write it. */
+EMBER_API size_t ember_op_output_count(const ember_op_context *ctx);
+EMBER_API int ember_op_output_present(const ember_op_context *ctx, size_t index);
+
+/* Work splitting for run: calls fn(arg, begin, end) on disjoint chunks covering [0, n), each
+ * of at least `grain` items (but the last), on the session's threads (the calling one
+ * included), and returns when all are done. fn must be thread-safe. Outside run, or with one
+ * thread, it calls fn(arg, 0, n) on the calling thread. */
+typedef void (*ember_range_fn)(void *arg, int64_t begin, int64_t end);
+EMBER_API void ember_op_parallel_for(const ember_op_context *ctx, int64_t n, int64_t grain,
+                                     ember_range_fn fn, void *arg);
+/* Threads a run may use (1 outside run). */
+EMBER_API int ember_op_threads(const ember_op_context *ctx);
 
 #ifdef __cplusplus
 }

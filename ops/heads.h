@@ -88,7 +88,10 @@ bool em_sigmoid_cut_test(const em_sigmoid_cut *c, float x);
 bool em_head_logits_fit(const char *head, const char *output, int rank, int64_t count,
                         ember_error *err);
 
-/* The operator table of the family (also reachable as em_ops_heads()). */
+/* The heads are a built-in plugin: em_heads_plugin_init (the ember_plugin_init of a plugin)
+ * registers the three kernels through ember_register_op when the registry is initialized.
+ * em_heads_op returns the registered operator (the public-kernel adapter), e.g. for tests. */
+ember_status em_heads_plugin_init(int abi_version, ember_error *err);
 const em_op *em_heads_op(const char *op_type);
 
 #endif
