@@ -49,7 +49,7 @@ static void usage(FILE *f) {
         "predictions:\n"
         "  --outputs A,B           outputs to write (default: all)\n"
         "  --head H                turn raw logits into labels: binary[:T], multilabel[:T1,..],\n"
-        "                          multiclass or ordinal[:coral|corn]; writes 'label'\n"
+        "                          multiclass or ordinal[:coral|corn[:T]]; writes 'label'\n"
         "  --probabilities         with --head, also write 'probability' columns\n"
         "  --precision N           N significant digits (default: the shortest text that reads\n"
         "                          back as the same float)\n"
