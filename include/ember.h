@@ -270,7 +270,8 @@ EMBER_API void ember_threadpool_free(ember_threadpool *pool);
  *   sigmoid(x) for |x| below ~1e-7 is exactly 0.5 in float32, so the decision is 0 there (a
  *   plain x > 0 would say 1). +inf and -inf have sigmoids 1 and 0, compared with T as any value.
  *   MULTICLASS: the first index of the largest logit; a NaN counts as the largest (the first
- *   NaN wins), as torch.argmax. Its softmax row is NaN when the row holds a NaN or only -inf.
+ *   NaN wins), as ONNX ArgMax and torch.argmax. Its probabilities are the Softmax operator's,
+ *   bit for bit: NaN for a row holding a NaN, a +inf (inf - inf) or only -inf.
  *   ORDINAL: a NaN logit is not counted (NaN > T is false); for CORN it also stops the count.
  * Rows are the elements of all axes but the last; a rank-0 or rank-1 output is one logit per
  * element for BINARY.
@@ -322,8 +323,9 @@ EMBER_API void ember_head_init(ember_head *head, ember_head_kind kind);
  *   binary[:T] | multilabel[:T] | multilabel:T1,T2,... | multiclass
  *   | ordinal[:coral|corn[:T]]
  * Thresholds are numbers in [0, 1]. Fails with EMBER_ERR_INVALID_ARGUMENT and a message saying
- * what is expected. Several multilabel thresholds are stored in memory the head owns: call
- * ember_head_clear() when done (harmless otherwise). */
+ * what is expected, leaving `head` as it was. Several multilabel thresholds are stored in
+ * memory the head owns: call ember_head_clear() when done and before parsing into it again
+ * (harmless otherwise). */
 EMBER_API ember_status ember_head_parse(const char *spec, ember_head *head, ember_error *err);
 EMBER_API void ember_head_clear(ember_head *head);
 
