@@ -1381,19 +1381,29 @@ static ember_status build_public_info(struct ember_model *m) {
     return EMBER_OK;
 }
 
+/* Decode model bytes after the wire pre-check; free with onnx__model_proto__free_unpacked. */
+static ember_status unpack_model(const void *data, size_t size, const char *file,
+                                 const em_load_limits *limits, Onnx__ModelProto **out,
+                                 ember_error *err) {
+    *out = NULL;
+    if (size == 0)
+        return em_fail(err, EMBER_ERR_PARSE, "%s: empty file, not an ONNX model", file);
+    EM_TRY(check_wire(data, size, file, limits, err));
+    *out = onnx__model_proto__unpack(NULL, size, data);
+    if (!*out)
+        return em_fail(err, EMBER_ERR_PARSE,
+                       "%s: not an ONNX model (protobuf decode failed: truncated or corrupt file)",
+                       file);
+    return EMBER_OK;
+}
+
 ember_status em_model_load(const void *data, size_t size, const char *display_name,
                            const char *base_dir, const em_load_limits *limits,
                            struct ember_model **out, ember_error *err) {
     *out = NULL;
     const char *file = display_name ? display_name : "<memory>";
-    if (size == 0)
-        return em_fail(err, EMBER_ERR_PARSE, "%s: empty file, not an ONNX model", file);
-    EM_TRY(check_wire(data, size, file, limits, err));
-    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
-    if (!mp)
-        return em_fail(err, EMBER_ERR_PARSE,
-                       "%s: not an ONNX model (protobuf decode failed: truncated or corrupt file)",
-                       file);
+    Onnx__ModelProto *mp;
+    EM_TRY(unpack_model(data, size, file, limits, &mp, err));
     ember_status st = EMBER_OK;
     struct ember_model *m = calloc(1, sizeof *m);
     load_ctx c = {0};
@@ -1551,14 +1561,8 @@ ember_status em_scan_ops(const void *data, size_t size, const char *display_name
                          ember_error *err) {
     *out = NULL;
     const char *file = display_name ? display_name : "<memory>";
-    if (size == 0)
-        return em_fail(err, EMBER_ERR_PARSE, "%s: empty file, not an ONNX model", file);
-    EM_TRY(check_wire(data, size, file, limits, err));
-    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
-    if (!mp)
-        return em_fail(err, EMBER_ERR_PARSE,
-                       "%s: not an ONNX model (protobuf decode failed: truncated or corrupt file)",
-                       file);
+    Onnx__ModelProto *mp;
+    EM_TRY(unpack_model(data, size, file, limits, &mp, err));
     scan_ctx s = {.model = mp, .limits = limits, .file = file, .err = err};
     s.scan = calloc(1, sizeof *s.scan);
     ember_status st = s.scan ? EMBER_OK
