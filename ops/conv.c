@@ -42,8 +42,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_gemm.h"
 #include "kernel.h"
 #include "linalg.h"
+#include "passes.h"
 
 #define SCRATCH_FAILED (err ? err->code : EMBER_ERR_OUT_OF_MEMORY)
 #define SP 3 /* spatial dims handled (1-D and 2-D run as 3-D with leading size-1 dims) */
@@ -303,6 +305,8 @@ typedef struct conv_job {
     size_t slot_bytes;
     bool pointwise; /* GEMM straight on the input, no im2col panel */
     int64_t panel, n_panels, m_block, n_mblocks;
+    const float *wpack; /* weights packed for em_cg_gemm (float32, constant W), or NULL */
+    int64_t wpack_group; /* floats per group in wpack */
 } conv_job;
 
 static void job_epilogue(const conv_job *j, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
@@ -483,6 +487,43 @@ static void fill_bias_rows(float *restrict y, int64_t ldy, const float *restrict
     }
 }
 
+/* One work item on the packed-weight GEMM: output channels [m0, m1) (m0 on a panel boundary)
+ * x output columns [c0, c1) of image n, group grp. The im2col panel is written tile by tile
+ * (K x NR each, the layout em_cg_gemm reads) unless it is still there from the last item;
+ * pointwise convs read the input directly. Bias, Z and the activation are fused. */
+static void packed_item(const conv_job *j, const float *xg, float *col, int64_t n, int64_t grp,
+                        int64_t c0, int64_t c1, int64_t m0, int64_t m1, bool new_panel) {
+    const conv_geom *g = j->g;
+    const int64_t K = g->Cg * g->k_sz, cols = c1 - c0;
+    const int64_t row0 = n * g->M + grp * g->Mg + m0;
+    float *y = (float *)j->y + row0 * g->out_sz + c0;
+    const float *a = j->wpack + grp * j->wpack_group;
+    const int64_t mpad = (g->Mg + EM_CG_MR - 1) / EM_CG_MR * EM_CG_MR;
+    em_cg_epilogue e = {
+        .bias = j->bias ? (const float *)j->bias + grp * g->Mg + m0 : NULL,
+        .z = j->z ? (const float *)j->z + row0 * g->out_sz + c0 : NULL,
+        .ldz = g->out_sz,
+        .act = &j->act,
+    };
+    if (j->pointwise) {
+        em_cg_gemm(a, mpad, m0, m1 - m0, K, xg + c0, cols, EM_CG_NR, g->in_sz, g->in_sz, y, g->out_sz, &e);
+        return;
+    }
+    if (new_panel) {
+        const bool same_row = im2col_is_same_row(g);
+        for (int64_t t0 = c0; t0 < c1; t0 += EM_CG_NR) {
+            int64_t t1 = t0 + EM_CG_NR < c1 ? t0 + EM_CG_NR : c1;
+            float *dst = col + (t0 - c0) * K;
+            if (same_row)
+                im2col_same_row_f32(g, xg, t0, t1, dst);
+            else
+                im2col_f32(g, xg, t0, t1, dst);
+        }
+    }
+    const int64_t tail = cols % EM_CG_NR ? cols % EM_CG_NR : EM_CG_NR;
+    em_cg_gemm(a, mpad, m0, m1 - m0, K, col, cols, K * EM_CG_NR, EM_CG_NR, tail, y, g->out_sz, &e);
+}
+
 /* Items: ((n * G + grp) * n_panels + panel) * n_mblocks + mblock. */
 static void conv_items(void *ctx, int slot, int64_t begin, int64_t end) {
     const conv_job *j = ctx;
@@ -501,6 +542,11 @@ static void conv_items(void *ctx, int slot, int64_t begin, int64_t end) {
         int64_t m0 = mb * j->m_block, m1 = m0 + j->m_block < g->Mg ? m0 + j->m_block : g->Mg;
         if (c0 >= c1 || m0 >= m1) continue;
         const char *xg = (const char *)j->x + (size_t)((n * g->C + grp * g->Cg) * g->in_sz) * es;
+        if (j->wpack) {
+            packed_item(j, (const float *)xg, col, n, grp, c0, c1, m0, m1, rest != last_panel_key);
+            last_panel_key = rest;
+            continue;
+        }
         const char *wg = (const char *)j->w + (size_t)((grp * g->Mg + m0) * K) * es;
         int64_t row0 = n * g->M + grp * g->Mg + m0;
         char *yg = (char *)j->y + (size_t)(row0 * g->out_sz + c0) * es;
@@ -641,8 +687,8 @@ static void depthwise_planes(void *ctx, int slot, int64_t begin, int64_t end) {
 
 /* Run a forward convolution on float32 or float64 buffers. */
 static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x, const void *w,
-                              const void *bias, const void *z, void *y, const em_activation *act,
-                              em_exec *ex, ember_error *err) {
+                              const float *wpack, const void *bias, const void *z, void *y,
+                              const em_activation *act, em_exec *ex, ember_error *err) {
     conv_job j = {.g = g, .is_double = is_double, .x = x, .w = w, .bias = bias, .z = z, .y = y};
     if (act) j.act = *act;
     if (g->batch == 0 || g->M == 0 || g->out_sz == 0) return EMBER_OK;
@@ -672,11 +718,17 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
         return EMBER_OK;
     }
     const int64_t K = g->Cg * g->k_sz;
+    if (wpack && !is_double) {
+        j.wpack = wpack;
+        j.wpack_group = em_cg_packed_floats(g->Mg, K);
+    }
+    /* Column tiles of the packed GEMM; 16 (a vector) for BLAS. */
+    const int64_t quantum = j.wpack ? EM_CG_NR : 16;
     /* Column panels: as wide as the L2 budget allows, balanced over the output. */
     int64_t max_cols = (int64_t)(PANEL_BYTES / es) / (pointwise ? 1 : K);
-    if (pointwise) max_cols = 512;
-    max_cols = max_cols / 16 * 16;
-    if (max_cols < MIN_PANEL_COLS) max_cols = MIN_PANEL_COLS;
+    if (pointwise) max_cols = j.wpack ? 480 : 512;
+    max_cols = max_cols / quantum * quantum;
+    if (max_cols < MIN_PANEL_COLS) max_cols = j.wpack ? EM_CG_NR : MIN_PANEL_COLS;
     int64_t n_panels = (g->out_sz + max_cols - 1) / max_cols;
     int64_t groups = g->batch * g->G;
     if (groups * n_panels < threads && g->out_sz >= 2 * MIN_PANEL_COLS) {
@@ -691,7 +743,7 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
         if (g->out_sz / want >= 16) n_panels = want;
     }
     int64_t panel = (g->out_sz + n_panels - 1) / n_panels;
-    if (panel < g->out_sz) panel = (panel + 15) / 16 * 16;
+    if (panel < g->out_sz) panel = (panel + quantum - 1) / quantum * quantum;
     n_panels = (g->out_sz + panel - 1) / panel;
     /* Row blocks when there is still not enough work for every thread (deep, small layers). */
     int64_t n_mblocks = 1;
@@ -700,6 +752,7 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
         if (n_mblocks > g->Mg / 16) n_mblocks = g->Mg / 16;
     }
     j.m_block = (g->Mg + n_mblocks - 1) / n_mblocks;
+    if (j.wpack) j.m_block = (j.m_block + EM_CG_MR - 1) / EM_CG_MR * EM_CG_MR; /* whole panels */
     j.n_mblocks = (g->Mg + j.m_block - 1) / j.m_block;
     j.panel = panel;
     j.n_panels = n_panels;
@@ -853,6 +906,11 @@ static ember_status convt_exec(const conv_geom *g, bool is_double, const void *x
 typedef struct conv_state {
     conv_attrs attrs;
     em_activation act;
+    /* Constant float32 W packed once for em_cg_gemm (NULL: not packed); used at run only
+     * when W is that same tensor (data pointer and shape). */
+    float *wpack;
+    const void *wpack_src;
+    int64_t wpack_M, wpack_K;
 } conv_state;
 
 static bool conv_float_type(ember_dtype dt) {
@@ -903,8 +961,30 @@ static ember_status conv_create_common(const em_graph *g, em_node *node, bool tr
     return EMBER_OK;
 }
 
+/* Pack a constant float32 W (M x K per group) for the vector GEMM when the CPU has it.
+ * Depthwise convs keep their direct kernel. Failure to pack only costs speed. */
+static void conv_pack_weights(const em_graph *g, const em_node *node, conv_state *st) {
+    const em_tensor *w = g ? em_node_fixed_input(g, node, 1) : NULL;
+    if (!w || w->dtype != EMBER_FLOAT || !w->data || w->rank < 3 || !em_cg_available()) return;
+    int64_t M = w->dims[0], G = st->attrs.group, K = em_shape_numel(w->dims + 1, w->rank - 1);
+    if (M <= 0 || K <= 0 || M % G != 0) return;
+    int64_t Mg = M / G;
+    if (Mg == 1 && w->dims[1] == 1) return; /* depthwise */
+    int64_t per = em_cg_packed_floats(Mg, K);
+    float *p = em_aligned_alloc((size_t)(per * G) * sizeof(float));
+    if (!p) return;
+    for (int64_t grp = 0; grp < G; grp++)
+        em_cg_pack((const float *)w->data + grp * Mg * K, Mg, K, p + grp * per);
+    st->wpack = p;
+    st->wpack_src = w->data;
+    st->wpack_M = M;
+    st->wpack_K = K;
+}
+
 static ember_status conv_create(const em_graph *g, em_node *node, void **state, ember_error *err) {
-    return conv_create_common(g, node, false, 1, 2, state, err);
+    EM_TRY(conv_create_common(g, node, false, 1, 2, state, err));
+    conv_pack_weights(g, node, *state);
+    return EMBER_OK;
 }
 
 static ember_status convt_create(const em_graph *g, em_node *node, void **state, ember_error *err) {
@@ -922,7 +1002,9 @@ static ember_status qlconv_create(const em_graph *g, em_node *node, void **state
 }
 
 static void conv_destroy(void *state) {
-    free(state);
+    conv_state *st = state;
+    if (st) em_aligned_free(st->wpack);
+    free(st);
 }
 
 static ember_status conv_infer_common(const em_node *node, em_tensor *const *in, em_tensor *out,
@@ -986,8 +1068,10 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
                 em_activation_apply(&st->act, out[0].data, em_numel(&out[0]));
             return EMBER_OK;
         }
-        return conv_exec(&g, dbl, x->data, w->data, b ? b->data : NULL, z ? z->data : NULL,
-                         out[0].data, &st->act, ex, err);
+        const bool packed = st->wpack && !dbl && w->data == st->wpack_src &&
+                            g.M == st->wpack_M && g.Cg * g.k_sz == st->wpack_K;
+        return conv_exec(&g, dbl, x->data, w->data, packed ? st->wpack : NULL, b ? b->data : NULL,
+                         z ? z->data : NULL, out[0].data, &st->act, ex, err);
     }
     /* float16 / bfloat16: widen everything to float32 scratch. */
     const em_tensor *src[4] = {x, w, b, z};
@@ -1006,7 +1090,7 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
         EM_TRY(convt_exec(&g, false, f[0], f[1], f[2], fy, ex, err));
         em_activation_apply(&st->act, fy, ny);
     } else {
-        EM_TRY(conv_exec(&g, false, f[0], f[1], f[2], f[3], fy, &st->act, ex, err));
+        EM_TRY(conv_exec(&g, false, f[0], f[1], NULL, f[2], f[3], fy, &st->act, ex, err));
     }
     em_convert(out[0].data, dt, fy, EMBER_FLOAT, ny);
     return EMBER_OK;
@@ -1105,7 +1189,7 @@ static ember_status convint_run(const em_node *node, void *state, em_tensor *con
     int64_t ny = em_numel(&out[0]);
     double *yd = wd ? em_exec_scratch(ex, (size_t)(ny > 0 ? ny : 1) * sizeof(double), err) : NULL;
     if (!yd) return SCRATCH_FAILED;
-    EM_TRY(conv_exec(&g, true, xd, wd, NULL, NULL, yd, NULL, ex, err));
+    EM_TRY(conv_exec(&g, true, xd, wd, NULL, NULL, NULL, yd, NULL, ex, err));
     int32_t *y = out[0].data;
     for (int64_t i = 0; i < ny; i++) y[i] = (int32_t)llrint(yd[i]);
     return EMBER_OK;
@@ -1158,7 +1242,7 @@ static ember_status qlconv_run(const em_node *node, void *state, em_tensor *cons
     int64_t ny = em_numel(&out[0]);
     double *yd = wd ? em_exec_scratch(ex, (size_t)(ny > 0 ? ny : 1) * sizeof(double), err) : NULL;
     if (!yd) return SCRATCH_FAILED;
-    EM_TRY(conv_exec(&g, true, xd, wd, NULL, NULL, yd, NULL, ex, err));
+    EM_TRY(conv_exec(&g, true, xd, wd, NULL, NULL, NULL, yd, NULL, ex, err));
     const float xs = ((const float *)in[1]->data)[0], ys = ((const float *)in[6]->data)[0];
     const float *ws = in[4]->data;
     const int64_t nws = em_numel(in[4]);
