@@ -14,6 +14,9 @@
 #define MR EM_CG_MR
 #define NR EM_CG_NR
 #define KC 128 /* 128 x 48 floats of B = 24 KiB: half of L1 */
+#ifndef PF_A
+#define PF_A 512
+#endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define CG_X86 1
@@ -83,6 +86,8 @@ bool em_cg_available(void) {
             }                                                                                      \
         }                                                                                          \
         for (int64_t k = 0; k < kc; k++) {                                                         \
+            /* A streams from memory on the first B tile: fetch PF_A floats ahead. */              \
+            _mm_prefetch((const char *)(a + k * MR + PF_A), _MM_HINT_T0);                          \
             __m512 bv[NV];                                                                         \
             _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) bv[v] =                           \
                 v == NV - 1 ? _mm512_maskz_loadu_ps(mask, b + k * ldb + 16 * v)                    \
