@@ -54,6 +54,8 @@
  * packing buffers. */
 #define PANEL_BYTES (1u << 20)
 #define MIN_PANEL_COLS 64
+/* Outputs smaller than this run the batch as one GEMM (packed weights only). */
+#define BATCHED_MAX_COLS 512
 
 typedef enum pad_mode { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID } pad_mode;
 
@@ -307,6 +309,11 @@ typedef struct conv_job {
     int64_t panel, n_panels, m_block, n_mblocks;
     const float *wpack; /* weights packed for em_cg_gemm (float32, constant W), or NULL */
     int64_t wpack_group; /* floats per group in wpack */
+    /* Packed GEMM over the columns of all images at once (small outputs): columns number
+     * batch * out_sz, results go through a per-slot buffer (cbuf_offset into the slot). */
+    bool batched;
+    int64_t ncols;
+    size_t cbuf_offset;
 } conv_job;
 
 static void job_epilogue(const conv_job *j, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
@@ -355,11 +362,12 @@ static inline void copy_f64(double *restrict d, const double *restrict s, int64_
     memcpy(d, s, (size_t)n * sizeof(double));
 }
 
-/* im2col of output columns [c0, c1) of one group: col is (Cg * k_sz) x (c1 - c0). */
+/* im2col of output columns [c0, c1) of one group: col is (Cg * k_sz) x (c1 - c0), rows nb
+ * apart (nb >= c1 - c0). */
 #define IM2COL_MAX_KW 64
 #define DEFINE_IM2COL(T, NAME, COPY)                                                               \
-    static void NAME(const conv_geom *g, const T *x, int64_t c0, int64_t c1, T *col) {             \
-        const int64_t nb = c1 - c0, OH = g->out[1], OW = g->out[2];                                \
+    static void NAME(const conv_geom *g, const T *x, int64_t c0, int64_t c1, T *col, int64_t nb) { \
+        const int64_t OH = g->out[1], OW = g->out[2];                                              \
         const int64_t D = g->in[0], H = g->in[1], W = g->in[2];                                    \
         const int64_t KD = g->k[0], KH = g->k[1], KW = g->k[2], sx = g->s[2];                      \
         /* Output columns whose tap kx lands inside the row (0 <= ox * sx + off < W), per kx,      \
@@ -428,8 +436,8 @@ static void zero_f32(float *d, int64_t n) {
 }
 
 static void im2col_same_row_f32(const conv_geom *g, const float *x, int64_t c0, int64_t c1,
-                                float *col) {
-    const int64_t nb = c1 - c0, H = g->in[1], W = g->in[2], OH = g->out[1], HW = H * W;
+                                float *col, int64_t nb) {
+    const int64_t H = g->in[1], W = g->in[2], OH = g->out[1], HW = H * W;
     const int64_t KH = g->k[1], KW = g->k[2];
     float *dst = col;
     for (int64_t c = 0; c < g->Cg; c++) {
@@ -515,13 +523,58 @@ static void packed_item(const conv_job *j, const float *xg, float *col, int64_t 
             int64_t t1 = t0 + EM_CG_NR < c1 ? t0 + EM_CG_NR : c1;
             float *dst = col + (t0 - c0) * K;
             if (same_row)
-                im2col_same_row_f32(g, xg, t0, t1, dst);
+                im2col_same_row_f32(g, xg, t0, t1, dst, t1 - t0);
             else
-                im2col_f32(g, xg, t0, t1, dst);
+                im2col_f32(g, xg, t0, t1, dst, t1 - t0);
         }
     }
     const int64_t tail = cols % EM_CG_NR ? cols % EM_CG_NR : EM_CG_NR;
     em_cg_gemm(a, mpad, m0, m1 - m0, K, col, cols, K * EM_CG_NR, EM_CG_NR, tail, y, g->out_sz, &e);
+}
+
+/* The same over columns [c0, c1) of all images (image n owns columns n * out_sz ...): the
+ * weights are reused across the batch. The GEMM writes rows x (c1 - c0) into cbuf, then each
+ * image's part is copied to Y (with Z and the activation when there is a Z). */
+static void packed_batched_item(const conv_job *j, float *col, float *cbuf, int64_t grp,
+                                int64_t c0, int64_t c1, int64_t m0, int64_t m1, bool new_panel) {
+    const conv_geom *g = j->g;
+    const int64_t K = g->Cg * g->k_sz, cols = c1 - c0, osz = g->out_sz, rows = m1 - m0;
+    const bool same_row = im2col_is_same_row(g);
+    const float *x = j->x;
+    if (new_panel) {
+        for (int64_t t0 = c0; t0 < c1; t0 += EM_CG_NR) {
+            const int64_t t1 = t0 + EM_CG_NR < c1 ? t0 + EM_CG_NR : c1, width = t1 - t0;
+            float *dst = col + (t0 - c0) * K;
+            for (int64_t q = t0; q < t1;) {
+                const int64_t n = q / osz, e = (n + 1) * osz < t1 ? (n + 1) * osz : t1;
+                const float *xg = x + (n * g->C + grp * g->Cg) * g->in_sz;
+                if (same_row)
+                    im2col_same_row_f32(g, xg, q - n * osz, e - n * osz, dst + (q - t0), width);
+                else
+                    im2col_f32(g, xg, q - n * osz, e - n * osz, dst + (q - t0), width);
+                q = e;
+            }
+        }
+    }
+    const em_activation none = {EM_ACT_NONE, 0.0f, 0.0f};
+    em_cg_epilogue e = {
+        .bias = j->bias ? (const float *)j->bias + grp * g->Mg + m0 : NULL,
+        .act = j->z ? &none : &j->act,
+    };
+    const float *a = j->wpack + grp * j->wpack_group;
+    const int64_t mpad = (g->Mg + EM_CG_MR - 1) / EM_CG_MR * EM_CG_MR;
+    const int64_t tail = cols % EM_CG_NR ? cols % EM_CG_NR : EM_CG_NR;
+    em_cg_gemm(a, mpad, m0, rows, K, col, cols, K * EM_CG_NR, EM_CG_NR, tail, cbuf, cols, &e);
+    for (int64_t q = c0; q < c1;) {
+        const int64_t n = q / osz, e1 = (n + 1) * osz < c1 ? (n + 1) * osz : c1;
+        const int64_t off = (n * g->M + grp * g->Mg + m0) * osz + (q - n * osz);
+        float *y = (float *)j->y + off;
+        for (int64_t r = 0; r < rows; r++)
+            memcpy(y + r * osz, cbuf + r * cols + (q - c0), (size_t)(e1 - q) * sizeof(float));
+        if (j->z)
+            em_epilogue(y, rows, e1 - q, osz, NULL, NULL, (const float *)j->z + off, osz, &j->act);
+        q = e1;
+    }
 }
 
 /* Items: ((n * G + grp) * n_panels + panel) * n_mblocks + mblock. */
@@ -538,10 +591,16 @@ static void conv_items(void *ctx, int slot, int64_t begin, int64_t end) {
         int64_t mb = it % j->n_mblocks, rest = it / j->n_mblocks;
         int64_t panel = rest % j->n_panels, ng = rest / j->n_panels;
         int64_t grp = ng % g->G, n = ng / g->G;
-        int64_t c0 = panel * j->panel, c1 = c0 + j->panel < g->out_sz ? c0 + j->panel : g->out_sz;
+        int64_t c0 = panel * j->panel, c1 = c0 + j->panel < j->ncols ? c0 + j->panel : j->ncols;
         int64_t m0 = mb * j->m_block, m1 = m0 + j->m_block < g->Mg ? m0 + j->m_block : g->Mg;
         if (c0 >= c1 || m0 >= m1) continue;
         const char *xg = (const char *)j->x + (size_t)((n * g->C + grp * g->Cg) * g->in_sz) * es;
+        if (j->batched) {
+            packed_batched_item(j, col, (float *)((char *)col + j->cbuf_offset), grp, c0, c1, m0,
+                                m1, rest != last_panel_key);
+            last_panel_key = rest;
+            continue;
+        }
         if (j->wpack) {
             packed_item(j, (const float *)xg, col, n, grp, c0, c1, m0, m1, rest != last_panel_key);
             last_panel_key = rest;
@@ -560,11 +619,11 @@ static void conv_items(void *ctx, int slot, int64_t begin, int64_t end) {
         } else {
             if (rest != last_panel_key) {
                 if (j->is_double)
-                    im2col_f64(g, (const double *)xg, c0, c1, col);
+                    im2col_f64(g, (const double *)xg, c0, c1, col, c1 - c0);
                 else if (im2col_is_same_row(g))
-                    im2col_same_row_f32(g, (const float *)xg, c0, c1, col);
+                    im2col_same_row_f32(g, (const float *)xg, c0, c1, col, c1 - c0);
                 else
-                    im2col_f32(g, (const float *)xg, c0, c1, col);
+                    im2col_f32(g, (const float *)xg, c0, c1, col, c1 - c0);
                 last_panel_key = rest;
             }
             gemm_serial(j->is_double, false, m1 - m0, c1 - c0, K, wg, K, col, c1 - c0, yg,
@@ -722,6 +781,12 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
         j.wpack = wpack;
         j.wpack_group = em_cg_packed_floats(g->Mg, K);
     }
+    /* Small outputs of several images: one GEMM over all their columns, so each weight panel
+     * is loaded once for the batch instead of once per image. */
+    j.batched = j.wpack && g->batch > 1 && g->out_sz < BATCHED_MAX_COLS;
+    if (j.batched) pointwise = false; /* columns of several images: im2col tiles */
+    const int64_t ncols = j.batched ? g->batch * g->out_sz : g->out_sz;
+    j.ncols = ncols;
     /* Column tiles of the packed GEMM; 16 (a vector) for BLAS. */
     const int64_t quantum = j.wpack ? EM_CG_NR : 16;
     /* Column panels: as wide as the L2 budget allows, balanced over the output. */
@@ -729,22 +794,22 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     if (pointwise) max_cols = j.wpack ? 480 : 512;
     max_cols = max_cols / quantum * quantum;
     if (max_cols < MIN_PANEL_COLS) max_cols = j.wpack ? EM_CG_NR : MIN_PANEL_COLS;
-    int64_t n_panels = (g->out_sz + max_cols - 1) / max_cols;
-    int64_t groups = g->batch * g->G;
-    if (groups * n_panels < threads && g->out_sz >= 2 * MIN_PANEL_COLS) {
+    int64_t n_panels = (ncols + max_cols - 1) / max_cols;
+    int64_t groups = j.batched ? g->G : g->batch * g->G;
+    if (groups * n_panels < threads && ncols >= 2 * MIN_PANEL_COLS) {
         int64_t want = (threads + groups - 1) / groups;
-        int64_t cap = g->out_sz / MIN_PANEL_COLS;
+        int64_t cap = ncols / MIN_PANEL_COLS;
         n_panels = want < cap ? want : cap;
     }
     if (groups * n_panels < 4 * threads && (groups * n_panels) % threads != 0) {
         /* Few items: round up to a multiple of the thread count so no thread idles. */
         int64_t total = (groups * n_panels + threads - 1) / threads * threads;
         int64_t want = (total + groups - 1) / groups;
-        if (g->out_sz / want >= 16) n_panels = want;
+        if (ncols / want >= 16) n_panels = want;
     }
-    int64_t panel = (g->out_sz + n_panels - 1) / n_panels;
-    if (panel < g->out_sz) panel = (panel + quantum - 1) / quantum * quantum;
-    n_panels = (g->out_sz + panel - 1) / panel;
+    int64_t panel = (ncols + n_panels - 1) / n_panels;
+    if (panel < ncols) panel = (panel + quantum - 1) / quantum * quantum;
+    n_panels = (ncols + panel - 1) / panel;
     /* Row blocks when there is still not enough work for every thread (deep, small layers). */
     int64_t n_mblocks = 1;
     if (groups * n_panels < threads && g->Mg >= 32) {
@@ -761,6 +826,8 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     int slots = em_slot_count(par, items);
     if (!pointwise) {
         j.slot_bytes = ((size_t)(K * panel) * es + 63) / 64 * 64;
+        j.cbuf_offset = j.slot_bytes;
+        if (j.batched) j.slot_bytes += ((size_t)(j.m_block * panel) * es + 63) / 64 * 64;
         j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
         if (!j.scratch) return SCRATCH_FAILED;
     }
