@@ -495,10 +495,17 @@ static void fill_bias_rows(float *restrict y, int64_t ldy, const float *restrict
     }
 }
 
+/* Row stride of an im2col panel of `cols` columns read by em_cg_gemm: whole vectors, and an
+ * odd number of them so the rows of a tile spread over all L1 sets. */
+static int64_t col_stride(int64_t cols) {
+    int64_t ld = (cols + 15) / 16 * 16;
+    return (ld / 16) % 2 ? ld : ld + 16;
+}
+
 /* One work item on the packed-weight GEMM: output channels [m0, m1) (m0 on a panel boundary)
- * x output columns [c0, c1) of image n, group grp. The im2col panel is written tile by tile
- * (K x NR each, the layout em_cg_gemm reads) unless it is still there from the last item;
- * pointwise convs read the input directly. Bias, Z and the activation are fused. */
+ * x output columns [c0, c1) of image n, group grp. The im2col panel (K rows of ld floats) is
+ * written unless it is still there from the last item; pointwise convs read the input
+ * directly. Bias, Z and the activation are fused. */
 static void packed_item(const conv_job *j, const float *xg, float *col, int64_t n, int64_t grp,
                         int64_t c0, int64_t c1, int64_t m0, int64_t m1, bool new_panel) {
     const conv_geom *g = j->g;
@@ -517,19 +524,14 @@ static void packed_item(const conv_job *j, const float *xg, float *col, int64_t 
         em_cg_gemm(a, mpad, m0, m1 - m0, K, xg + c0, cols, EM_CG_NR, g->in_sz, g->in_sz, y, g->out_sz, &e);
         return;
     }
+    const int64_t ld = col_stride(cols);
     if (new_panel) {
-        const bool same_row = im2col_is_same_row(g);
-        for (int64_t t0 = c0; t0 < c1; t0 += EM_CG_NR) {
-            int64_t t1 = t0 + EM_CG_NR < c1 ? t0 + EM_CG_NR : c1;
-            float *dst = col + (t0 - c0) * K;
-            if (same_row)
-                im2col_same_row_f32(g, xg, t0, t1, dst, t1 - t0);
-            else
-                im2col_f32(g, xg, t0, t1, dst, t1 - t0);
-        }
+        if (im2col_is_same_row(g))
+            im2col_same_row_f32(g, xg, c0, c1, col, ld);
+        else
+            im2col_f32(g, xg, c0, c1, col, ld);
     }
-    const int64_t tail = cols % EM_CG_NR ? cols % EM_CG_NR : EM_CG_NR;
-    em_cg_gemm(a, mpad, m0, m1 - m0, K, col, cols, K * EM_CG_NR, EM_CG_NR, tail, y, g->out_sz, &e);
+    em_cg_gemm(a, mpad, m0, m1 - m0, K, col, cols, EM_CG_NR, ld, ld, y, g->out_sz, &e);
 }
 
 /* The same over columns [c0, c1) of all images (image n owns columns n * out_sz ...): the
@@ -541,19 +543,16 @@ static void packed_batched_item(const conv_job *j, float *col, float *cbuf, int6
     const int64_t K = g->Cg * g->k_sz, cols = c1 - c0, osz = g->out_sz, rows = m1 - m0;
     const bool same_row = im2col_is_same_row(g);
     const float *x = j->x;
+    const int64_t ld = col_stride(cols);
     if (new_panel) {
-        for (int64_t t0 = c0; t0 < c1; t0 += EM_CG_NR) {
-            const int64_t t1 = t0 + EM_CG_NR < c1 ? t0 + EM_CG_NR : c1, width = t1 - t0;
-            float *dst = col + (t0 - c0) * K;
-            for (int64_t q = t0; q < t1;) {
-                const int64_t n = q / osz, e = (n + 1) * osz < t1 ? (n + 1) * osz : t1;
-                const float *xg = x + (n * g->C + grp * g->Cg) * g->in_sz;
-                if (same_row)
-                    im2col_same_row_f32(g, xg, q - n * osz, e - n * osz, dst + (q - t0), width);
-                else
-                    im2col_f32(g, xg, q - n * osz, e - n * osz, dst + (q - t0), width);
-                q = e;
-            }
+        for (int64_t q = c0; q < c1;) {
+            const int64_t n = q / osz, e = (n + 1) * osz < c1 ? (n + 1) * osz : c1;
+            const float *xg = x + (n * g->C + grp * g->Cg) * g->in_sz;
+            if (same_row)
+                im2col_same_row_f32(g, xg, q - n * osz, e - n * osz, col + (q - c0), ld);
+            else
+                im2col_f32(g, xg, q - n * osz, e - n * osz, col + (q - c0), ld);
+            q = e;
         }
     }
     const em_activation none = {EM_ACT_NONE, 0.0f, 0.0f};
@@ -563,8 +562,7 @@ static void packed_batched_item(const conv_job *j, float *col, float *cbuf, int6
     };
     const float *a = j->wpack + grp * j->wpack_group;
     const int64_t mpad = (g->Mg + EM_CG_MR - 1) / EM_CG_MR * EM_CG_MR;
-    const int64_t tail = cols % EM_CG_NR ? cols % EM_CG_NR : EM_CG_NR;
-    em_cg_gemm(a, mpad, m0, rows, K, col, cols, K * EM_CG_NR, EM_CG_NR, tail, cbuf, cols, &e);
+    em_cg_gemm(a, mpad, m0, rows, K, col, cols, EM_CG_NR, ld, ld, cbuf, cols, &e);
     for (int64_t q = c0; q < c1;) {
         const int64_t n = q / osz, e1 = (n + 1) * osz < c1 ? (n + 1) * osz : c1;
         const int64_t off = (n * g->M + grp * g->Mg + m0) * osz + (q - n * osz);
@@ -825,7 +823,7 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     int64_t items = groups * n_panels * j.n_mblocks;
     int slots = em_slot_count(par, items);
     if (!pointwise) {
-        j.slot_bytes = ((size_t)(K * panel) * es + 63) / 64 * 64;
+        j.slot_bytes = ((size_t)(K * (j.wpack ? col_stride(panel) : panel)) * es + 63) / 64 * 64;
         j.cbuf_offset = j.slot_bytes;
         if (j.batched) j.slot_bytes += ((size_t)(j.m_block * panel) * es + 63) / 64 * 64;
         j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
