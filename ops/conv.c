@@ -715,10 +715,64 @@ static void dw_taps(const dw_geom *d, float *y, const float *xp, const float *w,
         dw_any(y, xp, d->Wp, w, b, n, d->sx, d->dx, d->dy, d->KH, d->KW);
 }
 
+/* 3x3, dilation 1, rows of at least 32 outputs: straight from the input, no padded copy.
+ * Rows above / below the input read a zero row; the output columns whose taps cross the
+ * left / right edge are computed one by one. Each row gets its epilogue while in L1. */
+static bool dw_direct_ok(const conv_geom *g, const dw_geom *d) {
+    return d->KH == 3 && d->KW == 3 && d->dy == 1 && d->dx == 1 && !d->wide && g->pb[2] <= 1 &&
+           g->pb[1] <= 2 && g->in[2] >= 3;
+}
+
+static void dw_direct_plane(const conv_job *j, const dw_geom *d, const float *x, const float *w,
+                            float b, const float *zrow, float *y, const float *z) {
+    const conv_geom *g = j->g;
+    const int64_t H = g->in[1], W = g->in[2], py = g->pb[1], px = g->pb[2];
+    /* Outputs whose three taps lie inside the row: ox * sx - px >= 0, ox * sx - px + 2 < W. */
+    const int64_t lo = (px + d->sx - 1) / d->sx;
+    int64_t hi = (W - 3 + px) / d->sx + 1;
+    if (hi > d->OW) hi = d->OW;
+    for (int64_t oy = 0; oy < d->OH; oy++) {
+        const float *r[3];
+        for (int ky = 0; ky < 3; ky++) {
+            const int64_t iy = oy * d->sy - py + ky;
+            r[ky] = iy >= 0 && iy < H ? x + iy * W : zrow;
+        }
+        float *yr = y + oy * d->OW;
+        if (hi > lo)
+            dw_3x3(yr + lo, r[0] + lo * d->sx - px, r[1] + lo * d->sx - px,
+                   r[2] + lo * d->sx - px, w, b, hi - lo, d->sx, 1);
+        for (int64_t ox = 0; ox < d->OW; ox++) {
+            if (ox == lo && hi > lo) ox = hi;
+            if (ox >= d->OW) break;
+            float acc = b;
+            for (int kx = 0; kx < 3; kx++) {
+                const int64_t ix = ox * d->sx - px + kx;
+                if (ix < 0 || ix >= W) continue;
+                acc += w[kx] * r[0][ix] + w[3 + kx] * r[1][ix] + w[6 + kx] * r[2][ix];
+            }
+            yr[ox] = acc;
+        }
+        em_epilogue(yr, 1, d->OW, d->OW, NULL, NULL, z ? z + oy * d->OW : NULL, d->OW, &j->act);
+    }
+}
+
 static void depthwise_planes(void *ctx, int slot, int64_t begin, int64_t end) {
     const conv_job *j = ctx;
     const conv_geom *g = j->g;
     const dw_geom d = dw_geometry(g);
+    if (dw_direct_ok(g, &d)) {
+        float *zrow = (float *)(j->scratch + (size_t)slot * j->slot_bytes);
+        memset(zrow, 0, (size_t)g->in[2] * sizeof(float));
+        for (int64_t plane = begin; plane < end; plane++) {
+            const int64_t c = plane % g->C;
+            dw_direct_plane(j, &d, (const float *)j->x + plane * g->in_sz,
+                            (const float *)j->w + c * g->k_sz,
+                            j->bias ? ((const float *)j->bias)[c] : 0.0f, zrow,
+                            (float *)j->y + plane * g->out_sz,
+                            j->z ? (const float *)j->z + plane * g->out_sz : NULL);
+        }
+        return;
+    }
     const int64_t H = g->in[1], W = g->in[2], py = g->pb[1], px = g->pb[2];
     float *xp = (float *)(j->scratch + (size_t)slot * j->slot_bytes);
     float *wide = xp + d.plane_floats;
@@ -740,6 +794,30 @@ static void depthwise_planes(void *ctx, int slot, int64_t begin, int64_t end) {
         const float *z = j->z ? (const float *)j->z + plane * g->out_sz : NULL;
         em_epilogue(y, 1, g->out_sz, g->out_sz, NULL, NULL, z, g->out_sz, &j->act);
     }
+}
+
+/* Column panels for the packed GEMM: about max_cols wide (the L2 budget), their count times
+ * `groups` a multiple of the thread count when there are few (up to 1.5x wider panels, or
+ * more panels, to get there), sizes balanced and rounded to whole vectors when the last
+ * panel stays at least half full. */
+static void packed_panels(int64_t ncols, int64_t max_cols, int64_t groups, int threads,
+                          int64_t *n_panels, int64_t *panel) {
+    int64_t n = (ncols + max_cols - 1) / max_cols;
+    if (threads > 1 && (groups * n) % threads != 0 && groups * n < 8 * threads) {
+        int64_t best = n;
+        for (int64_t c = n - 1; c >= 1 && (ncols + c - 1) / c <= max_cols * 3 / 2; c--)
+            if ((groups * c) % threads == 0) {
+                best = c;
+                break;
+            }
+        for (int64_t c = n + 1; best == n && c <= n + threads && ncols / c >= 16; c++)
+            if ((groups * c) % threads == 0) best = c;
+        n = best;
+    }
+    int64_t p = (ncols + n - 1) / n, p16 = (p + 15) / 16 * 16;
+    if (n > 1 && ncols - (n - 1) * p16 >= p16 / 2) p = p16;
+    *panel = p;
+    *n_panels = (ncols + p - 1) / p;
 }
 
 /* Run a forward convolution on float32 or float64 buffers. */
@@ -794,20 +872,25 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     if (max_cols < MIN_PANEL_COLS) max_cols = j.wpack ? EM_CG_NR : MIN_PANEL_COLS;
     int64_t n_panels = (ncols + max_cols - 1) / max_cols;
     int64_t groups = j.batched ? g->G : g->batch * g->G;
-    if (groups * n_panels < threads && ncols >= 2 * MIN_PANEL_COLS) {
-        int64_t want = (threads + groups - 1) / groups;
-        int64_t cap = ncols / MIN_PANEL_COLS;
-        n_panels = want < cap ? want : cap;
+    int64_t panel;
+    if (j.wpack) {
+        packed_panels(ncols, max_cols, groups, threads, &n_panels, &panel);
+    } else {
+        if (groups * n_panels < threads && ncols >= 2 * MIN_PANEL_COLS) {
+            int64_t want = (threads + groups - 1) / groups;
+            int64_t cap = ncols / MIN_PANEL_COLS;
+            n_panels = want < cap ? want : cap;
+        }
+        if (groups * n_panels < 4 * threads && (groups * n_panels) % threads != 0) {
+            /* Few items: round up to a multiple of the thread count so no thread idles. */
+            int64_t total = (groups * n_panels + threads - 1) / threads * threads;
+            int64_t want = (total + groups - 1) / groups;
+            if (ncols / want >= 16) n_panels = want;
+        }
+        panel = (ncols + n_panels - 1) / n_panels;
+        if (panel < ncols) panel = (panel + quantum - 1) / quantum * quantum;
+        n_panels = (ncols + panel - 1) / panel;
     }
-    if (groups * n_panels < 4 * threads && (groups * n_panels) % threads != 0) {
-        /* Few items: round up to a multiple of the thread count so no thread idles. */
-        int64_t total = (groups * n_panels + threads - 1) / threads * threads;
-        int64_t want = (total + groups - 1) / groups;
-        if (ncols / want >= 16) n_panels = want;
-    }
-    int64_t panel = (ncols + n_panels - 1) / n_panels;
-    if (panel < ncols) panel = (panel + quantum - 1) / quantum * quantum;
-    n_panels = (ncols + panel - 1) / panel;
     /* Row blocks when there is still not enough work for every thread (deep, small layers). */
     int64_t n_mblocks = 1;
     if (groups * n_panels < threads && g->Mg >= 32) {

@@ -659,6 +659,28 @@ Test(conv, packed_weights_gemm) {
     }
 }
 
+/* Depthwise 3x3 computed straight from the input (no padded copy): strides 1 and 2, pads
+ * 0 / 1 / 2 and asymmetric, widths where the last output's taps end exactly at the edge. */
+Test(conv, depthwise_direct) {
+    const conv_case cases[] = {
+        {.nsp = 2, .n = 2, .c = 5, .m = 5, .group = 5, .in = {9, 70}, .k = {3, 3}, .s = {2, 2},
+         .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}},
+        {.nsp = 2, .n = 1, .c = 3, .m = 3, .group = 3, .in = {8, 71}, .k = {3, 3}, .s = {2, 2},
+         .d = {1, 1}, .pb = {0, 1}, .pe = {1, 0}},
+        {.nsp = 2, .n = 1, .c = 3, .m = 3, .group = 3, .in = {7, 36}, .k = {3, 3}, .s = {1, 1},
+         .d = {1, 1}, .pb = {2, 2}, .pe = {0, 1}},
+        {.nsp = 2, .n = 1, .c = 2, .m = 2, .group = 2, .in = {6, 40}, .k = {3, 3}, .s = {1, 3},
+         .d = {1, 1}, .pb = {0, 0}, .pe = {0, 0}},
+        {.nsp = 2, .n = 2, .c = 4, .m = 4, .group = 4, .in = {5, 66}, .k = {3, 3}, .s = {1, 2},
+         .d = {1, 1}, .pb = {1, 2}, .pe = {1, 2}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char what[512];
+        describe_case(what, sizeof what, "depthwise direct", (int)i, &cases[i]);
+        check_conv(cases[i], false, i % 2 == 0, i % 2 == 1, true, what);
+    }
+}
+
 Test(conv, conv3d) {
     conv_case t = {.nsp = 3,
                    .n = 1,
