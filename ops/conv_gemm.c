@@ -29,17 +29,24 @@ int64_t em_cg_packed_floats(int64_t rows, int64_t k) {
     return (rows + MR - 1) / MR * MR * k;
 }
 
-/* Chunk k0 (KC values of k, fewer in the last) of panel p: the panels of one chunk are
- * contiguous so a sweep over the rows streams through memory (prefetchers follow it). */
+/* K runs in chunks of equal size (at most KC; the last may be shorter): a short last chunk
+ * would pay the load / store of the C tile for little work. */
+static int64_t chunk_size(int64_t k) {
+    const int64_t n = (k + KC - 1) / KC;
+    return n > 0 ? (k + n - 1) / n : KC;
+}
+
+/* Chunk k0 of panel p: the panels of one chunk are contiguous so a sweep over the rows
+ * streams through memory (prefetchers follow it). */
 static int64_t panel_offset(int64_t mpad, int64_t k, int64_t p, int64_t k0) {
-    const int64_t kc = k - k0 < KC ? k - k0 : KC;
+    const int64_t cs = chunk_size(k), kc = k - k0 < cs ? k - k0 : cs;
     return k0 * mpad + p * MR * kc;
 }
 
 void em_cg_pack(const float *w, int64_t rows, int64_t k, float *dst) {
-    const int64_t mpad = (rows + MR - 1) / MR * MR;
-    for (int64_t k0 = 0; k0 < k; k0 += KC) {
-        const int64_t kc = k - k0 < KC ? k - k0 : KC;
+    const int64_t mpad = (rows + MR - 1) / MR * MR, cs = chunk_size(k);
+    for (int64_t k0 = 0; k0 < k; k0 += cs) {
+        const int64_t kc = k - k0 < cs ? k - k0 : cs;
         for (int64_t p = 0; p * MR < rows; p++) {
             float *d = dst + panel_offset(mpad, k, p, k0);
             for (int64_t kk = 0; kk < kc; kk++)
@@ -141,8 +148,9 @@ TARGET_512 static void gemm_avx512(const float *a, int64_t mpad, int64_t m0, int
     const em_activation *act = epi && !act_in_registers(epi->act) ? NULL : epi ? epi->act : NULL;
     const float *bias = epi ? epi->bias : NULL, *z = epi ? epi->z : NULL;
     const int64_t ldz = epi ? epi->ldz : 0;
-    for (int64_t k0 = 0; k0 < k; k0 += KC) {
-        const int64_t kc = k - k0 < KC ? k - k0 : KC;
+    const int64_t cs = chunk_size(k);
+    for (int64_t k0 = 0; k0 < k; k0 += cs) {
+        const int64_t kc = k - k0 < cs ? k - k0 : cs;
         const bool first = k0 == 0, last = k0 + kc == k;
         for (int64_t t = 0; t < n_tiles; t++) {
             const int64_t cols = n - t * NR < NR ? n - t * NR : NR;
@@ -188,8 +196,9 @@ static void gemm_portable(const float *a, int64_t mpad, int64_t m0, int64_t rows
             const int64_t ld = cols < NR ? ldb_tail : ldb;
             float s = epi && epi->bias ? epi->bias[r] : 0.0f;
             for (int64_t kk = 0; kk < k; kk++) {
-                const float *ap = a + panel_offset(mpad, k, row / MR, kk / KC * KC);
-                s += ap[kk % KC * MR + row % MR] * bt[kk * ld];
+                const int64_t cs = chunk_size(k);
+                const float *ap = a + panel_offset(mpad, k, row / MR, kk / cs * cs);
+                s += ap[kk % cs * MR + row % MR] * bt[kk * ld];
             }
             if (epi && epi->z) s += epi->z[r * epi->ldz + j];
             c[r * ldc + j] = s;
