@@ -362,10 +362,21 @@ static inline void copy_f64(double *restrict d, const double *restrict s, int64_
     memcpy(d, s, (size_t)n * sizeof(double));
 }
 
+/* d[i] = s[2 i] (stride-2 im2col rows: ResNet's stem and downsampling convs); the vector
+ * clones turn it into two loads and a permute per 16 outputs. */
+EM_VECTOR_CLONES
+static void copy_stride2_f32(float *restrict d, const float *restrict s, int64_t n) {
+    for (int64_t i = 0; i < n; i++) d[i] = s[2 * i];
+}
+
+static void copy_stride2_f64(double *restrict d, const double *restrict s, int64_t n) {
+    for (int64_t i = 0; i < n; i++) d[i] = s[2 * i];
+}
+
 /* im2col of output columns [c0, c1) of one group: col is (Cg * k_sz) x (c1 - c0), rows nb
  * apart (nb >= c1 - c0). */
 #define IM2COL_MAX_KW 64
-#define DEFINE_IM2COL(T, NAME, COPY)                                                               \
+#define DEFINE_IM2COL(T, NAME, COPY, COPY2)                                                               \
     static void NAME(const conv_geom *g, const T *x, int64_t c0, int64_t c1, T *col, int64_t nb) { \
         const int64_t OH = g->out[1], OW = g->out[2];                                              \
         const int64_t D = g->in[0], H = g->in[1], W = g->in[2];                                    \
@@ -408,6 +419,9 @@ static inline void copy_f64(double *restrict d, const double *restrict s, int64_
                             for (int64_t ox = ox0; ox < lo; ox++) dd[ox - ox0] = 0;                \
                             if (sx == 1) {                                                         \
                                 if (hi > lo) COPY(dd + (lo - ox0), xrow + (lo + off), hi - lo);    \
+                            } else if (sx == 2) {                                                  \
+                                if (hi > lo)                                                       \
+                                    COPY2(dd + (lo - ox0), xrow + (lo * 2 + off), hi - lo);        \
                             } else {                                                               \
                                 for (int64_t ox = lo; ox < hi; ox++)                               \
                                     dd[ox - ox0] = xrow[ox * sx + off];                            \
@@ -420,8 +434,8 @@ static inline void copy_f64(double *restrict d, const double *restrict s, int64_
             p += len;                                                                              \
         }                                                                                          \
     }
-DEFINE_IM2COL(float, im2col_f32, copy_f32)
-DEFINE_IM2COL(double, im2col_f64, copy_f64)
+DEFINE_IM2COL(float, im2col_f32, copy_f32, copy_stride2_f32)
+DEFINE_IM2COL(double, im2col_f64, copy_f64, copy_stride2_f64)
 
 /* Stride 1 with an output as wide as the input ("same" padding along the row, 1-D or 2-D):
  * an output position p = oy * W + ox reads input element p + shift for every tap, so each
