@@ -810,28 +810,47 @@ static void depthwise_planes(void *ctx, int slot, int64_t begin, int64_t end) {
     }
 }
 
-/* Column panels for the packed GEMM: about max_cols wide (the L2 budget), their count times
- * `groups` a multiple of the thread count when there are few (up to 1.5x wider panels, or
- * more panels, to get there), sizes balanced and rounded to whole vectors when the last
- * panel stays at least half full. */
+/* Vector lanes the packed GEMM computes for a panel of w columns (tiles of 48, then whole
+ * vectors of 16 for the rest). */
+static int64_t panel_lanes(int64_t w) {
+    return w / EM_CG_NR * EM_CG_NR + (w % EM_CG_NR + 15) / 16 * 16;
+}
+
+/* Column panels for the packed GEMM: at most 1.5x max_cols wide (the L2 budget). Among
+ * panel counts near ncols / max_cols and widths exact, rounded to a vector or to a tile,
+ * pick the plan whose busiest thread computes the fewest lanes (items are split into
+ * contiguous ranges per thread; each item also costs a little fixed overhead). */
 static void packed_panels(int64_t ncols, int64_t max_cols, int64_t groups, int threads,
                           int64_t *n_panels, int64_t *panel) {
-    int64_t n = (ncols + max_cols - 1) / max_cols;
-    if (threads > 1 && (groups * n) % threads != 0 && groups * n < 8 * threads) {
-        int64_t best = n;
-        for (int64_t c = n - 1; c >= 1 && (ncols + c - 1) / c <= max_cols * 3 / 2; c--)
-            if ((groups * c) % threads == 0) {
-                best = c;
-                break;
+    const int64_t n0 = (ncols + max_cols - 1) / max_cols, widest = max_cols * 3 / 2;
+    static const int64_t rounding[] = {1, 16, EM_CG_NR};
+    int64_t best_cost = -1;
+    *n_panels = n0;
+    *panel = (ncols + n0 - 1) / n0;
+    for (int64_t n = n0 > 2 * threads ? n0 - 2 * threads : 1; n <= n0 + 2 * threads; n++) {
+        for (int r = 0; r < 3; r++) {
+            int64_t p = (ncols + n - 1) / n;
+            p = (p + rounding[r] - 1) / rounding[r] * rounding[r];
+            if (p > ncols) p = ncols;
+            if (p > widest && n < n0) continue;
+            const int64_t np = (ncols + p - 1) / p, items = groups * np;
+            const int slots = items < threads ? (int)items : threads;
+            int64_t cost = 0;
+            for (int sl = 0; sl < slots; sl++) {
+                int64_t c = 0;
+                for (int64_t it = items * sl / slots; it < items * (sl + 1) / slots; it++) {
+                    const int64_t pi = it % np, w = pi == np - 1 ? ncols - pi * p : p;
+                    c += panel_lanes(w) + 16;
+                }
+                if (c > cost) cost = c;
             }
-        for (int64_t c = n + 1; best == n && c <= n + threads && ncols / c >= 16; c++)
-            if ((groups * c) % threads == 0) best = c;
-        n = best;
+            if (best_cost < 0 || cost < best_cost) {
+                best_cost = cost;
+                *n_panels = np;
+                *panel = p;
+            }
+        }
     }
-    int64_t p = (ncols + n - 1) / n, p16 = (p + 15) / 16 * 16;
-    if (n > 1 && ncols - (n - 1) * p16 >= p16 / 2) p = p16;
-    *panel = p;
-    *n_panels = (ncols + p - 1) / p;
 }
 
 /* Run a forward convolution on float32 or float64 buffers. */
