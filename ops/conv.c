@@ -22,10 +22,14 @@
  *   activation are applied in one pass per output tile while it is still in cache.
  *
  * Strategy per shape (float32; float64 runs the same paths on dgemm):
+ *   - a constant float32 W (not depthwise) is packed once at create for the AVX-512 GEMM of
+ *     conv_gemm.c, chosen at run time by the CPU (BLAS otherwise): the same panels as below,
+ *     with bias, Z and the activation applied to each register tile before its one store;
+ *     outputs under BATCHED_MAX_COLS run the whole batch as one GEMM (weights read once);
  *   - pointwise (1x1 kernel, stride 1, no padding): the GEMM runs straight on the input, no
  *     im2col, in column chunks;
- *   - depthwise 1-D / 2-D (group == C == M): a direct vectorized kernel on a zero-bordered
- *     copy of each plane;
+ *   - depthwise 1-D / 2-D (group == C == M): a direct vectorized kernel, 3x3 rows straight
+ *     from the input, other shapes on a zero-bordered copy of each plane;
  *   - otherwise im2col in panels of output columns sized to stay in L2 (never the whole
  *     matrix for large outputs), each panel followed by sgemm and the epilogue. Stride-1
  *     convs that keep the row width copy each im2col row in one piece.
@@ -307,7 +311,7 @@ typedef struct conv_job {
     size_t slot_bytes;
     bool pointwise; /* GEMM straight on the input, no im2col panel */
     int64_t panel, n_panels, m_block, n_mblocks;
-    const float *wpack; /* weights packed for em_cg_gemm (float32, constant W), or NULL */
+    const float *wpack;  /* weights packed for em_cg_gemm (float32, constant W), or NULL */
     int64_t wpack_group; /* floats per group in wpack */
     /* Packed GEMM over the columns of all images at once (small outputs): columns number
      * batch * out_sz, results go through a per-slot buffer (cbuf_offset into the slot). */
@@ -376,7 +380,7 @@ static void copy_stride2_f64(double *restrict d, const double *restrict s, int64
 /* im2col of output columns [c0, c1) of one group: col is (Cg * k_sz) x (c1 - c0), rows nb
  * apart (nb >= c1 - c0). */
 #define IM2COL_MAX_KW 64
-#define DEFINE_IM2COL(T, NAME, COPY, COPY2)                                                               \
+#define DEFINE_IM2COL(T, NAME, COPY, COPY2)                                                        \
     static void NAME(const conv_geom *g, const T *x, int64_t c0, int64_t c1, T *col, int64_t nb) { \
         const int64_t OH = g->out[1], OW = g->out[2];                                              \
         const int64_t D = g->in[0], H = g->in[1], W = g->in[2];                                    \
@@ -535,7 +539,8 @@ static void packed_item(const conv_job *j, const float *xg, float *col, int64_t 
         .act = &j->act,
     };
     if (j->pointwise) {
-        em_cg_gemm(a, mpad, m0, m1 - m0, K, xg + c0, cols, EM_CG_NR, g->in_sz, g->in_sz, y, g->out_sz, &e);
+        em_cg_gemm(a, mpad, m0, m1 - m0, K, xg + c0, cols, EM_CG_NR, g->in_sz, g->in_sz, y,
+                   g->out_sz, &e);
         return;
     }
     const int64_t ld = col_stride(cols);
@@ -551,8 +556,8 @@ static void packed_item(const conv_job *j, const float *xg, float *col, int64_t 
 /* The same over columns [c0, c1) of all images (image n owns columns n * out_sz ...): the
  * weights are reused across the batch. The GEMM writes rows x (c1 - c0) into cbuf, then each
  * image's part is copied to Y (with Z and the activation when there is a Z). */
-static void packed_batched_item(const conv_job *j, float *col, float *cbuf, int64_t grp,
-                                int64_t c0, int64_t c1, int64_t m0, int64_t m1, bool new_panel) {
+static void packed_batched_item(const conv_job *j, float *col, float *cbuf, int64_t grp, int64_t c0,
+                                int64_t c1, int64_t m0, int64_t m1, bool new_panel) {
     const conv_geom *g = j->g;
     const int64_t K = g->Cg * g->k_sz, cols = c1 - c0, osz = g->out_sz, rows = m1 - m0;
     const bool same_row = im2col_is_same_row(g);
@@ -753,8 +758,8 @@ static void dw_direct_plane(const conv_job *j, const dw_geom *d, const float *x,
         }
         float *yr = y + oy * d->OW;
         if (hi > lo)
-            dw_3x3(yr + lo, r[0] + lo * d->sx - px, r[1] + lo * d->sx - px,
-                   r[2] + lo * d->sx - px, w, b, hi - lo, d->sx, 1);
+            dw_3x3(yr + lo, r[0] + lo * d->sx - px, r[1] + lo * d->sx - px, r[2] + lo * d->sx - px,
+                   w, b, hi - lo, d->sx, 1);
         for (int64_t ox = 0; ox < d->OW; ox++) {
             if (ox == lo && hi > lo) ox = hi;
             if (ox >= d->OW) break;
@@ -1249,8 +1254,8 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
                 em_activation_apply(&st->act, out[0].data, em_numel(&out[0]));
             return EMBER_OK;
         }
-        const bool packed = st->wpack && !dbl && w->data == st->wpack_src &&
-                            g.M == st->wpack_M && g.Cg * g.k_sz == st->wpack_K;
+        const bool packed = st->wpack && !dbl && w->data == st->wpack_src && g.M == st->wpack_M &&
+                            g.Cg * g.k_sz == st->wpack_K;
         return conv_exec(&g, dbl, x->data, w->data, packed ? st->wpack : NULL, b ? b->data : NULL,
                          z ? z->data : NULL, out[0].data, &st->act, ex, err);
     }

@@ -141,9 +141,9 @@ DEFINE_TILE(2)
 DEFINE_TILE(3)
 
 TARGET_512 static void gemm_avx512(const float *a, int64_t mpad, int64_t m0, int64_t rows,
-                                   int64_t k, const float *b,
-                                   int64_t n, int64_t b_tile_stride, int64_t ldb, int64_t ldb_tail,
-                                   float *c, int64_t ldc, const em_cg_epilogue *epi) {
+                                   int64_t k, const float *b, int64_t n, int64_t b_tile_stride,
+                                   int64_t ldb, int64_t ldb_tail, float *c, int64_t ldc,
+                                   const em_cg_epilogue *epi) {
     const int64_t n_tiles = (n + NR - 1) / NR;
     const em_activation *act = epi && !act_in_registers(epi->act) ? NULL : epi ? epi->act : NULL;
     const float *bias = epi ? epi->bias : NULL, *z = epi ? epi->z : NULL;
@@ -208,10 +208,9 @@ static void gemm_portable(const float *a, int64_t mpad, int64_t m0, int64_t rows
         for (int64_t r = 0; r < rows; r++) em_activation_apply(epi->act, c + r * ldc, n);
 }
 
-void em_cg_gemm(const float *a, int64_t mpad, int64_t m0, int64_t rows, int64_t k,
-                const float *b, int64_t n,
-                int64_t b_tile_stride, int64_t ldb, int64_t ldb_tail, float *c, int64_t ldc,
-                const em_cg_epilogue *epi) {
+void em_cg_gemm(const float *a, int64_t mpad, int64_t m0, int64_t rows, int64_t k, const float *b,
+                int64_t n, int64_t b_tile_stride, int64_t ldb, int64_t ldb_tail, float *c,
+                int64_t ldc, const em_cg_epilogue *epi) {
     if (rows <= 0 || n <= 0) return;
 #if CG_X86
     if (k > 0 && em_cg_available()) {

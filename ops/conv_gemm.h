@@ -38,9 +38,8 @@ typedef struct em_cg_epilogue {
 
 /* a: the packed weights of `mpad` rows (rows rounded up to MR) in which this call computes rows
  * [m0, m0 + rows), m0 a multiple of MR. Overwrites C. */
-void em_cg_gemm(const float *a, int64_t mpad, int64_t m0, int64_t rows, int64_t k,
-                const float *b, int64_t n,
-                int64_t b_tile_stride, int64_t ldb, int64_t ldb_tail, float *c, int64_t ldc,
-                const em_cg_epilogue *epi);
+void em_cg_gemm(const float *a, int64_t mpad, int64_t m0, int64_t rows, int64_t k, const float *b,
+                int64_t n, int64_t b_tile_stride, int64_t ldb, int64_t ldb_tail, float *c,
+                int64_t ldc, const em_cg_epilogue *epi);
 
 #endif

@@ -36,8 +36,8 @@ static double act_ref(const em_activation *a, double v) {
 
 /* C rows [m0, m0 + rows) of W (M x K) times B (K x N), tiled (`tiled`: each EM_CG_NR-column
  * tile stored K x width contiguously) or plain row-major with row length ldb >= N. */
-static void check(int64_t M, int64_t m0, int64_t rows, int64_t K, int64_t N, bool tiled,
-                  bool bias, bool z, em_activation act) {
+static void check(int64_t M, int64_t m0, int64_t rows, int64_t K, int64_t N, bool tiled, bool bias,
+                  bool z, em_activation act) {
     float *w = malloc((size_t)(M * K) * sizeof(float));
     for (int64_t i = 0; i < M * K; i++) w[i] = frand();
     const int64_t mpad = (M + EM_CG_MR - 1) / EM_CG_MR * EM_CG_MR;
@@ -104,8 +104,12 @@ Test(conv_gemm, awkward_shapes) {
 
 Test(conv_gemm, row_offsets_and_epilogues) {
     const em_activation acts[] = {
-        {EM_ACT_NONE, 0, 0},      {EM_ACT_RELU, 0, 0},    {EM_ACT_LEAKY_RELU, 0.1f, 0},
-        {EM_ACT_CLIP, -0.3f, 0.5f}, {EM_ACT_SIGMOID, 0, 0}, {EM_ACT_TANH, 0, 0},
+        {EM_ACT_NONE, 0, 0},
+        {EM_ACT_RELU, 0, 0},
+        {EM_ACT_LEAKY_RELU, 0.1f, 0},
+        {EM_ACT_CLIP, -0.3f, 0.5f},
+        {EM_ACT_SIGMOID, 0, 0},
+        {EM_ACT_TANH, 0, 0},
         {EM_ACT_HARD_SIGMOID, 0.2f, 0.5f},
     };
     for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
