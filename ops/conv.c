@@ -1455,8 +1455,9 @@ static ember_status qlconv_run(const em_node *node, void *state, em_tensor *cons
 /* ============================================================================================ */
 
 static const em_op conv_ops[] = {
-    {"", "Conv", 1, 22, conv_create, conv_infer, conv_run, conv_destroy, 0},
-    {"ai.ember", "FusedConv", 1, 0, conv_create, conv_infer, conv_run, conv_destroy, 0},
+    {"", "Conv", 1, 22, conv_create, conv_infer, conv_run, conv_destroy, EM_OP_OUTPUT_VIEW},
+    {"ai.ember", "FusedConv", 1, 0, conv_create, conv_infer, conv_run, conv_destroy,
+     EM_OP_OUTPUT_VIEW},
     {"", "ConvTranspose", 1, 22, convt_create, convt_infer, conv_run, conv_destroy, 0},
     {"", "ConvInteger", 10, 0, convint_create, convint_infer, convint_run, conv_destroy, 0},
     {"", "QLinearConv", 10, 0, qlconv_create, qlconv_infer, qlconv_run, conv_destroy, 0},

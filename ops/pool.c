@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "linalg.h"
 
 #define POOL_MAX_SPATIAL (EM_MAX_RANK - 2)
 /* Bound on kernel, stride, dilation and pad values, so geometry arithmetic cannot overflow. */
@@ -471,8 +472,12 @@ static void plane2d_from_geom(const pool_geom *g, plane2d *q) {
  * rows straight into the output row. */
 #define POOL_ROW_MAX 4096
 
+/* The row helpers are inlined into pool2d_plane_f32, whose clones compile them for AVX-512 /
+ * AVX2 (the stride-2 column pass of MaxPool 3x3/2 needs the wide permutes to vectorize). */
+#define POOL_INLINE __attribute__((always_inline))
+
 /* Reduce input rows [hs, he) into tmp (max or sum): contiguous, vectorizes. */
-static void fold_rows_f32(const float *restrict x, int64_t W, int64_t hs, int64_t he, bool max,
+static inline POOL_INLINE void fold_rows_f32(const float *restrict x, int64_t W, int64_t hs, int64_t he, bool max,
                           float *restrict tmp) {
     const float *restrict r0 = x + hs * W;
     for (int64_t w = 0; w < W; w++) tmp[w] = r0[w];
@@ -487,7 +492,7 @@ static void fold_rows_f32(const float *restrict x, int64_t W, int64_t hs, int64_
 
 /* Horizontal pass over one (folded) row: yr[ow] op= row[ow * SW - PL + kw], kw < KW. With
  * `init`, the interior columns are first set from kw = 0. */
-static void fold_cols_f32(const plane2d *q, const float *restrict row, bool max, bool init,
+static inline POOL_INLINE void fold_cols_f32(const plane2d *q, const float *restrict row, bool max, bool init,
                           float *restrict yr) {
     const int64_t W = q->W, KW = q->KW, SW = q->SW, PL = q->PL, lo = q->ow_lo, hi = q->ow_hi;
     for (int64_t ow = 0; ow < q->OW; ow++) {
@@ -531,7 +536,7 @@ static void fold_cols_f32(const plane2d *q, const float *restrict row, bool max,
 }
 
 /* AveragePool divisors of one output row. */
-static void avg_divide_f32(const plane2d *q, int64_t h0, int64_t hs, int64_t he,
+static inline POOL_INLINE void avg_divide_f32(const plane2d *q, int64_t h0, int64_t hs, int64_t he,
                            float *restrict yr) {
     const int64_t W = q->W, KW = q->KW, SW = q->SW, PL = q->PL;
     int64_t hpe = h0 + q->KH > q->H + q->PB ? q->H + q->PB : h0 + q->KH;
@@ -554,6 +559,7 @@ static void avg_divide_f32(const plane2d *q, int64_t h0, int64_t hs, int64_t he,
 /* One plane: for each output row, fold its window's input rows (into tmp when the row fits,
  * else one by one into the output row), then the columns. Windows are never empty here
  * (pads < kernel, no dilation). */
+EM_VECTOR_CLONES
 static void pool2d_plane_f32(const plane2d *q, bool max, const float *restrict x,
                              float *restrict y, float *restrict tmp) {
     for (int64_t oh = 0; oh < q->OH; oh++) {

@@ -765,10 +765,12 @@ typedef struct concat_ctx {
 static void concat_range(void *vctx, int64_t begin, int64_t end) {
     const concat_ctx *c = vctx;
     for (int64_t r = begin; r < end; r++)
-        for (int k = 0; k < c->n; k++)
-            if (c->src_row[k] > 0)
-                memcpy(c->dst + r * c->dst_row + c->dst_off[k], c->src[k] + r * c->src_row[k],
-                       (size_t)c->src_row[k]);
+        for (int k = 0; k < c->n; k++) {
+            char *d = c->dst + r * c->dst_row + c->dst_off[k];
+            const char *s = c->src[k] + r * c->src_row[k];
+            /* An input its producer wrote in place (executor's Concat placement) is done. */
+            if (c->src_row[k] > 0 && s != d) memcpy(d, s, (size_t)c->src_row[k]);
+        }
 }
 
 static ember_status concat_run(const em_node *node, void *state, em_tensor *const *in,

@@ -537,8 +537,10 @@ static ember_status un_run(const em_node *node, void *state, em_tensor *const *i
     return s;
 }
 
+/* Elementwise: the output may also be a slice of a Concat's output (EM_OP_OUTPUT_VIEW). */
 #define UN_OP(name, since, until)                                                                  \
-    { "", name, since, until, un_create, un_infer, un_run, un_destroy, EM_OP_INPLACE_OK }
+    { "", name, since, until, un_create, un_infer, un_run, un_destroy,                            \
+      EM_OP_INPLACE_OK | EM_OP_OUTPUT_VIEW }
 
 static const em_op k_ops[] = {
     UN_OP("Sqrt", 1, 13),     UN_OP("Reciprocal", 1, 13),  UN_OP("Exp", 1, 13),

@@ -47,6 +47,9 @@ struct em_run_ctx {
     node_memo *memo; /* per root node; NULL where the node's shapes are always inferred */
     memo_input *memo_in;
     em_tensor *memo_out;
+    int *concat_block; /* per root node: its output block taken early for placed inputs, or -1 */
+    int placed;        /* Concat inputs placed in the current run */
+    int last_placed;   /* ... in the last finished run */
 };
 
 struct em_exec {
@@ -56,6 +59,7 @@ struct em_exec {
     int *block_of; /* per value: arena block or -1 (input, constant, capture) */
     const int *last_use;
     node_memo *memo; /* per node, or NULL (subgraphs, constant folding) */
+    const int *concat_into, *concat_slot; /* the plan's Concat placement (root frame), or NULL */
     bool owns_frame; /* vals / block_of allocated for this frame only */
     int scratch[16]; /* blocks taken by the running kernel */
     int n_scratch;
@@ -183,7 +187,9 @@ em_run_ctx *em_run_ctx_new(struct ember_session *s) {
     rc->memo = calloc((size_t)g->n_nodes + 1, sizeof *rc->memo);
     rc->memo_in = calloc(n_in + 1, sizeof *rc->memo_in);
     rc->memo_out = calloc(n_out + 1, sizeof *rc->memo_out);
-    if (!rc->vals || !rc->block_of || !rc->memo || !rc->memo_in || !rc->memo_out) {
+    rc->concat_block = malloc(sizeof *rc->concat_block * ((size_t)g->n_nodes + 1));
+    if (!rc->vals || !rc->block_of || !rc->memo || !rc->memo_in || !rc->memo_out ||
+        !rc->concat_block) {
         em_run_ctx_free(rc);
         return NULL;
     }
@@ -209,6 +215,7 @@ void em_run_ctx_free(em_run_ctx *rc) {
     free(rc->memo);
     free(rc->memo_in);
     free(rc->memo_out);
+    free(rc->concat_block);
     free(rc);
 }
 
@@ -331,6 +338,58 @@ static void memo_store(const em_exec *ex, const em_node *n, node_memo *m, em_ten
     m->valid = true;
 }
 
+/* ---- Concat placement (plan: em_plan_concat in planner.c) ----
+ * Output v of the running node is an input of Concat node c, planned as placeable. If c's
+ * shapes of the previous run (its memo) predict this output's shape, the slice is contiguous
+ * (every dim before the axis is 1) and starts 64-byte aligned, the output becomes a view into
+ * c's output block, taken now (ex->rc->concat_block[c]) if no earlier input of c took it.
+ * When c runs with the predicted shapes (memo hit) that block becomes its output and Concat
+ * finds placed inputs already at their destination; otherwise c gets a new block and copies
+ * everything (views keep the early block alive until they die). */
+static bool place_in_concat(em_exec *ex, int v, em_tensor *o, size_t bytes, int *block) {
+    const int c = ex->concat_into[v], slot = ex->concat_slot[v];
+    const em_node *cn = &ex->g->nodes[c];
+    const node_memo *m = &ex->memo[c];
+    if (!m->in || !m->valid) return false;
+    const em_tensor *ct = &m->out[0];
+    const memo_input *mi = &m->in[slot];
+    if (mi->rank != o->rank || mi->dtype != o->dtype || ct->dtype != o->dtype ||
+        ct->rank != o->rank || ct->rank < 1)
+        return false;
+    for (int d = 0; d < o->rank; d++)
+        if (mi->dims[d] != o->dims[d]) return false;
+    const em_attr *aa = em_node_attr(cn, "axis");
+    int64_t axis = aa ? aa->i : 1;
+    if (axis < 0) axis += ct->rank;
+    if (axis < 0 || axis >= ct->rank) return false;
+    int64_t inner = (int64_t)em_dtype_size(ct->dtype);
+    for (int d = 0; d < ct->rank; d++) {
+        if (d < axis && ct->dims[d] != 1) return false; /* slices would be strided */
+        if (d > axis) inner *= ct->dims[d];
+    }
+    int64_t offset = 0;
+    for (int j = 0; j < slot; j++) {
+        if (m->in[j].rank != ct->rank) return false;
+        offset += m->in[j].dims[axis] * inner;
+    }
+    size_t total = em_nbytes(ct);
+    if (offset % EM_ALIGN != 0 || (uint64_t)offset + bytes > total) return false;
+    em_run_ctx *rc = ex->rc;
+    int b = rc->concat_block[c];
+    if (b < 0) {
+        ember_error ignored = {0}; /* no memory: just do not place */
+        b = arena_take(rc, total, &ignored);
+        if (b < 0) return false;
+        rc->concat_block[c] = b;
+    }
+    rc->blocks[b].refs++;
+    o->data = (char *)rc->blocks[b].p + offset;
+    o->capacity = bytes;
+    *block = b;
+    rc->placed++;
+    return true;
+}
+
 static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
     const em_graph *g = ex->g;
     em_node *n = &g->nodes[ni];
@@ -355,7 +414,8 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
     }
     outs_ready = true;
     node_memo *memo = ex->memo && ex->memo[ni].in ? &ex->memo[ni] : NULL;
-    if (memo && memo_hit(ex, n, memo, in)) {
+    bool memo_was_hit = memo && memo_hit(ex, n, memo, in);
+    if (memo_was_hit) {
         for (int k = 0; k < n->n_outputs; k++)
             em_tensor_set_shape(&outs[k], memo->out[k].dtype, memo->out[k].dims,
                                 memo->out[k].rank);
@@ -391,6 +451,22 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
         }
         size_t bytes = (size_t)numel * es;
         o->owns_data = false;
+        if (k == 0 && ex->concat_into) {
+            int early = ex->rc->concat_block[ni]; /* this is a Concat with placed inputs */
+            if (early >= 0) {
+                ex->rc->concat_block[ni] = -1;
+                if (memo_was_hit && ex->rc->blocks[early].cap >= bytes) {
+                    o->data = ex->rc->blocks[early].p;
+                    o->capacity = ex->rc->blocks[early].cap;
+                    out_block[k] = early;
+                    continue;
+                }
+                arena_release(ex->rc, early);
+            }
+            if (n->outputs[0] >= 0 && ex->concat_into[n->outputs[0]] >= 0 &&
+                place_in_concat(ex, n->outputs[0], o, bytes, &out_block[k]))
+                continue;
+        }
         if (k == 0 && (flags & EM_OP_ALIAS_INPUT0) && in[0]) {
             if (bytes > em_nbytes(in[0])) {
                 st = em_fail(err, EMBER_ERR_RUNTIME, "%s: view is larger than its input",
@@ -506,6 +582,10 @@ static ember_status frame_init(em_exec *ex, em_run_ctx *rc, const em_graph *g, c
         ex->vals = rc->vals;
         ex->block_of = rc->block_of;
         ex->memo = rc->memo;
+        ex->concat_into = rc->s->plan.concat_into;
+        ex->concat_slot = rc->s->plan.concat_slot;
+        for (int i = 0; ex->concat_into && i < g->n_nodes; i++) rc->concat_block[i] = -1;
+        rc->placed = 0;
         return EMBER_OK;
     }
     ex->owns_frame = true;
@@ -612,6 +692,7 @@ ember_status em_execute(struct ember_session *s, em_run_ctx *rc, em_tensor *cons
             outputs[k] = (em_tensor){.rank = -1};
         }
     frame_free(&ex);
+    rc->last_placed = rc->placed;
     arena_trim(rc);
     return st;
 }
@@ -728,7 +809,10 @@ static ember_status plan_memo(const em_graph *g, em_plan *plan, ember_error *err
 ember_status em_session_prepare(struct ember_session *s, ember_error *err) {
     EM_TRY(create_kernels(s->graph, s->model->path, err));
     EM_TRY(em_plan_build(s->graph, &s->plan, err));
-    return plan_memo(s->graph, &s->plan, err);
+    EM_TRY(plan_memo(s->graph, &s->plan, err));
+    /* Placement changes no value, but "run the graph as written" keeps every copy. */
+    if (s->opt_level >= EMBER_OPT_BASIC) EM_TRY(em_plan_concat(s->graph, &s->plan, err));
+    return EMBER_OK;
 }
 
 /* Liveness of subgraph values is computed per call; nothing else to plan here. */
@@ -785,6 +869,15 @@ ember_status em_fold_node(const em_graph *g, em_node *n, em_tensor **outputs, em
     free(last_use);
     if (state && n->op->destroy) n->op->destroy(state);
     return st;
+}
+
+int em_session_concat_placed(struct ember_session *s) {
+    int best = 0;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_idle; i++)
+        if (s->idle[i]->last_placed > best) best = s->idle[i]->last_placed;
+    pthread_mutex_unlock(&s->lock);
+    return best;
 }
 
 uint64_t em_session_arena_bytes(struct ember_session *s) {

@@ -31,6 +31,10 @@ enum {
      * (data NULL); run sets its dtype and shape and gives it memory from em_aligned_alloc with
      * owns_data = true, which the executor takes over (as an arena block). */
     EM_OP_DYNAMIC_OUTPUTS = 1u << 2,
+    /* Output 0 may be a view into a larger buffer (the executor places a Concat input inside
+     * the Concat's output; planner.c): data is 64-byte aligned, capacity is exactly the
+     * output's bytes, and run writes its elements there and touches nothing else. */
+    EM_OP_OUTPUT_VIEW = 1u << 3,
 };
 
 typedef struct em_op {

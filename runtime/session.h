@@ -13,10 +13,15 @@ typedef struct em_plan {
                       -1 for values nobody reads */
     bool *memo_ok; /* per node: output shapes may be reused while input shapes repeat (root
                       graph of a session only; NULL otherwise) */
+    int *concat_into; /* per value: Concat node whose output may hold it in place, or -1
+                         (em_plan_concat; NULL when not planned) */
+    int *concat_slot; /* per value: its input index in that Concat (same allocation) */
 } em_plan;
 
 ember_status em_plan_build(const em_graph *g, em_plan *plan, ember_error *err);
 void em_plan_free(em_plan *plan);
+/* Concat inputs whose producers may write into the Concat's output (planner.c). Needs memo_ok. */
+ember_status em_plan_concat(const em_graph *g, em_plan *plan, ember_error *err);
 
 typedef struct em_run_ctx em_run_ctx;
 
@@ -60,4 +65,7 @@ ember_status em_fold_node(const em_graph *g, em_node *n, em_tensor **outputs, em
 /* Largest arena among the session's idle run contexts during their last run (bytes, outputs
  * included), for tests and bench. */
 uint64_t em_session_arena_bytes(struct ember_session *s);
+/* Concat inputs written in place (not copied) during the last run of an idle run context, for
+ * tests: the largest count among them. */
+int em_session_concat_placed(struct ember_session *s);
 #endif
