@@ -576,6 +576,47 @@ static void pool2d_plane_f32(const plane2d *q, bool max, const float *restrict x
     }
 }
 
+#define MAX_OF(a, b) ((a) > (b) ? (a) : (b))
+
+/* MaxPool 3x3 stride 2 (SqueezeNet, the ResNet stem): one pass per output row over the three
+ * input rows, no row buffer. Rows past the border repeat a valid one (max ignores repeats). */
+EM_VECTOR_CLONES
+static void max3s2_plane_f32(const plane2d *q, const float *restrict x, float *restrict y) {
+    const int64_t W = q->W, lo = q->ow_lo, hi = q->ow_hi;
+    for (int64_t oh = 0; oh < q->OH; oh++) {
+        int64_t h0 = oh * 2 - q->PT;
+        int64_t hs = h0 < 0 ? 0 : h0, he = h0 + 3 > q->H ? q->H : h0 + 3;
+        const float *restrict r0 = x + hs * W;
+        const float *restrict r1 = x + (hs + 1 < he ? hs + 1 : he - 1) * W;
+        const float *restrict r2 = x + (he - 1) * W;
+        float *restrict yr = y + oh * q->OW;
+        for (int64_t ow = 0; ow < q->OW; ow++) { /* border columns */
+            if (ow == lo) ow = hi;
+            if (ow >= q->OW) break;
+            int64_t w0 = ow * 2 - q->PL;
+            int64_t ws = w0 < 0 ? 0 : w0, we = w0 + 3 > W ? W : w0 + 3;
+            float m = r0[ws];
+            for (int64_t w = ws; w < we; w++) {
+                m = MAX_OF(r0[w], m);
+                m = MAX_OF(r1[w], m);
+                m = MAX_OF(r2[w], m);
+            }
+            yr[ow] = m;
+        }
+        const float *restrict a = r0 - q->PL, *restrict b = r1 - q->PL, *restrict c = r2 - q->PL;
+        for (int64_t ow = lo; ow < hi; ow++) {
+            const int64_t w = 2 * ow;
+            float m0 = MAX_OF(b[w], a[w]), m1 = MAX_OF(b[w + 1], a[w + 1]);
+            float m2 = MAX_OF(b[w + 2], a[w + 2]);
+            m0 = MAX_OF(c[w], m0);
+            m1 = MAX_OF(c[w + 1], m1);
+            m2 = MAX_OF(c[w + 2], m2);
+            m0 = MAX_OF(m1, m0);
+            yr[ow] = MAX_OF(m2, m0);
+        }
+    }
+}
+
 static void pool_range(void *vctx, int64_t p0, int64_t p1) {
     const pool_ctx *c = vctx;
     const pool_geom *g = c->g;
@@ -585,8 +626,15 @@ static void pool_range(void *vctx, int64_t p0, int64_t p1) {
     if (fast) {
         plane2d q;
         plane2d_from_geom(g, &q);
+        bool max3s2 = g->a.kind == POOL_MAX && q.KH == 3 && q.KW == 3 && q.SH == 2 && q.SW == 2 &&
+                      q.H >= 1 && q.W >= 1;
         float row[POOL_ROW_MAX];
         for (int64_t p = p0; p < p1; p++) {
+            if (max3s2) {
+                max3s2_plane_f32(&q, (const float *)c->x + p * g->in_plane,
+                                 (float *)c->y + p * g->out_plane);
+                continue;
+            }
             const float *x = (const float *)c->x + p * g->in_plane;
             float *y = (float *)c->y + p * g->out_plane;
             pool2d_plane_f32(&q, g->a.kind == POOL_MAX, x, y, q.W <= POOL_ROW_MAX ? row : NULL);

@@ -481,6 +481,11 @@ Test(pool, fast_path_matches_reference) {
         {112, 112, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0}, {9, 13, 2, 2, 2, 2, 0, 0, 0, 0, 1, 0},
         {7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 0, 1},     {10, 5, 4, 2, 3, 1, 2, 1, 0, 1, 1, 1},
         {1, 17, 1, 5, 1, 3, 0, 2, 0, 2, 0, 0},
+        /* MaxPool 3x3 stride 2 has its own kernel: ceil_mode windows cut by the border, pads,
+         * inputs with no interior column. */
+        {111, 111, 3, 3, 2, 2, 0, 0, 0, 0, 1, 0}, {56, 57, 3, 3, 2, 2, 0, 0, 0, 0, 1, 0},
+        {13, 40, 3, 3, 2, 2, 1, 0, 0, 1, 1, 0},   {4, 5, 3, 3, 2, 2, 1, 2, 2, 1, 0, 0},
+        {1, 7, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0},     {2, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         int H = cases[c].H, W = cases[c].W;
