@@ -392,9 +392,88 @@ Test(passes, matmul_add_kept_with_bias_from_an_input) {
     EXPECT_OPS("Add", 1);
 }
 
-Test(passes, matmul_add_kept_for_rank_3) {
+/* ---- N-D MatMul + bias -> FusedMatMul: the GEMM accumulates onto the bias, the same sum ---- */
+
+Test(passes, matmul_add_rank_3_becomes_fused_matmul_with_bias) {
     CHECK("matmul_add_rank3", 0);
+    EXPECT_OPS("Add", 0);
+    EXPECT_OPS("MatMul", 0);
+    EXPECT_OPS("Gemm", 0);
+    EXPECT_OPS("ai.ember:FusedMatMul", 1);
+}
+
+Test(passes, matmul_bias_and_relu_fused_for_rank_3) {
+    CHECK("matmul_bias_relu_rank3", 0);
+    EXPECT_OPS("Add", 0);
+    EXPECT_OPS("Relu", 0);
+    EXPECT_OPS("ai.ember:FusedMatMul", 1);
+}
+
+Test(passes, matmul_bias_kept_when_bias_varies_along_rows) {
+    CHECK("matmul_bias_rows_rank3", 0);
+    EXPECT_OPS("MatMul", 1);
     EXPECT_OPS("Add", 1);
+}
+
+Test(passes, matmul_bias_kept_when_bias_widens_the_product) {
+    CHECK("matmul_bias_widening_rank3", 0);
+    EXPECT_OPS("MatMul", 1);
+    EXPECT_OPS("Add", 1);
+}
+
+Test(passes, matmul_bias_kept_when_product_is_a_graph_output) {
+    CHECK("matmul_bias_product_output", 0);
+    EXPECT_OPS("MatMul", 1);
+    EXPECT_OPS("Add", 1);
+}
+
+/* ---- decomposed LayerNorm -> LayerNormalization (statistics in double: rounding differs) ---- */
+
+Test(passes, layer_norm_fused) {
+    CHECK("layer_norm", 1e-5);
+    EXPECT_OPS("LayerNormalization", 1);
+    EXPECT_OPS("ReduceMean", 0);
+    EXPECT_OPS("Sqrt", 0);
+    EXPECT_OPS("Div", 0);
+    EXPECT_OPS("Mul", 0);
+    EXPECT_OPS("Add", 1); /* the residual Add in front */
+}
+
+Test(passes, layer_norm_without_beta_fused) {
+    CHECK("layer_norm_no_beta", 1e-5);
+    EXPECT_OPS("LayerNormalization", 1);
+    EXPECT_OPS("Mul", 0);
+}
+
+Test(passes, layer_norm_with_axes_input_fused) {
+    CHECK("layer_norm_opset18", 1e-5);
+    EXPECT_OPS("LayerNormalization", 1);
+    EXPECT_OPS("Add", 0);
+}
+
+Test(passes, layer_norm_over_a_middle_axis_kept) {
+    CHECK("layer_norm_middle_axis", 0);
+    EXPECT_OPS("LayerNormalization", 0);
+}
+
+Test(passes, layer_norm_with_a_cube_kept) {
+    CHECK("layer_norm_cube", 0);
+    EXPECT_OPS("LayerNormalization", 0);
+}
+
+Test(passes, layer_norm_kept_when_centred_value_is_read_elsewhere) {
+    CHECK("layer_norm_centred_read_twice", 0);
+    EXPECT_OPS("LayerNormalization", 0);
+}
+
+Test(passes, layer_norm_without_affine_kept) {
+    CHECK("layer_norm_no_affine", 0);
+    EXPECT_OPS("LayerNormalization", 0);
+}
+
+Test(passes, layer_norm_with_a_2d_gamma_kept) {
+    CHECK("layer_norm_gamma_2d", 0);
+    EXPECT_OPS("LayerNormalization", 0);
 }
 
 Test(passes, matmul_add_kept_when_product_is_a_graph_output) {
