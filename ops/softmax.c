@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "linalg.h"
 #include "vmath.h"
 
 enum { SM_SOFTMAX, SM_LOGSOFTMAX, SM_HARDMAX };
@@ -308,7 +309,136 @@ static ember_status sm_run(const em_node *node, void *state, em_tensor *const *i
     return s;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * ai.ember FusedAttention (made by the optimizer from PyTorch's exported self-attention).
+ * Input 0 is the packed projection qkv [S, B, E] (sequence first); Q, K and V are the columns
+ * [q_offset, +width), [k_offset, +width), [v_offset, +width) of it, each split into heads of
+ * hd columns by Reshape targets given as inputs 1..3 (which must read [S, B * H, hd] with
+ * H * hd = width). Output [S, B * H, hd]: for every (b, h), softmax(scale * Q K^T) V, written
+ * where Transpose(., [1, 0, 2]) of the per-head results would put it.
+ * ------------------------------------------------------------------------------------------- */
+
+/* The head size a Reshape target (opset 5+ semantics, allowzero 0) gives a [S, B, D] slice,
+ * or -1 if the target does not read [S, B * H, hd] with H * hd = D. */
+static int64_t attn_head_dim(const em_tensor *shape, int64_t s, int64_t b, int64_t d) {
+    if (!shape->data || (shape->dtype != EMBER_INT64 && shape->dtype != EMBER_INT32) ||
+        em_numel(shape) != 3)
+        return -1;
+    int64_t in[3] = {s, b, d}, out[3], known = 1;
+    int infer = -1;
+    for (int i = 0; i < 3; i++) {
+        out[i] = em_get_i64(shape, i);
+        if (out[i] == 0) out[i] = in[i];
+        if (out[i] == -1) {
+            if (infer >= 0) return -1;
+            infer = i;
+        } else if (out[i] < 0) {
+            return -1;
+        } else {
+            known *= out[i] > 0 ? out[i] : 1;
+        }
+    }
+    if (infer >= 0) {
+        if (known == 0 || (s * b * d) % known != 0) return -1;
+        out[infer] = s * b * d / known;
+    }
+    int64_t hd = out[2];
+    if (out[0] != s || hd <= 0 || d % hd != 0 || out[1] != b * (d / hd)) return -1;
+    return hd;
+}
+
+static ember_status attn_geometry(const em_node *node, em_tensor *const *in, int64_t *hd,
+                                  ember_error *err) {
+    char buf[160];
+    const em_tensor *x = in[0];
+    int64_t width = em_attr_int(node, "width", 0);
+    const int64_t off[3] = {em_attr_int(node, "q_offset", -1), em_attr_int(node, "k_offset", -1),
+                            em_attr_int(node, "v_offset", -1)};
+    if (x->dtype != EMBER_FLOAT) return em_unsupported_type(node, 0, x->dtype, err);
+    if (x->rank != 3)
+        return em_fail(err, EMBER_ERR_SHAPE, "%s: qkv must have rank 3 (got %d)",
+                       em_node_desc(node, buf, sizeof buf), x->rank);
+    for (int i = 0; i < 3; i++)
+        if (width <= 0 || off[i] < 0 || (x->dims[2] >= 0 && off[i] + width > x->dims[2]))
+            return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: column range outside qkv",
+                           em_node_desc(node, buf, sizeof buf));
+    *hd = -1;
+    for (int i = 1; i <= 3; i++) {
+        if (!in[i]->data) return EMBER_OK; /* at load: decided when the shapes are known */
+        int64_t h = attn_head_dim(in[i], x->dims[0], x->dims[1], width);
+        if (h < 0 || (*hd >= 0 && h != *hd))
+            return em_fail(err, EMBER_ERR_SHAPE,
+                           "%s: Reshape target %d does not split the %lld columns into heads",
+                           em_node_desc(node, buf, sizeof buf), i, (long long)width);
+        *hd = h;
+    }
+    return EMBER_OK;
+}
+
+static ember_status attn_infer(const em_node *node, void *state, em_tensor *const *in,
+                               em_tensor *out, ember_error *err) {
+    (void)state;
+    if (in[0]->rank < 0) {
+        em_tensor_set_shape(&out[0], EMBER_FLOAT, NULL, -1);
+        return EMBER_OK;
+    }
+    int64_t hd;
+    EM_TRY(attn_geometry(node, in, &hd, err));
+    if (hd < 0 || in[0]->dims[0] < 0 || in[0]->dims[1] < 0) {
+        em_tensor_set_shape(&out[0], EMBER_FLOAT, NULL, -1);
+        return EMBER_OK;
+    }
+    int64_t width = em_attr_int(node, "width", 0);
+    int64_t dims[3] = {in[0]->dims[0], in[0]->dims[1] * (width / hd), hd};
+    em_tensor_set_shape(&out[0], EMBER_FLOAT, dims, 3);
+    return EMBER_OK;
+}
+
+typedef struct attn_job {
+    const float *qkv;
+    float *y, *scratch; /* scratch: s * s floats per slot */
+    int64_t s, b, e, heads, hd;
+    int64_t off[3];
+    float scale;
+} attn_job;
+
+static void attn_range(void *ctx, int slot, int64_t begin, int64_t end) {
+    const attn_job *j = ctx;
+    const int64_t s = j->s, ld = j->b * j->e, ldy = j->b * j->heads * j->hd;
+    float *p = j->scratch + (size_t)slot * (size_t)(s * s);
+    for (int64_t t = begin; t < end; t++) {
+        int64_t b = t / j->heads, h = t % j->heads;
+        const float *row = j->qkv + b * j->e + h * j->hd;
+        em_sgemm_serial(false, true, s, s, j->hd, j->scale, row + j->off[0], ld, row + j->off[1],
+                        ld, 0.0f, p, s);
+        for (int64_t r = 0; r < s; r++) softmax_row_f32(p + r * s, p + r * s, s);
+        em_sgemm_serial(false, false, s, j->hd, s, 1.0f, p, s, row + j->off[2], ld, 0.0f,
+                        j->y + t * j->hd, ldy);
+    }
+}
+
+static ember_status attn_run(const em_node *node, void *state, em_tensor *const *in,
+                             em_tensor *out, em_exec *ex, ember_error *err) {
+    (void)state;
+    int64_t hd;
+    EM_TRY(attn_geometry(node, in, &hd, err));
+    const em_tensor *x = in[0];
+    attn_job j = {.qkv = x->data, .y = out[0].data, .s = x->dims[0], .b = x->dims[1],
+                  .e = x->dims[2], .hd = hd, .scale = em_attr_float(node, "scale", 1.0f),
+                  .off = {em_attr_int(node, "q_offset", 0), em_attr_int(node, "k_offset", 0),
+                          em_attr_int(node, "v_offset", 0)}};
+    j.heads = em_attr_int(node, "width", 0) / hd;
+    int64_t items = j.b * j.heads;
+    if (items == 0 || j.s == 0) return EMBER_OK;
+    int slots = em_slot_count(ex, items);
+    j.scratch = em_exec_scratch(ex, sizeof(float) * (size_t)slots * (size_t)(j.s * j.s), err);
+    if (!j.scratch) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    em_parallel_slots(ex, items, attn_range, &j);
+    return EMBER_OK;
+}
+
 static const em_op k_ops[] = {
+    {"ai.ember", "FusedAttention", 1, 0, NULL, attn_infer, attn_run, NULL, 0},
     {"", "Softmax", 1, 13, NULL, sm_infer, sm_run, NULL, EM_OP_INPLACE_OK},
     {"", "LogSoftmax", 1, 13, NULL, sm_infer, sm_run, NULL, EM_OP_INPLACE_OK},
     {"", "Hardmax", 1, 13, NULL, sm_infer, sm_run, NULL, EM_OP_INPLACE_OK},

@@ -249,3 +249,221 @@ int em_pass_matmul_bias(em_graph *g) {
     }
     return changed;
 }
+
+/* ---- self-attention (PyTorch nn.MultiheadAttention, sequence-first, as exported) ---- */
+
+/* The live node producing value v, or -1. */
+static int producer_of(const em_graph *g, int v) {
+    if (v < 0) return -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const em_node *n = &g->nodes[i];
+        if (!n->op_type) continue;
+        for (int k = 0; k < n->n_outputs; k++)
+            if (n->outputs[k] == v) return i;
+    }
+    return -1;
+}
+
+/* The node producing v if it is `op` and v's only reader is node `reader`; else -1. */
+static int only_feeder(const em_graph *g, int v, const char *op, int reader) {
+    int p = producer_of(g, v);
+    if (p < 0 || !onnx_op(&g->nodes[p], op) || g->nodes[p].n_outputs < 1 ||
+        g->nodes[p].outputs[0] != v || sole_consumer(g, v) != reader)
+        return -1;
+    for (int k = 1; k < g->nodes[p].n_outputs; k++)
+        if (g->nodes[p].outputs[k] >= 0) return -1;
+    return p;
+}
+
+static bool is_perm(const em_node *n, int a, int b, int c) {
+    int64_t count = 0;
+    const int64_t *p = em_attr_ints(n, "perm", &count);
+    return p && count == 3 && p[0] == a && p[1] == b && p[2] == c;
+}
+
+/* One constant integer element of input i, in *v. */
+static bool const_int(const em_graph *g, const em_node *n, int i, int64_t *v) {
+    const em_tensor *t = em_node_fixed_input(g, n, i);
+    if (!t || em_numel(t) != 1 || (t->dtype != EMBER_INT64 && t->dtype != EMBER_INT32)) return false;
+    *v = em_get_i64(t, 0);
+    return true;
+}
+
+/* Slice(qkv, start, end, axes = last, steps = 1) of constants: [*begin, *begin + *width) of
+ * qkv's last dim (length e). */
+static bool last_axis_slice(const em_graph *g, const em_node *s, int qkv, int64_t e,
+                            int64_t *begin, int64_t *width) {
+    if (s->opset < 10 || s->n_inputs < 3 || s->inputs[0] != qkv) return false;
+    int64_t start, end, axis = -1, step = 1;
+    if (!const_int(g, s, 1, &start) || !const_int(g, s, 2, &end)) return false;
+    if (s->n_inputs > 3 && s->inputs[3] >= 0 && !const_int(g, s, 3, &axis)) return false;
+    if (s->n_inputs > 4 && s->inputs[4] >= 0 && !const_int(g, s, 4, &step)) return false;
+    if ((axis != -1 && axis != 2) || step != 1) return false;
+    if (start < 0) start += e;
+    if (end < 0) end += e;
+    start = start < 0 ? 0 : start > e ? e : start;
+    end = end < 0 ? 0 : end > e ? e : end;
+    *begin = start;
+    *width = end - start;
+    return end > start;
+}
+
+/* Whether every reader of the slice sv other than `reshape` is a Shape whose dims are only
+ * picked at 0 or 1 by Gathers (the exporter's k.shape[0]): those dims are qkv's too. */
+static bool shape_readers_only(const em_graph *g, int sv, int reshape) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        const em_node *n = &g->nodes[i];
+        bool reads = false;
+        for (int k = 0; n->op_type && k < n->n_inputs; k++)
+            if (n->inputs[k] == sv) reads = true;
+        if (!reads || i == reshape) continue;
+        if (!onnx_op(n, "Shape") || n->n_inputs != 1 || em_node_attr(n, "start") ||
+            em_node_attr(n, "end") || n->outputs[0] < 0 || g->values[n->outputs[0]].is_output)
+            return false;
+        for (int j = 0; j < g->n_nodes; j++) {
+            const em_node *u = &g->nodes[j];
+            bool uses = false;
+            for (int k = 0; u->op_type && k < u->n_inputs; k++)
+                if (u->inputs[k] == n->outputs[0]) uses = true;
+            if (!uses) continue;
+            int64_t idx;
+            if (!onnx_op(u, "Gather") || u->n_inputs != 2 || u->inputs[0] != n->outputs[0] ||
+                u->inputs[1] == n->outputs[0] || em_attr_int(u, "axis", 0) != 0 ||
+                !const_int(g, u, 1, &idx) || !(idx == 0 || idx == 1 || idx == -3 || idx == -2))
+                return false;
+        }
+    }
+    return true;
+}
+
+/* From the value read by a MatMul back through Transpose(perm) <- Reshape <- Slice(qkv):
+ * fills the three nodes, the Reshape's shape value and the slice range. */
+typedef struct head_path {
+    int transpose, reshape, slice;
+    int shape;
+    int64_t begin, width;
+} head_path;
+
+static bool head_input(const em_graph *g, int v, int reader, int p0, int p1, int p2, int qkv,
+                       int64_t e, head_path *hp) {
+    hp->transpose = only_feeder(g, v, "Transpose", reader);
+    if (hp->transpose < 0 || !is_perm(&g->nodes[hp->transpose], p0, p1, p2)) return false;
+    hp->reshape = only_feeder(g, g->nodes[hp->transpose].inputs[0], "Reshape", hp->transpose);
+    if (hp->reshape < 0) return false;
+    const em_node *r = &g->nodes[hp->reshape];
+    if (r->n_inputs != 2 || r->inputs[1] < 0 || em_attr_int(r, "allowzero", 0) != 0) return false;
+    hp->shape = r->inputs[1];
+    /* A constant target must read [S, B * H, hd] with hd dividing the head columns (checked
+     * once the slice width is known, below); a computed one is checked by the kernel. */
+    const em_tensor *target = em_fixed_const(g, hp->shape);
+    int sv = r->inputs[0];
+    hp->slice = producer_of(g, sv);
+    if (hp->slice < 0 || !onnx_op(&g->nodes[hp->slice], "Slice") || g->values[sv].is_output ||
+        g->nodes[hp->slice].n_outputs != 1 || !shape_readers_only(g, sv, hp->reshape))
+        return false;
+    if (!last_axis_slice(g, &g->nodes[hp->slice], qkv, e, &hp->begin, &hp->width)) return false;
+    if (target) {
+        const em_tensor *qi = &g->values[qkv].info;
+        if (em_numel(target) != 3 || (target->dtype != EMBER_INT64 && target->dtype != EMBER_INT32))
+            return false;
+        int64_t s0 = em_get_i64(target, 0), hd = em_get_i64(target, 2);
+        if ((s0 != 0 && (qi->dims[0] < 0 || s0 != qi->dims[0])) || hd <= 0 ||
+            hp->width % hd != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Point the Shape nodes reading a removed slice at qkv (they only use dims 0 and 1). */
+static void rewire_shape_readers(em_graph *g, int sv, int qkv) {
+    for (int i = 0; i < g->n_nodes; i++)
+        if (onnx_op(&g->nodes[i], "Shape") && g->nodes[i].inputs[0] == sv)
+            g->nodes[i].inputs[0] = qkv;
+}
+
+/* Softmax(Q' K^T) V over heads cut out of one packed projection qkv [S, B, E]:
+ *   Q' = Transpose(Reshape(Slice(qkv)), [1,0,2]) / c   (or * c, or unscaled)
+ *   K^T = Transpose(Reshape(Slice(qkv)), [1,2,0]),  V = Transpose(Reshape(Slice(qkv)), [1,0,2])
+ *   out = Transpose(Softmax(Q' K^T, last axis) V, [1,0,2])
+ * becomes ai.ember FusedAttention(qkv, shape_q, shape_k, shape_v): strided GEMMs straight
+ * from qkv into the output, no copies. The kernel checks at run time that the Reshapes split
+ * heads (and fails otherwise). */
+static bool fuse_one_attention(em_graph *g, int i_sm) {
+    const em_node *sm = &g->nodes[i_sm];
+    int64_t axis = em_attr_int(sm, "axis", sm->opset >= 13 ? -1 : 1);
+    if (sm->n_inputs != 1 || sm->n_outputs != 1 || !(axis == 2 || (sm->opset >= 13 && axis == -1)))
+        return false;
+    int i_mm1 = only_feeder(g, sm->inputs[0], "MatMul", i_sm);
+    int i_mm2 = sole_consumer(g, sm->outputs[0]);
+    if (i_mm1 < 0 || i_mm2 < 0 || !onnx_op(&g->nodes[i_mm2], "MatMul") ||
+        g->nodes[i_mm2].inputs[0] != sm->outputs[0] || g->nodes[i_mm2].inputs[1] == sm->outputs[0])
+        return false;
+    int i_out = sole_consumer(g, g->nodes[i_mm2].outputs[0]);
+    if (i_out < 0 || !onnx_op(&g->nodes[i_out], "Transpose") || !is_perm(&g->nodes[i_out], 1, 0, 2) ||
+        g->nodes[i_out].n_outputs != 1)
+        return false;
+    /* The scale on Q. */
+    const em_node *mm1 = &g->nodes[i_mm1];
+    int q_in = mm1->inputs[0], i_scale = -1;
+    float scale = 1.0f;
+    if (q_in == mm1->inputs[1]) return false;
+    int p = producer_of(g, q_in);
+    if (p >= 0 && (onnx_op(&g->nodes[p], "Div") || onnx_op(&g->nodes[p], "Mul")) &&
+        g->nodes[p].n_inputs == 2 && sole_consumer(g, q_in) == i_mm1) {
+        float c = scalar_input(g, &g->nodes[p], 1);
+        if (c == c && c != 0.0f && isfinite(c)) {
+            i_scale = p;
+            scale = onnx_op(&g->nodes[p], "Div") ? 1.0f / c : c;
+            q_in = g->nodes[p].inputs[0];
+        }
+    }
+    /* Find qkv from the Q path's Slice, then match all three paths against it. */
+    int t = only_feeder(g, q_in, "Transpose", i_scale >= 0 ? i_scale : i_mm1);
+    int r = t >= 0 ? only_feeder(g, g->nodes[t].inputs[0], "Reshape", t) : -1;
+    int s = r >= 0 ? only_feeder(g, g->nodes[r].inputs[0], "Slice", r) : -1;
+    if (s < 0 || g->nodes[s].n_inputs < 1) return false;
+    int qkv = g->nodes[s].inputs[0];
+    const em_tensor *qi = &g->values[qkv].info;
+    if (qkv < 0 || qi->dtype != EMBER_FLOAT || qi->rank != 3 || qi->dims[2] <= 0) return false;
+    int64_t e = qi->dims[2];
+    head_path q, k, v;
+    if (!head_input(g, q_in, i_scale >= 0 ? i_scale : i_mm1, 1, 0, 2, qkv, e, &q) ||
+        !head_input(g, mm1->inputs[1], i_mm1, 1, 2, 0, qkv, e, &k) ||
+        !head_input(g, g->nodes[i_mm2].inputs[1], i_mm2, 1, 0, 2, qkv, e, &v))
+        return false;
+    if (q.width != k.width || q.width != v.width) return false;
+    em_attr *attrs = calloc(5, sizeof(em_attr));
+    if (!attrs) return false;
+    const char *names[4] = {"q_offset", "k_offset", "v_offset", "width"};
+    int64_t values[4] = {q.begin, k.begin, v.begin, q.width};
+    bool ok = true;
+    for (int a = 0; a < 4; a++) {
+        attrs[a] = (em_attr){.type = EM_ATTR_INT, .i = values[a], .name = dup_str(names[a])};
+        ok = ok && attrs[a].name;
+    }
+    attrs[4] = (em_attr){.type = EM_ATTR_FLOAT, .f = scale, .name = dup_str("scale")};
+    int inputs[4] = {qkv, q.shape, k.shape, v.shape};
+    int out = g->nodes[i_out].outputs[0];
+    if (!ok || !attrs[4].name ||
+        !rewrite(&g->nodes[i_out], "ai.ember", "FusedAttention", 1, inputs, 4, out, attrs, 5)) {
+        for (int a = 0; a < 5; a++) em_attr_clear(&attrs[a]);
+        free(attrs);
+        return false;
+    }
+    rewire_shape_readers(g, g->nodes[q.slice].outputs[0], qkv);
+    rewire_shape_readers(g, g->nodes[k.slice].outputs[0], qkv);
+    rewire_shape_readers(g, g->nodes[v.slice].outputs[0], qkv);
+    int dead[] = {i_sm, i_mm1, i_mm2, i_scale, q.transpose, q.reshape, q.slice, k.transpose,
+                  k.reshape, k.slice, v.transpose, v.reshape, v.slice};
+    for (size_t d = 0; d < sizeof dead / sizeof dead[0]; d++)
+        if (dead[d] >= 0) remove_node(&g->nodes[dead[d]]);
+    return true;
+}
+
+int em_pass_fuse_attention(em_graph *g) {
+    if (!em_registry_find("ai.ember", "FusedAttention", 1)) return 0;
+    int changed = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (onnx_op(&g->nodes[i], "Softmax") && fuse_one_attention(g, i)) changed++;
+    return changed;
+}

@@ -471,6 +471,41 @@ Test(passes, layer_norm_without_affine_kept) {
     EXPECT_OPS("LayerNormalization", 0);
 }
 
+/* ---- self-attention -> ai.ember FusedAttention (scale inside the GEMM: rounding differs) ---- */
+
+Test(passes, attention_fused) {
+    CHECK("attention_static", 1e-5);
+    EXPECT_OPS("ai.ember:FusedAttention", 1);
+    EXPECT_OPS("Softmax", 0);
+    EXPECT_OPS("MatMul", 0);
+    EXPECT_OPS("Transpose", 0);
+    EXPECT_OPS("Slice", 0);
+    EXPECT_OPS("Reshape", 0);
+}
+
+Test(passes, attention_with_symbolic_batch_fused) {
+    CHECK("attention_symbolic", 1e-5);
+    EXPECT_OPS("ai.ember:FusedAttention", 1);
+    EXPECT_OPS("Slice", 0);
+    EXPECT_OPS("Softmax", 0);
+}
+
+Test(passes, attention_kept_when_scores_are_a_graph_output) {
+    CHECK("attention_scores_output", 0);
+    EXPECT_OPS("ai.ember:FusedAttention", 0);
+    EXPECT_OPS("Softmax", 1);
+}
+
+Test(passes, attention_kept_for_softmax_over_another_axis) {
+    CHECK("attention_softmax_axis1", 0);
+    EXPECT_OPS("ai.ember:FusedAttention", 0);
+}
+
+Test(passes, attention_kept_when_reshape_does_not_split_heads) {
+    CHECK("attention_not_heads", 0);
+    EXPECT_OPS("ai.ember:FusedAttention", 0);
+}
+
 Test(passes, layer_norm_with_a_2d_gamma_kept) {
     CHECK("layer_norm_gamma_2d", 0);
     EXPECT_OPS("LayerNormalization", 0);
