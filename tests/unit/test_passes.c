@@ -490,6 +490,12 @@ Test(passes, attention_with_symbolic_batch_fused) {
     EXPECT_OPS("Softmax", 0);
 }
 
+Test(passes, attention_with_odd_sizes_fused) {
+    CHECK("attention_odd_sizes", 1e-5);
+    EXPECT_OPS("ai.ember:FusedAttention", 1);
+    EXPECT_OPS("Softmax", 0);
+}
+
 Test(passes, attention_kept_when_scores_are_a_graph_output) {
     CHECK("attention_scores_output", 0);
     EXPECT_OPS("ai.ember:FusedAttention", 0);
