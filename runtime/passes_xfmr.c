@@ -47,6 +47,8 @@ static int sole_consumer(const em_graph *g, int v) {
     return first;
 }
 
+static int producer_of(const em_graph *g, int v);
+
 /* The value of a one-element float32 constant input, or NAN. */
 static float scalar_input(const em_graph *g, const em_node *n, int i) {
     const em_tensor *t = em_node_fixed_input(g, n, i);
@@ -209,11 +211,55 @@ static bool fuse_one_layer_norm(em_graph *g, int i_mean) {
     return true;
 }
 
+/* Add(a, b) read only by a float32 LayerNormalization over the last axis (with no mean /
+ * inverse-deviation outputs) becomes ai.ember AddLayerNormalization(a, b, scale[, bias]): the
+ * residual connection in front of a transformer's LayerNorm, one pass instead of two. */
+static bool fuse_one_add_layer_norm(em_graph *g, int i_ln) {
+    em_node *ln = &g->nodes[i_ln];
+    if (ln->n_inputs < 2 || ln->inputs[0] < 0 || ln->inputs[1] < 0) return false;
+    for (int k = 1; k < ln->n_outputs; k++)
+        if (ln->outputs[k] >= 0) return false;
+    const em_tensor *xi = &g->values[ln->inputs[0]].info;
+    int64_t axis = em_attr_int(ln, "axis", -1);
+    if (xi->dtype != EMBER_FLOAT || xi->rank < 1 || !(axis == -1 || axis == xi->rank - 1))
+        return false;
+    for (int k = 1; k < ln->n_inputs; k++)
+        if (ln->inputs[k] >= 0 && g->values[ln->inputs[k]].info.dtype != EMBER_FLOAT) return false;
+    int i_add = producer_of(g, ln->inputs[0]);
+    if (i_add < 0 || !onnx_op(&g->nodes[i_add], "Add") || g->nodes[i_add].n_inputs != 2 ||
+        sole_consumer(g, ln->inputs[0]) != i_ln)
+        return false;
+    const em_node *add = &g->nodes[i_add];
+    if (add->inputs[0] < 0 || add->inputs[1] < 0 ||
+        g->values[add->inputs[0]].info.dtype != EMBER_FLOAT ||
+        g->values[add->inputs[1]].info.dtype != EMBER_FLOAT)
+        return false;
+    em_attr *attrs = calloc(1, sizeof(em_attr));
+    if (!attrs) return false;
+    attrs[0] = (em_attr){.type = EM_ATTR_FLOAT, .f = em_attr_float(ln, "epsilon", 1e-5f),
+                         .name = dup_str("epsilon")};
+    int inputs[4] = {add->inputs[0], add->inputs[1], ln->inputs[1],
+                     ln->n_inputs > 2 ? ln->inputs[2] : -1};
+    int n_in = inputs[3] >= 0 ? 4 : 3;
+    if (!attrs[0].name || !rewrite(ln, "ai.ember", "AddLayerNormalization", 1, inputs, n_in,
+                                   ln->outputs[0], attrs, 1)) {
+        em_attr_clear(&attrs[0]);
+        free(attrs);
+        return false;
+    }
+    remove_node(&g->nodes[i_add]);
+    return true;
+}
+
 int em_pass_fuse_layer_norm(em_graph *g) {
     if (!em_registry_find("", "LayerNormalization", 17)) return 0;
     int changed = 0;
     for (int i = 0; i < g->n_nodes; i++)
         if (onnx_op(&g->nodes[i], "ReduceMean") && fuse_one_layer_norm(g, i)) changed++;
+    if (!em_registry_find("ai.ember", "AddLayerNormalization", 1)) return changed;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (onnx_op(&g->nodes[i], "LayerNormalization") && fuse_one_add_layer_norm(g, i))
+            changed++;
     return changed;
 }
 

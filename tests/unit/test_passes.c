@@ -431,12 +431,43 @@ Test(passes, matmul_bias_kept_when_product_is_a_graph_output) {
 
 Test(passes, layer_norm_fused) {
     CHECK("layer_norm", 1e-5);
-    EXPECT_OPS("LayerNormalization", 1);
     EXPECT_OPS("ReduceMean", 0);
     EXPECT_OPS("Sqrt", 0);
     EXPECT_OPS("Div", 0);
     EXPECT_OPS("Mul", 0);
-    EXPECT_OPS("Add", 1); /* the residual Add in front */
+    /* ... and with the residual Add in front. */
+    EXPECT_OPS("ai.ember:AddLayerNormalization", 1);
+    EXPECT_OPS("LayerNormalization", 0);
+    EXPECT_OPS("Add", 0);
+}
+
+/* ---- Add + LayerNormalization -> ai.ember AddLayerNormalization (exact) ---- */
+
+Test(passes, add_layer_norm_fused) {
+    CHECK("add_layer_norm", 0);
+    EXPECT_OPS("ai.ember:AddLayerNormalization", 1);
+    EXPECT_OPS("Add", 0);
+}
+
+Test(passes, add_layer_norm_with_broadcast_fused) {
+    CHECK("add_layer_norm_broadcast", 0);
+    EXPECT_OPS("ai.ember:AddLayerNormalization", 1);
+}
+
+Test(passes, add_layer_norm_kept_when_sum_is_read_elsewhere) {
+    CHECK("add_layer_norm_sum_read", 0);
+    EXPECT_OPS("ai.ember:AddLayerNormalization", 0);
+    EXPECT_OPS("LayerNormalization", 1);
+}
+
+Test(passes, add_layer_norm_kept_when_mean_is_an_output) {
+    CHECK("add_layer_norm_mean_output", 0);
+    EXPECT_OPS("ai.ember:AddLayerNormalization", 0);
+}
+
+Test(passes, add_layer_norm_kept_over_two_axes) {
+    CHECK("add_layer_norm_two_axes", 0);
+    EXPECT_OPS("ai.ember:AddLayerNormalization", 0);
 }
 
 Test(passes, layer_norm_without_beta_fused) {
