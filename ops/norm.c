@@ -709,10 +709,80 @@ typedef struct addln_ctx {
     int rank;
     int64_t dims[EM_MAX_RANK], sa[EM_MAX_RANK], sb[EM_MAX_RANK]; /* strides, 0 = broadcast */
     double eps;
+    bool avx2;
 } addln_ctx;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define ADDLN_AVX2 1
+/* One row of sum-then-normalize, computing exactly what moments_f32 and ln_range compute (the
+ * same 8 float lanes, the same order of double sums, no fused multiply-adds), in AVX2. */
+__attribute__((target("avx2"))) static void addln_row_avx2(const float *a, const float *b,
+                                                            float *y, int64_t n, const float *s,
+                                                            const float *bi, double eps) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+    for (; i < n; i++) y[i] = a[i] + b[i];
+    double sum = 0.0, q = 0.0;
+    float lanes[8];
+    for (int64_t i0 = 0; i0 < n; i0 += 4096) {
+        int64_t end = i0 + 4096 < n ? i0 + 4096 : n, j = i0;
+        __m256 acc = _mm256_setzero_ps();
+        for (; j + 8 <= end; j += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(y + j));
+        for (; j < end; j++) sum += y[j];
+        _mm256_storeu_ps(lanes, acc);
+        for (int l = 0; l < 8; l++) sum += lanes[l];
+    }
+    double mean = n > 0 ? sum / (double)n : 0.0;
+    float mf = (float)mean;
+    const __m256 vm = _mm256_set1_ps(mf);
+    for (int64_t i0 = 0; i0 < n; i0 += 4096) {
+        int64_t end = i0 + 4096 < n ? i0 + 4096 : n, j = i0;
+        __m256 acc = _mm256_setzero_ps();
+        for (; j + 8 <= end; j += 8) {
+            __m256 d = _mm256_sub_ps(_mm256_loadu_ps(y + j), vm);
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(d, d));
+        }
+        for (; j < end; j++) {
+            double d = y[j] - mean;
+            q += d * d;
+        }
+        _mm256_storeu_ps(lanes, acc);
+        for (int l = 0; l < 8; l++) q += lanes[l];
+    }
+    double var = n > 0 ? q / (double)n : 0.0;
+    float invf = (float)(1.0 / sqrt(var + eps));
+    const __m256 vi = _mm256_set1_ps(invf);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(y + i), vm), vi),
+                                 _mm256_loadu_ps(s + i));
+        if (bi) v = _mm256_add_ps(v, _mm256_loadu_ps(bi + i));
+        _mm256_storeu_ps(y + i, v);
+    }
+    for (; i < n; i++) y[i] = bi ? (y[i] - mf) * invf * s[i] + bi[i] : (y[i] - mf) * invf * s[i];
+}
+#endif
 
 static void addln_range(void *vctx, int64_t r0, int64_t r1) {
     const addln_ctx *c = vctx;
+#ifdef ADDLN_AVX2
+    if (c->avx2 && c->sa[c->rank - 1] == 1 && c->sb[c->rank - 1] == 1) {
+        const int last = c->rank - 1;
+        const int64_t n = c->dims[last];
+        for (int64_t r = r0; r < r1; r++) {
+            int64_t oa = 0, ob = 0, rem = r;
+            for (int d = last - 1; d >= 0; d--) {
+                int64_t i = rem % c->dims[d];
+                rem /= c->dims[d];
+                oa += i * c->sa[d];
+                ob += i * c->sb[d];
+            }
+            addln_row_avx2(c->a + oa, c->b + ob, c->y + r * n, n, c->scale, c->bias, c->eps);
+        }
+        return;
+    }
+#endif
     const int last = c->rank - 1;
     const int64_t n = c->dims[last], sal = c->sa[last], sbl = c->sb[last];
     for (int64_t r = r0; r < r1; r++) {
@@ -767,6 +837,9 @@ static ember_status addln_run(const em_node *node, void *state, em_tensor *const
     if (node->n_inputs > 3 && in[3]) EM_TRY(ln_expand(ex, in[3], &n, 1, n, EMBER_FLOAT, &b, err));
     c.scale = s;
     c.bias = b;
+#ifdef ADDLN_AVX2
+    c.avx2 = __builtin_cpu_supports("avx2");
+#endif
     em_parallel_for(ex, rows, grain_for(n), addln_range, &c);
     return EMBER_OK;
 }

@@ -449,6 +449,11 @@ Test(passes, add_layer_norm_fused) {
     EXPECT_OPS("Add", 0);
 }
 
+Test(passes, add_layer_norm_wide_rows_exact) {
+    CHECK("add_layer_norm_wide", 0);
+    EXPECT_OPS("ai.ember:AddLayerNormalization", 1);
+}
+
 Test(passes, add_layer_norm_with_broadcast_fused) {
     CHECK("add_layer_norm_broadcast", 0);
     EXPECT_OPS("ai.ember:AddLayerNormalization", 1);
