@@ -1,6 +1,8 @@
 /* Transformer fusions: the LayerNorm that exporters decompose into nine elementwise nodes
- * becomes one LayerNormalization, and MatMul + bias over N-D activations (nn.Linear on a
- * sequence) becomes an ai.ember FusedMatMul with the bias added inside the GEMM. */
+ * becomes one LayerNormalization (and, with the residual Add in front, an ai.ember
+ * AddLayerNormalization); MatMul + bias over N-D activations (nn.Linear on a sequence) becomes
+ * an ai.ember FusedMatMul with the bias added inside the GEMM; the self-attention block of
+ * PyTorch's exported nn.MultiheadAttention becomes an ai.ember FusedAttention. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -399,25 +401,12 @@ static bool head_input(const em_graph *g, int v, int reader, int p0, int p1, int
     const em_node *r = &g->nodes[hp->reshape];
     if (r->n_inputs != 2 || r->inputs[1] < 0 || em_attr_int(r, "allowzero", 0) != 0) return false;
     hp->shape = r->inputs[1];
-    /* A constant target must read [S, B * H, hd] with hd dividing the head columns (checked
-     * once the slice width is known, below); a computed one is checked by the kernel. */
-    const em_tensor *target = em_fixed_const(g, hp->shape);
     int sv = r->inputs[0];
     hp->slice = producer_of(g, sv);
     if (hp->slice < 0 || !onnx_op(&g->nodes[hp->slice], "Slice") || g->values[sv].is_output ||
         g->nodes[hp->slice].n_outputs != 1 || !shape_readers_only(g, sv, hp->reshape))
         return false;
-    if (!last_axis_slice(g, &g->nodes[hp->slice], qkv, e, &hp->begin, &hp->width)) return false;
-    if (target) {
-        const em_tensor *qi = &g->values[qkv].info;
-        if (em_numel(target) != 3 || (target->dtype != EMBER_INT64 && target->dtype != EMBER_INT32))
-            return false;
-        int64_t s0 = em_get_i64(target, 0), hd = em_get_i64(target, 2);
-        if ((s0 != 0 && (qi->dims[0] < 0 || s0 != qi->dims[0])) || hd <= 0 ||
-            hp->width % hd != 0)
-            return false;
-    }
-    return true;
+    return last_axis_slice(g, &g->nodes[hp->slice], qkv, e, &hp->begin, &hp->width);
 }
 
 /* Point the Shape nodes reading a removed slice at qkv (they only use dims 0 and 1). */
@@ -431,9 +420,9 @@ static void rewire_shape_readers(em_graph *g, int sv, int qkv) {
  *   Q' = Transpose(Reshape(Slice(qkv)), [1,0,2]) / c   (or * c, or unscaled)
  *   K^T = Transpose(Reshape(Slice(qkv)), [1,2,0]),  V = Transpose(Reshape(Slice(qkv)), [1,0,2])
  *   out = Transpose(Softmax(Q' K^T, last axis) V, [1,0,2])
- * becomes ai.ember FusedAttention(qkv, shape_q, shape_k, shape_v): strided GEMMs straight
- * from qkv into the output, no copies. The kernel checks at run time that the Reshapes split
- * heads (and fails otherwise). */
+ * becomes ai.ember FusedAttention(qkv, shape_q, shape_k, shape_v): when the Reshapes split heads
+ * (as they do in nn.MultiheadAttention), strided GEMMs straight from qkv into the output, no
+ * copies; any other targets are computed from copies of the slices (ops/softmax.c). */
 static bool fuse_one_attention(em_graph *g, int i_sm) {
     const em_node *sm = &g->nodes[i_sm];
     int64_t axis = em_attr_int(sm, "axis", sm->opset >= 13 ? -1 : 1);
