@@ -4,7 +4,9 @@
  *
  * Fixed cost per run matters for small models (an MLP runs in a few microseconds), so a run
  * context keeps everything a run needs between runs: the value table, the arena, and per node
- * the output shapes infer gave for the last input shapes (re-inferred only when those change). */
+ * the output shapes infer gave for the last input shapes (re-inferred only when those change).
+ * Those memoized shapes also let producers of Concat inputs write into the Concat's output
+ * (place_in_concat below; the plan is in planner.c). */
 #include <stdlib.h>
 #include <string.h>
 
