@@ -20,5 +20,6 @@ const em_ops_family_fn em_op_families[] = {
     em_ops_quant,
     em_ops_detection,
     em_ops_misc,
+    em_ops_sequence,
     NULL,
 };

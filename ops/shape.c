@@ -633,6 +633,8 @@ static ember_status identity_infer(const em_node *node, void *state, em_tensor *
     (void)node;
     (void)err;
     em_tensor_set_shape(out, in[0]->dtype, in[0]->dims, in[0]->rank);
+    if (in[0]->kind != EMBER_KIND_TENSOR) /* sequence / optional: the executor copies it */
+        em_value_set_type(out, in[0]->kind, in[0]->elem_kind, in[0]->dtype);
     return EMBER_OK;
 }
 
@@ -1763,7 +1765,7 @@ static const em_op k_shape_ops[] = {
     {"", "Flatten", 1, 21, NULL, flatten_infer, NULL, NULL, VIEW},
     {"", "Squeeze", 1, 21, NULL, squeeze_infer, NULL, NULL, VIEW},
     {"", "Unsqueeze", 1, 21, NULL, unsqueeze_infer, NULL, NULL, VIEW},
-    {"", "Identity", 1, 21, NULL, identity_infer, NULL, NULL, VIEW},
+    {"", "Identity", 1, 21, NULL, identity_infer, NULL, NULL, VIEW | EM_OP_ANY_KIND},
     {"", "Transpose", 1, 21, NULL, transpose_infer, transpose_run, NULL, 0},
     {"", "Concat", 1, 13, NULL, concat_infer, concat_run, NULL, 0},
     {"", "Split", 1, 18, NULL, split_infer, split_run, NULL, 0},

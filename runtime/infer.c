@@ -58,7 +58,8 @@ static ember_status infer_pass(em_graph *g, int64_t sym, pass_value *pv, const c
             outs[k].rank = -1;
         }
         ember_error local;
-        ember_status st = n->op->infer(n, n->state, in, outs, &local);
+        ember_status st = em_check_input_kinds(n, in, &local);
+        if (st == EMBER_OK) st = n->op->infer(n, n->state, in, outs, &local);
         if (st != EMBER_OK) {
             if (tainted) continue;
             char desc[256];
@@ -105,6 +106,8 @@ ember_status em_infer_static(em_graph *g, const char *what, ember_error *err) {
                 if (merged.dims[d] < 0 && v->info.dims[d] >= 0) merged.dims[d] = v->info.dims[d];
         v->info.dtype = merged.dtype;
         v->info.rank = merged.rank;
+        v->info.kind = merged.kind;
+        v->info.elem_kind = merged.elem_kind;
         memcpy(v->info.dims, merged.dims, sizeof merged.dims);
     }
     free(a);

@@ -499,23 +499,61 @@ ember_status em_tensor_to_pb(const em_tensor *t, const char *name, void **out, s
  * Types
  * ------------------------------------------------------------------------------------------- */
 
-/* Fill a value's static type from a ValueInfoProto. Non-tensor types are rejected for graph
- * inputs and outputs (`strict`), ignored for value_info. */
+/* The kind of a TypeProto: tensor, seq(tensor), optional(tensor) or optional(seq(tensor)),
+ * with the TypeProto.Tensor inside (NULL if absent). False for types ember has no kind for
+ * (maps, sparse tensors, nested sequences). */
+static bool type_kind(const Onnx__TypeProto *tp, ember_value_kind *kind,
+                      ember_value_kind *elem_kind, const Onnx__TypeProto__Tensor **tensor) {
+    *kind = EMBER_KIND_TENSOR;
+    *elem_kind = EMBER_KIND_TENSOR;
+    *tensor = NULL;
+    if (tp->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE) {
+        *kind = EMBER_KIND_OPTIONAL;
+        if (!tp->optional_type || !tp->optional_type->elem_type) return true;
+        tp = tp->optional_type->elem_type;
+        if (tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE) *elem_kind = EMBER_KIND_SEQUENCE;
+        else if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE) return false;
+    }
+    if (tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE) {
+        if (*kind == EMBER_KIND_TENSOR) *kind = EMBER_KIND_SEQUENCE;
+        if (!tp->sequence_type || !tp->sequence_type->elem_type) return true;
+        tp = tp->sequence_type->elem_type;
+    }
+    if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE) return false;
+    *tensor = tp->tensor_type;
+    return true;
+}
+
+/* Fill a value's static type from a ValueInfoProto. Types ember cannot hold (maps, sparse
+ * tensors) are rejected for graph inputs and outputs (`strict`), ignored for value_info. A
+ * sequence or optional keeps only its element type (no shape). */
 static ember_status apply_value_info(load_ctx *c, em_value *v, const Onnx__ValueInfoProto *vi,
                                      bool strict) {
     const Onnx__TypeProto *tp = vi->type;
     if (!tp) return EMBER_OK;
-    if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE) {
+    ember_value_kind kind, elem_kind;
+    const Onnx__TypeProto__Tensor *tt;
+    if (!type_kind(tp, &kind, &elem_kind, &tt)) {
         if (!strict) return EMBER_OK;
-        const char *kind = tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE   ? "sequence"
-                           : tp->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE ? "optional"
-                           : tp->value_case == ONNX__TYPE_PROTO__VALUE_MAP_TYPE      ? "map"
-                                                                                     : "non-tensor";
+        const char *what = tp->value_case == ONNX__TYPE_PROTO__VALUE_MAP_TYPE ? "map"
+                           : tp->value_case == ONNX__TYPE_PROTO__VALUE_SPARSE_TENSOR_TYPE
+                               ? "sparse tensor"
+                               : "nested or unknown";
         return em_fail(c->err, EMBER_ERR_UNSUPPORTED,
-                       "%s: graph input/output '%s' has a %s type; ember supports tensors only",
-                       c->file, v->name, kind);
+                       "%s: graph input/output '%s' has a %s type; ember supports tensors, "
+                       "sequences of tensors and optionals of those only",
+                       c->file, v->name, what);
     }
-    const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+    if (kind != EMBER_KIND_TENSOR) {
+        ember_dtype dt = EMBER_UNDEFINED;
+        if (tt && tt->has_elem_type && valid_dtype(tt->elem_type)) dt = (ember_dtype)tt->elem_type;
+        else if (tt && tt->has_elem_type && tt->elem_type != 0 && strict)
+            return em_fail(c->err, EMBER_ERR_UNSUPPORTED,
+                           "%s: '%s' has element type %s, which ember does not support", c->file,
+                           v->name, onnx_type_name(tt->elem_type));
+        em_value_set_type(&v->info, kind, elem_kind, dt);
+        return EMBER_OK;
+    }
     if (!tt) return EMBER_OK;
     if (tt->has_elem_type && tt->elem_type != 0) {
         if (!valid_dtype(tt->elem_type)) {
@@ -664,6 +702,21 @@ static ember_status convert_attr(load_ctx *c, const Onnx__AttributeProto *a, em_
         for (size_t i = 0; i < a->n_tensors; i++)
             EM_TRY(tensor_from_proto(a->tensors[i], c->base_dir, c->limits, &d->tensors[i], c->err));
         break;
+    case EM_ATTR_TYPE_PROTO: {
+        /* Kept as a type-only tensor (no data): kind, elem_kind, dtype (Optional's `type`). */
+        ember_value_kind kind, elem_kind;
+        const Onnx__TypeProto__Tensor *tt;
+        if (!a->tp || !type_kind(a->tp, &kind, &elem_kind, &tt))
+            return em_fail(c->err, EMBER_ERR_UNSUPPORTED,
+                           "%s: %s: attribute '%s' has a type ember does not support", c->file,
+                           node_desc, d->name);
+        if (!(d->t = calloc(1, sizeof *d->t))) return oom(c);
+        ember_dtype dt = tt && tt->has_elem_type && valid_dtype(tt->elem_type)
+                             ? (ember_dtype)tt->elem_type : EMBER_UNDEFINED;
+        if (kind == EMBER_KIND_TENSOR) em_tensor_set_shape(d->t, dt, NULL, -1);
+        else em_value_set_type(d->t, kind, elem_kind, dt);
+        break;
+    }
     case EM_ATTR_GRAPHS:
         if (!(d->graphs = calloc(a->n_graphs + 1, sizeof(em_graph *)))) return oom(c);
         d->n = (int64_t)a->n_graphs;
@@ -1352,6 +1405,8 @@ static void describe_value(const em_value *v, ember_value_info *info) {
     info->rank = v->constant ? v->constant->rank : v->info.rank;
     info->dims = v->constant ? v->constant->dims : v->info.dims;
     info->dim_names = (const char *const *)v->dim_params;
+    info->kind = v->constant ? EMBER_KIND_TENSOR : v->info.kind;
+    info->element_kind = v->constant ? EMBER_KIND_TENSOR : v->info.elem_kind;
 }
 
 static ember_status build_public_info(struct ember_model *m) {
