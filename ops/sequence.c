@@ -24,20 +24,19 @@ static ember_status expect_kind(const em_node *node, const em_tensor *t, int inp
 }
 
 /* A tensor whose element type must match the sequence's (when both are known). */
-static ember_status check_elem_type(const em_node *node, const em_tensor *seq,
-                                    const em_tensor *t, ember_error *err) {
+static ember_status check_elem_type(const em_node *node, const em_tensor *seq, const em_tensor *t,
+                                    ember_error *err) {
     if (seq->dtype == EMBER_UNDEFINED || t->dtype == EMBER_UNDEFINED || seq->dtype == t->dtype)
         return EMBER_OK;
     char buf[160];
     return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: a sequence of %s cannot hold a %s tensor",
-                   desc(node, buf, sizeof buf), em_dtype_name(seq->dtype),
-                   em_dtype_name(t->dtype));
+                   desc(node, buf, sizeof buf), em_dtype_name(seq->dtype), em_dtype_name(t->dtype));
 }
 
 /* The `position` input (int32 or int64 scalar) normalized into [0, limit): negative values
  * count from the end of a sequence of length n. `limit` is n (At, Erase) or n + 1 (Insert). */
-static ember_status position_of(const em_node *node, const em_tensor *p, int64_t n,
-                                int64_t limit, int64_t *out, ember_error *err) {
+static ember_status position_of(const em_node *node, const em_tensor *p, int64_t n, int64_t limit,
+                                int64_t *out, ember_error *err) {
     char buf[160];
     if (p->dtype != EMBER_INT32 && p->dtype != EMBER_INT64)
         return em_unsupported_type(node, 1, p->dtype, err);
@@ -136,8 +135,8 @@ static ember_status seq_construct_run(const em_node *node, void *state, em_tenso
     if (!s) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
     for (int k = 0; k < node->n_inputs; k++) {
         em_tensor *c = em_tensor_clone(in[k], err);
-        ember_status st = c ? em_seq_insert(s, k, c, err)
-                            : (err ? err->code : EMBER_ERR_OUT_OF_MEMORY);
+        ember_status st =
+            c ? em_seq_insert(s, k, c, err) : (err ? err->code : EMBER_ERR_OUT_OF_MEMORY);
         if (st != EMBER_OK) {
             em_tensor_free(s);
             return st;
@@ -200,7 +199,8 @@ static ember_status seq_insert_run(const em_node *node, void *state, em_tensor *
     EM_TRY(copy_seq(in[0], -1, &s, err));
     s->dtype = out[0].dtype;
     em_tensor *c = em_tensor_clone(in[1], err);
-    ember_status st = c ? em_seq_insert(s, pos, c, err) : (err ? err->code : EMBER_ERR_OUT_OF_MEMORY);
+    ember_status st =
+        c ? em_seq_insert(s, pos, c, err) : (err ? err->code : EMBER_ERR_OUT_OF_MEMORY);
     if (st != EMBER_OK) {
         em_tensor_free(s);
         return st;
@@ -227,7 +227,8 @@ static ember_status seq_erase_run(const em_node *node, void *state, em_tensor *c
     (void)state, (void)ex;
     int64_t n = em_seq_length(in[0]), pos = n - 1;
     char buf[160];
-    if (node->n_inputs > 1 && in[1]) EM_TRY(position_of(node, in[1], n, n, &pos, err));
+    if (node->n_inputs > 1 && in[1])
+        EM_TRY(position_of(node, in[1], n, n, &pos, err));
     else if (n == 0)
         return em_fail(err, EMBER_ERR_RUNTIME, "%s: cannot erase from an empty sequence",
                        desc(node, buf, sizeof buf));
@@ -299,7 +300,8 @@ static ember_status split_lengths(const em_node *node, const em_tensor *x, int a
     if (!*lens) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     int64_t total = 0;
     for (int64_t i = 0; i < n; i++) {
-        if (!split) (*lens)[i] = 1;
+        if (!split)
+            (*lens)[i] = 1;
         else if (split->rank == 0) {
             int64_t size = em_get_i64(split, 0);
             (*lens)[i] = i == n - 1 && dim % size ? dim % size : size;
@@ -434,8 +436,10 @@ static ember_status concat_seq_shape(const em_node *node, const em_tensor *seq, 
     }
     int64_t dims[EM_MAX_RANK];
     for (int d = 0, j = 0; d < out_rank; d++) {
-        if (d == axis) dims[d] = total;
-        else dims[d] = first->dims[j];
+        if (d == axis)
+            dims[d] = total;
+        else
+            dims[d] = first->dims[j];
         if (d != axis || !new_axis) j++;
     }
     em_tensor_set_shape(shape, first->dtype, dims, out_rank);
@@ -466,15 +470,15 @@ static ember_status concat_seq_run(const em_node *node, void *state, em_tensor *
     em_tensor shape = {0};
     int axis;
     EM_TRY(concat_seq_shape(node, in[0], &axis, &shape, err));
-    bool new_axis = em_attr_int(node, "new_axis", 0) != 0;
     size_t es = em_dtype_size(shape.dtype);
     int64_t outer = em_shape_numel(shape.dims, axis);
     int64_t out_row = em_shape_numel(shape.dims + axis, shape.rank - axis);
     int64_t offset = 0; /* elements into each output row */
     for (int64_t i = 0; i < em_seq_length(in[0]); i++) {
         const em_tensor *t = em_seq_at(in[0], i);
-        int64_t row = new_axis ? em_shape_numel(t->dims + axis, t->rank - axis)
-                               : em_shape_numel(t->dims + axis, t->rank - axis);
+        /* Each item fills `row` elements of every output row: its dims from `axis` on (with
+         * new_axis the item has no dim at `axis`, and the same product is its slab). */
+        int64_t row = em_shape_numel(t->dims + axis, t->rank - axis);
         for (int64_t o = 0; o < outer && row; o++)
             memcpy((char *)out[0].data + (size_t)(o * out_row + offset) * es,
                    (const char *)t->data + (size_t)(o * row) * es, (size_t)row * es);
@@ -504,7 +508,8 @@ static ember_status optional_infer(const em_node *node, void *state, em_tensor *
         type->t->kind == EMBER_KIND_OPTIONAL)
         return em_fail(err, EMBER_ERR_INVALID_MODEL,
                        "%s: without an input, attribute type (a tensor or sequence type) is "
-                       "required", desc(node, buf, sizeof buf));
+                       "required",
+                       desc(node, buf, sizeof buf));
     em_value_set_type(&out[0], EMBER_KIND_OPTIONAL, type->t->kind, type->t->dtype);
     return EMBER_OK;
 }
@@ -514,7 +519,8 @@ static ember_status optional_run(const em_node *node, void *state, em_tensor *co
     (void)state, (void)ex;
     const em_tensor *input = node->n_inputs > 0 ? in[0] : NULL;
     em_tensor *v = NULL;
-    if (input && !(v = em_tensor_clone(input, err))) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    if (input && !(v = em_tensor_clone(input, err)))
+        return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
     em_tensor *o = em_optional_new(out[0].elem_kind, out[0].dtype, v, err);
     if (!o) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
     give(&out[0], o);
@@ -535,8 +541,10 @@ static ember_status check_optional_input(const em_node *node, const em_tensor *t
                        desc(node, buf, sizeof buf));
     }
     if (t->rank >= 0 && t->kind != EMBER_KIND_OPTIONAL && !optional_v18(node))
-        return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: input is a %s; version 15 takes an "
-                       "optional", desc(node, buf, sizeof buf), em_kind_name(t->kind));
+        return em_fail(err, EMBER_ERR_INVALID_MODEL,
+                       "%s: input is a %s; version 15 takes an "
+                       "optional",
+                       desc(node, buf, sizeof buf), em_kind_name(t->kind));
     return EMBER_OK;
 }
 
@@ -562,14 +570,16 @@ static ember_status get_element_infer(const em_node *node, void *state, em_tenso
     (void)state;
     const em_tensor *t = in[0];
     EM_TRY(check_optional_input(node, t, true, err));
-    if (t->kind == EMBER_KIND_SEQUENCE || (t->kind == EMBER_KIND_OPTIONAL &&
-                                           t->elem_kind == EMBER_KIND_SEQUENCE)) {
+    if (t->kind == EMBER_KIND_SEQUENCE ||
+        (t->kind == EMBER_KIND_OPTIONAL && t->elem_kind == EMBER_KIND_SEQUENCE)) {
         em_value_set_type(&out[0], EMBER_KIND_SEQUENCE, EMBER_KIND_TENSOR, t->dtype);
         return EMBER_OK;
     }
     const em_tensor *v = t->kind == EMBER_KIND_OPTIONAL ? t->data : t;
-    if (v && v->rank >= 0) em_tensor_set_shape(&out[0], v->dtype, v->dims, v->rank);
-    else em_tensor_set_shape(&out[0], t->dtype, NULL, -1);
+    if (v && v->rank >= 0)
+        em_tensor_set_shape(&out[0], v->dtype, v->dims, v->rank);
+    else
+        em_tensor_set_shape(&out[0], t->dtype, NULL, -1);
     return EMBER_OK;
 }
 
@@ -643,13 +653,15 @@ static ember_status seq_map_run(const em_node *node, void *state, em_tensor *con
     em_tensor **res = calloc((size_t)n_out + 1, sizeof *res);
     em_tensor **seqs = calloc((size_t)n_out + 1, sizeof *seqs);
     ember_status st = EMBER_OK;
-    if (!caps || !body_in || !res || !seqs) st = em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    if (!caps || !body_in || !res || !seqs)
+        st = em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     for (int i = 0; st == EMBER_OK && i < g->n_captures; i++) {
         int slot = g->values[g->captures[i]].outer;
         if (slot < node->n_explicit_inputs || slot >= node->n_inputs)
             st = em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: body reads '%s' through no input",
                          desc(node, buf, sizeof buf), g->values[g->captures[i]].name);
-        else caps[i] = in[slot];
+        else
+            caps[i] = in[slot];
     }
     for (int k = 0; st == EMBER_OK && k < n_out; k++) {
         seqs[k] = em_seq_new(out[k].dtype, err);

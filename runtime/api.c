@@ -110,7 +110,9 @@ int64_t ember_tensor_element_count(const ember_tensor *t) { return t ? em_numel(
 size_t ember_tensor_byte_size(const ember_tensor *t) { return t ? em_nbytes(&t->t) : 0; }
 static bool is_tensor(const ember_tensor *t) { return t && t->t.kind == EMBER_KIND_TENSOR; }
 void *ember_tensor_data(ember_tensor *t) { return is_tensor(t) ? t->t.data : NULL; }
-const void *ember_tensor_const_data(const ember_tensor *t) { return is_tensor(t) ? t->t.data : NULL; }
+const void *ember_tensor_const_data(const ember_tensor *t) {
+    return is_tensor(t) ? t->t.data : NULL;
+}
 const char *ember_tensor_name(const ember_tensor *t) { return t && t->name ? t->name : ""; }
 
 /* ---- sequences and optionals ---- */

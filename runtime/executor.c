@@ -584,9 +584,11 @@ static ember_status check_input(const em_graph *g, int v, const em_tensor *t, em
         return em_fail(err, EMBER_ERR_SHAPE, "input '%s' is a %s, the model expects %s", val->name,
                        em_shape_str(t, a, sizeof a), em_shape_str(decl, b, sizeof b));
     if (t->kind != EMBER_KIND_TENSOR) {
-        if (decl->dtype != EMBER_UNDEFINED && t->dtype != EMBER_UNDEFINED && t->dtype != decl->dtype)
+        bool known = decl->dtype != EMBER_UNDEFINED && t->dtype != EMBER_UNDEFINED;
+        if (known && t->dtype != decl->dtype)
             return em_fail(err, EMBER_ERR_SHAPE, "input '%s' is a %s, the model expects %s",
-                           val->name, em_shape_str(t, a, sizeof a), em_shape_str(decl, b, sizeof b));
+                           val->name, em_shape_str(t, a, sizeof a),
+                           em_shape_str(decl, b, sizeof b));
         return EMBER_OK;
     }
     if (decl->dtype != EMBER_UNDEFINED && t->dtype != decl->dtype)

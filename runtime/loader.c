@@ -511,7 +511,8 @@ static bool type_kind(const Onnx__TypeProto *tp, ember_value_kind *kind,
         *kind = EMBER_KIND_OPTIONAL;
         if (!tp->optional_type || !tp->optional_type->elem_type) return true;
         tp = tp->optional_type->elem_type;
-        if (tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE) *elem_kind = EMBER_KIND_SEQUENCE;
+        if (tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE)
+            *elem_kind = EMBER_KIND_SEQUENCE;
         else if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE) return false;
     }
     if (tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE) {

@@ -101,6 +101,8 @@ static ember_status pass_fold_constants(em_graph *g, int *changed, ember_error *
         em_node *n = &g->nodes[i];
         if (!n->op_type || !n->op || nondeterministic(n) || has_subgraph(n) || n->n_inputs == 0)
             continue;
+        /* Sequence / optional results are not constants (constants are tensors). */
+        if (n->op->flags & EM_OP_ANY_KIND) continue;
         if (n->n_inputs != n->n_explicit_inputs) continue; /* has subgraph captures */
         bool all_const = true;
         size_t in_bytes = 0;

@@ -232,7 +232,8 @@ static ember_status value_from_pb(const uint8_t *data, size_t size, ember_value_
     }
     if (bad) return pb_malformed(kind, err);
     ember_value_kind elem_kind = EMBER_KIND_TENSOR;
-    if (elem_type == PB_ELEM_SEQUENCE && kind == EMBER_KIND_OPTIONAL) elem_kind = EMBER_KIND_SEQUENCE;
+    if (elem_type == PB_ELEM_SEQUENCE && kind == EMBER_KIND_OPTIONAL)
+        elem_kind = EMBER_KIND_SEQUENCE;
     else if (elem_type != PB_ELEM_TENSOR && elem_type != 0)
         return em_fail(err, EMBER_ERR_UNSUPPORTED,
                        "%s of element type %llu: ember holds tensors and sequences of tensors",
