@@ -4,13 +4,15 @@
 Run with Debian's Python (python3-torch 1.13, python3-onnx, python3-sklearn):
 
     /usr/bin/python3 models/export.py [OUTDIR]
+    /usr/bin/python3 models/export.py --torchscript OUTDIR   # also NAME.pt (bench/compare)
 
 Everything is deterministic: fixed seeds, one thread, torch.use_deterministic_algorithms.
 Each model is trained for a few seconds of CPU on a small real data set bundled with
 scikit-learn and exported with torch.onnx.export with a dynamic batch axis named "batch".
 Next to every NAME.onnx the script writes NAME.input.npy (held-out rows) and
 NAME.expected_<output>.npy (what PyTorch computes on them), and it prints the held-out
-metrics that models/README.md quotes.
+metrics that models/README.md quotes. With --torchscript, each model is also saved as
+NAME.pt, traced with torch.jit.trace, for the PyTorch column of bench/compare.
 """
 
 import io
@@ -80,8 +82,9 @@ def export(module, example, path, input_name, output_names, opset):
 
 
 class Zoo:
-    def __init__(self, outdir):
+    def __init__(self, outdir, torchscript=False):
         self.outdir = outdir
+        self.torchscript = torchscript
         self.readme_rows = []
 
     def save(self, name, module, sample, input_name, output_names, opset, task, metrics):
@@ -91,6 +94,13 @@ class Zoo:
         np.save(os.path.join(self.outdir, name + ".input.npy"), sample.numpy())
         with torch.no_grad():
             outs = module(sample)
+            if self.torchscript:
+                traced = torch.jit.trace(module, sample[:2])
+                check = traced(sample)
+                for a, b in zip(check if isinstance(check, tuple) else (check,),
+                                outs if isinstance(outs, tuple) else (outs,)):
+                    assert torch.equal(a, b), f"{name}: traced module differs from eager"
+                traced.save(os.path.join(self.outdir, name + ".pt"))
         if not isinstance(outs, tuple):
             outs = (outs,)
         shapes = []
@@ -441,9 +451,14 @@ def autoencoder(zoo):
 
 
 def main():
-    outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
+    args = sys.argv[1:]
+    torchscript = "--torchscript" in args
+    args = [a for a in args if a != "--torchscript"]
+    if torchscript and not args:
+        sys.exit("usage: export.py --torchscript OUTDIR (not into models/: .pt files are large)")
+    outdir = args[0] if args else os.path.dirname(os.path.abspath(__file__))
     os.makedirs(outdir, exist_ok=True)
-    zoo = Zoo(outdir)
+    zoo = Zoo(outdir, torchscript)
     binary(zoo)
     multiclass(zoo)
     multilabel(zoo)

@@ -5,6 +5,10 @@
 # corpus that grows across runs in build-fuzz/corpus/TARGET. Any crash, leak, timeout or OOM
 # is a failure: the input is copied into tests/reliability/regressions/TARGET/, which the
 # normal test suite replays in every build (meson test --suite reliability).
+# FUZZ_SEED=N fixes libFuzzer's random seed: with the seed corpora (regenerated, deterministic)
+# and no corpus kept from earlier runs (FUZZ_FRESH=1), a run tries the same inputs in the same
+# order on every machine, as far as its time allows. .ci/run does that; by hand, leave both
+# unset to explore further from the grown corpus.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -81,14 +85,16 @@ for t in "${targets[@]}"; do
   corpus="$build/corpus/$t"
   crashes="$build/crashes/$t"
   log="$build/fuzz_$t.log"
+  [ "${FUZZ_FRESH:-0}" = 1 ] && rm -rf "$corpus"
   mkdir -p "$corpus" "$crashes"
   rm -f "$crashes"/*
   start=$(date +%s)
   # -timeout: one input may take 25 s; -rss_limit_mb: the process may use 2 GB (ember's own
   # limits in fuzz/entry.c keep a model far below both).
-  dict=()
-  [ "$t" = model ] && dict=(-dict="$build/model.dict")
-  "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 "${dict[@]}" \
+  flags=()
+  [ "$t" = model ] && flags+=(-dict="$build/model.dict")
+  [ -n "${FUZZ_SEED:-}" ] && flags+=(-seed="$FUZZ_SEED")
+  "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 "${flags[@]}" \
     -print_final_stats=1 -artifact_prefix="$crashes/" "$corpus" "$seeds/$t" >"$log" 2>&1
   rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

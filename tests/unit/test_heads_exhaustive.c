@@ -4,7 +4,9 @@
  * for every input, NaN and infinities included. Also checks the properties of the shared
  * sigmoid the brackets rely on for every other threshold: within EM_SIGMOID_MAX_ULP of the
  * exact sigmoid, in [0, 1], NaN for NaN. Runs the real kernel through its em_op interface, on
- * all cores; takes seconds. */
+ * all cores; takes seconds. Instrumented builds (scripts/sanitize.sh) set
+ * EMBER_EXHAUSTIVE_STRIDE=S: then every S-th block of 2^20 consecutive floats is checked, plus
+ * the blocks holding each threshold's bracket, the zeros, the infinities and the first NaNs. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <pthread.h>
@@ -67,6 +69,9 @@ static void config_init(config *c, const char *mode, float threshold) {
 
 typedef struct worker {
     const config *configs;
+    int64_t stride;      /* check every stride-th block (1: all) ... */
+    const int64_t *must; /* ... and the blocks holding these positions */
+    int n_must;
     int64_t first, last; /* bit patterns [first, last) of the 2^32, in float order */
     int64_t mismatches[N_CONFIGS];
     int64_t example[N_CONFIGS];
@@ -136,6 +141,21 @@ static int64_t count_bad_greater_equal(const uint8_t *restrict d, const float *r
     return bad;
 }
 
+/* Position of x in nth_float's order (x not NaN). */
+static int64_t float_position(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return bits & 0x80000000u ? (int64_t)0x7f800000 - (bits & 0x7fffffffu)
+                              : (int64_t)0x7f800001 + bits;
+}
+
+static bool block_selected(const worker *w, int64_t start) {
+    if (w->stride <= 1 || (start / CHUNK) % w->stride == 0) return true;
+    for (int i = 0; i < w->n_must; i++)
+        if (w->must[i] / CHUNK == start / CHUNK) return true;
+    return false;
+}
+
 static void *work(void *arg) {
     worker *w = arg;
     float *x = malloc(sizeof(float) * CHUNK);
@@ -149,6 +169,7 @@ static void *work(void *arg) {
     for (int c = 0; c < N_CONFIGS; c++) w->example[c] = -1;
     for (int64_t start = w->first; start < w->last; start += CHUNK) {
         int64_t n = w->last - start < CHUNK ? w->last - start : CHUNK;
+        if (!block_selected(w, start)) continue;
         fill_floats(x, start, n);
         for (int64_t i = 0; i < n; i++) s[i] = em_sigmoid_f32(x[i]);
         for (int64_t i = 0; i < n; i++) {
@@ -216,11 +237,32 @@ Test(heads_exhaustive, sigmoid_threshold_all_float32, .timeout = 1200) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = cores < 1 ? 1 : cores > 16 ? 16 : (int)cores;
     const int64_t total = (int64_t)1 << 32;
+    const char *stride_env = getenv("EMBER_EXHAUSTIVE_STRIDE");
+    int64_t stride = stride_env ? strtoll(stride_env, NULL, 10) : 1;
+    /* Where decisions turn: each threshold's bracket, +-0, +-inf, the first NaNs. */
+    int64_t must[2 * N_CONFIGS + 5];
+    int n_must = 0;
+    for (int c = 0; c < N_CONFIGS; c++) {
+        em_sigmoid_cut cut = em_sigmoid_cut_f32(k_configs[c].threshold,
+                                                strcmp(k_configs[c].mode, "greater_equal") == 0);
+        if (cut.lo == cut.lo) must[n_must++] = float_position(cut.lo);
+        if (cut.hi == cut.hi) must[n_must++] = float_position(cut.hi);
+    }
+    must[n_must++] = float_position(-0.0f);
+    must[n_must++] = float_position(0.0f);
+    must[n_must++] = float_position(-INFINITY);
+    must[n_must++] = float_position(INFINITY);
+    must[n_must++] = 2 * (int64_t)0x7f800001; /* first NaN */
+    if (stride > 1)
+        cr_log_info("checking every %lld-th block and %d chosen ones", (long long)stride, n_must);
     worker workers[16];
     pthread_t ids[16];
     for (int t = 0; t < threads; t++) {
         memset(&workers[t], 0, sizeof workers[t]);
         workers[t].configs = configs;
+        workers[t].stride = stride;
+        workers[t].must = must;
+        workers[t].n_must = n_must;
         workers[t].first = total / threads * t;
         workers[t].last = t == threads - 1 ? total : total / threads * (t + 1);
         cr_assert_eq(pthread_create(&ids[t], NULL, work, &workers[t]), 0);
