@@ -109,7 +109,8 @@ typedef enum ember_value_kind {
     EMBER_KIND_OPTIONAL = 2,
 } ember_value_kind;
 
-/* Bytes per element (0 for undefined or string), and a name such as "float32". */
+/* Bytes per element (0 for undefined or string: see ember_tensor_string), and a name such as
+ * "float32". */
 EMBER_API size_t ember_dtype_size(ember_dtype dtype);
 EMBER_API const char *ember_dtype_name(ember_dtype dtype);
 
@@ -142,6 +143,17 @@ EMBER_API int64_t ember_tensor_element_count(const ember_tensor *tensor);
 EMBER_API size_t ember_tensor_byte_size(const ember_tensor *tensor);
 EMBER_API void *ember_tensor_data(ember_tensor *tensor);
 EMBER_API const void *ember_tensor_const_data(const ember_tensor *tensor);
+
+/* String tensors (EMBER_STRING): ember_tensor_create() makes one whose elements are empty
+ * strings; each element is a NUL-terminated string the tensor owns. Read and write elements
+ * with the two calls below (strings are copied in). For a string tensor ember_tensor_data()
+ * and ember_tensor_const_data() return NULL, ember_tensor_byte_size() is 0 and
+ * ember_tensor_wrap() fails with EMBER_ERR_UNSUPPORTED; .pb files hold them, .npy files not.
+ * ember_tensor_string() returns NULL for another dtype or an index past the end; the string
+ * stays valid until the element is set again or the tensor is freed. */
+EMBER_API const char *ember_tensor_string(const ember_tensor *tensor, size_t index);
+EMBER_API ember_status ember_tensor_set_string(ember_tensor *tensor, size_t index,
+                                               const char *value, ember_error *err);
 /* Name carried by a tensor read from a file ("" if none). */
 EMBER_API const char *ember_tensor_name(const ember_tensor *tensor);
 

@@ -5,6 +5,7 @@ typedef const em_op *(*em_ops_family_fn)(size_t *count);
 extern const em_ops_family_fn em_op_families[]; /* NULL-terminated */
 EM_OPS_FAMILY(elementwise);
 EM_OPS_FAMILY(sequence);
+EM_OPS_FAMILY(strings);
 EM_OPS_FAMILY(unary);
 EM_OPS_FAMILY(softmax);
 EM_OPS_FAMILY(reduce);

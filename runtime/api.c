@@ -37,7 +37,7 @@ const char *ember_dtype_name(ember_dtype dt) { return em_dtype_name(dt); }
 
 static ember_status check_shape(ember_dtype dtype, const int64_t *dims, int rank,
                                 ember_error *err) {
-    if (em_dtype_size(dtype) == 0)
+    if (em_dtype_size(dtype) == 0 && dtype != EMBER_STRING)
         return em_fail(err, EMBER_ERR_UNSUPPORTED, "element type %d is not supported", (int)dtype);
     if (rank < 0 || rank > EMBER_MAX_RANK || (rank > 0 && !dims))
         return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "rank %d is out of range 0..%d", rank,
@@ -52,7 +52,8 @@ ember_status ember_tensor_create(ember_dtype dtype, const int64_t *dims, int ran
     if (!out) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "out is NULL");
     *out = NULL;
     EM_TRY(check_shape(dtype, dims, rank, err));
-    em_tensor *t = em_tensor_new(dtype, dims, rank, err);
+    em_tensor *t = dtype == EMBER_STRING ? em_string_tensor_new(dims, rank, err)
+                                         : em_tensor_new(dtype, dims, rank, err);
     if (!t) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
     ember_tensor *h = calloc(1, sizeof *h);
     char *name = calloc(1, 1);
@@ -74,6 +75,10 @@ ember_status ember_tensor_wrap(ember_dtype dtype, const int64_t *dims, int rank,
     if (!out) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "out is NULL");
     *out = NULL;
     EM_TRY(check_shape(dtype, dims, rank, err));
+    if (dtype == EMBER_STRING)
+        return em_fail(err, EMBER_ERR_UNSUPPORTED,
+                       "string tensors own their strings: use ember_tensor_create and "
+                       "ember_tensor_set_string");
     int64_t n = em_shape_numel(dims, rank);
     size_t need = (size_t)n * em_dtype_size(dtype);
     if (bytes < need || (!data && need))
@@ -108,7 +113,29 @@ int ember_tensor_rank(const ember_tensor *t) { return t ? t->t.rank : -1; }
 const int64_t *ember_tensor_dims(const ember_tensor *t) { return t ? t->t.dims : NULL; }
 int64_t ember_tensor_element_count(const ember_tensor *t) { return t ? em_numel(&t->t) : 0; }
 size_t ember_tensor_byte_size(const ember_tensor *t) { return t ? em_nbytes(&t->t) : 0; }
-static bool is_tensor(const ember_tensor *t) { return t && t->t.kind == EMBER_KIND_TENSOR; }
+static bool is_tensor(const ember_tensor *t) {
+    return t && t->t.kind == EMBER_KIND_TENSOR && t->t.dtype != EMBER_STRING;
+}
+
+static bool is_string_tensor(const ember_tensor *t) {
+    return t && t->t.kind == EMBER_KIND_TENSOR && t->t.dtype == EMBER_STRING && t->t.data;
+}
+
+const char *ember_tensor_string(const ember_tensor *t, size_t index) {
+    if (!is_string_tensor(t) || index >= (size_t)em_numel(&t->t)) return NULL;
+    return em_string_at(&t->t, (int64_t)index);
+}
+
+ember_status ember_tensor_set_string(ember_tensor *t, size_t index, const char *value,
+                                     ember_error *err) {
+    if (!t || !value) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (!is_string_tensor(t))
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "not a string tensor");
+    if (index >= (size_t)em_numel(&t->t))
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "index %zu is past the tensor's %lld "
+                       "elements", index, (long long)em_numel(&t->t));
+    return em_string_set(&t->t, (int64_t)index, value, strlen(value), err);
+}
 void *ember_tensor_data(ember_tensor *t) { return is_tensor(t) ? t->t.data : NULL; }
 const void *ember_tensor_const_data(const ember_tensor *t) {
     return is_tensor(t) ? t->t.data : NULL;

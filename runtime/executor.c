@@ -241,14 +241,20 @@ ember_status em_unsupported_type(const em_node *node, int input, ember_dtype dt,
 }
 
 ember_status em_check_input_kinds(const em_node *node, em_tensor *const *in, ember_error *err) {
-    if (node->op && (node->op->flags & EM_OP_ANY_KIND)) return EMBER_OK;
-    for (int k = 0; k < node->n_inputs; k++)
-        if (in[k] && in[k]->kind != EMBER_KIND_TENSOR) {
-            char desc[256];
+    unsigned flags = node->op ? node->op->flags : 0;
+    for (int k = 0; k < node->n_inputs; k++) {
+        if (!in[k]) continue;
+        char desc[256];
+        if (in[k]->kind != EMBER_KIND_TENSOR && !(flags & EM_OP_ANY_KIND))
             return em_fail(err, EMBER_ERR_UNSUPPORTED, "%s: input %d is a %s; %s takes tensors",
                            em_node_desc(node, desc, sizeof desc), k, em_kind_name(in[k]->kind),
                            node->op_type);
-        }
+        if (in[k]->kind == EMBER_KIND_TENSOR && in[k]->dtype == EMBER_STRING &&
+            !(flags & EM_OP_STRINGS))
+            return em_fail(err, EMBER_ERR_UNSUPPORTED,
+                           "%s: input %d is a string tensor, which %s does not take",
+                           em_node_desc(node, desc, sizeof desc), k, node->op_type);
+    }
     return EMBER_OK;
 }
 
@@ -270,8 +276,7 @@ static void release_value(em_exec *ex, int v) {
     if (ex->block_of[v] >= 0) arena_release(ex->rc, ex->block_of[v]);
     ex->block_of[v] = -1;
     /* Sequences and optionals live outside the arena: the value owns them. */
-    if (ex->vals[v].kind != EMBER_KIND_TENSOR && ex->vals[v].owns_data)
-        em_value_release(&ex->vals[v]);
+    if (em_value_boxed(&ex->vals[v]) && ex->vals[v].owns_data) em_value_release(&ex->vals[v]);
 }
 
 /* Prefix the node's description unless the kernel's message already names it. */
@@ -387,12 +392,14 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
     unsigned flags = n->op->flags;
     for (int k = 0; k < n->n_outputs; k++) {
         em_tensor *o = &outs[k];
-        if (o->kind != EMBER_KIND_TENSOR && !(flags & EM_OP_ANY_KIND)) {
+        if ((o->kind != EMBER_KIND_TENSOR && !(flags & EM_OP_ANY_KIND)) ||
+            (o->kind == EMBER_KIND_TENSOR && o->dtype == EMBER_STRING && !(flags & EM_OP_STRINGS))) {
             st = em_fail(err, EMBER_ERR_RUNTIME, "%s: output %d is a %s",
-                         em_node_desc(n, desc, sizeof desc), k, em_kind_name(o->kind));
+                         em_node_desc(n, desc, sizeof desc), k,
+                         o->kind == EMBER_KIND_TENSOR ? "string tensor" : em_kind_name(o->kind));
             goto done;
         }
-        if (o->kind != EMBER_KIND_TENSOR) {
+        if (em_value_boxed(o)) {
             o->data = NULL;
             o->capacity = 0;
             o->owns_data = false;
@@ -471,10 +478,13 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
         }
     }
     /* Outputs a dynamic kernel allocated become arena blocks. */
-    for (int k = 0; k < n->n_outputs && (flags & (EM_OP_DYNAMIC_OUTPUTS | EM_OP_ANY_KIND)); k++) {
+    unsigned boxing = EM_OP_DYNAMIC_OUTPUTS | EM_OP_ANY_KIND | EM_OP_STRINGS;
+    for (int k = 0; k < n->n_outputs && (flags & boxing); k++) {
         em_tensor *o = &outs[k];
-        if (o->kind != EMBER_KIND_TENSOR) {
-            if (n->outputs[k] >= 0 && o->kind == EMBER_KIND_SEQUENCE && !o->data) {
+        if (em_value_boxed(o)) {
+            bool needs_data = o->kind == EMBER_KIND_SEQUENCE ||
+                              (o->kind == EMBER_KIND_TENSOR && o->rank >= 0);
+            if (n->outputs[k] >= 0 && needs_data && !o->data) {
                 st = em_fail(err, EMBER_ERR_RUNTIME, "%s: output %d was not produced",
                              em_node_desc(n, desc, sizeof desc), k);
                 goto done;
@@ -509,7 +519,7 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
         if (v < 0 || ex->last_use[v] < 0) {
             arena_release(ex->rc, out_block[k]);
             out_block[k] = -1;
-            if (outs[k].kind != EMBER_KIND_TENSOR) em_value_release(&outs[k]);
+            if (em_value_boxed(&outs[k])) em_value_release(&outs[k]);
             if (v < 0) continue;
         }
         ex->vals[v] = outs[k];
@@ -611,7 +621,7 @@ static ember_status hand_over(em_exec *ex, int v, bool shared, em_tensor *out, e
     const em_tensor *t = &ex->vals[v];
     int b = ex->block_of[v];
     em_run_ctx *rc = ex->rc;
-    if (t->kind != EMBER_KIND_TENSOR) {
+    if (em_value_boxed(t)) {
         if (!shared && t->owns_data) { /* move */
             *out = *t;
             ex->vals[v].data = NULL;

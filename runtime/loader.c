@@ -218,7 +218,7 @@ static bool valid_dtype(int32_t t) {
     switch (t) {
     case EMBER_FLOAT: case EMBER_UINT8: case EMBER_INT8: case EMBER_UINT16: case EMBER_INT16:
     case EMBER_INT32: case EMBER_INT64: case EMBER_BOOL: case EMBER_FLOAT16: case EMBER_DOUBLE:
-    case EMBER_UINT32: case EMBER_UINT64: case EMBER_BFLOAT16:
+    case EMBER_UINT32: case EMBER_UINT64: case EMBER_BFLOAT16: case EMBER_STRING:
         return true;
     default:
         return false;
@@ -350,6 +350,37 @@ static ember_status open_external(const Onnx__TensorProto *tp, const char *tname
 }
 
 /* Convert a TensorProto; base_dir may be NULL (no external data allowed). */
+/* A string tensor: string_data holds one byte string per element (raw_data and external data
+ * cannot hold strings). */
+static ember_status string_tensor_from_proto(const Onnx__TensorProto *tp, const char *tname,
+                                             const int64_t *dims, int rank,
+                                             const em_load_limits *lim, em_tensor **out,
+                                             ember_error *err) {
+    int64_t n = em_shape_numel(dims, rank);
+    if (n < 0 || (uint64_t)n != tp->n_string_data)
+        return em_fail(err, EMBER_ERR_INVALID_MODEL,
+                       "tensor '%s': string_data holds %zu strings, its shape needs %lld", tname,
+                       tp->n_string_data, (long long)n);
+    uint64_t total = 0;
+    for (size_t i = 0; i < tp->n_string_data; i++) total += tp->string_data[i].len + 1;
+    if (total > lim->max_tensor_bytes)
+        return em_fail(err, EMBER_ERR_LIMIT,
+                       "tensor '%s' is larger than the %llu-byte limit for one tensor", tname,
+                       (unsigned long long)lim->max_tensor_bytes);
+    em_tensor *t = em_string_tensor_new(dims, rank, err);
+    if (!t) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    for (size_t i = 0; i < tp->n_string_data; i++) {
+        ember_status st = em_string_set(t, (int64_t)i, (const char *)tp->string_data[i].data,
+                                        tp->string_data[i].len, err);
+        if (st != EMBER_OK) {
+            em_tensor_free(t);
+            return st;
+        }
+    }
+    *out = t;
+    return EMBER_OK;
+}
+
 static ember_status tensor_from_proto(const Onnx__TensorProto *tp, const char *base_dir,
                                       const em_load_limits *lim, em_tensor **out,
                                       ember_error *err) {
@@ -375,6 +406,7 @@ static ember_status tensor_from_proto(const Onnx__TensorProto *tp, const char *b
     }
     ember_dtype dt = (ember_dtype)tp->data_type;
     int rank = (int)tp->n_dims;
+    if (dt == EMBER_STRING) return string_tensor_from_proto(tp, tname, dims, rank, lim, out, err);
     int64_t n = em_shape_numel(dims, rank);
     size_t es = em_dtype_size(dt);
     if (n < 0 || (uint64_t)n > lim->max_tensor_bytes / es)
@@ -483,13 +515,31 @@ ember_status em_tensor_to_pb(const em_tensor *t, const char *name, void **out, s
     tp.has_data_type = 1;
     tp.data_type = (int32_t)t->dtype;
     tp.name = (char *)(name ? name : "");
-    tp.has_raw_data = 1;
-    tp.raw_data.len = em_nbytes(t);
-    tp.raw_data.data = t->data;
+    ProtobufCBinaryData *strings = NULL;
+    if (t->dtype == EMBER_STRING) {
+        int64_t count = em_numel(t);
+        strings = calloc((size_t)count + 1, sizeof *strings);
+        if (!strings) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        for (int64_t i = 0; i < count; i++) {
+            const char *s = em_string_at(t, i);
+            strings[i].data = (uint8_t *)s;
+            strings[i].len = strlen(s);
+        }
+        tp.n_string_data = (size_t)count;
+        tp.string_data = strings;
+    } else {
+        tp.has_raw_data = 1;
+        tp.raw_data.len = em_nbytes(t);
+        tp.raw_data.data = t->data;
+    }
     size_t n = onnx__tensor_proto__get_packed_size(&tp);
     uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    if (!buf) {
+        free(strings);
+        return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    }
     onnx__tensor_proto__pack(&tp, buf);
+    free(strings);
     *out = buf;
     *size = n;
     return EMBER_OK;

@@ -121,7 +121,7 @@ em_tensor *em_tensor_new(ember_dtype dt, const int64_t *dims, int rank, ember_er
 }
 
 em_tensor *em_tensor_clone(const em_tensor *src, ember_error *err) {
-    if (src->kind != EMBER_KIND_TENSOR) {
+    if (em_value_boxed(src)) {
         em_tensor *t = calloc(1, sizeof *t);
         if (!t) {
             em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
@@ -168,9 +168,51 @@ bool em_same_type(const em_tensor *a, const em_tensor *b) {
            (a->kind != EMBER_KIND_OPTIONAL || a->elem_kind == b->elem_kind);
 }
 
+em_tensor *em_string_tensor_new(const int64_t *dims, int rank, ember_error *err) {
+    int64_t n = rank >= 0 && rank <= EM_MAX_RANK ? em_shape_numel(dims, rank) : -1;
+    if (n < 0 || (uint64_t)n > SIZE_MAX / sizeof(char *) / 2) {
+        em_fail(err, EMBER_ERR_LIMIT, "string tensor shape is invalid or too large");
+        return NULL;
+    }
+    em_tensor *t = calloc(1, sizeof *t);
+    size_t bytes = (size_t)n * sizeof(char *);
+    void *data = em_aligned_alloc(bytes ? bytes : 1);
+    if (!t || !data) {
+        free(t);
+        em_aligned_free(data);
+        em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        return NULL;
+    }
+    em_tensor_set_shape(t, EMBER_STRING, dims, rank);
+    t->data = data;
+    t->capacity = bytes;
+    t->owns_data = true;
+    return t;
+}
+
+const char *em_string_at(const em_tensor *t, int64_t i) {
+    const char *const *s = t->data;
+    return s && s[i] ? s[i] : "";
+}
+
+ember_status em_string_set(em_tensor *t, int64_t i, const char *s, size_t len, ember_error *err) {
+    char **slots = t->data;
+    char *copy = malloc(len + 1);
+    if (!copy) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    if (len) memcpy(copy, s, len);
+    copy[len] = '\0';
+    free(slots[i]);
+    slots[i] = copy;
+    return EMBER_OK;
+}
+
 void em_value_release(em_tensor *t) {
     if (t->owns_data && t->data) {
-        if (t->kind == EMBER_KIND_SEQUENCE) {
+        if (t->kind == EMBER_KIND_TENSOR && t->dtype == EMBER_STRING) {
+            char **s = t->data;
+            for (size_t i = 0; i < t->capacity / sizeof(char *); i++) free(s[i]);
+            em_aligned_free(t->data);
+        } else if (t->kind == EMBER_KIND_SEQUENCE) {
             em_seq *s = t->data;
             for (int64_t i = 0; i < s->n; i++) em_tensor_free(s->items[i]);
             free(s->items);
@@ -191,6 +233,22 @@ ember_status em_value_copy(em_tensor *dst, const em_tensor *src, ember_error *er
     dst->data = NULL;
     dst->capacity = 0;
     dst->owns_data = false;
+    if (src->kind == EMBER_KIND_TENSOR && src->dtype == EMBER_STRING) {
+        if (src->rank < 0) return EMBER_OK;
+        em_tensor *t = em_string_tensor_new(src->dims, src->rank, err);
+        if (!t) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+        int64_t n = em_numel(src);
+        for (int64_t i = 0; src->data && i < n; i++) {
+            const char *s = ((char *const *)src->data)[i];
+            if (s && em_string_set(t, i, s, strlen(s), err) != EMBER_OK) {
+                em_tensor_free(t);
+                return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+            }
+        }
+        *dst = *t;
+        free(t);
+        return EMBER_OK;
+    }
     if (src->kind == EMBER_KIND_TENSOR) {
         size_t bytes = em_nbytes(src);
         if (src->rank < 0) return EMBER_OK;

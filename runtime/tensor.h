@@ -51,6 +51,20 @@ void em_aligned_free(void *p);
 em_tensor *em_tensor_new(ember_dtype dt, const int64_t *dims, int rank, ember_error *err);
 em_tensor *em_tensor_clone(const em_tensor *src, ember_error *err);
 void em_tensor_free(em_tensor *t);
+/* ---- string tensors ----
+ * A tensor of dtype EMBER_STRING holds `char *` per element (data is an array of
+ * capacity / sizeof(char *) pointers): each points to an owned NUL-terminated heap string or is
+ * NULL for "". em_dtype_size(EMBER_STRING) stays 0, so byte-copying code copies nothing. Like
+ * sequences, string tensors live outside the arena and are deep-copied, never aliased. */
+em_tensor *em_string_tensor_new(const int64_t *dims, int rank, ember_error *err);
+const char *em_string_at(const em_tensor *t, int64_t i); /* "" for an unset element */
+/* Set element i to a copy of s[0..len). */
+ember_status em_string_set(em_tensor *t, int64_t i, const char *s, size_t len, ember_error *err);
+/* Sequences, optionals and string tensors: values the executor keeps outside the arena. */
+static inline bool em_value_boxed(const em_tensor *t) {
+    return t->kind != EMBER_KIND_TENSOR || t->dtype == EMBER_STRING;
+}
+
 /* ---- sequences and optionals ---- */
 
 /* Set t to the static type "kind of dtype" (rank 0, no data). */

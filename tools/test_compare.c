@@ -245,6 +245,33 @@ static bool compare_tensor_data(const ember_tensor *expected, const ember_tensor
                  have);
         return false;
     }
+    if (dtype == EMBER_STRING) {
+        int64_t count = ember_tensor_element_count(expected);
+        result->element_count = count;
+        for (int64_t i = 0; i < count; i++) {
+            const char *e = ember_tensor_string(expected, (size_t)i);
+            const char *g = ember_tensor_string(got, (size_t)i);
+            if (e && g && strcmp(e, g) == 0) continue;
+            if (result->mismatch_count++ == 0) {
+                result->worst_flat_index = i;
+                result->worst_rank = rank;
+                int64_t rest = i;
+                for (int d = rank - 1; d >= 0; d--) {
+                    int64_t dim = ember_tensor_dims(expected)[d];
+                    result->worst_index[d] = dim ? rest % dim : 0;
+                    rest = dim ? rest / dim : 0;
+                }
+                snprintf(result->worst_expected, sizeof result->worst_expected, "\"%.40s\"",
+                         e ? e : "");
+                snprintf(result->worst_got, sizeof result->worst_got, "\"%.40s\"", g ? g : "");
+            }
+        }
+        result->equal = result->mismatch_count == 0;
+        if (!result->equal)
+            snprintf(result->reason, sizeof result->reason, "%lld of %lld strings differ",
+                     (long long)result->mismatch_count, (long long)count);
+        return result->equal;
+    }
     element_kind kind;
     if (!dtype_kind(dtype, &kind)) {
         result->layout_mismatch = true;
