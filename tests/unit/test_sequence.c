@@ -1,9 +1,11 @@
-/* Sequence and optional values: the public API (create, accessors, .pb loading), the sequence
- * and optional operators run through small models, and their error paths. */
+/* Sequence, optional and string values: the public API (create, accessors, .pb files), the
+ * sequence, optional and string operators run through small models, and their error paths. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <math.h>
 
 #include "ember.h"
 #include "onnx.pb-c.h"
@@ -54,6 +56,10 @@ typedef struct node_spec {
     const char *out[2];
     const char *int_names[3];
     int64_t ints[3];
+    const char *str_names[2]; /* string attributes */
+    const char *strs[2];
+    const char *list_name;  /* a strings attribute */
+    const char *list[4];    /* NULL end */
     const graph_spec *body; /* attribute "body" */
     const io_spec *type;    /* attribute "type" (Optional) */
 } node_spec;
@@ -125,7 +131,7 @@ static Onnx__GraphProto *make_graph(pool *p, const graph_spec *gs, const char *n
         n->input = (char **)ns->in;
         while (n->n_output < 2 && ns->out[n->n_output]) n->n_output++;
         n->output = (char **)ns->out;
-        n->attribute = pool_alloc(p, sizeof *n->attribute * 6);
+        n->attribute = pool_alloc(p, sizeof *n->attribute * 8);
         for (int a = 0; a < 3 && ns->int_names[a]; a++) {
             Onnx__AttributeProto *at = pool_alloc(p, sizeof *at);
             onnx__attribute_proto__init(at);
@@ -134,6 +140,30 @@ static Onnx__GraphProto *make_graph(pool *p, const graph_spec *gs, const char *n
             at->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
             at->has_i = 1;
             at->i = ns->ints[a];
+            n->attribute[n->n_attribute++] = at;
+        }
+        for (int a = 0; a < 2 && ns->str_names[a]; a++) {
+            Onnx__AttributeProto *at = pool_alloc(p, sizeof *at);
+            onnx__attribute_proto__init(at);
+            at->name = (char *)ns->str_names[a];
+            at->has_type = 1;
+            at->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+            at->has_s = 1;
+            at->s.data = (uint8_t *)ns->strs[a];
+            at->s.len = strlen(ns->strs[a]);
+            n->attribute[n->n_attribute++] = at;
+        }
+        if (ns->list_name) {
+            Onnx__AttributeProto *at = pool_alloc(p, sizeof *at);
+            onnx__attribute_proto__init(at);
+            at->name = (char *)ns->list_name;
+            at->has_type = 1;
+            at->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS;
+            at->strings = pool_alloc(p, sizeof *at->strings * 4);
+            for (; at->n_strings < 4 && ns->list[at->n_strings]; at->n_strings++) {
+                at->strings[at->n_strings].data = (uint8_t *)ns->list[at->n_strings];
+                at->strings[at->n_strings].len = strlen(ns->list[at->n_strings]);
+            }
             n->attribute[n->n_attribute++] = at;
         }
         if (ns->body) {
@@ -715,4 +745,168 @@ Test(sequence_ops, sequence_map_body_error_frees_partial_results) {
     cr_assert_neq(run_graph(&gs, 17, in, out, &err), EMBER_OK);
     cr_assert_null(out[0]);
     free_all(in, 2);
+}
+
+/* ---- string tensors ---- */
+
+static ember_tensor *strings(const int64_t *dims, int rank, const char *const *values) {
+    ember_tensor *t = NULL;
+    ember_error err;
+    cr_assert_eq(ember_tensor_create(EMBER_STRING, dims, rank, &t, &err), EMBER_OK, "%s",
+                 err.message);
+    for (int64_t i = 0; i < ember_tensor_element_count(t); i++)
+        cr_assert_eq(ember_tensor_set_string(t, (size_t)i, values[i], &err), EMBER_OK);
+    return t;
+}
+
+static void expect_strings(const ember_tensor *t, const int64_t *dims, int rank,
+                           const char *const *want) {
+    cr_assert_eq(ember_tensor_dtype(t), EMBER_STRING);
+    cr_assert_eq(ember_tensor_rank(t), rank);
+    for (int d = 0; d < rank; d++) cr_assert_eq(ember_tensor_dims(t)[d], dims[d], "dim %d", d);
+    for (int64_t i = 0; i < ember_tensor_element_count(t); i++)
+        cr_assert_str_eq(ember_tensor_string(t, (size_t)i), want[i], "[%lld]", (long long)i);
+}
+
+Test(string_api, create_set_get_save_load) {
+    ember_tensor *t = strings((int64_t[]){3}, 1, (const char *[]){"a", "", "long string"});
+    ember_error err;
+    cr_assert_null(ember_tensor_data(t));
+    cr_assert_eq(ember_tensor_byte_size(t), 0);
+    cr_assert_null(ember_tensor_string(t, 3));
+    cr_assert_eq(ember_tensor_set_string(t, 3, "x", &err), EMBER_ERR_INVALID_ARGUMENT);
+    cr_assert_eq(ember_tensor_set_string(t, 0, "replaced", &err), EMBER_OK);
+    char path[] = "/tmp/ember_strings_XXXXXX.pb";
+    int fd = mkstemps(path, 3);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(ember_tensor_save(t, path, "s", &err), EMBER_OK, "%s", err.message);
+    ember_tensor *back = NULL;
+    cr_assert_eq(ember_tensor_load(path, &back, &err), EMBER_OK, "%s", err.message);
+    remove(path);
+    expect_strings(back, (int64_t[]){3}, 1, (const char *[]){"replaced", "", "long string"});
+    cr_assert_str_eq(ember_tensor_name(back), "s");
+    ember_tensor_free(back);
+    cr_assert_eq(ember_tensor_save(t, "/tmp/ember_strings_unused.npy", NULL, &err),
+                 EMBER_ERR_UNSUPPORTED);
+    ember_tensor *w = NULL;
+    char *ptrs[1] = {NULL};
+    cr_assert_eq(ember_tensor_wrap(EMBER_STRING, (int64_t[]){1}, 1, ptrs, sizeof ptrs, &w, &err),
+                 EMBER_ERR_UNSUPPORTED);
+    ember_tensor *k = i64_scalar(1);
+    cr_assert_eq(ember_tensor_set_string(k, 0, "x", &err), EMBER_ERR_INVALID_ARGUMENT);
+    cr_assert_null(ember_tensor_string(k, 0));
+    ember_tensor_free(k);
+    ember_tensor_free(t);
+}
+
+Test(string_ops, cast_float_to_string_forms) {
+    static const node_spec nodes[] = {
+        {.op = "Cast", .in = {"x", NULL}, .out = {"y", NULL}, .int_names = {"to"}, .ints = {8}},
+    };
+    static const io_spec ins[] = {T("x", EMBER_FLOAT)};
+    static const io_spec outs[] = {T("y", EMBER_STRING)};
+    graph_spec gs = {nodes, 1, ins, 1, outs, 1};
+    float v[] = {3.0f, 1e-5f, 123456789.0f, NAN, -INFINITY, -0.0f, 0.1f, 1e16f, 0.00012f};
+    ember_tensor *in[1] = {f32((int64_t[]){9}, 1, v)};
+    ember_tensor *out[1] = {0};
+    ember_error err;
+    cr_assert_eq(run_graph(&gs, 13, in, out, &err), EMBER_OK, "%s", err.message);
+    expect_strings(out[0], (int64_t[]){9}, 1,
+                   (const char *[]){"3.0", "1e-05", "123456790.0", "nan", "-inf", "-0.0", "0.1",
+                                    "1e+16", "0.00012"});
+    free_all(out, 1);
+    free_all(in, 1);
+}
+
+Test(string_ops, cast_string_to_numbers) {
+    static const node_spec nodes[] = {
+        {.op = "Cast", .in = {"s", NULL}, .out = {"f", NULL}, .int_names = {"to"}, .ints = {1}},
+        {.op = "Cast", .in = {"s", NULL}, .out = {"i", NULL}, .int_names = {"to"}, .ints = {7}},
+    };
+    static const io_spec ins[] = {T("s", EMBER_STRING)};
+    static const io_spec outs[] = {T("f", EMBER_FLOAT), T("i", EMBER_INT64)};
+    graph_spec gs = {nodes, 2, ins, 1, outs, 2};
+    ember_tensor *in[1] = {
+        strings((int64_t[]){4}, 1, (const char *[]){"1E2", "-INF", " 2.5", "100.5"})};
+    ember_tensor *out[2] = {0};
+    ember_error err;
+    cr_assert_eq(run_graph(&gs, 13, in, out, &err), EMBER_OK, "%s", err.message);
+    const float *f = ember_tensor_const_data(out[0]);
+    cr_assert(f[0] == 100.0f && isinf(f[1]) && f[1] < 0 && f[2] == 2.5f && f[3] == 100.5f);
+    const int64_t *i = ember_tensor_const_data(out[1]);
+    cr_assert(i[0] == 100 && i[2] == 2 && i[3] == 100);
+    free_all(out, 2);
+    free_all(in, 1);
+    /* Not a number: refused, nothing returned. */
+    in[0] = strings((int64_t[]){1}, 1, (const char *[]){"Hello World!"});
+    cr_assert_eq(run_graph(&gs, 13, in, out, &err), EMBER_ERR_RUNTIME);
+    cr_assert(strstr(err.message, "not a number"), "%s", err.message);
+    cr_assert_null(out[0]);
+    free_all(in, 1);
+}
+
+Test(string_ops, normalizer) {
+    static const node_spec nodes[] = {
+        {.op = "StringNormalizer",
+         .in = {"x", NULL},
+         .out = {"y", NULL},
+         .str_names = {"case_change_action"},
+         .strs = {"LOWER"},
+         .list_name = "stopwords",
+         .list = {"the", NULL}},
+    };
+    static const io_spec ins[] = {T("x", EMBER_STRING)};
+    static const io_spec outs[] = {T("y", EMBER_STRING)};
+    graph_spec gs = {nodes, 1, ins, 1, outs, 1};
+    ember_tensor *in[1] = {strings((int64_t[]){1, 3}, 2, (const char *[]){"The", "Cat", "SAT"})};
+    ember_tensor *out[1] = {0};
+    ember_error err;
+    cr_assert_eq(run_graph(&gs, 10, in, out, &err), EMBER_OK, "%s", err.message);
+    expect_strings(out[0], (int64_t[]){1, 2}, 2, (const char *[]){"cat", "sat"});
+    free_all(out, 1);
+    free_all(in, 1);
+    /* Everything removed: one empty string. */
+    in[0] = strings((int64_t[]){2}, 1, (const char *[]){"the", "THE"});
+    cr_assert_eq(run_graph(&gs, 10, in, out, &err), EMBER_OK, "%s", err.message);
+    expect_strings(out[0], (int64_t[]){1}, 1, (const char *[]){""});
+    free_all(out, 1);
+    free_all(in, 1);
+}
+
+Test(string_ops, normalizer_bad_action_and_tensor_ops_refuse_strings) {
+    static const node_spec nodes[] = {
+        {.op = "StringNormalizer",
+         .in = {"x", NULL},
+         .out = {"y", NULL},
+         .str_names = {"case_change_action"},
+         .strs = {"TITLE"}},
+    };
+    static const io_spec ins[] = {T("x", EMBER_STRING)};
+    static const io_spec outs[] = {T("y", EMBER_STRING)};
+    graph_spec gs = {nodes, 1, ins, 1, outs, 1};
+    ember_tensor *in[1] = {strings((int64_t[]){1}, 1, (const char *[]){"a"})};
+    ember_tensor *out[1] = {0};
+    ember_error err;
+    cr_assert_eq(run_graph(&gs, 10, in, out, &err), EMBER_ERR_INVALID_MODEL);
+    cr_assert(strstr(err.message, "TITLE"), "%s", err.message);
+    static const node_spec add[] = {{.op = "Add", .in = {"x", "x", NULL}, .out = {"y", NULL}}};
+    graph_spec gs2 = {add, 1, ins, 1, outs, 1};
+    cr_assert_eq(run_graph(&gs2, 13, in, out, &err), EMBER_ERR_UNSUPPORTED);
+    cr_assert(strstr(err.message, "string tensor"), "%s", err.message);
+    free_all(in, 1);
+}
+
+Test(string_ops, identity_copies_strings) {
+    static const node_spec nodes[] = {{.op = "Identity", .in = {"x", NULL}, .out = {"y", NULL}}};
+    static const io_spec ins[] = {T("x", EMBER_STRING)};
+    static const io_spec outs[] = {T("y", EMBER_STRING)};
+    graph_spec gs = {nodes, 1, ins, 1, outs, 1};
+    ember_tensor *in[1] = {strings((int64_t[]){2}, 1, (const char *[]){"p", "q"})};
+    ember_tensor *out[1] = {0};
+    ember_error err;
+    cr_assert_eq(run_graph(&gs, 13, in, out, &err), EMBER_OK, "%s", err.message);
+    free_all(in, 1);
+    expect_strings(out[0], (int64_t[]){2}, 1, (const char *[]){"p", "q"});
+    free_all(out, 1);
 }
