@@ -496,6 +496,8 @@ static ember_status slice_axis(const em_tensor *t, int axis, int64_t pos, em_ten
         if (i != axis) dst->dims[r++] = t->dims[i];
     dst->rank = t->rank - 1;
     dst->dtype = t->dtype;
+    dst->kind = EMBER_KIND_TENSOR;
+    dst->elem_kind = EMBER_KIND_TENSOR;
     dst->owns_data = false;
     size_t es = em_dtype_size(t->dtype);
     int64_t outer = em_shape_numel(t->dims, axis);
@@ -531,7 +533,7 @@ static ember_status scan_sequence(const scan_run *r, int64_t len, em_tensor **st
     const scan_attrs *a = r->a;
     int n_in = a->n_state + a->n_scan_in;
     em_tensor *body_in[2 * SCAN_MAX_IO];
-    em_tensor slices[SCAN_MAX_IO];
+    em_tensor slices[SCAN_MAX_IO] = {0};
     em_tensor **res = calloc((size_t)r->g->n_outputs + 1, sizeof *res);
     if (!res) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     ember_status st = EMBER_OK;
@@ -650,7 +652,7 @@ static ember_status scan8_run(const em_node *node, const em_graph *g, const scan
         return em_fail(err, EMBER_ERR_SHAPE, "%s: sequence_lens must be int64[%lld]",
                        desc(node, buf, sizeof buf), (long long)batch);
     /* Per batch element: views of its state and scan inputs, then run the sequence. */
-    em_tensor views[SCAN_MAX_IO * 2];
+    em_tensor views[SCAN_MAX_IO * 2] = {0};
     em_tensor *view_ptrs[SCAN_MAX_IO];
     void *no_buf[SCAN_MAX_IO] = {0};
     stack_list *lists = calloc((size_t)batch * (size_t)(a->n_scan_out + 1) + 1, sizeof *lists);

@@ -163,6 +163,10 @@ void em_value_set_type(em_tensor *t, ember_value_kind kind, ember_value_kind ele
     t->rank = 0;
 }
 
+bool em_same_kind(const em_tensor *a, const em_tensor *b) {
+    return a->kind == b->kind && (a->kind != EMBER_KIND_OPTIONAL || a->elem_kind == b->elem_kind);
+}
+
 bool em_same_type(const em_tensor *a, const em_tensor *b) {
     return a->kind == b->kind && a->dtype == b->dtype &&
            (a->kind != EMBER_KIND_OPTIONAL || a->elem_kind == b->elem_kind);

@@ -71,6 +71,7 @@ static inline bool em_value_boxed(const em_tensor *t) {
 void em_value_set_type(em_tensor *t, ember_value_kind kind, ember_value_kind elem_kind,
                        ember_dtype dtype);
 bool em_same_type(const em_tensor *a, const em_tensor *b); /* kind, elem_kind and dtype */
+bool em_same_kind(const em_tensor *a, const em_tensor *b); /* kind and elem_kind */
 /* Free what t owns (tensor data, sequence items, optional's value); t keeps its type. */
 void em_value_release(em_tensor *t);
 /* dst becomes an owned deep copy of src (dst's previous content is not freed). */
