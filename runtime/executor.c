@@ -275,7 +275,7 @@ ember_status em_norm_axis(const em_node *node, int64_t axis, int rank, int *out,
 static void release_value(em_exec *ex, int v) {
     if (ex->block_of[v] >= 0) arena_release(ex->rc, ex->block_of[v]);
     ex->block_of[v] = -1;
-    /* Sequences and optionals live outside the arena: the value owns them. */
+    /* Sequences, optionals and string tensors live outside the arena: the value owns them. */
     if (em_value_boxed(&ex->vals[v]) && ex->vals[v].owns_data) em_value_release(&ex->vals[v]);
 }
 
