@@ -127,7 +127,20 @@ int ember_fuzz_model(const uint8_t *data, size_t size) {
     ember_load_options lo = {.max_tensor_bytes = FUZZ_MAX_TENSOR_BYTES, .max_nodes = FUZZ_MAX_NODES};
     ember_model *m = NULL;
     ember_error err;
-    ember_status st = ember_model_load_memory(data, size, &lo, &m, &err);
+    /* The operator scan reads the same bytes without building a graph (ember test uses it on
+     * models that do not load). */
+    ember_op_scan *scan = NULL;
+    ember_status st = ember_op_scan_memory(data, size, &scan, &err);
+    check_failure(st, &err);
+    for (size_t i = 0; i < ember_op_scan_count(scan); i++) {
+        ember_op_use use;
+        if (ember_op_scan_get(scan, i, &use) != EMBER_OK || !use.domain || !use.op_type)
+            violated("scan entry unreadable", NULL);
+        else if (strlen(use.domain) + strlen(use.op_type) == (size_t)-1)
+            violated("unreachable", NULL); /* reads both strings to their ends */
+    }
+    ember_op_scan_free(scan);
+    st = ember_model_load_memory(data, size, &lo, &m, &err);
     check_failure(st, &err);
     if (st != EMBER_OK) {
         if (m) violated("model returned with an error", &err);

@@ -291,6 +291,29 @@ EMBER_API ember_status ember_model_node(const ember_model *model, size_t index,
 EMBER_API uint64_t ember_model_parameter_count(const ember_model *model);
 EMBER_API uint64_t ember_model_parameter_bytes(const ember_model *model);
 
+/* The operators a model file uses, read without loading the model: works on models ember
+ * cannot load (unsupported operators, element types or value kinds), so that reports can say
+ * what a model needs and what is missing. Each distinct (domain, op_type) appears once, in
+ * order of first use, nodes of subgraphs (If/Loop/Scan bodies) included. The scan owns the
+ * strings; free it with ember_op_scan_free. Fails only on bytes that are not a ModelProto. */
+typedef struct ember_op_scan ember_op_scan;
+typedef struct ember_op_use {
+    const char *domain;  /* "" for the default domain */
+    const char *op_type;
+    int64_t opset;       /* version of the domain the model imports (0: not imported) */
+    int supported;       /* 1 if a kernel is registered for it at that opset, or the model
+                          * defines it as a function */
+} ember_op_use;
+
+EMBER_API ember_status ember_op_scan_memory(const void *data, size_t size, ember_op_scan **out,
+                                            ember_error *err);
+EMBER_API ember_status ember_op_scan_file(const char *path, ember_op_scan **out,
+                                          ember_error *err);
+EMBER_API size_t ember_op_scan_count(const ember_op_scan *scan);
+EMBER_API ember_status ember_op_scan_get(const ember_op_scan *scan, size_t index,
+                                         ember_op_use *use);
+EMBER_API void ember_op_scan_free(ember_op_scan *scan);
+
 /* Warnings found at load (lints such as "ArgMax over an axis of size 1"), one per line,
  * owned by the model. count may be 0. */
 EMBER_API size_t ember_model_warning_count(const ember_model *model);

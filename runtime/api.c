@@ -289,10 +289,10 @@ ember_status ember_model_load_memory(const void *data, size_t size,
     return ember_model_load_memory_at(data, size, NULL, options, out, err);
 }
 
-ember_status ember_model_load_file(const char *path, const ember_load_options *options,
-                                   ember_model **out, ember_error *err) {
-    if (!out || !path) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "NULL argument");
-    *out = NULL;
+/* Map a regular file read-only (*map NULL for an empty file); unmap with unmap_file. */
+static ember_status map_file(const char *path, void **map, size_t *size, ember_error *err) {
+    *map = NULL;
+    *size = 0;
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block */
     if (fd < 0) return em_fail(err, EMBER_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
@@ -300,19 +300,33 @@ ember_status ember_model_load_file(const char *path, const ember_load_options *o
         close(fd);
         return em_fail(err, EMBER_ERR_IO, "%s: not a regular file", path);
     }
-    size_t size = (size_t)sb.st_size;
-    void *map = NULL;
-    if (size > 0) {
-        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
+    if (sb.st_size > 0) {
+        void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
             close(fd);
             return em_fail(err, EMBER_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
         }
+        *map = m;
+        *size = (size_t)sb.st_size;
     }
     close(fd);
+    return EMBER_OK;
+}
+
+static void unmap_file(void *map, size_t size) {
+    if (map) munmap(map, size);
+}
+
+ember_status ember_model_load_file(const char *path, const ember_load_options *options,
+                                   ember_model **out, ember_error *err) {
+    if (!out || !path) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    void *map;
+    size_t size;
+    EM_TRY(map_file(path, &map, &size, err));
     char *copy = strdup(path);
     if (!copy) {
-        if (map) munmap(map, size);
+        unmap_file(map, size);
         return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     }
     const char *dir = dirname(copy);
@@ -320,9 +334,44 @@ ember_status ember_model_load_file(const char *path, const ember_load_options *o
     em_load_limits_init(&lim, options);
     ember_status st = em_model_load(map ? map : "", size, path, dir, &lim, out, err);
     free(copy);
-    if (map) munmap(map, size);
+    unmap_file(map, size);
     return st;
 }
+
+/* ---- operator scan ---- */
+
+ember_status ember_op_scan_memory(const void *data, size_t size, ember_op_scan **out,
+                                  ember_error *err) {
+    if (!out) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "out is NULL");
+    *out = NULL;
+    if (!data && size) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "data is NULL");
+    em_load_limits lim;
+    em_load_limits_init(&lim, NULL);
+    return em_scan_ops(data ? data : "", size, "<memory>", &lim, out, err);
+}
+
+ember_status ember_op_scan_file(const char *path, ember_op_scan **out, ember_error *err) {
+    if (!out || !path) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    void *map;
+    size_t size;
+    EM_TRY(map_file(path, &map, &size, err));
+    em_load_limits lim;
+    em_load_limits_init(&lim, NULL);
+    ember_status st = em_scan_ops(map ? map : "", size, path, &lim, out, err);
+    unmap_file(map, size);
+    return st;
+}
+
+size_t ember_op_scan_count(const ember_op_scan *scan) { return scan ? scan->count : 0; }
+
+ember_status ember_op_scan_get(const ember_op_scan *scan, size_t index, ember_op_use *use) {
+    if (!scan || !use || index >= scan->count) return EMBER_ERR_INVALID_ARGUMENT;
+    *use = scan->uses[index];
+    return EMBER_OK;
+}
+
+void ember_op_scan_free(ember_op_scan *scan) { em_op_scan_free(scan); }
 
 void ember_model_free(ember_model *m) { em_model_release(m); }
 

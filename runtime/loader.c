@@ -1487,19 +1487,29 @@ static ember_status build_public_info(struct ember_model *m) {
     return EMBER_OK;
 }
 
+/* Decode model bytes after the wire pre-check; free with onnx__model_proto__free_unpacked. */
+static ember_status unpack_model(const void *data, size_t size, const char *file,
+                                 const em_load_limits *limits, Onnx__ModelProto **out,
+                                 ember_error *err) {
+    *out = NULL;
+    if (size == 0)
+        return em_fail(err, EMBER_ERR_PARSE, "%s: empty file, not an ONNX model", file);
+    EM_TRY(check_wire(data, size, file, limits, err));
+    *out = onnx__model_proto__unpack(NULL, size, data);
+    if (!*out)
+        return em_fail(err, EMBER_ERR_PARSE,
+                       "%s: not an ONNX model (protobuf decode failed: truncated or corrupt file)",
+                       file);
+    return EMBER_OK;
+}
+
 ember_status em_model_load(const void *data, size_t size, const char *display_name,
                            const char *base_dir, const em_load_limits *limits,
                            struct ember_model **out, ember_error *err) {
     *out = NULL;
     const char *file = display_name ? display_name : "<memory>";
-    if (size == 0)
-        return em_fail(err, EMBER_ERR_PARSE, "%s: empty file, not an ONNX model", file);
-    EM_TRY(check_wire(data, size, file, limits, err));
-    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
-    if (!mp)
-        return em_fail(err, EMBER_ERR_PARSE,
-                       "%s: not an ONNX model (protobuf decode failed: truncated or corrupt file)",
-                       file);
+    Onnx__ModelProto *mp;
+    EM_TRY(unpack_model(data, size, file, limits, &mp, err));
     ember_status st = EMBER_OK;
     struct ember_model *m = calloc(1, sizeof *m);
     load_ctx c = {0};
@@ -1573,5 +1583,104 @@ done:
         return st;
     }
     *out = m;
+    return EMBER_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Operator scan: the (domain, op_type) pairs a model uses, without building anything
+ * ------------------------------------------------------------------------------------------- */
+
+void em_op_scan_free(struct ember_op_scan *scan) {
+    if (!scan) return;
+    for (size_t i = 0; i < scan->count; i++) {
+        free((char *)scan->uses[i].domain);
+        free((char *)scan->uses[i].op_type);
+    }
+    free(scan->uses);
+    free(scan);
+}
+
+typedef struct scan_ctx {
+    const Onnx__ModelProto *model;
+    const em_load_limits *limits;
+    const char *file;
+    struct ember_op_scan *scan;
+    ember_error *err;
+} scan_ctx;
+
+static ember_status scan_note(scan_ctx *s, const char *domain, const char *op_type) {
+    struct ember_op_scan *scan = s->scan;
+    for (size_t i = 0; i < scan->count; i++)
+        if (strcmp(scan->uses[i].op_type, op_type) == 0 &&
+            strcmp(scan->uses[i].domain, domain) == 0)
+            return EMBER_OK;
+    if (scan->count == scan->capacity) {
+        size_t capacity = scan->capacity ? scan->capacity * 2 : 16;
+        ember_op_use *grown = realloc(scan->uses, capacity * sizeof *grown);
+        if (!grown) return em_fail(s->err, EMBER_ERR_OUT_OF_MEMORY, "%s: out of memory", s->file);
+        scan->uses = grown;
+        scan->capacity = capacity;
+    }
+    const Onnx__ModelProto *mp = s->model;
+    int64_t opset = opset_in(mp->opset_import, mp->n_opset_import, domain);
+    bool function = false;
+    for (size_t f = 0; f < mp->n_functions && !function; f++) {
+        const char *fd = mp->functions[f]->domain ? mp->functions[f]->domain : "";
+        function = mp->functions[f]->name && strcmp(mp->functions[f]->name, op_type) == 0 &&
+                   strcmp(fd, domain) == 0;
+    }
+    ember_op_use *use = &scan->uses[scan->count];
+    use->domain = dup_str(domain);
+    use->op_type = dup_str(op_type);
+    use->opset = opset;
+    use->supported = function || em_registry_find(domain, op_type, opset) != NULL;
+    if (!use->domain || !use->op_type) {
+        free((char *)use->domain);
+        free((char *)use->op_type);
+        return em_fail(s->err, EMBER_ERR_OUT_OF_MEMORY, "%s: out of memory", s->file);
+    }
+    scan->count++;
+    return EMBER_OK;
+}
+
+static ember_status scan_graph(scan_ctx *s, const Onnx__GraphProto *gp, int depth) {
+    if (depth > s->limits->max_depth)
+        return em_fail(s->err, EMBER_ERR_LIMIT, "%s: subgraphs nested deeper than %d", s->file,
+                       s->limits->max_depth);
+    for (size_t i = 0; i < gp->n_node; i++) {
+        const Onnx__NodeProto *np = gp->node[i];
+        const char *domain = np->domain ? np->domain : "";
+        if (strcmp(domain, "ai.onnx") == 0) domain = "";
+        EM_TRY(scan_note(s, domain, np->op_type ? np->op_type : ""));
+        for (size_t a = 0; a < np->n_attribute; a++) {
+            const Onnx__AttributeProto *ap = np->attribute[a];
+            if (ap->g) EM_TRY(scan_graph(s, ap->g, depth + 1));
+            for (size_t k = 0; k < ap->n_graphs; k++)
+                EM_TRY(scan_graph(s, ap->graphs[k], depth + 1));
+        }
+    }
+    return EMBER_OK;
+}
+
+ember_status em_scan_ops(const void *data, size_t size, const char *display_name,
+                         const em_load_limits *limits, struct ember_op_scan **out,
+                         ember_error *err) {
+    *out = NULL;
+    const char *file = display_name ? display_name : "<memory>";
+    Onnx__ModelProto *mp;
+    EM_TRY(unpack_model(data, size, file, limits, &mp, err));
+    scan_ctx s = {.model = mp, .limits = limits, .file = file, .err = err};
+    s.scan = calloc(1, sizeof *s.scan);
+    ember_status st = s.scan ? EMBER_OK
+                             : em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
+    if (st == EMBER_OK && !mp->graph)
+        st = em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: the model has no graph", file);
+    if (st == EMBER_OK) st = scan_graph(&s, mp->graph, 0);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    if (st != EMBER_OK) {
+        em_op_scan_free(s.scan);
+        return st;
+    }
+    *out = s.scan;
     return EMBER_OK;
 }

@@ -41,6 +41,17 @@ ember_status em_model_load(const void *data, size_t size, const char *display_na
                            struct ember_model **out, ember_error *err);
 void em_model_release(struct ember_model *m);
 
+struct ember_op_scan {
+    size_t count, capacity;
+    ember_op_use *uses; /* strings owned (malloc'd) */
+};
+
+/* The operators a ModelProto uses (ember_op_scan_memory); nothing else is built. */
+ember_status em_scan_ops(const void *data, size_t size, const char *display_name,
+                         const em_load_limits *limits, struct ember_op_scan **out,
+                         ember_error *err);
+void em_op_scan_free(struct ember_op_scan *scan);
+
 /* Decode a serialized TensorProto. *name receives a malloc'd copy of its name (may be ""). */
 ember_status em_tensor_from_pb(const void *data, size_t size, const em_load_limits *limits,
                                em_tensor **out, char **name, ember_error *err);

@@ -249,7 +249,7 @@ static op_row *op_table(const test_case *cases, size_t count, size_t *row_count)
         const case_record *r = &cases[i].record;
         if (!r->scanned) continue;
         for (int k = 0; k < r->ops.op_count; k++) {
-            const modelscan_op *op = &r->ops.ops[k];
+            const case_op *op = &r->ops.ops[k];
             size_t j = 0;
             while (j < n && (strcmp(rows[j].op_type, op->op_type) != 0 ||
                              strcmp(rows[j].domain, op->domain) != 0))

@@ -8,7 +8,6 @@
 
 #include "ember.h"
 #include "test_compare.h"
-#include "test_modelscan.h"
 
 typedef enum case_status {
     CASE_PASSED = 0,
@@ -34,6 +33,22 @@ typedef struct case_mismatch {
 } case_mismatch;
 
 #define CASE_MESSAGE_SIZE 1536
+#define CASE_MAX_OPS 64
+#define CASE_NAME_SIZE 64
+
+/* An operator the case's model uses (from ember_op_scan_file, which also reads models ember
+ * cannot load, so that the per-operator table counts unsupported cases too). */
+typedef struct case_op {
+    char domain[CASE_NAME_SIZE]; /* "" for the default domain */
+    char op_type[CASE_NAME_SIZE];
+    int64_t opset; /* the model's opset for the domain (0 if not imported) */
+} case_op;
+
+typedef struct case_ops {
+    int op_count;
+    bool ops_truncated; /* more distinct operators than CASE_MAX_OPS */
+    case_op ops[CASE_MAX_OPS]; /* distinct, in order of first use (subgraphs too) */
+} case_ops;
 
 typedef struct case_record {
     case_status status;
@@ -41,7 +56,7 @@ typedef struct case_record {
     double rtol;                     /* tolerance actually used */
     double atol;
     bool scanned;                    /* `ops` is valid */
-    modelscan_result ops;
+    case_ops ops;
     char input_types[256];           /* dtypes of data set 0's inputs, comma separated */
     int data_set_count;
     int failing_outputs;             /* over all data sets */

@@ -155,6 +155,66 @@ Test(core, all_unsupported_ops_in_one_error) {
     cr_assert(strstr(err.message, "FooBar") && strstr(err.message, "BazQux"), "%s", err.message);
 }
 
+/* Finds `op_type` in the scan; returns its entry or fails the test. */
+static ember_op_use scanned_op(const ember_op_scan *scan, const char *domain, const char *op_type) {
+    for (size_t i = 0; i < ember_op_scan_count(scan); i++) {
+        ember_op_use use;
+        cr_assert_eq(ember_op_scan_get(scan, i, &use), EMBER_OK);
+        if (strcmp(use.op_type, op_type) == 0 && strcmp(use.domain, domain) == 0) return use;
+    }
+    cr_assert_fail("%s:%s not in the scan", domain, op_type);
+    return (ember_op_use){0};
+}
+
+Test(op_scan, lists_operators_of_models_that_do_not_load) {
+    ember_op_scan *scan = NULL;
+    ember_error err;
+    cr_assert_eq(ember_op_scan_file(fx("unsupported.onnx"), &scan, &err), EMBER_OK, "%s",
+                 err.message);
+    cr_assert_eq(ember_op_scan_count(scan), 3);
+    ember_op_use use;
+    cr_assert_eq(ember_op_scan_get(scan, 0, &use), EMBER_OK);
+    cr_assert_str_eq(use.op_type, "FooBar"); /* order of first use */
+    cr_assert_str_eq(use.domain, "");
+    cr_assert_eq(use.opset, 13);
+    cr_assert_eq(use.supported, 0);
+    cr_assert_eq(scanned_op(scan, "", "BazQux").supported, 0);
+    cr_assert_eq(scanned_op(scan, "ai.test", "Scale").opset, 1);
+    cr_assert_eq(ember_op_scan_get(scan, 3, &use), EMBER_ERR_INVALID_ARGUMENT);
+    ember_op_scan_free(scan);
+}
+
+Test(op_scan, subgraphs_functions_and_duplicates) {
+    ember_op_scan *scan = NULL;
+    ember_error err;
+    cr_assert_eq(ember_op_scan_file(fx("if_branches.onnx"), &scan, &err), EMBER_OK, "%s",
+                 err.message);
+    cr_assert_eq(ember_op_scan_count(scan), 3, "If, Neg (twice, listed once), Abs");
+    cr_assert_eq(scanned_op(scan, "", "If").supported, 1);
+    cr_assert_eq(scanned_op(scan, "", "Neg").supported, 1);
+    cr_assert_eq(scanned_op(scan, "", "Abs").opset, 13);
+    ember_op_scan_free(scan);
+    cr_assert_eq(ember_op_scan_file(fx("function.onnx"), &scan, &err), EMBER_OK, "%s",
+                 err.message);
+    cr_assert_eq(ember_op_scan_count(scan), 1);
+    ember_op_use twice = scanned_op(scan, "ai.local", "Twice");
+    cr_assert_eq(twice.supported, 1, "a model-local function is supported");
+    ember_op_scan_free(scan);
+}
+
+Test(op_scan, rejects_what_is_not_a_model) {
+    ember_op_scan *scan = (ember_op_scan *)&scan;
+    ember_error err;
+    const char junk[] = "\xff\xff\xff\xff not protobuf";
+    cr_assert_eq(ember_op_scan_memory(junk, sizeof junk, &scan, &err), EMBER_ERR_PARSE);
+    cr_assert_null(scan);
+    cr_assert_eq(ember_op_scan_memory("", 0, &scan, &err), EMBER_ERR_PARSE);
+    cr_assert_eq(ember_op_scan_file("/nonexistent/model.onnx", &scan, &err), EMBER_ERR_IO);
+    cr_assert_eq(ember_op_scan_memory(NULL, 0, NULL, &err), EMBER_ERR_INVALID_ARGUMENT);
+    ember_op_scan_free(NULL);
+    cr_assert_eq(ember_op_scan_count(NULL), 0);
+}
+
 static ember_tensor *filled(int64_t batch, float base) {
     int64_t dims[2] = {batch, 4};
     ember_tensor *t;
