@@ -1211,11 +1211,25 @@ static ember_status convert_nodes(load_ctx *c, em_graph *g, pending_list *pl, in
                 int64_t d = at.n;
                 if ((t = em_tensor_new(EMBER_INT64, &d, 1, err)) && d)
                     memcpy(t->data, at.ints, sizeof(int64_t) * (size_t)d);
+            } else if (strcmp(an, "value_string") == 0 && at.type == EM_ATTR_STRING) {
+                if ((t = em_string_tensor_new(NULL, 0, err)) &&
+                    em_string_set(t, 0, at.s, at.s_len, err) != EMBER_OK) {
+                    em_tensor_free(t);
+                    t = NULL;
+                }
+            } else if (strcmp(an, "value_strings") == 0 && at.type == EM_ATTR_STRINGS) {
+                int64_t d = at.n;
+                t = em_string_tensor_new(&d, 1, err);
+                for (int64_t k = 0; t && k < d; k++)
+                    if (em_string_set(t, k, at.strings[k], strlen(at.strings[k]), err) !=
+                        EMBER_OK) {
+                        em_tensor_free(t);
+                        t = NULL;
+                    }
             } else {
                 em_attr_clear(&at);
                 return em_fail(c->err,
-                               strcmp(an, "sparse_value") == 0 || strstr(an, "string")
-                                   ? EMBER_ERR_UNSUPPORTED
+                               strcmp(an, "sparse_value") == 0 ? EMBER_ERR_UNSUPPORTED
                                    : EMBER_ERR_INVALID_MODEL,
                                "%s: %s: attribute '%s' is not supported for Constant", c->file,
                                desc, an);

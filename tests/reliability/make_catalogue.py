@@ -242,9 +242,10 @@ case("attributes_300", save(model([n], [tinfo("x", F, [2])], [tinfo("y", F, [2])
 n = helper.make_node("Constant", [], ["y"], value_float=1.0, value_int=2)
 case("constant_two_values", save(model([n], [], [tinfo("y", F, [])]), "constant_two_values.onnx"),
      "-", "load", "INVALID_MODEL", 1, "must have exactly one attribute, has 2")
-n = helper.make_node("Constant", [], ["y"], value_strings=["a"])
-case("constant_strings", save(model([n], [], [tinfo("y", TensorProto.STRING, [1])]), "constant_strings.onnx"),
-     "-", "load", "UNSUPPORTED", 1, "is not supported for Constant")
+n = helper.make_node("Constant", [], ["y"], sparse_value=helper.make_sparse_tensor(
+    helper.make_tensor("v", F, [1], [1.0]), helper.make_tensor("i", TensorProto.INT64, [1], [0]), [2]))
+case("constant_sparse", save(model([n], [], [tinfo("y", F, [2])]), "constant_sparse.onnx"),
+     "-", "load", "UNSUPPORTED", 1, "attribute 'sparse_value' has a type ember does not support")
 # A model-local function that calls itself.
 fn = helper.make_function("local", "Loop1", ["a"], ["b"], [helper.make_node("Loop1", ["a"], ["b"], domain="local")],
                           [helper.make_opsetid("local", 1)])

@@ -910,3 +910,25 @@ Test(string_ops, identity_copies_strings) {
     expect_strings(out[0], (int64_t[]){2}, 1, (const char *[]){"p", "q"});
     free_all(out, 1);
 }
+
+Test(string_ops, constant_strings) {
+    static const node_spec nodes[] = {
+        {.op = "Constant",
+         .out = {"c", NULL},
+         .list_name = "value_strings",
+         .list = {"first", "", "third", NULL}},
+        {.op = "StringNormalizer",
+         .in = {"c", NULL},
+         .out = {"y", NULL},
+         .str_names = {"case_change_action"},
+         .strs = {"UPPER"}},
+    };
+    static const io_spec outs[] = {T("c", EMBER_STRING), T("y", EMBER_STRING)};
+    graph_spec gs = {nodes, 2, NULL, 0, outs, 2};
+    ember_tensor *out[2] = {0};
+    ember_error err;
+    cr_assert_eq(run_graph(&gs, 13, NULL, out, &err), EMBER_OK, "%s", err.message);
+    expect_strings(out[0], (int64_t[]){3}, 1, (const char *[]){"first", "", "third"});
+    expect_strings(out[1], (int64_t[]){3}, 1, (const char *[]){"FIRST", "", "THIRD"});
+    free_all(out, 2);
+}
