@@ -38,8 +38,10 @@ extern "C" {
 #define EMBER_VERSION_STRING "0.1.0"
 
 /* Bumped whenever a struct or function signature below changes incompatibly. Plugins pass
- * the value they were compiled with; ember refuses a mismatch. */
-#define EMBER_ABI_VERSION 2
+ * the value they were compiled with; ember refuses a mismatch. 2: ember_session_options gained
+ * `heads` / `n_heads`. 3: ember_value_info gained `kind` / `element_kind` (sequences and
+ * optionals). */
+#define EMBER_ABI_VERSION 3
 
 #if defined(__GNUC__)
 #define EMBER_API __attribute__((visibility("default")))
@@ -344,6 +346,89 @@ EMBER_API ember_status ember_threadpool_create(int threads, ember_threadpool **o
 /* Frees the pool; every session using it must be freed first. */
 EMBER_API void ember_threadpool_free(ember_threadpool *pool);
 
+/* ---------------------------------------------------------------------------------------------
+ * Task heads: logits -> decisions
+ *
+ * A head turns a raw-logits output of the model into decisions (and optionally probabilities)
+ * inside the session: ember adds a fused operator (ai.ember SigmoidThreshold, SoftmaxArgMax or
+ * CumulativeOrdinal) reading that output, so ember_session_run() returns the decisions as new
+ * outputs next to the logits. The decisions are exactly those of the unfused float32 graph
+ * (Sigmoid -> Greater / Round, ArgMax, the CORAL / CORN count), for every float32 logit.
+ *
+ *   kind        logits per row (last axis)  decision (default type)          probabilities
+ *   BINARY      1                           sigmoid(x) > T (float 0 / 1)      sigmoid(x)
+ *   MULTILABEL  L                           sigmoid(x_k) > T_k (bool)         sigmoid per label
+ *   MULTICLASS  C >= 2                      argmax (int64)                    softmax (C)
+ *   ORDINAL     K-1 >= 1                    number of k with P(y>k) > T       P(y = k) (K)
+ *                                           (int64); P(y>k) = sigmoid(x_k)
+ *                                           (CORAL) or the running product
+ *                                           of the sigmoids (CORN)
+ *
+ * Special values (the fused kernels' rules, which are the unfused graph's):
+ *   BINARY at T = 0.5 with a float decision is torch.round(torch.sigmoid(x)): a NaN logit gives
+ *   NaN. Any other threshold or decision type: a NaN logit gives 0 (NaN > T is false).
+ *   sigmoid(x) for |x| below ~1e-7 is exactly 0.5 in float32, so the decision is 0 there (a
+ *   plain x > 0 would say 1). +inf and -inf have sigmoids 1 and 0, compared with T as any value.
+ *   MULTICLASS: the first index of the largest logit; a NaN counts as the largest (the first
+ *   NaN wins), as ONNX ArgMax and torch.argmax. Its probabilities are the Softmax operator's,
+ *   bit for bit: NaN for a row holding a NaN, a +inf (inf - inf) or only -inf.
+ *   ORDINAL: a NaN logit is not counted (NaN > T is false); for CORN it also stops the count.
+ * Rows are the elements of all axes but the last; a rank-0 or rank-1 output is one logit per
+ * element for BINARY.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum ember_head_kind {
+    EMBER_HEAD_BINARY = 1,
+    EMBER_HEAD_MULTILABEL = 2,
+    EMBER_HEAD_MULTICLASS = 3,
+    EMBER_HEAD_ORDINAL = 4,
+} ember_head_kind;
+
+typedef enum ember_ordinal_mode {
+    EMBER_ORDINAL_CORAL = 0, /* P(y > k) = sigmoid(x_k) */
+    EMBER_ORDINAL_CORN = 1,  /* P(y > k) = prod_{j <= k} sigmoid(x_j) */
+} ember_ordinal_mode;
+
+typedef struct ember_head {
+    /* Graph output holding the raw logits (float32). NULL: the model's only output. */
+    const char *output;
+    ember_head_kind kind;
+    /* Threshold in [0, 1] (default 0.5): BINARY, ORDINAL, and MULTILABEL for every label. */
+    float threshold;
+    /* MULTILABEL only: one threshold per label along the last axis (n_thresholds of them,
+     * matching its size), or NULL to use `threshold`. Read during ember_session_create(). */
+    const float *thresholds;
+    size_t n_thresholds;
+    ember_ordinal_mode ordinal; /* ORDINAL only */
+    /* Nonzero: also output the probabilities (costs an exp per logit). */
+    int probabilities;
+    /* Element type of the decision; EMBER_UNDEFINED: the kind's default (table above).
+     * BINARY / MULTILABEL: bool, any integer type, float, double, float16 or bfloat16 (1 / 0).
+     * MULTICLASS: int64 only. ORDINAL: any integer or float type. */
+    ember_dtype decision_dtype;
+    /* Names of the new outputs; NULL: "<output>_decision" and "<output>_probabilities". A name
+     * the graph already uses is an error. */
+    const char *decision_name;
+    const char *probabilities_name;
+    /* Memory owned by ember_head_parse() (per-label thresholds); release it with
+     * ember_head_clear(). Leave it NULL when filling the struct by hand. */
+    void *owned;
+} ember_head;
+
+/* A head of `kind` with the defaults: threshold 0.5, CORAL, no probabilities, default decision
+ * type and names, output NULL. */
+EMBER_API void ember_head_init(ember_head *head, ember_head_kind kind);
+
+/* Fill `head` (as ember_head_init, then the spec) from the text the command line takes:
+ *   binary[:T] | multilabel[:T] | multilabel:T1,T2,... | multiclass
+ *   | ordinal[:coral|corn[:T]]
+ * Thresholds are numbers in [0, 1]. Fails with EMBER_ERR_INVALID_ARGUMENT and a message saying
+ * what is expected, leaving `head` as it was. Several multilabel thresholds are stored in
+ * memory the head owns: call ember_head_clear() when done and before parsing into it again
+ * (harmless otherwise). */
+EMBER_API ember_status ember_head_parse(const char *spec, ember_head *head, ember_error *err);
+EMBER_API void ember_head_clear(ember_head *head);
+
 typedef struct ember_session_options {
     /* Threads used inside one run (1 = the calling thread only). 0 means all cores. Ignored
      * when `threadpool` is set. */
@@ -354,9 +439,16 @@ typedef struct ember_session_options {
     /* Scratch memory one run may use, in bytes; a run needing more fails with
      * EMBER_ERR_LIMIT. 0 means the default (8 GiB). */
     uint64_t memory_limit;
+    /* Heads to apply (see ember_head), read during ember_session_create() only; NULL / 0: none.
+     * Session creation fails with EMBER_ERR_INVALID_ARGUMENT when a head names no output, is
+     * malformed, or clashes with a name, and EMBER_ERR_SHAPE when the logits do not fit it
+     * (e.g. MULTICLASS over one logit, thresholds that do not match the labels). When the
+     * number of logits is only known at run time, ember_session_run() checks it. */
+    const ember_head *heads;
+    size_t n_heads;
 } ember_session_options;
 
-/* Default options: all cores, EMBER_OPT_ALL, default memory limit. */
+/* Default options: all cores, EMBER_OPT_ALL, default memory limit, no heads. */
 EMBER_API void ember_session_options_init(ember_session_options *options);
 
 EMBER_API ember_status ember_session_create(const ember_model *model,
@@ -371,6 +463,12 @@ EMBER_API ember_status ember_session_run(ember_session *session, const char *con
                                          const ember_tensor *const *inputs, size_t input_count,
                                          const char *const *output_names, size_t output_count,
                                          ember_tensor **outputs, ember_error *err);
+
+/* Outputs a session can return: the model's, then those added by heads, in order. Strings and
+ * arrays are owned by the session; shapes are as known at creation (-1: known at run time). */
+EMBER_API size_t ember_session_output_count(const ember_session *session);
+EMBER_API ember_status ember_session_output(const ember_session *session, size_t index,
+                                            ember_value_info *info);
 
 /* Print the graph as it runs after optimization, one node per line, into `buf`
  * (NUL-terminated, truncated to `size`). Returns the length the full text needs. */
@@ -435,6 +533,21 @@ EMBER_API const float *ember_op_attr_floats(const ember_op_context *ctx, const c
 /* Opset of the node's domain imported by the model, and the node's name. */
 EMBER_API int64_t ember_op_opset(const ember_op_context *ctx);
 EMBER_API const char *ember_op_name(const ember_op_context *ctx);
+/* Number of outputs the node declares, and whether output `index` is present: an optional
+ * output may be omitted (empty name). infer may give an omitted output an empty shape
+ * ({0}), and run need not write it. */
+EMBER_API size_t ember_op_output_count(const ember_op_context *ctx);
+EMBER_API int ember_op_output_present(const ember_op_context *ctx, size_t index);
+
+/* Work splitting for run: calls fn(arg, begin, end) on disjoint chunks covering [0, n), each
+ * of at least `grain` items (but the last), on the session's threads (the calling one
+ * included), and returns when all are done. fn must be thread-safe. Outside run, or with one
+ * thread, it calls fn(arg, 0, n) on the calling thread. */
+typedef void (*ember_range_fn)(void *arg, int64_t begin, int64_t end);
+EMBER_API void ember_op_parallel_for(const ember_op_context *ctx, int64_t n, int64_t grain,
+                                     ember_range_fn fn, void *arg);
+/* Threads a run may use (1 outside run). */
+EMBER_API int ember_op_threads(const ember_op_context *ctx);
 
 #ifdef __cplusplus
 }

@@ -22,10 +22,14 @@
  *   activation are applied in one pass per output tile while it is still in cache.
  *
  * Strategy per shape (float32; float64 runs the same paths on dgemm):
+ *   - a constant float32 W (not depthwise) is packed once at create for the AVX-512 GEMM of
+ *     conv_gemm.c, chosen at run time by the CPU (BLAS otherwise): the same panels as below,
+ *     with bias, Z and the activation applied to each register tile before its one store;
+ *     outputs under BATCHED_MAX_COLS run the whole batch as one GEMM (weights read once);
  *   - pointwise (1x1 kernel, stride 1, no padding): the GEMM runs straight on the input, no
  *     im2col, in column chunks;
- *   - depthwise 1-D / 2-D (group == C == M): a direct vectorized kernel on a zero-bordered
- *     copy of each plane;
+ *   - depthwise 1-D / 2-D (group == C == M): a direct vectorized kernel, 3x3 rows straight
+ *     from the input, other shapes on a zero-bordered copy of each plane;
  *   - otherwise im2col in panels of output columns sized to stay in L2 (never the whole
  *     matrix for large outputs), each panel followed by sgemm and the epilogue. Stride-1
  *     convs that keep the row width copy each im2col row in one piece.
@@ -42,8 +46,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_gemm.h"
 #include "kernel.h"
 #include "linalg.h"
+#include "passes.h"
 
 #define SCRATCH_FAILED (err ? err->code : EMBER_ERR_OUT_OF_MEMORY)
 #define SP 3 /* spatial dims handled (1-D and 2-D run as 3-D with leading size-1 dims) */
@@ -52,6 +58,8 @@
  * packing buffers. */
 #define PANEL_BYTES (1u << 20)
 #define MIN_PANEL_COLS 64
+/* Outputs smaller than this run the batch as one GEMM (packed weights only). */
+#define BATCHED_MAX_COLS 512
 
 typedef enum pad_mode { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID } pad_mode;
 
@@ -303,6 +311,13 @@ typedef struct conv_job {
     size_t slot_bytes;
     bool pointwise; /* GEMM straight on the input, no im2col panel */
     int64_t panel, n_panels, m_block, n_mblocks;
+    const float *wpack;  /* weights packed for em_cg_gemm (float32, constant W), or NULL */
+    int64_t wpack_group; /* floats per group in wpack */
+    /* Packed GEMM over the columns of all images at once (small outputs): columns number
+     * batch * out_sz, results go through a per-slot buffer (cbuf_offset into the slot). */
+    bool batched;
+    int64_t ncols;
+    size_t cbuf_offset;
 } conv_job;
 
 static void job_epilogue(const conv_job *j, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
@@ -351,11 +366,23 @@ static inline void copy_f64(double *restrict d, const double *restrict s, int64_
     memcpy(d, s, (size_t)n * sizeof(double));
 }
 
-/* im2col of output columns [c0, c1) of one group: col is (Cg * k_sz) x (c1 - c0). */
+/* d[i] = s[2 i] (stride-2 im2col rows: ResNet's stem and downsampling convs); the vector
+ * clones turn it into two loads and a permute per 16 outputs. */
+EM_VECTOR_CLONES
+static void copy_stride2_f32(float *restrict d, const float *restrict s, int64_t n) {
+    for (int64_t i = 0; i < n; i++) d[i] = s[2 * i];
+}
+
+static void copy_stride2_f64(double *restrict d, const double *restrict s, int64_t n) {
+    for (int64_t i = 0; i < n; i++) d[i] = s[2 * i];
+}
+
+/* im2col of output columns [c0, c1) of one group: col is (Cg * k_sz) x (c1 - c0), rows nb
+ * apart (nb >= c1 - c0). */
 #define IM2COL_MAX_KW 64
-#define DEFINE_IM2COL(T, NAME, COPY)                                                               \
-    static void NAME(const conv_geom *g, const T *x, int64_t c0, int64_t c1, T *col) {             \
-        const int64_t nb = c1 - c0, OH = g->out[1], OW = g->out[2];                                \
+#define DEFINE_IM2COL(T, NAME, COPY, COPY2)                                                        \
+    static void NAME(const conv_geom *g, const T *x, int64_t c0, int64_t c1, T *col, int64_t nb) { \
+        const int64_t OH = g->out[1], OW = g->out[2];                                              \
         const int64_t D = g->in[0], H = g->in[1], W = g->in[2];                                    \
         const int64_t KD = g->k[0], KH = g->k[1], KW = g->k[2], sx = g->s[2];                      \
         /* Output columns whose tap kx lands inside the row (0 <= ox * sx + off < W), per kx,      \
@@ -396,6 +423,9 @@ static inline void copy_f64(double *restrict d, const double *restrict s, int64_
                             for (int64_t ox = ox0; ox < lo; ox++) dd[ox - ox0] = 0;                \
                             if (sx == 1) {                                                         \
                                 if (hi > lo) COPY(dd + (lo - ox0), xrow + (lo + off), hi - lo);    \
+                            } else if (sx == 2) {                                                  \
+                                if (hi > lo)                                                       \
+                                    COPY2(dd + (lo - ox0), xrow + (lo * 2 + off), hi - lo);        \
                             } else {                                                               \
                                 for (int64_t ox = lo; ox < hi; ox++)                               \
                                     dd[ox - ox0] = xrow[ox * sx + off];                            \
@@ -408,8 +438,8 @@ static inline void copy_f64(double *restrict d, const double *restrict s, int64_
             p += len;                                                                              \
         }                                                                                          \
     }
-DEFINE_IM2COL(float, im2col_f32, copy_f32)
-DEFINE_IM2COL(double, im2col_f64, copy_f64)
+DEFINE_IM2COL(float, im2col_f32, copy_f32, copy_stride2_f32)
+DEFINE_IM2COL(double, im2col_f64, copy_f64, copy_stride2_f64)
 
 /* Stride 1 with an output as wide as the input ("same" padding along the row, 1-D or 2-D):
  * an output position p = oy * W + ox reads input element p + shift for every tap, so each
@@ -424,8 +454,8 @@ static void zero_f32(float *d, int64_t n) {
 }
 
 static void im2col_same_row_f32(const conv_geom *g, const float *x, int64_t c0, int64_t c1,
-                                float *col) {
-    const int64_t nb = c1 - c0, H = g->in[1], W = g->in[2], OH = g->out[1], HW = H * W;
+                                float *col, int64_t nb) {
+    const int64_t H = g->in[1], W = g->in[2], OH = g->out[1], HW = H * W;
     const int64_t KH = g->k[1], KW = g->k[2];
     float *dst = col;
     for (int64_t c = 0; c < g->Cg; c++) {
@@ -483,6 +513,87 @@ static void fill_bias_rows(float *restrict y, int64_t ldy, const float *restrict
     }
 }
 
+/* Row stride of an im2col panel of `cols` columns read by em_cg_gemm: whole vectors, and an
+ * odd number of them so the rows of a tile spread over all L1 sets. */
+static int64_t col_stride(int64_t cols) {
+    int64_t ld = (cols + 15) / 16 * 16;
+    return (ld / 16) % 2 ? ld : ld + 16;
+}
+
+/* One work item on the packed-weight GEMM: output channels [m0, m1) (m0 on a panel boundary)
+ * x output columns [c0, c1) of image n, group grp. The im2col panel (K rows of ld floats) is
+ * written unless it is still there from the last item; pointwise convs read the input
+ * directly. Bias, Z and the activation are fused. */
+static void packed_item(const conv_job *j, const float *xg, float *col, int64_t n, int64_t grp,
+                        int64_t c0, int64_t c1, int64_t m0, int64_t m1, bool new_panel) {
+    const conv_geom *g = j->g;
+    const int64_t K = g->Cg * g->k_sz, cols = c1 - c0;
+    const int64_t row0 = n * g->M + grp * g->Mg + m0;
+    float *y = (float *)j->y + row0 * g->out_sz + c0;
+    const float *a = j->wpack + grp * j->wpack_group;
+    const int64_t mpad = (g->Mg + EM_CG_MR - 1) / EM_CG_MR * EM_CG_MR;
+    em_cg_epilogue e = {
+        .bias = j->bias ? (const float *)j->bias + grp * g->Mg + m0 : NULL,
+        .z = j->z ? (const float *)j->z + row0 * g->out_sz + c0 : NULL,
+        .ldz = g->out_sz,
+        .act = &j->act,
+    };
+    if (j->pointwise) {
+        em_cg_gemm(a, mpad, m0, m1 - m0, K, xg + c0, cols, EM_CG_NR, g->in_sz, g->in_sz, y,
+                   g->out_sz, &e);
+        return;
+    }
+    const int64_t ld = col_stride(cols);
+    if (new_panel) {
+        if (im2col_is_same_row(g))
+            im2col_same_row_f32(g, xg, c0, c1, col, ld);
+        else
+            im2col_f32(g, xg, c0, c1, col, ld);
+    }
+    em_cg_gemm(a, mpad, m0, m1 - m0, K, col, cols, EM_CG_NR, ld, ld, y, g->out_sz, &e);
+}
+
+/* The same over columns [c0, c1) of all images (image n owns columns n * out_sz ...): the
+ * weights are reused across the batch. The GEMM writes rows x (c1 - c0) into cbuf, then each
+ * image's part is copied to Y (with Z and the activation when there is a Z). */
+static void packed_batched_item(const conv_job *j, float *col, float *cbuf, int64_t grp, int64_t c0,
+                                int64_t c1, int64_t m0, int64_t m1, bool new_panel) {
+    const conv_geom *g = j->g;
+    const int64_t K = g->Cg * g->k_sz, cols = c1 - c0, osz = g->out_sz, rows = m1 - m0;
+    const bool same_row = im2col_is_same_row(g);
+    const float *x = j->x;
+    const int64_t ld = col_stride(cols);
+    if (new_panel) {
+        for (int64_t q = c0; q < c1;) {
+            const int64_t n = q / osz, e = (n + 1) * osz < c1 ? (n + 1) * osz : c1;
+            const float *xg = x + (n * g->C + grp * g->Cg) * g->in_sz;
+            if (same_row)
+                im2col_same_row_f32(g, xg, q - n * osz, e - n * osz, col + (q - c0), ld);
+            else
+                im2col_f32(g, xg, q - n * osz, e - n * osz, col + (q - c0), ld);
+            q = e;
+        }
+    }
+    const em_activation none = {EM_ACT_NONE, 0.0f, 0.0f};
+    em_cg_epilogue e = {
+        .bias = j->bias ? (const float *)j->bias + grp * g->Mg + m0 : NULL,
+        .act = j->z ? &none : &j->act,
+    };
+    const float *a = j->wpack + grp * j->wpack_group;
+    const int64_t mpad = (g->Mg + EM_CG_MR - 1) / EM_CG_MR * EM_CG_MR;
+    em_cg_gemm(a, mpad, m0, rows, K, col, cols, EM_CG_NR, ld, ld, cbuf, cols, &e);
+    for (int64_t q = c0; q < c1;) {
+        const int64_t n = q / osz, e1 = (n + 1) * osz < c1 ? (n + 1) * osz : c1;
+        const int64_t off = (n * g->M + grp * g->Mg + m0) * osz + (q - n * osz);
+        float *y = (float *)j->y + off;
+        for (int64_t r = 0; r < rows; r++)
+            memcpy(y + r * osz, cbuf + r * cols + (q - c0), (size_t)(e1 - q) * sizeof(float));
+        if (j->z)
+            em_epilogue(y, rows, e1 - q, osz, NULL, NULL, (const float *)j->z + off, osz, &j->act);
+        q = e1;
+    }
+}
+
 /* Items: ((n * G + grp) * n_panels + panel) * n_mblocks + mblock. */
 static void conv_items(void *ctx, int slot, int64_t begin, int64_t end) {
     const conv_job *j = ctx;
@@ -497,10 +608,21 @@ static void conv_items(void *ctx, int slot, int64_t begin, int64_t end) {
         int64_t mb = it % j->n_mblocks, rest = it / j->n_mblocks;
         int64_t panel = rest % j->n_panels, ng = rest / j->n_panels;
         int64_t grp = ng % g->G, n = ng / g->G;
-        int64_t c0 = panel * j->panel, c1 = c0 + j->panel < g->out_sz ? c0 + j->panel : g->out_sz;
+        int64_t c0 = panel * j->panel, c1 = c0 + j->panel < j->ncols ? c0 + j->panel : j->ncols;
         int64_t m0 = mb * j->m_block, m1 = m0 + j->m_block < g->Mg ? m0 + j->m_block : g->Mg;
         if (c0 >= c1 || m0 >= m1) continue;
         const char *xg = (const char *)j->x + (size_t)((n * g->C + grp * g->Cg) * g->in_sz) * es;
+        if (j->batched) {
+            packed_batched_item(j, col, (float *)((char *)col + j->cbuf_offset), grp, c0, c1, m0,
+                                m1, rest != last_panel_key);
+            last_panel_key = rest;
+            continue;
+        }
+        if (j->wpack) {
+            packed_item(j, (const float *)xg, col, n, grp, c0, c1, m0, m1, rest != last_panel_key);
+            last_panel_key = rest;
+            continue;
+        }
         const char *wg = (const char *)j->w + (size_t)((grp * g->Mg + m0) * K) * es;
         int64_t row0 = n * g->M + grp * g->Mg + m0;
         char *yg = (char *)j->y + (size_t)(row0 * g->out_sz + c0) * es;
@@ -514,11 +636,11 @@ static void conv_items(void *ctx, int slot, int64_t begin, int64_t end) {
         } else {
             if (rest != last_panel_key) {
                 if (j->is_double)
-                    im2col_f64(g, (const double *)xg, c0, c1, col);
+                    im2col_f64(g, (const double *)xg, c0, c1, col, c1 - c0);
                 else if (im2col_is_same_row(g))
-                    im2col_same_row_f32(g, (const float *)xg, c0, c1, col);
+                    im2col_same_row_f32(g, (const float *)xg, c0, c1, col, c1 - c0);
                 else
-                    im2col_f32(g, (const float *)xg, c0, c1, col);
+                    im2col_f32(g, (const float *)xg, c0, c1, col, c1 - c0);
                 last_panel_key = rest;
             }
             gemm_serial(j->is_double, false, m1 - m0, c1 - c0, K, wg, K, col, c1 - c0, yg,
@@ -612,10 +734,64 @@ static void dw_taps(const dw_geom *d, float *y, const float *xp, const float *w,
         dw_any(y, xp, d->Wp, w, b, n, d->sx, d->dx, d->dy, d->KH, d->KW);
 }
 
+/* 3x3, dilation 1, rows of at least 32 outputs: straight from the input, no padded copy.
+ * Rows above / below the input read a zero row; the output columns whose taps cross the
+ * left / right edge are computed one by one. Each row gets its epilogue while in L1. */
+static bool dw_direct_ok(const conv_geom *g, const dw_geom *d) {
+    return d->KH == 3 && d->KW == 3 && d->dy == 1 && d->dx == 1 && !d->wide && g->pb[2] <= 1 &&
+           g->pb[1] <= 2 && g->in[2] >= 3;
+}
+
+static void dw_direct_plane(const conv_job *j, const dw_geom *d, const float *x, const float *w,
+                            float b, const float *zrow, float *y, const float *z) {
+    const conv_geom *g = j->g;
+    const int64_t H = g->in[1], W = g->in[2], py = g->pb[1], px = g->pb[2];
+    /* Outputs whose three taps lie inside the row: ox * sx - px >= 0, ox * sx - px + 2 < W. */
+    const int64_t lo = (px + d->sx - 1) / d->sx;
+    int64_t hi = (W - 3 + px) / d->sx + 1;
+    if (hi > d->OW) hi = d->OW;
+    for (int64_t oy = 0; oy < d->OH; oy++) {
+        const float *r[3];
+        for (int ky = 0; ky < 3; ky++) {
+            const int64_t iy = oy * d->sy - py + ky;
+            r[ky] = iy >= 0 && iy < H ? x + iy * W : zrow;
+        }
+        float *yr = y + oy * d->OW;
+        if (hi > lo)
+            dw_3x3(yr + lo, r[0] + lo * d->sx - px, r[1] + lo * d->sx - px, r[2] + lo * d->sx - px,
+                   w, b, hi - lo, d->sx, 1);
+        for (int64_t ox = 0; ox < d->OW; ox++) {
+            if (ox == lo && hi > lo) ox = hi;
+            if (ox >= d->OW) break;
+            float acc = b;
+            for (int kx = 0; kx < 3; kx++) {
+                const int64_t ix = ox * d->sx - px + kx;
+                if (ix < 0 || ix >= W) continue;
+                acc += w[kx] * r[0][ix] + w[3 + kx] * r[1][ix] + w[6 + kx] * r[2][ix];
+            }
+            yr[ox] = acc;
+        }
+        em_epilogue(yr, 1, d->OW, d->OW, NULL, NULL, z ? z + oy * d->OW : NULL, d->OW, &j->act);
+    }
+}
+
 static void depthwise_planes(void *ctx, int slot, int64_t begin, int64_t end) {
     const conv_job *j = ctx;
     const conv_geom *g = j->g;
     const dw_geom d = dw_geometry(g);
+    if (dw_direct_ok(g, &d)) {
+        float *zrow = (float *)(j->scratch + (size_t)slot * j->slot_bytes);
+        memset(zrow, 0, (size_t)g->in[2] * sizeof(float));
+        for (int64_t plane = begin; plane < end; plane++) {
+            const int64_t c = plane % g->C;
+            dw_direct_plane(j, &d, (const float *)j->x + plane * g->in_sz,
+                            (const float *)j->w + c * g->k_sz,
+                            j->bias ? ((const float *)j->bias)[c] : 0.0f, zrow,
+                            (float *)j->y + plane * g->out_sz,
+                            j->z ? (const float *)j->z + plane * g->out_sz : NULL);
+        }
+        return;
+    }
     const int64_t H = g->in[1], W = g->in[2], py = g->pb[1], px = g->pb[2];
     float *xp = (float *)(j->scratch + (size_t)slot * j->slot_bytes);
     float *wide = xp + d.plane_floats;
@@ -639,10 +815,53 @@ static void depthwise_planes(void *ctx, int slot, int64_t begin, int64_t end) {
     }
 }
 
+/* Vector lanes the packed GEMM computes for a panel of w columns (tiles of 48, then whole
+ * vectors of 16 for the rest). */
+static int64_t panel_lanes(int64_t w) {
+    return w / EM_CG_NR * EM_CG_NR + (w % EM_CG_NR + 15) / 16 * 16;
+}
+
+/* Column panels for the packed GEMM: at most 1.5x max_cols wide (the L2 budget). Among
+ * panel counts near ncols / max_cols and widths exact, rounded to a vector or to a tile,
+ * pick the plan whose busiest thread computes the fewest lanes (items are split into
+ * contiguous ranges per thread; each item also costs a little fixed overhead). */
+static void packed_panels(int64_t ncols, int64_t max_cols, int64_t groups, int threads,
+                          int64_t *n_panels, int64_t *panel) {
+    const int64_t n0 = (ncols + max_cols - 1) / max_cols, widest = max_cols * 3 / 2;
+    static const int64_t rounding[] = {1, 16, EM_CG_NR};
+    int64_t best_cost = -1;
+    *n_panels = n0;
+    *panel = (ncols + n0 - 1) / n0;
+    for (int64_t n = n0 > 2 * threads ? n0 - 2 * threads : 1; n <= n0 + 2 * threads; n++) {
+        for (int r = 0; r < 3; r++) {
+            int64_t p = (ncols + n - 1) / n;
+            p = (p + rounding[r] - 1) / rounding[r] * rounding[r];
+            if (p > ncols) p = ncols;
+            if (p > widest && n < n0) continue;
+            const int64_t np = (ncols + p - 1) / p, items = groups * np;
+            const int slots = items < threads ? (int)items : threads;
+            int64_t cost = 0;
+            for (int sl = 0; sl < slots; sl++) {
+                int64_t c = 0;
+                for (int64_t it = items * sl / slots; it < items * (sl + 1) / slots; it++) {
+                    const int64_t pi = it % np, w = pi == np - 1 ? ncols - pi * p : p;
+                    c += panel_lanes(w) + 16;
+                }
+                if (c > cost) cost = c;
+            }
+            if (best_cost < 0 || cost < best_cost) {
+                best_cost = cost;
+                *n_panels = np;
+                *panel = p;
+            }
+        }
+    }
+}
+
 /* Run a forward convolution on float32 or float64 buffers. */
 static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x, const void *w,
-                              const void *bias, const void *z, void *y, const em_activation *act,
-                              em_exec *ex, ember_error *err) {
+                              const float *wpack, const void *bias, const void *z, void *y,
+                              const em_activation *act, em_exec *ex, ember_error *err) {
     conv_job j = {.g = g, .is_double = is_double, .x = x, .w = w, .bias = bias, .z = z, .y = y};
     if (act) j.act = *act;
     if (g->batch == 0 || g->M == 0 || g->out_sz == 0) return EMBER_OK;
@@ -672,27 +891,44 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
         return EMBER_OK;
     }
     const int64_t K = g->Cg * g->k_sz;
+    if (wpack && !is_double) {
+        j.wpack = wpack;
+        j.wpack_group = em_cg_packed_floats(g->Mg, K);
+    }
+    /* Small outputs of several images: one GEMM over all their columns, so each weight panel
+     * is loaded once for the batch instead of once per image. */
+    j.batched = j.wpack && g->batch > 1 && g->out_sz < BATCHED_MAX_COLS;
+    if (j.batched) pointwise = false; /* columns of several images: im2col tiles */
+    const int64_t ncols = j.batched ? g->batch * g->out_sz : g->out_sz;
+    j.ncols = ncols;
+    /* Column tiles of the packed GEMM; 16 (a vector) for BLAS. */
+    const int64_t quantum = j.wpack ? EM_CG_NR : 16;
     /* Column panels: as wide as the L2 budget allows, balanced over the output. */
     int64_t max_cols = (int64_t)(PANEL_BYTES / es) / (pointwise ? 1 : K);
-    if (pointwise) max_cols = 512;
-    max_cols = max_cols / 16 * 16;
-    if (max_cols < MIN_PANEL_COLS) max_cols = MIN_PANEL_COLS;
-    int64_t n_panels = (g->out_sz + max_cols - 1) / max_cols;
-    int64_t groups = g->batch * g->G;
-    if (groups * n_panels < threads && g->out_sz >= 2 * MIN_PANEL_COLS) {
-        int64_t want = (threads + groups - 1) / groups;
-        int64_t cap = g->out_sz / MIN_PANEL_COLS;
-        n_panels = want < cap ? want : cap;
+    if (pointwise) max_cols = j.wpack ? 480 : 512;
+    max_cols = max_cols / quantum * quantum;
+    if (max_cols < MIN_PANEL_COLS) max_cols = j.wpack ? EM_CG_NR : MIN_PANEL_COLS;
+    int64_t n_panels = (ncols + max_cols - 1) / max_cols;
+    int64_t groups = j.batched ? g->G : g->batch * g->G;
+    int64_t panel;
+    if (j.wpack) {
+        packed_panels(ncols, max_cols, groups, threads, &n_panels, &panel);
+    } else {
+        if (groups * n_panels < threads && ncols >= 2 * MIN_PANEL_COLS) {
+            int64_t want = (threads + groups - 1) / groups;
+            int64_t cap = ncols / MIN_PANEL_COLS;
+            n_panels = want < cap ? want : cap;
+        }
+        if (groups * n_panels < 4 * threads && (groups * n_panels) % threads != 0) {
+            /* Few items: round up to a multiple of the thread count so no thread idles. */
+            int64_t total = (groups * n_panels + threads - 1) / threads * threads;
+            int64_t want = (total + groups - 1) / groups;
+            if (ncols / want >= 16) n_panels = want;
+        }
+        panel = (ncols + n_panels - 1) / n_panels;
+        if (panel < ncols) panel = (panel + quantum - 1) / quantum * quantum;
+        n_panels = (ncols + panel - 1) / panel;
     }
-    if (groups * n_panels < 4 * threads && (groups * n_panels) % threads != 0) {
-        /* Few items: round up to a multiple of the thread count so no thread idles. */
-        int64_t total = (groups * n_panels + threads - 1) / threads * threads;
-        int64_t want = (total + groups - 1) / groups;
-        if (g->out_sz / want >= 16) n_panels = want;
-    }
-    int64_t panel = (g->out_sz + n_panels - 1) / n_panels;
-    if (panel < g->out_sz) panel = (panel + 15) / 16 * 16;
-    n_panels = (g->out_sz + panel - 1) / panel;
     /* Row blocks when there is still not enough work for every thread (deep, small layers). */
     int64_t n_mblocks = 1;
     if (groups * n_panels < threads && g->Mg >= 32) {
@@ -700,6 +936,7 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
         if (n_mblocks > g->Mg / 16) n_mblocks = g->Mg / 16;
     }
     j.m_block = (g->Mg + n_mblocks - 1) / n_mblocks;
+    if (j.wpack) j.m_block = (j.m_block + EM_CG_MR - 1) / EM_CG_MR * EM_CG_MR; /* whole panels */
     j.n_mblocks = (g->Mg + j.m_block - 1) / j.m_block;
     j.panel = panel;
     j.n_panels = n_panels;
@@ -707,7 +944,9 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     int64_t items = groups * n_panels * j.n_mblocks;
     int slots = em_slot_count(par, items);
     if (!pointwise) {
-        j.slot_bytes = ((size_t)(K * panel) * es + 63) / 64 * 64;
+        j.slot_bytes = ((size_t)(K * (j.wpack ? col_stride(panel) : panel)) * es + 63) / 64 * 64;
+        j.cbuf_offset = j.slot_bytes;
+        if (j.batched) j.slot_bytes += ((size_t)(j.m_block * panel) * es + 63) / 64 * 64;
         j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
         if (!j.scratch) return SCRATCH_FAILED;
     }
@@ -853,6 +1092,11 @@ static ember_status convt_exec(const conv_geom *g, bool is_double, const void *x
 typedef struct conv_state {
     conv_attrs attrs;
     em_activation act;
+    /* Constant float32 W packed once for em_cg_gemm (NULL: not packed); used at run only
+     * when W is that same tensor (data pointer and shape). */
+    float *wpack;
+    const void *wpack_src;
+    int64_t wpack_M, wpack_K;
 } conv_state;
 
 static bool conv_float_type(ember_dtype dt) {
@@ -903,8 +1147,30 @@ static ember_status conv_create_common(const em_graph *g, em_node *node, bool tr
     return EMBER_OK;
 }
 
+/* Pack a constant float32 W (M x K per group) for the vector GEMM when the CPU has it.
+ * Depthwise convs keep their direct kernel. Failure to pack only costs speed. */
+static void conv_pack_weights(const em_graph *g, const em_node *node, conv_state *st) {
+    const em_tensor *w = g ? em_node_fixed_input(g, node, 1) : NULL;
+    if (!w || w->dtype != EMBER_FLOAT || !w->data || w->rank < 3 || !em_cg_available()) return;
+    int64_t M = w->dims[0], G = st->attrs.group, K = em_shape_numel(w->dims + 1, w->rank - 1);
+    if (M <= 0 || K <= 0 || M % G != 0) return;
+    int64_t Mg = M / G;
+    if (Mg == 1 && w->dims[1] == 1) return; /* depthwise */
+    int64_t per = em_cg_packed_floats(Mg, K);
+    float *p = em_aligned_alloc((size_t)(per * G) * sizeof(float));
+    if (!p) return;
+    for (int64_t grp = 0; grp < G; grp++)
+        em_cg_pack((const float *)w->data + grp * Mg * K, Mg, K, p + grp * per);
+    st->wpack = p;
+    st->wpack_src = w->data;
+    st->wpack_M = M;
+    st->wpack_K = K;
+}
+
 static ember_status conv_create(const em_graph *g, em_node *node, void **state, ember_error *err) {
-    return conv_create_common(g, node, false, 1, 2, state, err);
+    EM_TRY(conv_create_common(g, node, false, 1, 2, state, err));
+    conv_pack_weights(g, node, *state);
+    return EMBER_OK;
 }
 
 static ember_status convt_create(const em_graph *g, em_node *node, void **state, ember_error *err) {
@@ -922,7 +1188,9 @@ static ember_status qlconv_create(const em_graph *g, em_node *node, void **state
 }
 
 static void conv_destroy(void *state) {
-    free(state);
+    conv_state *st = state;
+    if (st) em_aligned_free(st->wpack);
+    free(st);
 }
 
 static ember_status conv_infer_common(const em_node *node, em_tensor *const *in, em_tensor *out,
@@ -986,8 +1254,10 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
                 em_activation_apply(&st->act, out[0].data, em_numel(&out[0]));
             return EMBER_OK;
         }
-        return conv_exec(&g, dbl, x->data, w->data, b ? b->data : NULL, z ? z->data : NULL,
-                         out[0].data, &st->act, ex, err);
+        const bool packed = st->wpack && !dbl && w->data == st->wpack_src && g.M == st->wpack_M &&
+                            g.Cg * g.k_sz == st->wpack_K;
+        return conv_exec(&g, dbl, x->data, w->data, packed ? st->wpack : NULL, b ? b->data : NULL,
+                         z ? z->data : NULL, out[0].data, &st->act, ex, err);
     }
     /* float16 / bfloat16: widen everything to float32 scratch. */
     const em_tensor *src[4] = {x, w, b, z};
@@ -1006,7 +1276,7 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
         EM_TRY(convt_exec(&g, false, f[0], f[1], f[2], fy, ex, err));
         em_activation_apply(&st->act, fy, ny);
     } else {
-        EM_TRY(conv_exec(&g, false, f[0], f[1], f[2], f[3], fy, &st->act, ex, err));
+        EM_TRY(conv_exec(&g, false, f[0], f[1], NULL, f[2], f[3], fy, &st->act, ex, err));
     }
     em_convert(out[0].data, dt, fy, EMBER_FLOAT, ny);
     return EMBER_OK;
@@ -1105,7 +1375,7 @@ static ember_status convint_run(const em_node *node, void *state, em_tensor *con
     int64_t ny = em_numel(&out[0]);
     double *yd = wd ? em_exec_scratch(ex, (size_t)(ny > 0 ? ny : 1) * sizeof(double), err) : NULL;
     if (!yd) return SCRATCH_FAILED;
-    EM_TRY(conv_exec(&g, true, xd, wd, NULL, NULL, yd, NULL, ex, err));
+    EM_TRY(conv_exec(&g, true, xd, wd, NULL, NULL, NULL, yd, NULL, ex, err));
     int32_t *y = out[0].data;
     for (int64_t i = 0; i < ny; i++) y[i] = (int32_t)llrint(yd[i]);
     return EMBER_OK;
@@ -1158,7 +1428,7 @@ static ember_status qlconv_run(const em_node *node, void *state, em_tensor *cons
     int64_t ny = em_numel(&out[0]);
     double *yd = wd ? em_exec_scratch(ex, (size_t)(ny > 0 ? ny : 1) * sizeof(double), err) : NULL;
     if (!yd) return SCRATCH_FAILED;
-    EM_TRY(conv_exec(&g, true, xd, wd, NULL, NULL, yd, NULL, ex, err));
+    EM_TRY(conv_exec(&g, true, xd, wd, NULL, NULL, NULL, yd, NULL, ex, err));
     const float xs = ((const float *)in[1]->data)[0], ys = ((const float *)in[6]->data)[0];
     const float *ws = in[4]->data;
     const int64_t nws = em_numel(in[4]);

@@ -116,10 +116,13 @@ bool em_sigmoid_cut_test(const em_sigmoid_cut *c, float x) {
  * Shared helpers
  * ------------------------------------------------------------------------------------------- */
 
-static ember_status node_fail(const em_node *n, ember_status code, const char *what,
-                              ember_error *err) {
-    char desc[256];
-    return em_fail(err, code, "%s: %s", em_node_desc(n, desc, sizeof desc), what);
+/* The kernels below are a built-in plugin: they see the node through the public
+ * ember_op_context (include/ember.h) and are registered with ember_register_op. */
+
+static ember_status node_fail(const ember_op_context *ctx, const char *op, ember_status code,
+                              const char *what, ember_error *err) {
+    return em_fail(err, code, "node '%s' (%s:%s): %s", ember_op_name(ctx), EM_HEADS_DOMAIN, op,
+                   what);
 }
 
 static bool decision_type_ok(int64_t to) {
@@ -188,26 +191,85 @@ static void store_count(void *out, ember_dtype to, int64_t i, int64_t v) {
     }
 }
 
-static bool output_wanted(const em_node *n, int k) {
-    return k < n->n_outputs && n->outputs[k] >= 0;
+static bool output_wanted(const ember_op_context *ctx, int k) {
+    return ember_op_output_present(ctx, (size_t)k) != 0;
+}
+
+static void set_shape(ember_tensor_shape *out, ember_dtype dt, const int64_t *dims, int rank) {
+    out->dtype = dt;
+    out->rank = rank;
+    for (int d = 0; d < rank; d++) out->dims[d] = dims[d];
 }
 
 /* Omitted optional outputs still get a (empty) shape: the executor sizes every output. */
-static void set_empty(em_tensor *out, ember_dtype dt) {
+static void set_empty(ember_tensor_shape *out, ember_dtype dt) {
     int64_t zero = 0;
-    em_tensor_set_shape(out, dt, &zero, 1);
+    set_shape(out, dt, &zero, 1);
 }
 
-static ember_status check_float_input(const em_node *n, const em_tensor *x, ember_error *err) {
-    if (!x) return node_fail(n, EMBER_ERR_INVALID_MODEL, "the logits input is missing", err);
-    if (x->dtype != EMBER_FLOAT) return em_unsupported_type(n, 0, x->dtype, err);
+/* The logits: one float32 input. Its shape (dims may be -1 at load) goes to *x. */
+typedef struct logits {
+    int rank;
+    const int64_t *dims;
+    const float *data; /* NULL during static inference */
+} logits;
+
+static ember_status get_logits(const ember_op_context *ctx, const char *op, size_t n_inputs,
+                               const ember_tensor *const *inputs, logits *x, ember_error *err) {
+    if (n_inputs < 1 || !inputs[0])
+        return node_fail(ctx, op, EMBER_ERR_INVALID_MODEL, "the logits input is missing", err);
+    ember_dtype dt = ember_tensor_dtype(inputs[0]);
+    if (dt != EMBER_FLOAT)
+        return em_fail(err, EMBER_ERR_UNSUPPORTED,
+                       "node '%s' (%s:%s): the logits are %s; the kernel takes float32",
+                       ember_op_name(ctx), EM_HEADS_DOMAIN, op, ember_dtype_name(dt));
+    x->rank = ember_tensor_rank(inputs[0]);
+    x->dims = ember_tensor_dims(inputs[0]);
+    x->data = ember_tensor_const_data(inputs[0]);
     return EMBER_OK;
+}
+
+static int64_t numel(const logits *x) {
+    int64_t n = 1;
+    for (int d = 0; d < x->rank; d++) n *= x->dims[d];
+    return n;
 }
 
 /* Smallest number of rows of `row_len` elements worth a thread: about 64K elements. */
 static int64_t row_grain(int64_t row_len) {
     int64_t g = (int64_t)65536 / (row_len > 0 ? row_len : 1);
     return g > 0 ? g : 1;
+}
+
+bool em_head_logits_fit(const char *head, const char *output, int rank, int64_t count,
+                        ember_error *err) {
+    if (rank < 0 || count < 0) return true; /* known at run time */
+    const char *need = NULL, *hint = "";
+    if (strcmp(head, "binary") == 0 && rank >= 2 && count != 1) {
+        need = "one logit per row";
+        hint = " (use multilabel or multiclass)";
+    } else if (strcmp(head, "multiclass") == 0 && count < 2) {
+        need = "at least 2 logits per row";
+        hint = " (an argmax over one value is always 0: use binary)";
+    } else if (strcmp(head, "ordinal") == 0 && count < 1) {
+        need = "at least 1 logit per row (K-1 for K classes)";
+    }
+    if (!need) return true;
+    em_fail(err, EMBER_ERR_SHAPE, "head %s on output '%s' needs %s, the output has %lld%s", head,
+            output, need, (long long)count, hint);
+    return false;
+}
+
+/* A head attached on request (attribute `head`, set by em_head_attach) checks the number of
+ * logits per row (the size of `axis`) once it is known: the fused op itself accepts any. The
+ * node is named after the logits output it reads. */
+static ember_status check_head(const ember_op_context *ctx, const logits *x, int axis,
+                               ember_error *err) {
+    const char *head = ember_op_attr_string(ctx, "head", "");
+    if (!head[0] || x->rank < 0) return EMBER_OK;
+    int64_t count = x->rank == 0 ? 1 : x->dims[axis];
+    return em_head_logits_fit(head, ember_op_name(ctx), x->rank, count, err) ? EMBER_OK
+                                                                              : EMBER_ERR_SHAPE;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -224,9 +286,12 @@ typedef struct threshold_config {
     float single;
 } threshold_config;
 
-static ember_status threshold_parse(const em_node *n, threshold_config *c, ember_error *err) {
+#define THRESHOLD "SigmoidThreshold"
+
+static ember_status threshold_parse(const ember_op_context *n, threshold_config *c,
+                                    ember_error *err) {
     memset(c, 0, sizeof *c);
-    const char *mode = em_attr_string(n, "mode", "greater");
+    const char *mode = ember_op_attr_string(n, "mode", "greater");
     if (strcmp(mode, "greater") == 0)
         c->mode = MODE_GREATER;
     else if (strcmp(mode, "greater_equal") == 0)
@@ -234,29 +299,31 @@ static ember_status threshold_parse(const em_node *n, threshold_config *c, ember
     else if (strcmp(mode, "round") == 0)
         c->mode = MODE_ROUND;
     else
-        return node_fail(n, EMBER_ERR_INVALID_MODEL,
+        return node_fail(n, THRESHOLD, EMBER_ERR_INVALID_MODEL,
                          "mode must be \"greater\", \"greater_equal\" or \"round\"", err);
-    int64_t to = em_attr_int(n, "to", c->mode == MODE_ROUND ? EMBER_FLOAT : EMBER_BOOL);
+    int64_t to = ember_op_attr_int(n, "to", c->mode == MODE_ROUND ? EMBER_FLOAT : EMBER_BOOL);
     if (!decision_type_ok(to))
-        return node_fail(n, EMBER_ERR_UNSUPPORTED, "'to' is not a numeric or bool type", err);
+        return node_fail(n, THRESHOLD, EMBER_ERR_UNSUPPORTED,
+                         "'to' is not a numeric or bool type", err);
     c->to = (ember_dtype)to;
-    int64_t count = 0;
-    const float *list = em_attr_floats(n, "thresholds", &count);
-    const em_attr *single = em_node_attr(n, "threshold");
+    size_t count = 0;
+    const float *list = ember_op_attr_floats(n, "thresholds", &count);
+    /* absent 'threshold' reads as NaN, which no valid threshold is */
+    bool single = !isnan(ember_op_attr_float(n, "threshold", NAN));
     if (list && single)
-        return node_fail(n, EMBER_ERR_INVALID_MODEL,
+        return node_fail(n, THRESHOLD, EMBER_ERR_INVALID_MODEL,
                          "give either 'threshold' or 'thresholds', not both", err);
     if (list && count < 1)
-        return node_fail(n, EMBER_ERR_INVALID_MODEL, "'thresholds' is empty", err);
-    c->single = em_attr_float(n, "threshold", 0.5f);
-    c->n_thresholds = list ? count : 1;
+        return node_fail(n, THRESHOLD, EMBER_ERR_INVALID_MODEL, "'thresholds' is empty", err);
+    c->single = ember_op_attr_float(n, "threshold", 0.5f);
+    c->n_thresholds = list ? (int64_t)count : 1;
     c->thresholds = list ? list : &c->single;
     if (c->mode == MODE_ROUND) {
         if (c->n_thresholds != 1 || c->thresholds[0] != 0.5f)
-            return node_fail(n, EMBER_ERR_INVALID_MODEL, "mode \"round\" thresholds at 0.5 only",
-                             err);
+            return node_fail(n, THRESHOLD, EMBER_ERR_INVALID_MODEL,
+                             "mode \"round\" thresholds at 0.5 only", err);
         if (c->to != EMBER_FLOAT)
-            return node_fail(n, EMBER_ERR_INVALID_MODEL,
+            return node_fail(n, THRESHOLD, EMBER_ERR_INVALID_MODEL,
                              "mode \"round\" keeps NaN, so 'to' must be float", err);
     }
     return EMBER_OK;
@@ -278,9 +345,7 @@ static void threshold_destroy(void *state) {
     free(s);
 }
 
-static ember_status threshold_create(const em_graph *g, em_node *n, void **state,
-                                     ember_error *err) {
-    (void)g;
+static ember_status threshold_create(const ember_op_context *n, void **state, ember_error *err) {
     threshold_state *s = calloc(1, sizeof *s);
     if (!s) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     ember_status st = threshold_parse(n, &s->config, err);
@@ -310,28 +375,30 @@ static ember_status threshold_create(const em_graph *g, em_node *n, void **state
     return EMBER_OK;
 }
 
-static ember_status threshold_infer(const em_node *n, void *state, em_tensor *const *in,
-                                    em_tensor *out, ember_error *err) {
+static ember_status threshold_infer(void *state, const ember_op_context *n, size_t n_inputs,
+                                    const ember_tensor *const *inputs, size_t n_outputs,
+                                    ember_tensor_shape *out, ember_error *err) {
     threshold_config local;
     const threshold_config *c = state ? &((threshold_state *)state)->config : &local;
     if (!state) EM_TRY(threshold_parse(n, &local, err));
-    const em_tensor *x = in[0];
-    EM_TRY(check_float_input(n, x, err));
-    if (c->n_thresholds > 1) {
-        if (x->rank < 1 || x->dims[x->rank - 1] != c->n_thresholds) {
-            char desc[256], shape[96];
-            return em_fail(err, EMBER_ERR_SHAPE,
-                           "%s: %lld per-label thresholds do not match the last axis of %s",
-                           em_node_desc(n, desc, sizeof desc), (long long)c->n_thresholds,
-                           em_shape_str(x, shape, sizeof shape));
-        }
-    }
-    if (n->n_outputs > 2)
-        return node_fail(n, EMBER_ERR_INVALID_MODEL, "SigmoidThreshold has at most 2 outputs", err);
-    em_tensor_set_shape(&out[0], c->to, x->dims, x->rank);
-    if (n->n_outputs > 1) {
+    logits x = {0};
+    EM_TRY(get_logits(n, THRESHOLD, n_inputs, inputs, &x, err));
+    EM_TRY(check_head(n, &x, x.rank - 1, err));
+    if (c->n_thresholds > 1 && x.rank >= 0 &&
+        (x.rank < 1 || (x.dims[x.rank - 1] >= 0 && x.dims[x.rank - 1] != c->n_thresholds)))
+        return em_fail(err, EMBER_ERR_SHAPE,
+                       "node '%s' (%s:%s): %lld per-label thresholds do not match the last axis "
+                       "(%lld) of the logits",
+                       ember_op_name(n), EM_HEADS_DOMAIN, THRESHOLD, (long long)c->n_thresholds,
+                       (long long)(x.rank < 1 ? 0 : x.dims[x.rank - 1]));
+    if (n_outputs > 2)
+        return node_fail(n, THRESHOLD, EMBER_ERR_INVALID_MODEL,
+                         "SigmoidThreshold has at most 2 outputs", err);
+    if (x.rank < 0) return EMBER_OK; /* unknown until run */
+    set_shape(&out[0], c->to, x.dims, x.rank);
+    if (n_outputs > 1) {
         if (output_wanted(n, 1))
-            em_tensor_set_shape(&out[1], EMBER_FLOAT, x->dims, x->rank);
+            set_shape(&out[1], EMBER_FLOAT, x.dims, x.rank);
         else
             set_empty(&out[1], EMBER_FLOAT);
     }
@@ -535,16 +602,18 @@ static void threshold_range(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
-static ember_status threshold_run(const em_node *n, void *state, em_tensor *const *in,
-                                  em_tensor *out, em_exec *ex, ember_error *err) {
-    (void)err;
+static ember_status threshold_run(void *state, const ember_op_context *n, size_t n_inputs,
+                                  const ember_tensor *const *inputs, size_t n_outputs,
+                                  ember_tensor *const *out, ember_error *err) {
     const threshold_state *s = state;
-    const em_tensor *x = in[0];
-    int64_t total = em_numel(x);
-    threshold_job job = {s, x->data, out[0].data, output_wanted(n, 1) ? out[1].data : NULL,
-                         s->n_cuts};
+    logits x = {0};
+    EM_TRY(get_logits(n, THRESHOLD, n_inputs, inputs, &x, err));
+    int64_t total = numel(&x);
+    bool probabilities = n_outputs > 1 && output_wanted(n, 1);
+    threshold_job job = {s, x.data, ember_tensor_data(out[0]),
+                         probabilities ? ember_tensor_data(out[1]) : NULL, s->n_cuts};
     if (total == 0) return EMBER_OK;
-    em_parallel_for(ex, total / job.labels, row_grain(job.labels), threshold_range, &job);
+    ember_op_parallel_for(n, total / job.labels, row_grain(job.labels), threshold_range, &job);
     return EMBER_OK;
 }
 
@@ -553,7 +622,8 @@ static ember_status threshold_run(const em_node *n, void *state, em_tensor *cons
  * ------------------------------------------------------------------------------------------- */
 
 /* A default-domain kernel run on the fused node's behalf, as the node it replaced would have
- * run it. */
+ * run it. Built-in kernels are not reachable through the public interface: this is the one
+ * place the plugin uses the internal view of its context (em_op_context_*, kernel.h). */
 typedef struct delegate {
     const em_op *op;
     em_node node;
@@ -664,14 +734,16 @@ typedef struct argmax_config {
     int64_t match_opset;
 } argmax_config;
 
-static ember_status argmax_parse(const em_node *n, argmax_config *c, ember_error *err) {
-    c->axis = em_attr_int(n, "axis", -1);
-    c->keepdims = em_attr_int(n, "keepdims", 1);
-    c->select_last = em_attr_int(n, "select_last_index", 0);
+#define ARGMAX "SoftmaxArgMax"
+
+static ember_status argmax_parse(const ember_op_context *n, argmax_config *c, ember_error *err) {
+    c->axis = ember_op_attr_int(n, "axis", -1);
+    c->keepdims = ember_op_attr_int(n, "keepdims", 1);
+    c->select_last = ember_op_attr_int(n, "select_last_index", 0);
     if ((c->keepdims != 0 && c->keepdims != 1) || (c->select_last != 0 && c->select_last != 1))
-        return node_fail(n, EMBER_ERR_INVALID_MODEL,
+        return node_fail(n, ARGMAX, EMBER_ERR_INVALID_MODEL,
                          "keepdims and select_last_index must be 0 or 1", err);
-    const char *match = em_attr_string(n, "match", "");
+    const char *match = ember_op_attr_string(n, "match", "");
     if (strcmp(match, "") == 0)
         c->match = MATCH_NONE;
     else if (strcmp(match, "argmax_of_softmax") == 0)
@@ -679,23 +751,24 @@ static ember_status argmax_parse(const em_node *n, argmax_config *c, ember_error
     else if (strcmp(match, "argmax") == 0)
         c->match = MATCH_ARGMAX;
     else
-        return node_fail(n, EMBER_ERR_INVALID_MODEL,
+        return node_fail(n, ARGMAX, EMBER_ERR_INVALID_MODEL,
                          "match must be \"\", \"argmax_of_softmax\" or \"argmax\"", err);
-    c->match_op = em_attr_string(n, "match_op", "Softmax");
+    c->match_op = ember_op_attr_string(n, "match_op", "Softmax");
     if (strcmp(c->match_op, "Softmax") != 0 && strcmp(c->match_op, "LogSoftmax") != 0)
-        return node_fail(n, EMBER_ERR_INVALID_MODEL,
+        return node_fail(n, ARGMAX, EMBER_ERR_INVALID_MODEL,
                          "match_op must be \"Softmax\" or \"LogSoftmax\"", err);
-    c->match_opset = em_attr_int(n, "match_opset", 13);
+    c->match_opset = ember_op_attr_int(n, "match_opset", 13);
     if (c->match != MATCH_NONE) {
         if (output_wanted(n, 1))
-            return node_fail(n, EMBER_ERR_INVALID_MODEL,
+            return node_fail(n, ARGMAX, EMBER_ERR_INVALID_MODEL,
                              "top_probability is not available in a match mode", err);
         if (c->match == MATCH_ARGMAX_OF_SOFTMAX && output_wanted(n, 2))
-            return node_fail(n, EMBER_ERR_INVALID_MODEL,
+            return node_fail(n, ARGMAX, EMBER_ERR_INVALID_MODEL,
                              "match \"argmax_of_softmax\" computes only the index", err);
     }
-    if (n->n_outputs > 3)
-        return node_fail(n, EMBER_ERR_INVALID_MODEL, "SoftmaxArgMax has at most 3 outputs", err);
+    if (ember_op_output_count(n) > 3)
+        return node_fail(n, ARGMAX, EMBER_ERR_INVALID_MODEL,
+                         "SoftmaxArgMax has at most 3 outputs", err);
     return EMBER_OK;
 }
 
@@ -713,10 +786,12 @@ static void argmax_destroy(void *state) {
     free(s);
 }
 
-static ember_status argmax_create(const em_graph *g, em_node *n, void **state, ember_error *err) {
+static ember_status argmax_create(const ember_op_context *ctx, void **state, ember_error *err) {
+    const em_graph *g = em_op_context_graph(ctx);
+    const em_node *n = em_op_context_node(ctx);
     argmax_state *s = calloc(1, sizeof *s);
     if (!s) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
-    ember_status st = argmax_parse(n, &s->config, err);
+    ember_status st = argmax_parse(ctx, &s->config, err);
     const argmax_config *c = &s->config;
     if (st == EMBER_OK && c->match != MATCH_NONE) {
         static const char *const softmax_names[] = {"axis"};
@@ -736,38 +811,55 @@ static ember_status argmax_create(const em_graph *g, em_node *n, void **state, e
     return EMBER_OK;
 }
 
-static ember_status argmax_infer(const em_node *n, void *state, em_tensor *const *in,
-                                 em_tensor *out, ember_error *err) {
+/* The axis in [0, rank), or a failure naming the node. */
+static ember_status norm_axis(const ember_op_context *n, int64_t axis, int rank, int *out,
+                              ember_error *err) {
+    if (axis < -(int64_t)rank || axis >= rank)
+        return em_fail(err, EMBER_ERR_INVALID_MODEL,
+                       "node '%s' (%s:%s): axis %lld is out of range for rank %d",
+                       ember_op_name(n), EM_HEADS_DOMAIN, ARGMAX, (long long)axis, rank);
+    *out = (int)(axis < 0 ? axis + rank : axis);
+    return EMBER_OK;
+}
+
+static ember_status argmax_infer(void *state, const ember_op_context *n, size_t n_inputs,
+                                 const ember_tensor *const *inputs, size_t n_outputs,
+                                 ember_tensor_shape *out, ember_error *err) {
     argmax_config local;
     const argmax_config *c = state ? &((argmax_state *)state)->config : &local;
     if (!state) EM_TRY(argmax_parse(n, &local, err));
-    const em_tensor *x = in[0];
-    EM_TRY(check_float_input(n, x, err));
-    int axis;
-    EM_TRY(em_norm_axis(n, c->axis, x->rank, &axis, err));
-    if (x->rank < 1) return node_fail(n, EMBER_ERR_SHAPE, "the logits need at least one axis", err);
-    if (c->match != MATCH_NONE && axis != x->rank - 1)
-        return node_fail(n, EMBER_ERR_INVALID_MODEL, "match modes need the last axis", err);
-    if (x->dims[axis] == 0)
-        return node_fail(n, EMBER_ERR_SHAPE, "ArgMax over an empty axis has no answer", err);
-    int64_t dims[EM_MAX_RANK];
+    logits x = {0};
+    EM_TRY(get_logits(n, ARGMAX, n_inputs, inputs, &x, err));
+    if (x.rank < 0) return EMBER_OK; /* unknown until run */
+    if (x.rank < 1)
+        return node_fail(n, ARGMAX, EMBER_ERR_SHAPE, "the logits need at least one axis", err);
+    int axis = 0;
+    EM_TRY(norm_axis(n, c->axis, x.rank, &axis, err));
+    if (c->match != MATCH_NONE && axis != x.rank - 1)
+        return node_fail(n, ARGMAX, EMBER_ERR_INVALID_MODEL, "match modes need the last axis",
+                         err);
+    EM_TRY(check_head(n, &x, axis, err));
+    if (x.dims[axis] == 0)
+        return node_fail(n, ARGMAX, EMBER_ERR_SHAPE, "ArgMax over an empty axis has no answer",
+                         err);
+    int64_t dims[EMBER_MAX_RANK];
     int rank = 0;
-    for (int d = 0; d < x->rank; d++) {
+    for (int d = 0; d < x.rank; d++) {
         if (d != axis)
-            dims[rank++] = x->dims[d];
+            dims[rank++] = x.dims[d];
         else if (c->keepdims)
             dims[rank++] = 1;
     }
-    em_tensor_set_shape(&out[0], EMBER_INT64, dims, rank);
-    if (n->n_outputs > 1) {
+    set_shape(&out[0], EMBER_INT64, dims, rank);
+    if (n_outputs > 1) {
         if (output_wanted(n, 1))
-            em_tensor_set_shape(&out[1], EMBER_FLOAT, dims, rank);
+            set_shape(&out[1], EMBER_FLOAT, dims, rank);
         else
             set_empty(&out[1], EMBER_FLOAT);
     }
-    if (n->n_outputs > 2) {
+    if (n_outputs > 2) {
         if (output_wanted(n, 2))
-            em_tensor_set_shape(&out[2], EMBER_FLOAT, x->dims, x->rank);
+            set_shape(&out[2], EMBER_FLOAT, x.dims, x.rank);
         else
             set_empty(&out[2], EMBER_FLOAT);
     }
@@ -924,31 +1016,47 @@ static ember_status argmax_resolve_hazards(argmax_job *j, const em_tensor *x, em
     return st;
 }
 
-static ember_status argmax_run(const em_node *n, void *state, em_tensor *const *in, em_tensor *out,
-                               em_exec *ex, ember_error *err) {
+static ember_status argmax_run(void *state, const ember_op_context *n, size_t n_inputs,
+                               const ember_tensor *const *inputs, size_t n_outputs,
+                               ember_tensor *const *out, ember_error *err) {
     argmax_state *s = state;
-    const em_tensor *x = in[0];
-    int axis;
-    EM_TRY(em_norm_axis(n, s->config.axis, x->rank, &axis, err));
-    argmax_job j = {
-        .s = s, .x = x->data, .outer = 1, .len = x->dims[axis], .inner = 1, .index = out[0].data};
-    for (int d = 0; d < axis; d++) j.outer *= x->dims[d];
-    for (int d = axis + 1; d < x->rank; d++) j.inner *= x->dims[d];
+    logits x = {0};
+    EM_TRY(get_logits(n, ARGMAX, n_inputs, inputs, &x, err));
+    int axis = 0;
+    EM_TRY(norm_axis(n, s->config.axis, x.rank, &axis, err));
+    argmax_job j = {.s = s,
+                    .x = x.data,
+                    .outer = 1,
+                    .len = x.dims[axis],
+                    .inner = 1,
+                    .index = ember_tensor_data(out[0])};
+    for (int d = 0; d < axis; d++) j.outer *= x.dims[d];
+    for (int d = axis + 1; d < x.rank; d++) j.inner *= x.dims[d];
     atomic_init(&j.hazards, 0);
     int64_t rows = j.outer * j.inner;
+    bool top = n_outputs > 1 && output_wanted(n, 1);
+    bool probabilities = n_outputs > 2 && output_wanted(n, 2);
     if (s->config.match == MATCH_NONE) {
-        j.top = output_wanted(n, 1) ? out[1].data : NULL;
-        j.probabilities = output_wanted(n, 2) ? out[2].data : NULL;
-        em_parallel_for(ex, rows, row_grain(j.len), argmax_range_plain, &j);
+        j.top = top ? ember_tensor_data(out[1]) : NULL;
+        j.probabilities = probabilities ? ember_tensor_data(out[2]) : NULL;
+        ember_op_parallel_for(n, rows, row_grain(j.len), argmax_range_plain, &j);
         return EMBER_OK;
     }
-    if (output_wanted(n, 2)) {
+    /* the matched kernels take internal tensors: a view of the logits */
+    em_tensor xt = {0};
+    xt.dtype = EMBER_FLOAT;
+    xt.rank = x.rank;
+    memcpy(xt.dims, x.dims, sizeof(int64_t) * (size_t)x.rank);
+    xt.data = (void *)x.data;
+    xt.capacity = ember_tensor_byte_size(inputs[0]);
+    em_exec *ex = em_op_context_exec(n);
+    if (probabilities) {
         /* The probabilities of the matched graph: its own Softmax kernel on the whole tensor. */
-        em_tensor p = {.data = out[2].data};
-        EM_TRY(delegate_run(&s->normalizer, (em_tensor *)x, &p, out[2].capacity, ex, err));
+        em_tensor p = {.data = ember_tensor_data(out[2])};
+        EM_TRY(delegate_run(&s->normalizer, &xt, &p, ember_tensor_byte_size(out[2]), ex, err));
     }
-    em_parallel_for(ex, rows, row_grain(j.len), argmax_range_match, &j);
-    if (atomic_load(&j.hazards) > 0) EM_TRY(argmax_resolve_hazards(&j, x, ex, err));
+    ember_op_parallel_for(n, rows, row_grain(j.len), argmax_range_match, &j);
+    if (atomic_load(&j.hazards) > 0) EM_TRY(argmax_resolve_hazards(&j, &xt, ex, err));
     return EMBER_OK;
 }
 
@@ -963,25 +1071,28 @@ typedef struct ordinal_config {
     int64_t keepdims;
 } ordinal_config;
 
-static ember_status ordinal_parse(const em_node *n, ordinal_config *c, ember_error *err) {
-    const char *mode = em_attr_string(n, "mode", "coral");
+#define ORDINAL "CumulativeOrdinal"
+
+static ember_status ordinal_parse(const ember_op_context *n, ordinal_config *c, ember_error *err) {
+    const char *mode = ember_op_attr_string(n, "mode", "coral");
     if (strcmp(mode, "coral") == 0)
         c->corn = false;
     else if (strcmp(mode, "corn") == 0)
         c->corn = true;
     else
-        return node_fail(n, EMBER_ERR_INVALID_MODEL, "mode must be \"coral\" or \"corn\"", err);
-    c->threshold = em_attr_float(n, "threshold", 0.5f);
-    int64_t to = em_attr_int(n, "to", EMBER_INT64);
+        return node_fail(n, ORDINAL, EMBER_ERR_INVALID_MODEL,
+                         "mode must be \"coral\" or \"corn\"", err);
+    c->threshold = ember_op_attr_float(n, "threshold", 0.5f);
+    int64_t to = ember_op_attr_int(n, "to", EMBER_INT64);
     if (!decision_type_ok(to) || to == EMBER_BOOL)
-        return node_fail(n, EMBER_ERR_UNSUPPORTED, "'to' must be a numeric type", err);
+        return node_fail(n, ORDINAL, EMBER_ERR_UNSUPPORTED, "'to' must be a numeric type", err);
     c->to = (ember_dtype)to;
-    c->keepdims = em_attr_int(n, "keepdims", 0);
+    c->keepdims = ember_op_attr_int(n, "keepdims", 0);
     if (c->keepdims != 0 && c->keepdims != 1)
-        return node_fail(n, EMBER_ERR_INVALID_MODEL, "keepdims must be 0 or 1", err);
-    if (n->n_outputs > 3)
-        return node_fail(n, EMBER_ERR_INVALID_MODEL, "CumulativeOrdinal has at most 3 outputs",
-                         err);
+        return node_fail(n, ORDINAL, EMBER_ERR_INVALID_MODEL, "keepdims must be 0 or 1", err);
+    if (ember_op_output_count(n) > 3)
+        return node_fail(n, ORDINAL, EMBER_ERR_INVALID_MODEL,
+                         "CumulativeOrdinal has at most 3 outputs", err);
     return EMBER_OK;
 }
 
@@ -990,8 +1101,7 @@ typedef struct ordinal_state {
     em_sigmoid_cut cut; /* sigmoid(x) > threshold, decided in logit space */
 } ordinal_state;
 
-static ember_status ordinal_create(const em_graph *g, em_node *n, void **state, ember_error *err) {
-    (void)g;
+static ember_status ordinal_create(const ember_op_context *n, void **state, ember_error *err) {
     ordinal_state *s = calloc(1, sizeof *s);
     if (!s) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     ember_status st = ordinal_parse(n, &s->config, err);
@@ -1008,33 +1118,37 @@ static void ordinal_destroy(void *state) {
     free(state);
 }
 
-static ember_status ordinal_infer(const em_node *n, void *state, em_tensor *const *in,
-                                  em_tensor *out, ember_error *err) {
+static ember_status ordinal_infer(void *state, const ember_op_context *n, size_t n_inputs,
+                                  const ember_tensor *const *inputs, size_t n_outputs,
+                                  ember_tensor_shape *out, ember_error *err) {
     ordinal_config local;
     const ordinal_config *c = state ? &((ordinal_state *)state)->config : &local;
     if (!state) EM_TRY(ordinal_parse(n, &local, err));
-    const em_tensor *x = in[0];
-    EM_TRY(check_float_input(n, x, err));
-    if (x->rank < 1)
-        return node_fail(n, EMBER_ERR_SHAPE, "the logits need a last axis of K-1 logits", err);
-    int64_t dims[EM_MAX_RANK];
-    memcpy(dims, x->dims, sizeof dims);
-    int rank = c->keepdims ? x->rank : x->rank - 1;
-    if (c->keepdims) dims[x->rank - 1] = 1;
-    em_tensor_set_shape(&out[0], c->to, dims, rank);
-    if (n->n_outputs > 1) {
+    logits x = {0};
+    EM_TRY(get_logits(n, ORDINAL, n_inputs, inputs, &x, err));
+    if (x.rank < 0) return EMBER_OK; /* unknown until run */
+    if (x.rank < 1)
+        return node_fail(n, ORDINAL, EMBER_ERR_SHAPE, "the logits need a last axis of K-1 logits",
+                         err);
+    EM_TRY(check_head(n, &x, x.rank - 1, err));
+    int64_t dims[EMBER_MAX_RANK];
+    memcpy(dims, x.dims, sizeof(int64_t) * (size_t)x.rank);
+    int rank = c->keepdims ? x.rank : x.rank - 1;
+    if (c->keepdims) dims[x.rank - 1] = 1;
+    set_shape(&out[0], c->to, dims, rank);
+    if (n_outputs > 1) {
         if (output_wanted(n, 1))
-            em_tensor_set_shape(&out[1], EMBER_FLOAT, x->dims, x->rank);
+            set_shape(&out[1], EMBER_FLOAT, x.dims, x.rank);
         else
             set_empty(&out[1], EMBER_FLOAT);
     }
-    if (n->n_outputs > 2) {
-        memcpy(dims, x->dims, sizeof dims);
-        if (dims[x->rank - 1] >= INT64_MAX - 1)
-            return node_fail(n, EMBER_ERR_SHAPE, "too many ordinal logits", err);
-        if (dims[x->rank - 1] >= 0) dims[x->rank - 1] += 1; /* -1 (unknown) stays unknown */
+    if (n_outputs > 2) {
+        memcpy(dims, x.dims, sizeof(int64_t) * (size_t)x.rank);
+        if (dims[x.rank - 1] >= INT64_MAX - 1)
+            return node_fail(n, ORDINAL, EMBER_ERR_SHAPE, "too many ordinal logits", err);
+        if (dims[x.rank - 1] >= 0) dims[x.rank - 1] += 1; /* -1 (unknown) stays unknown */
         if (output_wanted(n, 2))
-            em_tensor_set_shape(&out[2], EMBER_FLOAT, dims, x->rank);
+            set_shape(&out[2], EMBER_FLOAT, dims, x.rank);
         else
             set_empty(&out[2], EMBER_FLOAT);
     }
@@ -1098,16 +1212,20 @@ static void ordinal_range(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
-static ember_status ordinal_run(const em_node *n, void *state, em_tensor *const *in, em_tensor *out,
-                                em_exec *ex, ember_error *err) {
-    (void)err;
+static ember_status ordinal_run(void *state, const ember_op_context *n, size_t n_inputs,
+                                const ember_tensor *const *inputs, size_t n_outputs,
+                                ember_tensor *const *out, ember_error *err) {
     const ordinal_state *s = state;
-    const em_tensor *x = in[0];
-    ordinal_job j = {.s = s, .x = x->data, .levels = x->dims[x->rank - 1], .rank = out[0].data};
-    j.cumulative = output_wanted(n, 1) ? out[1].data : NULL;
-    j.classes = output_wanted(n, 2) ? out[2].data : NULL;
-    int64_t rows = em_numel(&out[0]);
-    if (rows > 0) em_parallel_for(ex, rows, row_grain(j.levels + 1), ordinal_range, &j);
+    logits x = {0};
+    EM_TRY(get_logits(n, ORDINAL, n_inputs, inputs, &x, err));
+    ordinal_job j = {.s = s,
+                     .x = x.data,
+                     .levels = x.dims[x.rank - 1],
+                     .rank = ember_tensor_data(out[0])};
+    j.cumulative = n_outputs > 1 && output_wanted(n, 1) ? ember_tensor_data(out[1]) : NULL;
+    j.classes = n_outputs > 2 && output_wanted(n, 2) ? ember_tensor_data(out[2]) : NULL;
+    int64_t rows = ember_tensor_element_count(out[0]);
+    if (rows > 0) ember_op_parallel_for(n, rows, row_grain(j.levels + 1), ordinal_range, &j);
     return EMBER_OK;
 }
 
@@ -1115,22 +1233,26 @@ static ember_status ordinal_run(const em_node *n, void *state, em_tensor *const 
  * Table
  * ------------------------------------------------------------------------------------------- */
 
-static const em_op k_heads_ops[] = {
-    {EM_HEADS_DOMAIN, "SigmoidThreshold", EM_HEADS_VERSION, 0, threshold_create, threshold_infer,
-     threshold_run, threshold_destroy, 0},
-    {EM_HEADS_DOMAIN, "SoftmaxArgMax", EM_HEADS_VERSION, 0, argmax_create, argmax_infer, argmax_run,
-     argmax_destroy, 0},
-    {EM_HEADS_DOMAIN, "CumulativeOrdinal", EM_HEADS_VERSION, 0, ordinal_create, ordinal_infer,
-     ordinal_run, ordinal_destroy, 0},
+/* Registered at registry initialization through ember_register_op, like any plugin's. */
+static const ember_kernel k_heads_kernels[] = {
+    {EMBER_ABI_VERSION, EM_HEADS_DOMAIN, THRESHOLD, EM_HEADS_VERSION, threshold_create,
+     threshold_infer, threshold_run, threshold_destroy},
+    {EMBER_ABI_VERSION, EM_HEADS_DOMAIN, ARGMAX, EM_HEADS_VERSION, argmax_create, argmax_infer,
+     argmax_run, argmax_destroy},
+    {EMBER_ABI_VERSION, EM_HEADS_DOMAIN, ORDINAL, EM_HEADS_VERSION, ordinal_create, ordinal_infer,
+     ordinal_run, ordinal_destroy},
 };
 
-EM_OPS_FAMILY(heads) {
-    *count = sizeof k_heads_ops / sizeof k_heads_ops[0];
-    return k_heads_ops;
+ember_status em_heads_plugin_init(int abi_version, ember_error *err) {
+    if (abi_version != EMBER_ABI_VERSION)
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
+                       "the heads plugin is built for ABI %d, not %d", EMBER_ABI_VERSION,
+                       abi_version);
+    for (size_t i = 0; i < sizeof k_heads_kernels / sizeof k_heads_kernels[0]; i++)
+        EM_TRY(ember_register_op(&k_heads_kernels[i], err));
+    return EMBER_OK;
 }
 
 const em_op *em_heads_op(const char *op_type) {
-    for (size_t i = 0; i < sizeof k_heads_ops / sizeof k_heads_ops[0]; i++)
-        if (strcmp(k_heads_ops[i].op_type, op_type) == 0) return &k_heads_ops[i];
-    return NULL;
+    return em_registry_find(EM_HEADS_DOMAIN, op_type, EM_HEADS_VERSION);
 }

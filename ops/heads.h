@@ -81,7 +81,17 @@ em_sigmoid_cut em_sigmoid_cut_f32(float t, bool inclusive);
 /* The test for one element (the kernels use vectorized loops with the same logic). */
 bool em_sigmoid_cut_test(const em_sigmoid_cut *c, float x);
 
-/* The operator table of the family (also reachable as em_ops_heads()). */
+/* Whether `rank`-dimensional logits with `count` of them per row (the last axis; -1: not
+ * known yet) fit the head named `head` ("binary", "multilabel", "multiclass", "ordinal"); if
+ * not, fails `err` with EMBER_ERR_SHAPE and a message naming the output. A fused node given
+ * the attribute `head` (em_head_attach) runs this check in its infer. */
+bool em_head_logits_fit(const char *head, const char *output, int rank, int64_t count,
+                        ember_error *err);
+
+/* The heads are a built-in plugin: em_heads_plugin_init (the ember_plugin_init of a plugin)
+ * registers the three kernels through ember_register_op when the registry is initialized.
+ * em_heads_op returns the registered operator (the public-kernel adapter), e.g. for tests. */
+ember_status em_heads_plugin_init(int abi_version, ember_error *err);
 const em_op *em_heads_op(const char *op_type);
 
 #endif

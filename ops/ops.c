@@ -1,6 +1,8 @@
 /* The list of operator families. The registry calls each once, at first use. */
 #include "ops.h"
 
+#include "heads.h"
+
 const em_ops_family_fn em_op_families[] = {
     em_ops_elementwise,
     em_ops_unary,
@@ -15,12 +17,16 @@ const em_ops_family_fn em_op_families[] = {
     em_ops_gather,
     em_ops_pad_resize,
     em_ops_control,
-    em_ops_heads,
     em_ops_signal,
     em_ops_quant,
     em_ops_detection,
     em_ops_misc,
     em_ops_sequence,
     em_ops_strings,
+    NULL,
+};
+
+const em_plugin_init_fn em_builtin_plugins[] = {
+    em_heads_plugin_init, /* ai.ember task heads */
     NULL,
 };

@@ -3,6 +3,10 @@
 #include "kernel.h"
 typedef const em_op *(*em_ops_family_fn)(size_t *count);
 extern const em_ops_family_fn em_op_families[]; /* NULL-terminated */
+/* Built-in plugins: kernels written against the public ember_kernel interface, registered
+ * through ember_register_op when the registry is initialized (like ember_plugin_init). */
+typedef ember_status (*em_plugin_init_fn)(int abi_version, ember_error *err);
+extern const em_plugin_init_fn em_builtin_plugins[]; /* NULL-terminated */
 EM_OPS_FAMILY(elementwise);
 EM_OPS_FAMILY(sequence);
 EM_OPS_FAMILY(strings);
@@ -18,7 +22,6 @@ EM_OPS_FAMILY(shape);
 EM_OPS_FAMILY(gather);
 EM_OPS_FAMILY(pad_resize);
 EM_OPS_FAMILY(control);
-EM_OPS_FAMILY(heads);
 EM_OPS_FAMILY(signal);
 EM_OPS_FAMILY(quant);
 EM_OPS_FAMILY(detection);

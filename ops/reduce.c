@@ -711,10 +711,13 @@ static ember_status reduce_run(const em_node *node, void *state, em_tensor *cons
 
 /* NaN counts as the extreme value for both, as numpy's argmax/argmin: the first NaN wins, or
  * the last one with select_last_index. */
-#define ARG_FIRST_MAX(S, v, b) (((v) > (b)) | (isnan_##S(v) & !isnan_##S(b)))
-#define ARG_LAST_MAX(S, v, b) (isnan_##S(v) | (!isnan_##S(b) & ((v) >= (b))))
-#define ARG_FIRST_MIN(S, v, b) (((v) < (b)) | (isnan_##S(v) & !isnan_##S(b)))
-#define ARG_LAST_MIN(S, v, b) (isnan_##S(v) | (!isnan_##S(b) & ((v) <= (b))))
+/* Bitwise on ints, not logical on bools: branch-free, so the loops vectorize. */
+#define ARG_NAN(S, v) ((int)isnan_##S(v))
+#define ARG_NUM(S, v) ((int)!isnan_##S(v))
+#define ARG_FIRST_MAX(S, v, b) ((int)((v) > (b)) | (ARG_NAN(S, v) & ARG_NUM(S, b)))
+#define ARG_LAST_MAX(S, v, b) (ARG_NAN(S, v) | (ARG_NUM(S, b) & (int)((v) >= (b))))
+#define ARG_FIRST_MIN(S, v, b) ((int)((v) < (b)) | (ARG_NAN(S, v) & ARG_NUM(S, b)))
+#define ARG_LAST_MIN(S, v, b) (ARG_NAN(S, v) | (ARG_NUM(S, b) & (int)((v) <= (b))))
 
 /* Scratch of the strided kernels: int32 running indices (same width as float, so the select
  * vectorizes), then the running extremes. */

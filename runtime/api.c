@@ -475,6 +475,7 @@ ember_status ember_session_create(const ember_model *model, const ember_session_
         st = em_optimize(s->graph, opts.opt_level, err);
         if (st != EMBER_OK) em_wrap(err, st, "%s", model->path);
     }
+    if (st == EMBER_OK) st = em_session_attach_heads(s->graph, opts.heads, opts.n_heads, err);
     if (st == EMBER_OK) st = em_session_prepare(s, err);
     if (st != EMBER_OK) {
         ember_session_free(s);

@@ -97,6 +97,15 @@ ember_status em_check_input_kinds(const em_node *node, em_tensor *const *in, emb
 /* Normalize a possibly negative axis into [0, rank); fails with a clear message otherwise. */
 ember_status em_norm_axis(const em_node *node, int64_t axis, int rank, int *out, ember_error *err);
 
+/* ---- the public kernel interface (ember_kernel, plugin.c) seen from inside ---- */
+
+/* The node, graph and run behind a public ember_op_context: the graph during create only, the
+ * run during run only (NULL otherwise). For built-in plugins (ops/heads.c) that must reach
+ * other built-in kernels; third-party plugins cannot call them. */
+const em_node *em_op_context_node(const ember_op_context *ctx);
+const em_graph *em_op_context_graph(const ember_op_context *ctx);
+em_exec *em_op_context_exec(const ember_op_context *ctx);
+
 /* Each ops/ family file exposes its table: */
 #define EM_OPS_FAMILY(name) const em_op *em_ops_##name(size_t *count)
 

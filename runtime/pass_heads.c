@@ -776,7 +776,7 @@ static ember_status parse_thresholds(const char *text, const char *head, em_head
     int count = 1;
     for (const char *p = text; *p; p++) count += *p == ',';
     if (count > EM_HEAD_MAX_THRESHOLDS)
-        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "--head %s: more than %d thresholds", head,
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "head %s: more than %d thresholds", head,
                        EM_HEAD_MAX_THRESHOLDS);
     spec->thresholds = malloc(sizeof(float) * (size_t)count);
     if (!spec->thresholds) return oom(err);
@@ -786,7 +786,7 @@ static ember_status parse_thresholds(const char *text, const char *head, em_head
         float t = strtof(p, &end);
         if (end == p || (*end != ',' && *end != '\0') || !(t >= 0.0f && t <= 1.0f))
             return em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
-                           "--head %s: '%s' is not a list of thresholds between 0 and 1", head,
+                           "head %s: '%s' is not a list of thresholds between 0 and 1", head,
                            text);
         spec->thresholds[i] = t;
         p = end + (*end == ',');
@@ -806,14 +806,14 @@ ember_status em_head_parse(const char *text, em_head_spec *spec, ember_error *er
         if (rest) st = parse_thresholds(rest, "binary", spec, err);
         if (st == EMBER_OK && spec->n_thresholds > 1)
             st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
-                         "--head binary takes one threshold; use multilabel for several");
+                         "head binary takes one threshold; use multilabel for several");
     } else if (len == 10 && strncmp(text, "multilabel", 10) == 0) {
         spec->kind = EM_HEAD_MULTILABEL;
         if (rest) st = parse_thresholds(rest, "multilabel", spec, err);
     } else if (len == 10 && strncmp(text, "multiclass", 10) == 0) {
         spec->kind = EM_HEAD_MULTICLASS;
         if (rest)
-            st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "--head multiclass takes no options");
+            st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "head multiclass takes no options");
     } else if (len == 7 && strncmp(text, "ordinal", 7) == 0) {
         spec->kind = EM_HEAD_ORDINAL;
         if (rest) {
@@ -823,32 +823,42 @@ ember_status em_head_parse(const char *text, em_head_spec *spec, ember_error *er
                 spec->corn = true;
             else if (!(mode_len == 5 && strncmp(rest, "coral", 5) == 0))
                 st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
-                             "--head ordinal: the mode is coral or corn, not '%.*s'", (int)mode_len,
+                             "head ordinal: the mode is coral or corn, not '%.*s'", (int)mode_len,
                              rest);
             if (st == EMBER_OK && second) st = parse_thresholds(second + 1, "ordinal", spec, err);
             if (st == EMBER_OK && spec->n_thresholds > 1)
-                st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "--head ordinal takes one threshold");
+                st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "head ordinal takes one threshold");
         }
     } else {
         st = em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
-                     "unknown head '%s' (binary[:T], multilabel[:T1,T2,...], multiclass, "
-                     "ordinal[:coral|corn])",
+                     "head '%s': expected binary[:T], multilabel[:T1,T2,...], multiclass or "
+                     "ordinal[:coral|corn[:T]]",
                      text);
     }
     if (st != EMBER_OK) em_head_spec_clear(spec);
     return st;
 }
 
-/* A new graph output "<base>_<suffix>" (made unique) with the given static info. */
-static int add_output_value(em_graph *g, int base, const char *suffix, ember_dtype dtype,
-                            const int64_t *dims, int rank, ember_error *err) {
+/* A new graph output named `exact` (which must be free) or "<base>_<suffix>" (made unique),
+ * with the given static info. */
+static int add_output_value(em_graph *g, int base, const char *exact, const char *suffix,
+                            ember_dtype dtype, const int64_t *dims, int rank, ember_error *err) {
     const char *base_name = g->values[base].name;
-    size_t size = strlen(base_name) + strlen(suffix) + 24;
+    if (exact && em_graph_find_value(g, exact) >= 0)
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
+                       "head on output '%s': the graph already has a value named '%s'", base_name,
+                       exact),
+               -1;
+    size_t size = (exact ? strlen(exact) : strlen(base_name) + strlen(suffix)) + 24;
     char *name = malloc(size);
     if (!name) return oom(err), -1;
-    snprintf(name, size, "%s_%s", base_name, suffix);
-    for (int k = 2; em_graph_find_value(g, name) >= 0; k++)
-        snprintf(name, size, "%s_%s_%d", base_name, suffix, k);
+    if (exact) {
+        snprintf(name, size, "%s", exact);
+    } else {
+        snprintf(name, size, "%s_%s", base_name, suffix);
+        for (int k = 2; em_graph_find_value(g, name) >= 0; k++)
+            snprintf(name, size, "%s_%s_%d", base_name, suffix, k);
+    }
     int *outputs = realloc(g->outputs, sizeof(int) * ((size_t)g->n_outputs + 1));
     int v = outputs ? em_graph_add_value(g, name) : -1;
     free(name);
@@ -864,26 +874,37 @@ static int add_output_value(em_graph *g, int base, const char *suffix, ember_dty
 ember_status em_head_attach(em_graph *g, int output_index, const em_head_spec *spec,
                             ember_error *err) {
     if (output_index < 0 || output_index >= g->n_outputs)
-        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "--head: the model has no output #%d",
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "head: the model has no output #%d",
                        output_index);
     int x = g->outputs[output_index];
     em_tensor xi = *info(g, x);
     const char *name = g->values[x].name;
     if (xi.dtype != EMBER_FLOAT)
         return em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
-                       "--head: output '%s' is %s, a head needs float32 logits", name,
+                       "head on output '%s': it is %s, a head needs float32 logits", name,
                        em_dtype_name(xi.dtype));
     if (spec->kind != EM_HEAD_BINARY && xi.rank == 0)
         return em_fail(err, EMBER_ERR_SHAPE,
-                       "--head: output '%s' is a scalar, the head needs "
-                       "an axis of logits",
+                       "head on output '%s': it is a scalar, the head needs an axis of logits",
                        name);
     int64_t last = xi.rank >= 1 ? xi.dims[xi.rank - 1] : 1;
     if (spec->kind == EM_HEAD_MULTILABEL && spec->n_thresholds > 1 && last >= 0 &&
         last != spec->n_thresholds)
         return em_fail(err, EMBER_ERR_SHAPE,
-                       "--head multilabel: %d thresholds for output '%s' with %lld labels",
-                       spec->n_thresholds, name, (long long)last);
+                       "head multilabel on output '%s' has %d thresholds for %lld labels per row",
+                       name, spec->n_thresholds, (long long)last);
+    static const char *const kind_names[] = {"binary", "multilabel", "multiclass", "ordinal"};
+    if (!em_head_logits_fit(kind_names[spec->kind], name, xi.rank, xi.rank >= 1 ? last : 1, err))
+        return EMBER_ERR_SHAPE;
+    ember_dtype to = spec->decision_dtype;
+    if (spec->kind == EM_HEAD_MULTICLASS && to != EMBER_UNDEFINED && to != EMBER_INT64)
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
+                       "head multiclass on output '%s': the class index is int64, not %s", name,
+                       em_dtype_name(to));
+    if (to == EMBER_UNDEFINED)
+        to = spec->kind == EM_HEAD_BINARY       ? EMBER_FLOAT
+             : spec->kind == EM_HEAD_MULTILABEL ? EMBER_BOOL
+                                                : EMBER_INT64;
     int64_t reduced[EM_MAX_RANK], grown[EM_MAX_RANK];
     int rank = xi.rank < 0 ? 0 : xi.rank;
     memcpy(reduced, xi.dims, sizeof reduced);
@@ -895,26 +916,30 @@ ember_status em_head_attach(em_graph *g, int output_index, const em_head_spec *s
     switch (spec->kind) {
     case EM_HEAD_BINARY:
     case EM_HEAD_MULTILABEL: {
-        ember_dtype dt = spec->kind == EM_HEAD_BINARY ? EMBER_FLOAT : EMBER_BOOL;
-        outs[0] = add_output_value(g, x, "decision", dt, xi.dims, xi.rank, err);
+        outs[0] = add_output_value(g, x, spec->decision_name, "decision", to, xi.dims, xi.rank,
+                                   err);
         if (p) n_outs = 2; /* the sigmoids */
         if (p && outs[0] >= 0)
-            outs[1] = add_output_value(g, x, "probability", EMBER_FLOAT, xi.dims, xi.rank, err);
+            outs[1] = add_output_value(g, x, spec->probabilities_name, "probability", EMBER_FLOAT,
+                                       xi.dims, xi.rank, err);
         break;
     }
     case EM_HEAD_MULTICLASS:
         op_type = "SoftmaxArgMax";
-        outs[0] = add_output_value(g, x, "class", EMBER_INT64, reduced, rank - 1, err);
+        outs[0] = add_output_value(g, x, spec->decision_name, "class", EMBER_INT64, reduced,
+                                   rank - 1, err);
         if (p) n_outs = 3; /* the softmax over the classes */
         if (p && outs[0] >= 0)
-            outs[2] = add_output_value(g, x, "probabilities", EMBER_FLOAT, xi.dims, xi.rank, err);
+            outs[2] = add_output_value(g, x, spec->probabilities_name, "probabilities",
+                                       EMBER_FLOAT, xi.dims, xi.rank, err);
         break;
     case EM_HEAD_ORDINAL:
         op_type = "CumulativeOrdinal";
-        outs[0] = add_output_value(g, x, "rank", EMBER_INT64, reduced, rank - 1, err);
+        outs[0] = add_output_value(g, x, spec->decision_name, "rank", to, reduced, rank - 1, err);
         if (p) n_outs = 3; /* P(y = k) for the K classes */
         if (p && outs[0] >= 0)
-            outs[2] = add_output_value(g, x, "class_probabilities", EMBER_FLOAT, grown, rank, err);
+            outs[2] = add_output_value(g, x, spec->probabilities_name, "class_probabilities",
+                                       EMBER_FLOAT, grown, rank, err);
         break;
     }
     if (outs[0] < 0 || (n_outs > 1 && outs[n_outs - 1] < 0))
@@ -927,22 +952,29 @@ ember_status em_head_attach(em_graph *g, int output_index, const em_head_spec *s
     bool ok = true;
     switch (spec->kind) {
     case EM_HEAD_BINARY:
-        /* At 0.5 exactly torch.round(torch.sigmoid(x)) (a NaN logit stays NaN). */
-        ok = t == 0.5f ? attr_string(f, "mode", "round")
-                       : attr_string(f, "mode", "greater") && attr_float(f, "threshold", t);
-        ok = ok && attr_int(f, "to", EMBER_FLOAT);
+        /* At 0.5 with a float decision exactly torch.round(torch.sigmoid(x)) (NaN stays NaN). */
+        ok = t == 0.5f && to == EMBER_FLOAT
+                 ? attr_string(f, "mode", "round")
+                 : attr_string(f, "mode", "greater") && attr_float(f, "threshold", t);
+        ok = ok && attr_int(f, "to", to) && attr_string(f, "head", "binary");
         break;
     case EM_HEAD_MULTILABEL:
-        ok = attr_int(f, "to", EMBER_BOOL) &&
+        ok = attr_int(f, "to", to) && attr_string(f, "head", "multilabel") &&
              (spec->n_thresholds > 1
                   ? attr_floats(f, "thresholds", spec->thresholds, spec->n_thresholds)
                   : attr_float(f, "threshold", t));
         break;
     case EM_HEAD_MULTICLASS:
-        ok = attr_int(f, "axis", -1) && attr_int(f, "keepdims", 0);
+        /* Match the ONNX ArgMax and Softmax-13 kernels bit for bit (NaN / inf rows go to
+         * them), so the class and probabilities equal the unfused graph's. */
+        ok = attr_int(f, "axis", -1) && attr_int(f, "keepdims", 0) &&
+             attr_string(f, "match", "argmax") && attr_int(f, "match_opset", 13) &&
+             attr_string(f, "head", "multiclass");
         break;
     case EM_HEAD_ORDINAL:
-        ok = attr_string(f, "mode", spec->corn ? "corn" : "coral") && attr_float(f, "threshold", t);
+        ok = attr_string(f, "mode", spec->corn ? "corn" : "coral") &&
+             attr_float(f, "threshold", t) && attr_int(f, "to", to) &&
+             attr_string(f, "head", "ordinal");
         break;
     }
     if (!ok) return oom(err);

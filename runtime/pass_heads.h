@@ -62,7 +62,10 @@ typedef struct em_head_spec {
     bool corn;          /* ordinal: CORN instead of CORAL */
     bool probabilities; /* also output probabilities (costs an exp per logit) */
     int n_thresholds;   /* 0: the default 0.5 */
-    float *thresholds;  /* malloc'd; free with em_head_spec_clear */
+    float *thresholds;  /* malloc'd by em_head_parse; free with em_head_spec_clear */
+    ember_dtype decision_dtype; /* EMBER_UNDEFINED: the kind's default (below) */
+    const char *decision_name;      /* NULL: "<logits>_<suffix>", made unique (below) */
+    const char *probabilities_name; /* NULL: likewise */
 } em_head_spec;
 
 /* Parse "binary[:T]", "multilabel[:T1,T2,...]", "multiclass", "ordinal[:coral|corn]"
@@ -76,11 +79,16 @@ void em_head_spec_clear(em_head_spec *spec);
  *   binary:      "<logits>_decision" float 0 / 1 (at T = 0.5 exactly torch.round(sigmoid(x)),
  *                NaN for a NaN logit); with probabilities "<logits>_probability" (sigmoids)
  *   multilabel:  "<logits>_decision" bool; with probabilities "<logits>_probability"
- *   multiclass:  "<logits>_class" int64 (first index of the largest logit; NaN counts as the
- *                largest, like torch.argmax); with probabilities "<logits>_probabilities"
+ *   multiclass:  "<logits>_class" int64, equal to ONNX ArgMax (first index of the largest
+ *                logit; a NaN counts as the largest, like torch.argmax); with probabilities
+ *                "<logits>_probabilities", equal to Softmax-13 (SoftmaxArgMax match "argmax")
  *   ordinal:     "<logits>_rank" int64; with probabilities "<logits>_class_probabilities" (K)
- * (a suffix "_2", "_3"... is added if a name is taken). g must be finalized; it is finalized
- * again. Fails with EMBER_ERR_INVALID_ARGUMENT / EMBER_ERR_SHAPE when the output is not
+ * (a suffix "_2", "_3"... is added if a name is taken; a name given in the spec must be free).
+ * decision_dtype replaces the decision's type (binary: at T = 0.5 only a float decision keeps
+ * NaN; multiclass: int64 only). The fused node carries the attribute head = the kind's name,
+ * so that its kernel checks the logits per row whenever their shape is known (binary 1,
+ * multiclass >= 2, ordinal >= 1). g must be finalized; it is finalized again. Fails with
+ * EMBER_ERR_INVALID_ARGUMENT / EMBER_ERR_SHAPE when the output is not
  * float32 logits fitting the head (e.g. multilabel thresholds that do not match a static last
  * axis); on any failure g may hold part of the head and must be discarded. */
 ember_status em_head_attach(em_graph *g, int output_index, const em_head_spec *spec,

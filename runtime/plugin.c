@@ -17,8 +17,21 @@ typedef struct plugin_state {
     void *user;
 } plugin_state;
 
-static const ember_op_context *ctx_of(const em_node *n) { return (const ember_op_context *)n; }
-static const em_node *node_of(const ember_op_context *c) { return (const em_node *)c; }
+/* What a callback sees: the node, and the graph (create) or the run (run) when there is one. */
+struct ember_op_context {
+    const em_node *node;
+    const em_graph *graph;
+    em_exec *exec;
+};
+
+static ember_op_context ctx_of(const em_node *n, const em_graph *g, em_exec *ex) {
+    return (ember_op_context){n, g, ex};
+}
+static const em_node *node_of(const ember_op_context *c) { return c->node; }
+
+const em_node *em_op_context_node(const ember_op_context *c) { return c->node; }
+const em_graph *em_op_context_graph(const ember_op_context *c) { return c->graph; }
+em_exec *em_op_context_exec(const ember_op_context *c) { return c->exec; }
 
 /* Views of em_tensors as public handles, valid during one callback. */
 static void view(ember_tensor *h, const em_tensor *t) {
@@ -28,13 +41,13 @@ static void view(ember_tensor *h, const em_tensor *t) {
 }
 
 static ember_status adapter_create(const em_graph *g, em_node *n, void **state, ember_error *err) {
-    (void)g;
     const plugin_op *p = (const plugin_op *)n->op;
     plugin_state *s = calloc(1, sizeof *s);
     if (!s) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     s->pop = p;
     if (p->k.create) {
-        ember_status st = p->k.create(ctx_of(n), &s->user, err);
+        ember_op_context ctx = ctx_of(n, g, NULL);
+        ember_status st = p->k.create(&ctx, &s->user, err);
         if (st != EMBER_OK) {
             free(s);
             return st;
@@ -71,7 +84,8 @@ static ember_status adapter_infer(const em_node *n, void *state, em_tensor *cons
         memset(&shapes[k], 0, sizeof shapes[k]);
         shapes[k].rank = -1;
     }
-    EM_TRY(p->k.infer(s ? s->user : NULL, ctx_of(n), (size_t)n->n_explicit_inputs, inputs,
+    ember_op_context ctx = ctx_of(n, NULL, NULL);
+    EM_TRY(p->k.infer(s ? s->user : NULL, &ctx, (size_t)n->n_explicit_inputs, inputs,
                       (size_t)n->n_outputs, shapes, err));
     for (int k = 0; k < n->n_outputs; k++) {
         if (shapes[k].rank > EM_MAX_RANK)
@@ -86,7 +100,6 @@ static ember_status adapter_infer(const em_node *n, void *state, em_tensor *cons
 
 static ember_status adapter_run(const em_node *n, void *state, em_tensor *const *in,
                                 em_tensor *out, em_exec *ex, ember_error *err) {
-    (void)ex;
     plugin_state *s = state;
     ember_tensor in_views[MAX_IO], out_views[MAX_IO];
     const ember_tensor *inputs[MAX_IO];
@@ -99,7 +112,8 @@ static ember_status adapter_run(const em_node *n, void *state, em_tensor *const 
         view(&out_views[k], &out[k]);
         outputs[k] = &out_views[k];
     }
-    return s->pop->k.run(s->user, ctx_of(n), (size_t)n->n_explicit_inputs, inputs,
+    ember_op_context ctx = ctx_of(n, NULL, ex);
+    return s->pop->k.run(s->user, &ctx, (size_t)n->n_explicit_inputs, inputs,
                          (size_t)n->n_outputs, outputs, err);
 }
 
@@ -174,3 +188,16 @@ const float *ember_op_attr_floats(const ember_op_context *c, const char *name, s
 }
 int64_t ember_op_opset(const ember_op_context *c) { return node_of(c)->opset; }
 const char *ember_op_name(const ember_op_context *c) { return node_of(c)->name; }
+
+size_t ember_op_output_count(const ember_op_context *c) { return (size_t)node_of(c)->n_outputs; }
+int ember_op_output_present(const ember_op_context *c, size_t index) {
+    const em_node *n = node_of(c);
+    return index < (size_t)n->n_outputs && n->outputs[index] >= 0;
+}
+
+void ember_op_parallel_for(const ember_op_context *c, int64_t n, int64_t grain, ember_range_fn fn,
+                           void *arg) {
+    if (n <= 0) return;
+    em_parallel_for(c->exec, n, grain > 0 ? grain : 1, fn, arg); /* exec NULL: inline */
+}
+int ember_op_threads(const ember_op_context *c) { return em_exec_threads(c->exec); }

@@ -55,6 +55,10 @@ static ember_status add_locked(const em_op *op, ember_error *err) {
  * pool and calls BLAS from inside each chunk, so BLAS runs single-threaded (set once). */
 void openblas_set_num_threads(int threads);
 
+/* True on the thread running init_builtins: built-in plugins register through the public
+ * ember_register_op, which initializes the registry first; it must not wait for itself. */
+static _Thread_local bool t_initializing;
+
 static void init_builtins(void) {
     openblas_set_num_threads(1);
     for (int f = 0; em_op_families[f]; f++) {
@@ -62,9 +66,14 @@ static void init_builtins(void) {
         const em_op *table = em_op_families[f](&count);
         for (size_t i = 0; i < count; i++) add_locked(&table[i], NULL);
     }
+    t_initializing = true;
+    for (int p = 0; em_builtin_plugins[p]; p++) em_builtin_plugins[p](EMBER_ABI_VERSION, NULL);
+    t_initializing = false;
 }
 
-void em_registry_init(void) { pthread_once(&g_once, init_builtins); }
+void em_registry_init(void) {
+    if (!t_initializing) pthread_once(&g_once, init_builtins);
+}
 
 ember_status em_registry_add(const em_op *op, ember_error *err) {
     if (!op || !op->op_type || !op->infer || op->since_version < 1)

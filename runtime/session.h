@@ -34,6 +34,10 @@ struct ember_session {
     int n_idle, cap_idle;
 };
 
+/* Heads of ember_session_options (heads_api.c): attach each to the optimized graph. */
+ember_status em_session_attach_heads(em_graph *g, const ember_head *heads, size_t n_heads,
+                                     ember_error *err);
+
 /* Optimizer passes (optimizer.c). */
 ember_status em_optimize(em_graph *g, ember_opt_level level, ember_error *err);
 

@@ -4,16 +4,23 @@
 #include <string.h>
 
 #include "cli.h"
+#include "heads_cli.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: ember run MODEL [-i NAME=FILE]... [-o DIR] [--threads N]\n\n"
+    fprintf(f, "usage: ember run MODEL [-i NAME=FILE]... [-o DIR] [--threads N] [--head H]\n\n"
                "Runs the model once. Inputs are .npy or ONNX TensorProto .pb files; a model\n"
                "with one input also takes a bare FILE. With -o DIR each output is written to\n"
                "DIR/NAME.npy (or NAME.pb with --pb). Prints a summary of every output.\n"
                "  -i NAME=FILE   input tensor (repeat for each input)\n"
                "  -o DIR         write outputs into DIR (must exist)\n"
                "  --pb           write outputs as TensorProto .pb instead of .npy\n"
-               "  --threads N    threads for the run (default: all cores)\n");
+               "  --threads N    threads for the run (default: all cores)\n"
+               "  --head [OUTPUT=]H  apply a task head to the raw logits OUTPUT (default: the only\n"
+               "                 output): binary[:T], multilabel[:T1,T2,...], multiclass or\n"
+               "                 ordinal[:coral|corn[:T]]; adds OUTPUT_decision (binary: float\n"
+               "                 0 / 1 like torch.round(sigmoid), multilabel: bool, multiclass\n"
+               "                 and ordinal: int64)\n"
+               "  --probabilities  with --head, also OUTPUT_probabilities\n");
 }
 
 static void summarize(const char *name, const ember_tensor *t) {
@@ -82,7 +89,8 @@ int cmd_run(int argc, char **argv) {
     const char *names[64], *files[64];
     int n_in = 0;
     long long threads = 0;
-    bool pb = false;
+    bool pb = false, probabilities = false;
+    const char *head_arg = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         bool bad = false;
@@ -106,6 +114,11 @@ int cmd_run(int argc, char **argv) {
             outdir = v;
         } else if (cli_flag_value(argc, argv, &i, "--threads", &v, &bad)) {
             if (bad || !cli_parse_int("--threads", v, &threads) || threads < 0) return 2;
+        } else if (cli_flag_value(argc, argv, &i, "--head", &v, &bad)) {
+            if (bad) return 2;
+            head_arg = v;
+        } else if (strcmp(argv[i], "--probabilities") == 0) {
+            probabilities = true;
         } else if (strcmp(argv[i], "--pb") == 0) {
             pb = true;
         } else if (argv[i][0] == '-') {
@@ -122,8 +135,13 @@ int cmd_run(int argc, char **argv) {
         cli_error("run: missing MODEL (see 'ember run --help')");
         return 2;
     }
+    if (probabilities && !head_arg) {
+        cli_error("run: --probabilities goes with --head");
+        return 2;
+    }
     int rc = 1;
     ember_error err;
+    cli_head head = {0};
     ember_model *m = NULL;
     ember_session *s = NULL;
     ember_tensor *inputs[64] = {0};
@@ -161,11 +179,38 @@ int cmd_run(int argc, char **argv) {
     ember_session_options o;
     ember_session_options_init(&o);
     o.threads = (int)threads;
+    if (head_arg) {
+        /* "OUTPUT=SPEC" or "SPEC" (specs hold no '=') */
+        const char *eq = strchr(head_arg, '='), *spec = eq ? eq + 1 : head_arg;
+        char output[256] = "";
+        ember_value_info vi;
+        if (eq) {
+            snprintf(output, sizeof output, "%.*s", (int)(eq - head_arg), head_arg);
+        } else if (ember_model_output_count(m) == 1 && ember_model_output(m, 0, &vi) == EMBER_OK) {
+            snprintf(output, sizeof output, "%s", vi.name);
+        } else {
+            cli_error("run: the model has %zu outputs: say which holds the logits with --head "
+                      "OUTPUT=%s", ember_model_output_count(m), head_arg);
+            rc = 2;
+            goto done;
+        }
+        char msg[512];
+        if (!cli_head_setup(&head, spec, output, probabilities, false, msg, sizeof msg)) {
+            cli_error("%s", msg);
+            rc = 2;
+            goto done;
+        }
+        o.heads = &head.head;
+        o.n_heads = 1;
+    }
     if (ember_session_create(m, &o, &s, &err) != EMBER_OK) {
-        cli_error("%s", err.message);
+        cli_error("%s%s", strncmp(err.message, "head ", 5) == 0 ? "--" : "", err.message);
+        if (head_arg && (err.code == EMBER_ERR_SHAPE || err.code == EMBER_ERR_INVALID_ARGUMENT))
+            rc = 2;
         goto done;
     }
-    size_t n_out = ember_model_output_count(m);
+    /* the model's outputs, then the head's */
+    size_t n_out = ember_session_output_count(s);
     outputs = calloc(n_out + 1, sizeof *outputs);
     out_names = calloc(n_out + 1, sizeof *out_names);
     if (!outputs || !out_names) {
@@ -174,7 +219,7 @@ int cmd_run(int argc, char **argv) {
     }
     for (size_t k = 0; k < n_out; k++) {
         ember_value_info vi;
-        ember_model_output(m, k, &vi);
+        ember_session_output(s, k, &vi);
         out_names[k] = vi.name;
     }
     if (ember_session_run(s, names, (const ember_tensor *const *)inputs, (size_t)n_in, out_names,
@@ -205,10 +250,11 @@ done:
         free((char *)names[k]);
     }
     if (outputs)
-        for (size_t k = 0; k < ember_model_output_count(m); k++) ember_tensor_free(outputs[k]);
+        for (size_t k = 0; k < ember_session_output_count(s); k++) ember_tensor_free(outputs[k]);
     free(outputs);
     free(out_names);
     ember_session_free(s);
+    cli_head_free(&head);
     ember_model_free(m);
     return rc;
 }

@@ -49,7 +49,7 @@ static void usage(FILE *f) {
         "predictions:\n"
         "  --outputs A,B           outputs to write (default: all)\n"
         "  --head H                turn raw logits into labels: binary[:T], multilabel[:T1,..],\n"
-        "                          multiclass or ordinal[:coral|corn]; writes 'label'\n"
+        "                          multiclass or ordinal[:coral|corn[:T]]; writes 'label'\n"
         "  --probabilities         with --head, also write 'probability' columns\n"
         "  --precision N           N significant digits (default: the shortest text that reads\n"
         "                          back as the same float)\n"
@@ -813,7 +813,7 @@ static int setup_outputs(setup *s) {
         cli_error("%s: ember score writes at most 64 outputs", o->model_path);
         return 2;
     }
-    c->output_names = calloc(n_out ? n_out : 1, sizeof *c->output_names);
+    c->output_names = calloc(n_out + 2, sizeof *c->output_names); /* + a head's two */
     if (!c->output_names) return 1;
     if (o->outputs) {
         const char *p = o->outputs;
@@ -850,8 +850,9 @@ static int setup_outputs(setup *s) {
         return 2;
     }
     if (o->head) {
-        char msg[256];
-        if (!cli_head_parse(o->head, &c->head, msg, sizeof msg)) {
+        char msg[512];
+        if (!cli_head_setup(&c->head, o->head, c->output_names[0], o->probabilities, true, msg,
+                            sizeof msg)) {
             cli_error("%s", msg);
             return 2;
         }
@@ -865,13 +866,37 @@ static int setup_outputs(setup *s) {
         return 2;
     }
     c->probabilities = o->probabilities;
+    /* The session applies the head: its outputs replace the logits. A head that does not fit
+     * the logits shows up here when their shape is static. */
+    ember_session_options so;
+    ember_session_options_init(&so);
+    so.threads = (int)o->intra_threads;
+    so.opt_level = o->opt_level;
+    if (c->head.active) {
+        so.heads = &c->head.head;
+        so.n_heads = 1;
+    }
+    ember_error err;
+    if (ember_session_create(s->model, &so, &c->session, &err) != EMBER_OK) {
+        /* the API's head messages start with "head ": say it as the option */
+        cli_error("%s%s", strncmp(err.message, "head ", 5) == 0 ? "--" : "", err.message);
+        return c->head.active &&
+                       (err.code == EMBER_ERR_SHAPE || err.code == EMBER_ERR_INVALID_ARGUMENT)
+                   ? 2
+                   : 1;
+    }
+    if (c->head.active) {
+        c->output_names[0] = c->head.decision;
+        if (c->probabilities) c->output_names[c->n_outputs++] = c->head.probabilities;
+    }
     /* static layout: head and npy problems show up before any row is read */
+    size_t n_session = ember_session_output_count(c->session);
     ember_value_info info[64];
     int64_t per_row[64];
     bool all_static = true;
     for (size_t k = 0; k < c->n_outputs && all_static; k++) {
-        for (size_t j = 0; j < n_out; j++) {
-            ember_model_output(s->model, j, &info[k]);
+        for (size_t j = 0; j < n_session; j++) {
+            ember_session_output(c->session, j, &info[k]);
             if (strcmp(info[k].name, c->output_names[k]) == 0) break;
         }
         if (info[k].rank < 1) {
@@ -1007,8 +1032,6 @@ static void free_setup(setup *s) {
         score_buf_free(&b->out);
         score_buf_free(&b->scratch);
         score_buf_free(&b->scratch2);
-        free(b->labels);
-        free(b->probs);
     }
     free(c->slots);
     for (size_t f = 0; f < c->n_fields; f++) free(c->fields[f].name);
@@ -1060,7 +1083,6 @@ int cmd_score(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     ember_error err;
-    ember_session_options so;
     if ((rc = open_input(s)) != 0) goto done;
     c->on_error = o->on_error;
     if (ember_model_load_file(o->model_path, NULL, &s->model, &err) != EMBER_OK) {
@@ -1084,14 +1106,6 @@ int cmd_score(int argc, char **argv) {
     if ((rc = setup_outputs(s)) != 0) goto done;
     if ((rc = open_output(s)) != 0) goto done;
 
-    ember_session_options_init(&so);
-    so.threads = (int)o->intra_threads;
-    so.opt_level = o->opt_level;
-    if (ember_session_create(s->model, &so, &c->session, &err) != EMBER_OK) {
-        cli_error("%s", err.message);
-        rc = 1;
-        goto done;
-    }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     c->workers = o->threads > 0 ? (int)o->threads : cores > 0 ? (int)(cores < 64 ? cores : 64) : 1;
     c->batch_rows = o->batch;

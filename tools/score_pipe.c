@@ -392,16 +392,6 @@ static void parse_npy(score_ctx *c, score_batch *b) {
     }
 }
 
-/* Grow a worker buffer to hold `count` elements. */
-static bool ensure(void **p, size_t *cap, size_t count, size_t size) {
-    if (*cap >= count) return true;
-    void *q = realloc(*p, count * size);
-    if (!q) return false;
-    *p = q;
-    *cap = count;
-    return true;
-}
-
 static void fail_batch(score_batch *b, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void fail_batch(score_batch *b, int status, const char *fmt, ...) {
@@ -485,27 +475,7 @@ static void run_batch(score_ctx *c, score_batch *b) {
     }
 
     const void *data[64];
-    if (c->head.kind != CLI_HEAD_NONE) {
-        if (ember_tensor_dtype(out_t[0]) != EMBER_FLOAT) {
-            fail_batch(b, 2, "--head %s needs float32 logits; output '%s' is %s",
-                       cli_head_name(&c->head), c->output_names[0],
-                       ember_dtype_name(ember_tensor_dtype(out_t[0])));
-            goto done;
-        }
-        size_t nl = (size_t)(n * c->head_labels), np = (size_t)(n * c->head_probs);
-        if (!ensure((void **)&b->labels, &b->labels_cap, nl ? nl : 1, sizeof *b->labels) ||
-            (c->probabilities &&
-             !ensure((void **)&b->probs, &b->probs_cap, np ? np : 1, sizeof *b->probs))) {
-            fail_batch(b, 1, "out of memory");
-            goto done;
-        }
-        cli_head_apply(&c->head, ember_tensor_const_data(out_t[0]), n, per_row[0], b->labels,
-                       c->probabilities ? b->probs : NULL);
-        data[0] = b->labels;
-        data[1] = b->probs;
-    } else {
-        for (size_t k = 0; k < c->n_outputs; k++) data[k] = ember_tensor_const_data(out_t[k]);
-    }
+    for (size_t k = 0; k < c->n_outputs; k++) data[k] = ember_tensor_const_data(out_t[k]);
     if (!score_out_rows(&c->out_plan, data, n, rows, &b->out, &b->scratch))
         fail_batch(b, 1, "out of memory");
 done:
@@ -571,7 +541,7 @@ static score_field make_field(const char *name, ember_dtype dtype, int rank,
 
 bool score_build_layout(score_ctx *c, const ember_value_info *info, const int64_t *per_row,
                         char *msg, size_t msg_size) {
-    size_t n = c->head.kind != CLI_HEAD_NONE ? 2 : c->n_outputs;
+    size_t n = c->n_outputs;
     score_field *fields = calloc(n, sizeof *fields);
     int64_t *counts = calloc(c->n_outputs, sizeof *counts);
     if (!fields || !counts) {
@@ -581,25 +551,15 @@ bool score_build_layout(score_ctx *c, const ember_value_info *info, const int64_
         return false;
     }
     size_t nf = 0;
-    if (c->head.kind != CLI_HEAD_NONE) {
-        int64_t labels, probs;
-        if (!cli_head_shape(&c->head, per_row[0], &labels, &probs, msg, msg_size)) {
-            free(fields);
-            free(counts);
-            return false;
+    for (size_t k = 0; k < c->n_outputs; k++) {
+        int rank = info[k].rank > 0 ? info[k].rank - 1 : 0;
+        const char *name = info[k].name;
+        if (c->head.active) {
+            /* the head's outputs: "label" and "probability"; binary has one of each a row */
+            name = k == 0 ? "label" : "probability";
+            if (c->head.head.kind == EMBER_HEAD_BINARY) rank = 0;
         }
-        bool vector = c->head.kind == CLI_HEAD_MULTILABEL;
-        fields[nf++] = make_field("label", EMBER_INT64, vector ? 1 : 0, &labels);
-        if (c->probabilities)
-            fields[nf++] = make_field("probability", EMBER_FLOAT,
-                                      c->head.kind == CLI_HEAD_BINARY ? 0 : 1, &probs);
-        c->head_labels = labels;
-        c->head_probs = probs;
-    } else {
-        for (size_t k = 0; k < c->n_outputs; k++) {
-            int rank = info[k].rank > 0 ? info[k].rank - 1 : 0;
-            fields[nf++] = make_field(info[k].name, info[k].dtype, rank, info[k].dims + 1);
-        }
+        fields[nf++] = make_field(name, info[k].dtype, rank, info[k].dims + 1);
     }
     for (size_t f = 0; f < nf; f++) {
         if (!fields[f].name) {
@@ -614,7 +574,7 @@ bool score_build_layout(score_ctx *c, const ember_value_info *info, const int64_
         if (nf != 1) {
             snprintf(msg, msg_size, "an npy output holds one array, this run writes %zu (%s); "
                      "choose one with --outputs, or write CSV or JSONL", nf,
-                     c->head.kind != CLI_HEAD_NONE ? "labels and probabilities" : "outputs");
+                     c->head.active ? "labels and probabilities" : "outputs");
             goto fail;
         }
         if (c->on_error == SCORE_ON_ERROR_NULL && fields[0].dtype != EMBER_FLOAT &&

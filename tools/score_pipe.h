@@ -38,9 +38,6 @@ typedef struct score_batch {
     char message[SCORE_MESSAGE_SIZE + 512];
     /* working memory */
     score_buf scratch, scratch2;
-    int64_t *labels;
-    float *probs;
-    size_t labels_cap, probs_cap;
 } score_batch;
 
 typedef struct score_ctx {
@@ -58,9 +55,9 @@ typedef struct score_ctx {
     score_input_spec *inputs;
     size_t n_inputs;
     const char **input_names;
-    const char **output_names; /* selected outputs */
+    const char **output_names; /* selected outputs (with --head: its decision, probabilities) */
     size_t n_outputs;
-    cli_head head;
+    cli_head head; /* applied by the session */
     bool probabilities;
 
     /* input */
@@ -99,7 +96,6 @@ typedef struct score_ctx {
     score_field *fields;
     size_t n_fields;
     int64_t *out_per_row; /* per selected output: values per row */
-    int64_t head_labels, head_probs;
 
     /* pipeline */
     pthread_mutex_t lock;

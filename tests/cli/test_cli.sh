@@ -69,5 +69,27 @@ if [ -f "$model" ]; then
 else
   fail=$((fail + 1)); echo "FAIL: $model is missing"
 fi
+
+# --head on the zoo's raw-logits models (the session applies the fused head)
+zoo="$root/models"
+check run_head 0 "$ember" run "$zoo/multiclass_mlp.onnx" -i "$zoo/multiclass_mlp.input.npy" \
+  --head multiclass --probabilities -o "$tmp"
+expect_out run_head "^logits_decision: int64\[32\]"
+expect_out run_head "^logits_probabilities: float32\[32, 10\]"
+cmp -s <(/usr/bin/python3 -c "import numpy as np, sys; sys.stdout.buffer.write(np.load('$tmp/logits_decision.npy').tobytes())") \
+  <(/usr/bin/python3 -c "import numpy as np, sys; sys.stdout.buffer.write(np.load('$zoo/multiclass_mlp_decision.expected_label.npy').tobytes())") \
+  && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL run_head: labels differ from PyTorch's"; }
+check run_head_output 0 "$ember" run "$zoo/coral_mlp.onnx" -i "$zoo/coral_mlp.input.npy" \
+  --head logits=ordinal:corn:0.7
+expect_out run_head_output "^logits_decision: int64\[32\]"
+check run_head_misfit 2 "$ember" run "$zoo/binary_mlp.onnx" -i "$zoo/binary_mlp.input.npy" \
+  --head multiclass
+expect_err run_head_misfit "--head multiclass on output 'logit' needs at least 2 logits per row"
+check run_head_which 2 "$ember" run "$zoo/multiclass_mlp_decision.onnx" \
+  -i "$zoo/multiclass_mlp.input.npy" --head binary
+expect_err run_head_which "the model has 2 outputs: say which holds the logits"
+check run_head_bad 2 "$ember" run "$zoo/binary_mlp.onnx" -i "$zoo/binary_mlp.input.npy" --head foo
+expect_err run_head_bad "--head 'foo': expected binary"
+check run_probabilities_alone 2 "$ember" run "$zoo/binary_mlp.onnx" --probabilities
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -202,3 +202,12 @@ save("lint_none", [helper.make_node("Softmax", ["logits"], ["p"], axis=1, name="
 # ---- raw logits for heads attached on request (--head): an Identity so the output is computed
 save("logits_identity", [helper.make_node("Identity", ["logits"], ["y"], name="identity")], None,
      [("y", FLOAT)], logits_shape=["batch", "classes"])
+
+# ---- the unfused computation the heads of the public API are compared with (run unoptimized):
+# the Sigmoid, Softmax and ArgMax kernels on logits of any width
+save("ref_unfused", [sigmoid("sigmoid"),
+                     helper.make_node("Softmax", ["logits"], ["softmax"], axis=-1, name="softmax"),
+                     helper.make_node("ArgMax", ["logits"], ["argmax"], axis=-1, keepdims=0,
+                                      name="argmax")],
+     None, [("sigmoid", FLOAT), ("softmax", FLOAT), ("argmax", INT64)],
+     logits_shape=["batch", "n"])

@@ -1,5 +1,5 @@
 /* A test plugin: registers ai.test.plugin:AddConstant(x) = x + attribute `value`, through the
- * public API only. Built twice: normally, and with PLUGIN_ABI set to a wrong version. */
+ * public API only (threads through ember_op_parallel_for). Built twice: normally, and with PLUGIN_ABI set to a wrong version. */
 #include <ember.h>
 #include <string.h>
 
@@ -24,14 +24,34 @@ static ember_status infer(void *state, const ember_op_context *ctx, size_t n_in,
     return EMBER_OK;
 }
 
+typedef struct add_job {
+    const float *x;
+    float *y;
+    float v;
+} add_job;
+
+static void add_range(void *arg, int64_t begin, int64_t end) {
+    const add_job *j = arg;
+    for (int64_t i = begin; i < end; i++) j->y[i] = j->x[i] + j->v;
+}
+
+/* Split over the session's threads with the public ember_op_parallel_for (one element a
+ * chunk at least, so that even 3 elements are shared out). */
 static ember_status run(void *state, const ember_op_context *ctx, size_t n_in,
                         const ember_tensor *const *in, size_t n_out, ember_tensor *const *out,
                         ember_error *err) {
-    (void)state, (void)n_in, (void)n_out, (void)err;
-    float v = ember_op_attr_float(ctx, "value", 0.0f);
-    const float *x = ember_tensor_const_data(in[0]);
-    float *y = ember_tensor_data(out[0]);
-    for (int64_t i = 0; i < ember_tensor_element_count(in[0]); i++) y[i] = x[i] + v;
+    (void)state, (void)n_in, (void)n_out;
+    if (ember_op_threads(ctx) < 1 || !ember_op_output_present(ctx, 0) ||
+        ember_op_output_count(ctx) != 1) {
+        if (err) {
+            err->code = EMBER_ERR_RUNTIME;
+            strcpy(err->message, "AddConstant: bad context");
+        }
+        return EMBER_ERR_RUNTIME;
+    }
+    add_job j = {ember_tensor_const_data(in[0]), ember_tensor_data(out[0]),
+                 ember_op_attr_float(ctx, "value", 0.0f)};
+    ember_op_parallel_for(ctx, ember_tensor_element_count(in[0]), 1, add_range, &j);
     return EMBER_OK;
 }
 

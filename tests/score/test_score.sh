@@ -285,7 +285,7 @@ t "--head with two outputs" 2 "" "--head applies to one output and this run has 
     "$M/two_outputs.onnx" --input basic.csv --output - -q --head binary
 t "--probabilities alone" 2 "" "--probabilities goes with --head" "$M/echo4.onnx" \
     --input basic.csv --output - -q --probabilities
-t "--head bad" 2 "" "--head foo: expected binary[:T], multilabel[:T1,T2,...], multiclass or ordinal[:coral|corn]" \
+t "--head bad" 2 "" "--head 'foo': expected binary[:T], multilabel[:T1,T2,...], multiclass or ordinal[:coral|corn[:T]]" \
     "$M/echo4.onnx" --input basic.csv --output - -q --head foo
 printf 'v\n0.00000001\n1e-9\n-1e-9\n0.001\n-3\n0.0000001\n' >logits.csv
 # sigmoid(1e-8) and sigmoid(1e-9) are exactly 0.5 in float32: not above 0.5; 1e-7 is above
@@ -293,18 +293,18 @@ t "binary at 0.5" 0 $'label,probability\n0,0.5\n0,0.5\n0,0.5\n1,0.50025\n0,0.047
     "$M/echo1.onnx" --input logits.csv --output - -q --head binary --probabilities
 t "binary:T" 0 $'label\n1\n1\n1\n1\n0\n1' "" "$M/echo1.onnx" --input logits.csv --output - -q \
     --head binary:0.1
-t "binary needs one logit" 2 "" "--head binary needs one logit per row, the output has 4" \
+t "binary needs one logit" 2 "" "--head binary on output 'y' needs one logit per row, the output has 4" \
     "$M/echo4.onnx" --input basic.csv --output - -q --head binary
 t "multiclass: first index on ties" 0 $'label\n3\n1\n0' "" "$M/echo4.onnx" --input \
     <(printf '1,2,3,4\n5,7,7,1\n0,0,0,0\n') --input-format csv --output - -q --head multiclass
 t "multiclass probabilities" 0 $'label,probability_0,probability_1,probability_2,probability_3\n0,0.25,0.25,0.25,0.25' \
     "" "$M/echo4.onnx" --input <(printf '0,0,0,0\n') --input-format csv --output - -q \
     --head multiclass --probabilities
-t "multiclass needs 2 logits" 2 "" "--head multiclass needs at least 2 logits per row, the output has 1 (an argmax over one value is always 0: use binary)" \
+t "multiclass needs 2 logits" 2 "" "--head multiclass on output 'y' needs at least 2 logits per row, the output has 1 (an argmax over one value is always 0: use binary)" \
     "$M/echo1.onnx" --input logits.csv --output - -q --head multiclass
 t "multilabel thresholds" 0 $'label_0,label_1,label_2,label_3\n1,1,0,0' "" "$M/echo4.onnx" \
     --input <(printf '0,0,0,0\n') --input-format csv --output - -q --head multilabel:0.4,0.45,0.5,0.9
-t "multilabel count" 2 "" "--head multilabel has 2 thresholds, the output has 4 labels per row" \
+t "multilabel count" 2 "" "--head multilabel on output 'y' has 2 thresholds for 4 labels per row" \
     "$M/echo4.onnx" --input basic.csv --output - -q --head multilabel:0.1,0.2
 # sigmoids 0.9, 0.6, 0.6: CORAL counts 3, CORN's running product (0.9, 0.54, 0.324) counts 2
 # (float32 products: 0.53999996, 0.32399997)

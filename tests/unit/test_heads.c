@@ -479,7 +479,7 @@ static bool same_float(float a, float b) {
 Test(heads_attach, binary_and_multilabel) {
     rows r = adversarial(3);
     const char *bin_names[] = {"y_decision", "y_probability"};
-    head_run b = run_head("binary", r.data, r.n, 3, bin_names, 2);
+    head_run b = run_head("binary", r.data, r.n * 3, 1, bin_names, 2); /* one logit a row */
     const float *d = ember_tensor_const_data(b.out[0]);
     cr_assert_eq(ember_tensor_dtype(b.out[0]), EMBER_FLOAT);
     int64_t bad = 0;
@@ -512,7 +512,7 @@ Test(heads_attach, multiclass) {
         {0.1f, 2.0f, -1.0f, 2.0f, 0.5f},                         /* tie: first index */
         {1e-9f, 0.0f, -0.0f, -1e-9f, 0.0f},                      /* tiny differences count */
         {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY}, /* undefined: NaN */
-        {1.0f, INFINITY, 3.0f, INFINITY, 0.0f},                  /* the +inf share the mass */
+        {1.0f, INFINITY, 3.0f, INFINITY, 0.0f},                  /* as the Softmax kernel: NaN */
         {1.0f, NAN, 3.0f, 2.0f, 0.0f},        /* NaN is the largest (torch.argmax) */
         {88.0f, 89.0f, 90.0f, -1e30f, 1e30f}, /* huge logits, no overflow */
         {-3.0f, -2.0f, -1.0f, -4.0f, -5.0f},
@@ -533,8 +533,8 @@ Test(heads_attach, multiclass) {
         for (int k = 0; k < W; k++) sum += exp((double)rows_[i][k] - m);
         for (int k = 0; k < W; k++) {
             double want = exp((double)rows_[i][k] - m) / sum;
-            if (i == 2 || i == 4) want = NAN;                     /* undefined rows: NaN */
-            if (i == 3) want = rows_[i][k] == INFINITY ? 0.5 : 0; /* the +inf share */
+            /* undefined rows: NaN (+inf - +inf in the Softmax kernel, like torch.softmax) */
+            if (i == 2 || i == 3 || i == 4) want = NAN;
             float got = p[i * W + k];
             cr_expect(same_float(got, (float)want) || fabs(got - want) <= 1e-6 * want,
                       "row %d class %d: probability %.9g, want %.9g", i, k, got, want);

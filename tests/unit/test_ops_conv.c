@@ -440,6 +440,8 @@ static void check_conv(conv_case t, bool transpose, bool bias, bool with_z, bool
     free(want);
 }
 
+static void describe_case(char *buf, size_t size, const char *what, int iter, const conv_case *t);
+
 /* ---- Conv ---- */
 
 Test(conv, pointwise_groups) {
@@ -623,6 +625,178 @@ Test(conv, im2col_panels) {
                     .pb = {5},
                     .pe = {3}};
     check_conv(w2, false, true, false, true, "1-D kernel wider than 64");
+}
+
+/* Constant W runs on the packed-weight GEMM (ops/conv_gemm.c): output channels that are not a
+ * multiple of its 8-row block, columns that are not a multiple of its 48-column tile, K over
+ * several chunks, pointwise read in place, small outputs of several images as one GEMM. */
+Test(conv, packed_weights_gemm) {
+    const conv_case cases[] = {
+        {.nsp = 2,
+         .n = 3,
+         .c = 40,
+         .m = 21,
+         .group = 1,
+         .in = {9, 11},
+         .k = {3, 3},
+         .s = {1, 1},
+         .d = {1, 1},
+         .pb = {1, 1},
+         .pe = {1, 1}},
+        {.nsp = 2,
+         .n = 1,
+         .c = 40,
+         .m = 21,
+         .group = 1,
+         .in = {9, 11},
+         .k = {3, 3},
+         .s = {1, 1},
+         .d = {1, 1},
+         .pb = {1, 1},
+         .pe = {1, 1}},
+        {.nsp = 2,
+         .n = 2,
+         .c = 12,
+         .m = 30,
+         .group = 3,
+         .in = {23, 19},
+         .k = {3, 2},
+         .s = {2, 1},
+         .d = {1, 2},
+         .pb = {1, 0},
+         .pe = {0, 2}},
+        {.nsp = 2,
+         .n = 1,
+         .c = 150,
+         .m = 19,
+         .group = 1,
+         .in = {13, 17},
+         .k = {1, 1},
+         .s = {1, 1},
+         .d = {1, 1}},
+        {.nsp = 2,
+         .n = 2,
+         .c = 150,
+         .m = 19,
+         .group = 1,
+         .in = {13, 17},
+         .k = {1, 1},
+         .s = {1, 1},
+         .d = {1, 1}},
+        {.nsp = 2,
+         .n = 1,
+         .c = 33,
+         .m = 70,
+         .group = 1,
+         .in = {30, 30},
+         .k = {1, 1},
+         .s = {1, 1},
+         .d = {1, 1}},
+        {.nsp = 2,
+         .n = 2,
+         .c = 16,
+         .m = 24,
+         .group = 1,
+         .in = {40, 40},
+         .k = {3, 3},
+         .s = {1, 1},
+         .d = {1, 1},
+         .pb = {1, 1},
+         .pe = {1, 1}},
+        {.nsp = 2,
+         .n = 3,
+         .c = 8,
+         .m = 9,
+         .group = 1,
+         .in = {15, 15},
+         .k = {1, 1},
+         .s = {2, 2},
+         .d = {1, 1}},
+        {.nsp = 1,
+         .n = 2,
+         .c = 70,
+         .m = 13,
+         .group = 1,
+         .in = {60},
+         .k = {5},
+         .s = {1},
+         .d = {3},
+         .pb = {4},
+         .pe = {2}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char what[512];
+        describe_case(what, sizeof what, "packed", (int)i, &cases[i]);
+        check_conv(cases[i], false, i % 2 == 0, false, true, what);
+        check_conv(cases[i], false, i % 2 == 1, true, true, what);
+    }
+}
+
+/* Depthwise 3x3 computed straight from the input (no padded copy): strides 1 and 2, pads
+ * 0 / 1 / 2 and asymmetric, widths where the last output's taps end exactly at the edge. */
+Test(conv, depthwise_direct) {
+    const conv_case cases[] = {
+        {.nsp = 2,
+         .n = 2,
+         .c = 5,
+         .m = 5,
+         .group = 5,
+         .in = {9, 70},
+         .k = {3, 3},
+         .s = {2, 2},
+         .d = {1, 1},
+         .pb = {1, 1},
+         .pe = {1, 1}},
+        {.nsp = 2,
+         .n = 1,
+         .c = 3,
+         .m = 3,
+         .group = 3,
+         .in = {8, 71},
+         .k = {3, 3},
+         .s = {2, 2},
+         .d = {1, 1},
+         .pb = {0, 1},
+         .pe = {1, 0}},
+        {.nsp = 2,
+         .n = 1,
+         .c = 3,
+         .m = 3,
+         .group = 3,
+         .in = {7, 36},
+         .k = {3, 3},
+         .s = {1, 1},
+         .d = {1, 1},
+         .pb = {2, 2},
+         .pe = {0, 1}},
+        {.nsp = 2,
+         .n = 1,
+         .c = 2,
+         .m = 2,
+         .group = 2,
+         .in = {6, 40},
+         .k = {3, 3},
+         .s = {1, 3},
+         .d = {1, 1},
+         .pb = {0, 0},
+         .pe = {0, 0}},
+        {.nsp = 2,
+         .n = 2,
+         .c = 4,
+         .m = 4,
+         .group = 4,
+         .in = {5, 66},
+         .k = {3, 3},
+         .s = {1, 2},
+         .d = {1, 1},
+         .pb = {1, 2},
+         .pe = {1, 2}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char what[512];
+        describe_case(what, sizeof what, "depthwise direct", (int)i, &cases[i]);
+        check_conv(cases[i], false, i % 2 == 0, i % 2 == 1, true, what);
+    }
 }
 
 Test(conv, conv3d) {

@@ -52,3 +52,31 @@ Test(plugin, custom_op_runs) {
     ember_session_free(s);
     ember_model_free(m);
 }
+
+/* The task heads are a built-in plugin registered through ember_register_op: the same
+ * (domain, op, version) cannot be registered again, a new version can be refused for ABI. */
+static ember_status no_infer(void *state, const ember_op_context *ctx, size_t n_in,
+                             const ember_tensor *const *in, size_t n_out, ember_tensor_shape *out,
+                             ember_error *err) {
+    (void)state, (void)ctx, (void)n_in, (void)in, (void)n_out, (void)out, (void)err;
+    return EMBER_ERR_UNSUPPORTED;
+}
+static ember_status no_run(void *state, const ember_op_context *ctx, size_t n_in,
+                           const ember_tensor *const *in, size_t n_out, ember_tensor *const *out,
+                           ember_error *err) {
+    (void)state, (void)ctx, (void)n_in, (void)in, (void)n_out, (void)out, (void)err;
+    return EMBER_ERR_UNSUPPORTED;
+}
+
+Test(plugin, builtin_heads_are_registered_ops) {
+    ember_error err;
+    const char *ops[] = {"SigmoidThreshold", "SoftmaxArgMax", "CumulativeOrdinal"};
+    for (int i = 0; i < 3; i++) {
+        ember_kernel k = {EMBER_ABI_VERSION, "ai.ember", ops[i], 1, NULL, no_infer, no_run, NULL};
+        cr_expect_eq(ember_register_op(&k, &err), EMBER_ERR_INVALID_ARGUMENT, "%s", ops[i]);
+        cr_expect(strstr(err.message, "already registered"), "%s", err.message);
+    }
+    ember_kernel old = {1, "ai.ember", "SigmoidThreshold", 2, NULL, no_infer, no_run, NULL};
+    cr_expect_eq(ember_register_op(&old, &err), EMBER_ERR_INVALID_ARGUMENT);
+    cr_expect(strstr(err.message, "ABI version 1, this ember has 2"), "%s", err.message);
+}

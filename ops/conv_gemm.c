@@ -1,0 +1,224 @@
+/* Packed-weight SGEMM for convolutions (see conv_gemm.h).
+ *
+ * The AVX-512 kernel keeps an MR x NR block of C (8 rows x 3 vectors of 16) in 24 registers:
+ * per k it loads 3 vectors of B and broadcasts the MR weights of the packed A panel. Loops:
+ * K in chunks of KC (the B tile chunk, KC x NR, stays in L1 while every A panel of the call
+ * streams past it from L2), then B tiles, then A panels. The first chunk starts from the bias;
+ * the last adds Z and applies the activation before the single store of the tile.
+ * The function carries its own target attribute and is chosen at run time, so it works
+ * without target_clones (sanitizer builds, EMBER_NO_CLONES). */
+#include "conv_gemm.h"
+
+#include <string.h>
+
+#define MR EM_CG_MR
+#define NR EM_CG_NR
+#define KC 128 /* 128 x 48 floats of B = 24 KiB: half of L1 */
+#ifndef PF_A
+#define PF_A 512
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CG_X86 1
+#include <immintrin.h>
+#else
+#define CG_X86 0
+#endif
+
+int64_t em_cg_packed_floats(int64_t rows, int64_t k) {
+    return (rows + MR - 1) / MR * MR * k;
+}
+
+/* K runs in chunks of equal size (at most KC; the last may be shorter): a short last chunk
+ * would pay the load / store of the C tile for little work. */
+static int64_t chunk_size(int64_t k) {
+    const int64_t n = (k + KC - 1) / KC;
+    return n > 0 ? (k + n - 1) / n : KC;
+}
+
+/* Chunk k0 of panel p: the panels of one chunk are contiguous so a sweep over the rows
+ * streams through memory (prefetchers follow it). */
+static int64_t panel_offset(int64_t mpad, int64_t k, int64_t p, int64_t k0) {
+    const int64_t cs = chunk_size(k), kc = k - k0 < cs ? k - k0 : cs;
+    return k0 * mpad + p * MR * kc;
+}
+
+void em_cg_pack(const float *w, int64_t rows, int64_t k, float *dst) {
+    const int64_t mpad = (rows + MR - 1) / MR * MR, cs = chunk_size(k);
+    for (int64_t k0 = 0; k0 < k; k0 += cs) {
+        const int64_t kc = k - k0 < cs ? k - k0 : cs;
+        for (int64_t p = 0; p * MR < rows; p++) {
+            float *d = dst + panel_offset(mpad, k, p, k0);
+            for (int64_t kk = 0; kk < kc; kk++)
+                for (int64_t r = 0; r < MR; r++) {
+                    int64_t row = p * MR + r;
+                    d[kk * MR + r] = row < rows ? w[row * k + k0 + kk] : 0.0f;
+                }
+        }
+    }
+}
+
+/* Activations applied to the tile in registers; the others run on the stored tile. */
+static bool act_in_registers(const em_activation *act) {
+    return !act || act->kind == EM_ACT_NONE || act->kind == EM_ACT_RELU ||
+           act->kind == EM_ACT_CLIP || act->kind == EM_ACT_LEAKY_RELU;
+}
+
+#if CG_X86
+
+bool em_cg_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
+#define TARGET_512 __attribute__((target("avx512f")))
+
+/* One MR x (16 * NV) tile over kc steps of k. vr: valid rows; mask: valid lanes of the last
+ * vector. first: start from the bias (else from C); last: add Z, activation. */
+#define DEFINE_TILE(NV)                                                                            \
+    static inline __attribute__((always_inline)) TARGET_512 void tile_##NV(                        \
+        const float *restrict a, const float *restrict b, int64_t ldb, int64_t kc,                 \
+        float *restrict c, int64_t ldc, int vr, __mmask16 mask, bool first, bool last,             \
+        const float *bias, const float *z, int64_t ldz, const em_activation *act) {                \
+        __m512 acc[MR][NV];                                                                        \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                     \
+            _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) {                                 \
+                __mmask16 m = v == NV - 1 ? mask : (__mmask16)0xFFFF;                              \
+                if (r >= vr)                                                                       \
+                    acc[r][v] = _mm512_setzero_ps();                                               \
+                else if (!first)                                                                   \
+                    acc[r][v] = _mm512_maskz_loadu_ps(m, c + r * ldc + 16 * v);                    \
+                else                                                                               \
+                    acc[r][v] = bias ? _mm512_set1_ps(bias[r]) : _mm512_setzero_ps();              \
+            }                                                                                      \
+        }                                                                                          \
+        for (int64_t k = 0; k < kc; k++) {                                                         \
+            /* A streams from memory on the first B tile: fetch PF_A floats ahead. */              \
+            _mm_prefetch((const char *)(a + k * MR + PF_A), _MM_HINT_T0);                          \
+            __m512 bv[NV];                                                                         \
+            _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) bv[v] =                           \
+                v == NV - 1 ? _mm512_maskz_loadu_ps(mask, b + k * ldb + 16 * v)                    \
+                            : _mm512_loadu_ps(b + k * ldb + 16 * v);                               \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                 \
+                __m512 av = _mm512_set1_ps(a[k * MR + r]);                                         \
+                _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) acc[r][v] =                   \
+                    _mm512_fmadd_ps(av, bv[v], acc[r][v]);                                         \
+            }                                                                                      \
+        }                                                                                          \
+        if (last && (z || (act && act->kind != EM_ACT_NONE))) {                                    \
+            const int kind = act ? (int)act->kind : EM_ACT_NONE;                                   \
+            const __m512 zero = _mm512_setzero_ps();                                               \
+            const __m512 lo = _mm512_set1_ps(act ? act->alpha : 0.0f);                             \
+            const __m512 hi = _mm512_set1_ps(act ? act->beta : 0.0f);                              \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                 \
+                if (r >= vr) break;                                                                \
+                _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) {                             \
+                    __mmask16 m = v == NV - 1 ? mask : (__mmask16)0xFFFF;                          \
+                    __m512 x = acc[r][v];                                                          \
+                    if (z) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, z + r * ldz + 16 * v));   \
+                    if (kind == EM_ACT_RELU)                                                       \
+                        x = _mm512_max_ps(x, zero);                                                \
+                    else if (kind == EM_ACT_CLIP)                                                  \
+                        x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);                               \
+                    else if (kind == EM_ACT_LEAKY_RELU)                                            \
+                        x = _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, zero, _CMP_LT_OQ), x, lo); \
+                    acc[r][v] = x;                                                                 \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                     \
+            if (r >= vr) break;                                                                    \
+            _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) {                                 \
+                if (v == NV - 1)                                                                   \
+                    _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask, acc[r][v]);                  \
+                else                                                                               \
+                    _mm512_storeu_ps(c + r * ldc + 16 * v, acc[r][v]);                             \
+            }                                                                                      \
+        }                                                                                          \
+    }
+DEFINE_TILE(1)
+DEFINE_TILE(2)
+DEFINE_TILE(3)
+
+TARGET_512 static void gemm_avx512(const float *a, int64_t mpad, int64_t m0, int64_t rows,
+                                   int64_t k, const float *b, int64_t n, int64_t b_tile_stride,
+                                   int64_t ldb, int64_t ldb_tail, float *c, int64_t ldc,
+                                   const em_cg_epilogue *epi) {
+    const int64_t n_tiles = (n + NR - 1) / NR;
+    const em_activation *act = epi && !act_in_registers(epi->act) ? NULL : epi ? epi->act : NULL;
+    const float *bias = epi ? epi->bias : NULL, *z = epi ? epi->z : NULL;
+    const int64_t ldz = epi ? epi->ldz : 0;
+    const int64_t cs = chunk_size(k);
+    for (int64_t k0 = 0; k0 < k; k0 += cs) {
+        const int64_t kc = k - k0 < cs ? k - k0 : cs;
+        const bool first = k0 == 0, last = k0 + kc == k;
+        for (int64_t t = 0; t < n_tiles; t++) {
+            const int64_t cols = n - t * NR < NR ? n - t * NR : NR;
+            const int64_t ld = cols < NR ? ldb_tail : ldb;
+            const float *bt = b + t * b_tile_stride + k0 * ld;
+            const int nv = (int)((cols + 15) / 16);
+            const __mmask16 mask = cols % 16 ? (__mmask16)((1u << (cols % 16)) - 1) : 0xFFFF;
+            for (int64_t r0 = 0; r0 < rows; r0 += MR) {
+                const float *ap = a + panel_offset(mpad, k, (m0 + r0) / MR, k0);
+                float *cp = c + r0 * ldc + t * NR;
+                const int vr = (int)(rows - r0 < MR ? rows - r0 : MR);
+                const float *bp = bias ? bias + r0 : NULL;
+                const float *zp = z ? z + r0 * ldz + t * NR : NULL;
+                if (nv == 3)
+                    tile_3(ap, bt, ld, kc, cp, ldc, vr, mask, first, last, bp, zp, ldz, act);
+                else if (nv == 2)
+                    tile_2(ap, bt, ld, kc, cp, ldc, vr, mask, first, last, bp, zp, ldz, act);
+                else
+                    tile_1(ap, bt, ld, kc, cp, ldc, vr, mask, first, last, bp, zp, ldz, act);
+            }
+        }
+    }
+}
+
+#else
+
+bool em_cg_available(void) {
+    return false;
+}
+
+#endif
+
+/* Portable version of the same contract (non-x86 builds; never chosen when the vector
+ * kernel is unavailable, but kept correct). */
+static void gemm_portable(const float *a, int64_t mpad, int64_t m0, int64_t rows, int64_t k,
+                          const float *b, int64_t n, int64_t b_tile_stride, int64_t ldb,
+                          int64_t ldb_tail, float *c, int64_t ldc, const em_cg_epilogue *epi) {
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t row = m0 + r;
+        for (int64_t j = 0; j < n; j++) {
+            const int64_t t = j / NR, cols = n - t * NR < NR ? n - t * NR : NR;
+            const float *bt = b + t * b_tile_stride + j % NR;
+            const int64_t ld = cols < NR ? ldb_tail : ldb;
+            float s = epi && epi->bias ? epi->bias[r] : 0.0f;
+            for (int64_t kk = 0; kk < k; kk++) {
+                const int64_t cs = chunk_size(k);
+                const float *ap = a + panel_offset(mpad, k, row / MR, kk / cs * cs);
+                s += ap[kk % cs * MR + row % MR] * bt[kk * ld];
+            }
+            if (epi && epi->z) s += epi->z[r * epi->ldz + j];
+            c[r * ldc + j] = s;
+        }
+    }
+    if (epi && epi->act && epi->act->kind != EM_ACT_NONE)
+        for (int64_t r = 0; r < rows; r++) em_activation_apply(epi->act, c + r * ldc, n);
+}
+
+void em_cg_gemm(const float *a, int64_t mpad, int64_t m0, int64_t rows, int64_t k, const float *b,
+                int64_t n, int64_t b_tile_stride, int64_t ldb, int64_t ldb_tail, float *c,
+                int64_t ldc, const em_cg_epilogue *epi) {
+    if (rows <= 0 || n <= 0) return;
+#if CG_X86
+    if (k > 0 && em_cg_available()) {
+        gemm_avx512(a, mpad, m0, rows, k, b, n, b_tile_stride, ldb, ldb_tail, c, ldc, epi);
+        if (epi && !act_in_registers(epi->act))
+            for (int64_t r = 0; r < rows; r++) em_activation_apply(epi->act, c + r * ldc, n);
+        return;
+    }
+#endif
+    gemm_portable(a, mpad, m0, rows, k, b, n, b_tile_stride, ldb, ldb_tail, c, ldc, epi);
+}
