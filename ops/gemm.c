@@ -433,6 +433,17 @@ static ember_status matmul_infer(const em_node *node, void *state, em_tensor *co
     int64_t dims[EM_MAX_RANK];
     int r;
     EM_TRY(mm_shapes(node, a, b, dims, &r, NULL, err));
+    /* FusedMatMul's optional bias (input 2): float32, one value per output column. */
+    const em_tensor *bias = opt_input(node, in, 2);
+    if (bias) {
+        int64_t n = b->rank >= 2 ? b->dims[b->rank - 1] : 1;
+        if (a->dtype != EMBER_FLOAT || bias->dtype != EMBER_FLOAT)
+            return em_fail(err, EMBER_ERR_SHAPE, "%s: a bias needs float32 A, B and bias",
+                           desc_of(node, d, sizeof d));
+        if (b->rank < 2 || (bias->rank >= 0 && n >= 0 && em_shape_numel(bias->dims, bias->rank) != n))
+            return em_fail(err, EMBER_ERR_SHAPE, "%s: the bias must have one value per column",
+                           desc_of(node, d, sizeof d));
+    }
     em_tensor_set_shape(&out[0], a->dtype, dims, r);
     return EMBER_OK;
 }
@@ -474,24 +485,61 @@ static void mm_batch_range(void *ctx, int slot, int64_t begin, int64_t end) {
     }
 }
 
+/* Rows [begin, end) of a shared-B float product with the bias in front and the activation
+ * after, so that each thread's rows are still in its cache for the activation. */
+typedef struct mm_rows_job {
+    const mm_shape *sh;
+    const float *a, *b, *bias;
+    float *y;
+    const em_activation *act;
+} mm_rows_job;
+
+static void mm_rows_range(void *ctx, int slot, int64_t begin, int64_t end) {
+    (void)slot;
+    const mm_rows_job *j = ctx;
+    const int64_t n = j->sh->n, k = j->sh->k;
+    float *y = j->y + begin * n;
+    if (j->bias)
+        for (int64_t r = 0; r < end - begin; r++) memcpy(y + r * n, j->bias, sizeof(float) * n);
+    em_sgemm_serial(false, false, end - begin, n, k, 1.0f, j->a + begin * k, k, j->b, n,
+                    j->bias ? 1.0f : 0.0f, y, n);
+    if (j->act && j->act->kind != EM_ACT_NONE) em_activation_apply(j->act, y, (end - begin) * n);
+}
+
 /* Float / double batched product without copies: one big GEMM when B is shared, else one
- * GEMM per batch (spread over threads when there are enough batches). */
-static void matmul_blas(const mm_shape *sh, bool is_double, const void *a, const void *b, void *y,
-                        em_exec *ex) {
+ * GEMM per batch (spread over threads when there are enough batches). For float, `bias` (one
+ * value per column, or NULL) and `act` (or NULL) are applied too when this returns true; when
+ * it returns false the caller still has to apply them. */
+static bool matmul_blas(const mm_shape *sh, bool is_double, const void *a, const void *b, void *y,
+                        const float *bias, const em_activation *act, em_exec *ex) {
+    int threads = ex ? em_exec_threads(ex) : 1;
     if (sh->b_shared && sh->a_full) {
         int64_t rows = sh->n_batch * sh->m;
-        if (is_double)
+        if (is_double) {
             em_dgemm(ex, false, false, rows, sh->n, sh->k, 1.0, a, sh->k, b, sh->n, 0.0, y, sh->n);
-        else
-            em_sgemm(ex, false, false, rows, sh->n, sh->k, 1.0f, a, sh->k, b, sh->n, 0.0f, y,
-                     sh->n);
-        return;
+            return false;
+        }
+        /* Enough rows for every thread: each does its own rows start to end. */
+        if (threads > 1 && rows >= 64 * (int64_t)threads) {
+            mm_rows_job job = {sh, a, b, bias, y, act};
+            em_parallel_slots(ex, rows, mm_rows_range, &job);
+            return true;
+        }
+        /* The bias goes in first and the GEMM accumulates onto it (beta 1): the same sum as
+         * MatMul then Add, without the BLAS zeroing pass and the second pass over Y. */
+        if (bias) {
+            float *yf = y;
+            for (int64_t r = 0; r < rows; r++) memcpy(yf + r * sh->n, bias, sizeof(float) * sh->n);
+        }
+        em_sgemm(ex, false, false, rows, sh->n, sh->k, 1.0f, a, sh->k, b, sh->n,
+                 bias ? 1.0f : 0.0f, y, sh->n);
+        if (act && act->kind != EM_ACT_NONE) em_activation_apply(act, y, rows * sh->n);
+        return true;
     }
     mm_batch_job job = {sh, is_double, a, b, y};
-    int threads = ex ? em_exec_threads(ex) : 1;
     if (sh->n_batch >= threads) {
         em_parallel_slots(ex, sh->n_batch, mm_batch_range, &job);
-        return;
+        return false;
     }
     for (int64_t t = 0; t < sh->n_batch; t++) {
         int64_t oa, ob;
@@ -504,6 +552,7 @@ static void matmul_blas(const mm_shape *sh, bool is_double, const void *a, const
             em_sgemm(ex, false, false, sh->m, sh->n, sh->k, 1.0f, (const float *)a + oa, sh->k,
                      (const float *)b + ob, sh->n, 0.0f, (float *)y + oy, sh->n);
     }
+    return false;
 }
 
 static ember_status matmul_run(const em_node *node, void *state, em_tensor *const *in,
@@ -518,13 +567,20 @@ static ember_status matmul_run(const em_node *node, void *state, em_tensor *cons
     int64_t total = em_numel(y);
     if (total <= 0) return EMBER_OK;
     ember_dtype dt = a->dtype;
-    if (dt == EMBER_FLOAT || dt == EMBER_DOUBLE) {
-        matmul_blas(&sh, dt == EMBER_DOUBLE, a->data, b->data, y->data, ex);
+    const em_tensor *bias_t = opt_input(node, in, 2); /* FusedMatMul: float32 only (infer) */
+    const float *bias = bias_t && dt == EMBER_FLOAT ? bias_t->data : NULL;
+    const em_activation *act = st && st->act.kind != EM_ACT_NONE ? &st->act : NULL;
+    if (dt == EMBER_FLOAT) {
+        if (!matmul_blas(&sh, false, a->data, b->data, y->data, bias, act, ex) && (bias || act))
+            em_epilogue(y->data, total / sh.n, sh.n, sh.n, NULL, bias, NULL, 0, act);
+        return EMBER_OK;
+    } else if (dt == EMBER_DOUBLE) {
+        matmul_blas(&sh, true, a->data, b->data, y->data, NULL, NULL, ex);
     } else if (is_half(dt)) {
         float *fa = widen(ex, a, err), *fb = fa ? widen(ex, b, err) : NULL;
         float *fy = fb ? em_exec_scratch(ex, (size_t)total * sizeof(float), err) : NULL;
         if (!fy) return SCRATCH_FAILED;
-        matmul_blas(&sh, false, fa, fb, fy, ex);
+        matmul_blas(&sh, false, fa, fb, fy, NULL, NULL, ex);
         if (st && st->act.kind != EM_ACT_NONE) em_activation_apply(&st->act, fy, total);
         em_convert(y->data, dt, fy, EMBER_FLOAT, total);
         return EMBER_OK;
@@ -1150,7 +1206,7 @@ static ember_status einsum_pair(const ein_plan *p, em_tensor *const *in, em_tens
     sh.b_bstride[0] = k * n;
     sh.a_full = true;
     sh.b_shared = nbatch == 1;
-    matmul_blas(&sh, dt == EMBER_DOUBLE, a, b, r, ex);
+    matmul_blas(&sh, dt == EMBER_DOUBLE, a, b, r, NULL, NULL, ex);
     if (!direct) permute_copy(y->data, r, es, res_dims, rr, po);
     *done = true;
     return EMBER_OK;

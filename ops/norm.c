@@ -668,6 +668,183 @@ static ember_status ln_run(const em_node *node, void *state, em_tensor *const *i
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * ai.ember AddLayerNormalization (made by the optimizer): LayerNormalization over the last axis
+ * of A + B (numpy broadcasting), float32. The sum is rounded to float first, so the result is
+ * exactly that of Add then LayerNormalization, without writing and re-reading the sum.
+ * ------------------------------------------------------------------------------------------- */
+
+static ember_status addln_infer(const em_node *node, void *state, em_tensor *const *in,
+                                em_tensor *out, ember_error *err) {
+    (void)state;
+    char buf[160];
+    for (int i = 0; i < 4 && i < node->n_inputs; i++)
+        if (in[i] && in[i]->dtype != EMBER_FLOAT) return em_unsupported_type(node, i, in[i]->dtype, err);
+    if (node->n_inputs < 3 || !in[0] || !in[1] || !in[2])
+        return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: A, B and Scale are required",
+                       desc(node, buf, sizeof buf));
+    if (in[0]->rank < 0 || in[1]->rank < 0) {
+        em_tensor_set_shape(&out[0], EMBER_FLOAT, NULL, -1);
+        return EMBER_OK;
+    }
+    int64_t dims[EM_MAX_RANK];
+    int rank;
+    if (!em_broadcast_shape(in[0]->dims, in[0]->rank, in[1]->dims, in[1]->rank, dims, &rank) ||
+        rank < 1)
+        return em_fail(err, EMBER_ERR_SHAPE, "%s: A and B do not broadcast to rank >= 1",
+                       desc(node, buf, sizeof buf));
+    for (int i = 2; i < 4 && i < node->n_inputs; i++) {
+        if (!in[i] || in[i]->rank < 0) continue;
+        if (!ln_param_fits(in[i], dims + rank - 1, 1))
+            return em_fail(err, EMBER_ERR_SHAPE, "%s: %s does not broadcast to the last axis",
+                           desc(node, buf, sizeof buf), i == 2 ? "Scale" : "B");
+    }
+    em_tensor_set_shape(&out[0], EMBER_FLOAT, dims, rank);
+    return EMBER_OK;
+}
+
+typedef struct addln_ctx {
+    const float *a, *b;
+    float *y;
+    const float *scale, *bias;
+    int rank;
+    int64_t dims[EM_MAX_RANK], sa[EM_MAX_RANK], sb[EM_MAX_RANK]; /* strides, 0 = broadcast */
+    double eps;
+    bool avx2;
+} addln_ctx;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define ADDLN_AVX2 1
+/* One row of sum-then-normalize, computing exactly what moments_f32 and ln_range compute (the
+ * same 8 float lanes, the same order of double sums, no fused multiply-adds), in AVX2. */
+__attribute__((target("avx2"))) static void addln_row_avx2(const float *a, const float *b,
+                                                            float *y, int64_t n, const float *s,
+                                                            const float *bi, double eps) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+    for (; i < n; i++) y[i] = a[i] + b[i];
+    double sum = 0.0, q = 0.0;
+    float lanes[8];
+    for (int64_t i0 = 0; i0 < n; i0 += 4096) {
+        int64_t end = i0 + 4096 < n ? i0 + 4096 : n, j = i0;
+        __m256 acc = _mm256_setzero_ps();
+        for (; j + 8 <= end; j += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(y + j));
+        for (; j < end; j++) sum += y[j];
+        _mm256_storeu_ps(lanes, acc);
+        for (int l = 0; l < 8; l++) sum += lanes[l];
+    }
+    double mean = n > 0 ? sum / (double)n : 0.0;
+    float mf = (float)mean;
+    const __m256 vm = _mm256_set1_ps(mf);
+    for (int64_t i0 = 0; i0 < n; i0 += 4096) {
+        int64_t end = i0 + 4096 < n ? i0 + 4096 : n, j = i0;
+        __m256 acc = _mm256_setzero_ps();
+        for (; j + 8 <= end; j += 8) {
+            __m256 d = _mm256_sub_ps(_mm256_loadu_ps(y + j), vm);
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(d, d));
+        }
+        for (; j < end; j++) {
+            double d = y[j] - mean;
+            q += d * d;
+        }
+        _mm256_storeu_ps(lanes, acc);
+        for (int l = 0; l < 8; l++) q += lanes[l];
+    }
+    double var = n > 0 ? q / (double)n : 0.0;
+    float invf = (float)(1.0 / sqrt(var + eps));
+    const __m256 vi = _mm256_set1_ps(invf);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(y + i), vm), vi),
+                                 _mm256_loadu_ps(s + i));
+        if (bi) v = _mm256_add_ps(v, _mm256_loadu_ps(bi + i));
+        _mm256_storeu_ps(y + i, v);
+    }
+    for (; i < n; i++) y[i] = bi ? (y[i] - mf) * invf * s[i] + bi[i] : (y[i] - mf) * invf * s[i];
+}
+#endif
+
+static void addln_range(void *vctx, int64_t r0, int64_t r1) {
+    const addln_ctx *c = vctx;
+#ifdef ADDLN_AVX2
+    if (c->avx2 && c->sa[c->rank - 1] == 1 && c->sb[c->rank - 1] == 1) {
+        const int last = c->rank - 1;
+        const int64_t n = c->dims[last];
+        for (int64_t r = r0; r < r1; r++) {
+            int64_t oa = 0, ob = 0, rem = r;
+            for (int d = last - 1; d >= 0; d--) {
+                int64_t i = rem % c->dims[d];
+                rem /= c->dims[d];
+                oa += i * c->sa[d];
+                ob += i * c->sb[d];
+            }
+            addln_row_avx2(c->a + oa, c->b + ob, c->y + r * n, n, c->scale, c->bias, c->eps);
+        }
+        return;
+    }
+#endif
+    const int last = c->rank - 1;
+    const int64_t n = c->dims[last], sal = c->sa[last], sbl = c->sb[last];
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t oa = 0, ob = 0, rem = r;
+        for (int d = last - 1; d >= 0; d--) {
+            int64_t i = rem % c->dims[d];
+            rem /= c->dims[d];
+            oa += i * c->sa[d];
+            ob += i * c->sb[d];
+        }
+        const float *a = c->a + oa, *b = c->b + ob;
+        float *y = c->y + r * n;
+        if (sal == 1 && sbl == 1)
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+        else
+            for (int64_t i = 0; i < n; i++) y[i] = a[i * sal] + b[i * sbl];
+        double mean, var;
+        moments_f32(y, n, &mean, &var);
+        float mf = (float)mean, invf = (float)(1.0 / sqrt(var + c->eps));
+        const float *s = c->scale, *bi = c->bias;
+        if (bi)
+            for (int64_t i = 0; i < n; i++) y[i] = (y[i] - mf) * invf * s[i] + bi[i];
+        else
+            for (int64_t i = 0; i < n; i++) y[i] = (y[i] - mf) * invf * s[i];
+    }
+}
+
+/* Element strides of t aligned to the trailing dims of an output of `rank` (0 where t
+ * broadcasts). */
+static void broadcast_strides(const em_tensor *t, int rank, int64_t *out) {
+    int64_t st[EM_MAX_RANK];
+    em_strides(t->dims, t->rank, st);
+    for (int d = 0; d < rank; d++) {
+        int i = d - (rank - t->rank);
+        out[d] = i >= 0 && t->dims[i] != 1 ? st[i] : 0;
+    }
+}
+
+static ember_status addln_run(const em_node *node, void *state, em_tensor *const *in,
+                              em_tensor *out, em_exec *ex, ember_error *err) {
+    (void)state;
+    em_tensor *y = &out[0];
+    addln_ctx c = {.a = in[0]->data, .b = in[1]->data, .y = y->data, .rank = y->rank,
+                   .eps = em_attr_float(node, "epsilon", 1e-5f)};
+    int64_t n = y->dims[y->rank - 1], rows = n > 0 ? em_numel(y) / n : 0;
+    if (rows == 0) return EMBER_OK;
+    memcpy(c.dims, y->dims, sizeof(int64_t) * (size_t)y->rank);
+    broadcast_strides(in[0], y->rank, c.sa);
+    broadcast_strides(in[1], y->rank, c.sb);
+    void *s = NULL, *b = NULL;
+    EM_TRY(ln_expand(ex, in[2], &n, 1, n, EMBER_FLOAT, &s, err));
+    if (node->n_inputs > 3 && in[3]) EM_TRY(ln_expand(ex, in[3], &n, 1, n, EMBER_FLOAT, &b, err));
+    c.scale = s;
+    c.bias = b;
+#ifdef ADDLN_AVX2
+    c.avx2 = __builtin_cpu_supports("avx2");
+#endif
+    em_parallel_for(ex, rows, grain_for(n), addln_range, &c);
+    return EMBER_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * LRN: across-channel local response normalization.
  * ------------------------------------------------------------------------------------------- */
 
@@ -963,6 +1140,7 @@ static const em_op k_norm_ops[] = {
     {"", "BatchNormalization", 6, 15, NULL, bn_infer, bn_run, NULL, 0},
     {"", "InstanceNormalization", 6, 22, NULL, instnorm_infer, instnorm_run, NULL, 0},
     {"", "LayerNormalization", 17, 0, NULL, ln_infer, ln_run, NULL, 0},
+    {"ai.ember", "AddLayerNormalization", 1, 0, NULL, addln_infer, addln_run, NULL, 0},
     {"", "GroupNormalization", 18, 21, NULL, groupnorm_infer, groupnorm_run, NULL, 0},
     {"", "LRN", 1, 13, NULL, lrn_infer, lrn_run, NULL, 0},
     {"", "MeanVarianceNormalization", 9, 13, NULL, mvn_infer, mvn_run, NULL, 0},

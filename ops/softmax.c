@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "linalg.h"
 #include "vmath.h"
 
 enum { SM_SOFTMAX, SM_LOGSOFTMAX, SM_HARDMAX };
@@ -308,7 +309,271 @@ static ember_status sm_run(const em_node *node, void *state, em_tensor *const *i
     return s;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * ai.ember FusedAttention (made by the optimizer from PyTorch's exported self-attention).
+ * Input 0 is the packed projection qkv [S, B, E]; Q, K and V are its columns [q_offset, +width),
+ * [k_offset, +width), [v_offset, +width), each reshaped by the targets in inputs 1..3 (Reshape
+ * semantics: 0 copies, -1 infers) into [a, n, c] and transposed: Q' = [n, a, c],
+ * K^T = [n, c, a'], V' = [n, a', c']. Output: Transpose(softmax(scale * Q' K^T) V', [1, 0, 2]),
+ * [a, n, c']. When the targets split heads ([S, B * H, hd]), the GEMMs read qkv in place;
+ * otherwise the three slices are first copied out contiguously.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct attn_geom {
+    int64_t t[3][3]; /* resolved Reshape targets of Q, K, V */
+    bool in_place;   /* all three split heads: read qkv directly */
+} attn_geom;
+
+/* Resolve a Reshape target for a [s, b, w] slice; false if it is not a valid target. */
+static bool attn_target(const em_tensor *shape, int64_t s, int64_t b, int64_t w, int64_t *out) {
+    if (!shape->data || (shape->dtype != EMBER_INT64 && shape->dtype != EMBER_INT32) ||
+        em_numel(shape) != 3)
+        return false;
+    int64_t in[3] = {s, b, w}, known = 1, total = s * b * w;
+    int infer = -1;
+    for (int i = 0; i < 3; i++) {
+        out[i] = em_get_i64(shape, i);
+        if (out[i] == 0) out[i] = in[i];
+        if (out[i] == -1) {
+            if (infer >= 0) return false;
+            infer = i;
+        } else if (out[i] < 0) {
+            return false;
+        } else {
+            if (out[i] > 0 && known > INT64_MAX / out[i]) return false;
+            known *= out[i];
+        }
+    }
+    if (infer >= 0) {
+        if (known == 0 || total % known != 0) return false;
+        out[infer] = total / known;
+    }
+    return out[0] * out[1] * out[2] == total;
+}
+
+/* Fills *geo when the targets are known (*known = false at load, when they are not). */
+static ember_status attn_geometry(const em_node *node, em_tensor *const *in, attn_geom *geo,
+                                  bool *known, ember_error *err) {
+    char buf[160];
+    const em_tensor *x = in[0];
+    int64_t width = em_attr_int(node, "width", 0);
+    const int64_t off[3] = {em_attr_int(node, "q_offset", -1), em_attr_int(node, "k_offset", -1),
+                            em_attr_int(node, "v_offset", -1)};
+    *known = false;
+    if (x->dtype != EMBER_FLOAT) return em_unsupported_type(node, 0, x->dtype, err);
+    if (x->rank != 3)
+        return em_fail(err, EMBER_ERR_SHAPE, "%s: qkv must have rank 3 (got %d)",
+                       em_node_desc(node, buf, sizeof buf), x->rank);
+    for (int i = 0; i < 3; i++)
+        if (width <= 0 || off[i] < 0 || (x->dims[2] >= 0 && off[i] + width > x->dims[2]))
+            return em_fail(err, EMBER_ERR_INVALID_MODEL, "%s: column range outside qkv",
+                           em_node_desc(node, buf, sizeof buf));
+    for (int i = 1; i <= 3; i++)
+        if (!in[i]->data || x->dims[0] < 0 || x->dims[1] < 0) return EMBER_OK; /* at load */
+    int64_t s = x->dims[0], b = x->dims[1];
+    for (int i = 0; i < 3; i++)
+        if (!attn_target(in[i + 1], s, b, width, geo->t[i]))
+            return em_fail(err, EMBER_ERR_SHAPE, "%s: Reshape target %d does not fit [%lld, %lld, "
+                           "%lld]", em_node_desc(node, buf, sizeof buf), i + 1, (long long)s,
+                           (long long)b, (long long)width);
+    const int64_t *q = geo->t[0], *k = geo->t[1], *v = geo->t[2];
+    /* What the MatMuls of the unfused graph require (no broadcasting of the batch dim). */
+    if (q[1] != k[1] || q[1] != v[1] || q[2] != k[2] || k[0] != v[0])
+        return em_fail(err, EMBER_ERR_SHAPE,
+                       "%s: Q [%lld, %lld, %lld], K [%lld, %lld, %lld] and V [%lld, %lld, %lld] "
+                       "do not multiply", em_node_desc(node, buf, sizeof buf), (long long)q[0],
+                       (long long)q[1], (long long)q[2], (long long)k[0], (long long)k[1],
+                       (long long)k[2], (long long)v[0], (long long)v[1], (long long)v[2]);
+    geo->in_place = true;
+    for (int i = 0; i < 3; i++) {
+        const int64_t *t = geo->t[i];
+        if (t[0] != s || t[2] <= 0 || width % t[2] != 0 || t[1] != b * (width / t[2]))
+            geo->in_place = false;
+    }
+    *known = true;
+    return EMBER_OK;
+}
+
+static ember_status attn_infer(const em_node *node, void *state, em_tensor *const *in,
+                               em_tensor *out, ember_error *err) {
+    (void)state;
+    if (in[0]->rank < 0) {
+        em_tensor_set_shape(&out[0], EMBER_FLOAT, NULL, -1);
+        return EMBER_OK;
+    }
+    attn_geom geo;
+    bool known;
+    EM_TRY(attn_geometry(node, in, &geo, &known, err));
+    if (!known) {
+        em_tensor_set_shape(&out[0], EMBER_FLOAT, NULL, -1);
+        return EMBER_OK;
+    }
+    int64_t dims[3] = {geo.t[0][0], geo.t[0][1], geo.t[2][2]};
+    em_tensor_set_shape(&out[0], EMBER_FLOAT, dims, 3);
+    return EMBER_OK;
+}
+
+/* Softmax of `rows` rows of n floats in place. The attention scores are rounded differently
+ * from the unfused graph anyway (the scale is inside the GEMM), so on AVX-512 CPUs a faster exp
+ * with fused multiply-adds is used: within a few ulp, results below e^-87.3 (far below the
+ * row's maximum, which gives 1) flush to 0. Rows with a NaN or an infinite maximum take the
+ * exact path, which gives what the Softmax kernel gives. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define ATTN_AVX512 1
+__attribute__((target("avx512f"))) static void attn_softmax_avx512(float *p, int64_t rows,
+                                                                    int64_t n) {
+    const __m512 log2e = _mm512_set1_ps(1.44269504088896341f), shifter = _mm512_set1_ps(12582912.0f);
+    const __m512 ln2_hi = _mm512_set1_ps(0.693359375f), ln2_lo = _mm512_set1_ps(-2.12194440e-4f);
+    const __m512 lo = _mm512_set1_ps(-87.0f), cut = _mm512_set1_ps(-87.3f), one = _mm512_set1_ps(1.0f);
+    for (int64_t r = 0; r < rows; r++) {
+        float *x = p + r * n;
+        __m512 vmax = _mm512_set1_ps(-INFINITY);
+        __mmask16 nan = 0;
+        for (int64_t i = 0; i < n; i += 16) {
+            __mmask16 k = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+            __m512 v = _mm512_mask_loadu_ps(vmax, k, x + i);
+            nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+            vmax = _mm512_max_ps(vmax, v);
+        }
+        float m = _mm512_reduce_max_ps(vmax);
+        if (nan || !isfinite(m)) {
+            softmax_row_f32(x, x, n);
+            continue;
+        }
+        const __m512 vm = _mm512_set1_ps(m);
+        __m512 sum = _mm512_setzero_ps();
+        for (int64_t i = 0; i < n; i += 16) {
+            __mmask16 k = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+            __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm);
+            __mmask16 keep = _mm512_cmp_ps_mask(d, cut, _CMP_GE_OQ);
+            d = _mm512_max_ps(d, lo);
+            __m512 t = _mm512_fmadd_ps(d, log2e, shifter);
+            __m512 nf = _mm512_sub_ps(t, shifter);
+            __m512i e = _mm512_slli_epi32(
+                _mm512_add_epi32(_mm512_sub_epi32(_mm512_castps_si512(t),
+                                                  _mm512_set1_epi32(0x4B400000)),
+                                 _mm512_set1_epi32(127)),
+                23);
+            __m512 f = _mm512_fnmadd_ps(nf, ln2_hi, d);
+            f = _mm512_fnmadd_ps(nf, ln2_lo, f);
+            __m512 q = _mm512_set1_ps(1.9875691500e-4f);
+            q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(1.3981999507e-3f));
+            q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(8.3334519073e-3f));
+            q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(4.1665795894e-2f));
+            q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(1.6666665459e-1f));
+            q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(5.0000001201e-1f));
+            __m512 y = _mm512_fmadd_ps(_mm512_mul_ps(q, f), f, _mm512_add_ps(f, one));
+            y = _mm512_maskz_mul_ps((__mmask16)(keep & k), y, _mm512_castsi512_ps(e));
+            sum = _mm512_add_ps(sum, y);
+            _mm512_mask_storeu_ps(x + i, k, y);
+        }
+        const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+        for (int64_t i = 0; i < n; i += 16) {
+            __mmask16 k = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+            _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv));
+        }
+    }
+}
+#endif
+
+static void attn_softmax(float *p, int64_t rows, int64_t n, bool avx512) {
+#ifdef ATTN_AVX512
+    if (avx512) {
+        attn_softmax_avx512(p, rows, n);
+        return;
+    }
+#endif
+    (void)avx512;
+    for (int64_t r = 0; r < rows; r++) softmax_row_f32(p + r * n, p + r * n, n);
+}
+
+/* Batch t of Q' starts at q + (t / per) * rstride + (t % per) * cq (K likewise, V with cv):
+ * heads cut from rows of qkv (per = heads, rstride = E), or contiguous copies (per = n). */
+typedef struct attn_job {
+    bool avx512;
+    const float *q, *k, *v;
+    int64_t ld; /* between rows a of one batch, all three */
+    int64_t per, rstride;
+    float *y, *scratch; /* y: [a, n, cv]; scratch: a * a2 floats per slot */
+    int64_t a, a2, cq, cv, n;
+    float scale;
+} attn_job;
+
+static void attn_range(void *ctx, int slot, int64_t begin, int64_t end) {
+    const attn_job *j = ctx;
+    const int64_t a = j->a, a2 = j->a2, ldy = j->n * j->cv;
+    float *p = j->scratch + (size_t)slot * (size_t)(a * a2);
+    for (int64_t t = begin; t < end; t++) {
+        int64_t row = (t / j->per) * j->rstride, h = t % j->per;
+        em_sgemm_serial(false, true, a, a2, j->cq, j->scale, j->q + row + h * j->cq, j->ld,
+                        j->k + row + h * j->cq, j->ld, 0.0f, p, a2);
+        attn_softmax(p, a, a2, j->avx512);
+        em_sgemm_serial(false, false, a, j->cv, a2, 1.0f, p, a2, j->v + row + h * j->cv, j->ld,
+                        0.0f, j->y + t * j->cv, ldy);
+    }
+}
+
+static ember_status attn_run(const em_node *node, void *state, em_tensor *const *in,
+                             em_tensor *out, em_exec *ex, ember_error *err) {
+    (void)state;
+    attn_geom geo;
+    bool known;
+    char buf[160];
+    EM_TRY(attn_geometry(node, in, &geo, &known, err));
+    if (!known)
+        return em_fail(err, EMBER_ERR_SHAPE, "%s: sizes unknown at run time",
+                       em_node_desc(node, buf, sizeof buf));
+    const em_tensor *x = in[0];
+    const float *qkv = x->data;
+    const int64_t s = x->dims[0], b = x->dims[1], e = x->dims[2];
+    const int64_t width = em_attr_int(node, "width", 0);
+    const int64_t off[3] = {em_attr_int(node, "q_offset", 0), em_attr_int(node, "k_offset", 0),
+                            em_attr_int(node, "v_offset", 0)};
+    attn_job j = {.y = out[0].data, .a = geo.t[0][0], .a2 = geo.t[1][0], .cq = geo.t[0][2],
+                  .cv = geo.t[2][2], .n = geo.t[0][1],
+                  .scale = em_attr_float(node, "scale", 1.0f)};
+#ifdef ATTN_AVX512
+    j.avx512 = __builtin_cpu_supports("avx512f");
+#endif
+    if (em_numel(&out[0]) == 0) return EMBER_OK;
+    const int slots = em_slot_count(ex, j.n);
+    const size_t per_slot = (size_t)(j.a * j.a2), slice = (size_t)(s * b * width);
+    size_t floats = (size_t)slots * per_slot + (geo.in_place ? 0 : 3 * slice);
+    float *mem = em_exec_scratch(ex, sizeof(float) * (floats ? floats : 1), err);
+    if (!mem) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    j.scratch = mem;
+    if (geo.in_place) {
+        /* Head h of batch row r: columns off + h * hd of the rows (., r) of qkv. */
+        j.q = qkv + off[0];
+        j.k = qkv + off[1];
+        j.v = qkv + off[2];
+        j.ld = b * e;
+        j.per = width / j.cq;
+        j.rstride = e;
+    } else {
+        /* Each slice copied out is the [s, b, width] tensor its Reshape views as [a, n, c]. */
+        float *copy = mem + (size_t)slots * per_slot;
+        for (int i = 0; i < 3; i++)
+            for (int64_t r = 0; r < s * b; r++)
+                memcpy(copy + i * slice + (size_t)(r * width), qkv + r * e + off[i],
+                       sizeof(float) * (size_t)width);
+        j.q = copy;
+        j.k = copy + slice;
+        j.v = copy + 2 * slice;
+        j.ld = j.n * j.cq; /* n * c is the same for all three: a * n * c = s * b * width */
+        if (j.n * j.cv != j.ld || j.n * geo.t[1][2] != j.ld)
+            return em_fail(err, EMBER_ERR_SHAPE, "%s: Q, K and V rows differ in length",
+                           em_node_desc(node, buf, sizeof buf));
+        j.per = j.n;
+        j.rstride = 0;
+    }
+    em_parallel_slots(ex, j.n, attn_range, &j);
+    return EMBER_OK;
+}
+
 static const em_op k_ops[] = {
+    {"ai.ember", "FusedAttention", 1, 0, NULL, attn_infer, attn_run, NULL, 0},
     {"", "Softmax", 1, 13, NULL, sm_infer, sm_run, NULL, EM_OP_INPLACE_OK},
     {"", "LogSoftmax", 1, 13, NULL, sm_infer, sm_run, NULL, EM_OP_INPLACE_OK},
     {"", "Hardmax", 1, 13, NULL, sm_infer, sm_run, NULL, EM_OP_INPLACE_OK},

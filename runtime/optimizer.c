@@ -175,6 +175,12 @@ ember_status em_optimize(em_graph *g, ember_opt_level level, ember_error *err) {
         em_graph_compact(g);
         em_pass_matmul_add_to_gemm(g);
         em_graph_compact(g);
+        em_pass_matmul_bias(g);
+        em_graph_compact(g);
+        em_pass_fuse_layer_norm(g);
+        em_graph_compact(g);
+        em_pass_fuse_attention(g);
+        em_graph_compact(g);
     }
     /* Heads first: activation fusion would otherwise fold their Sigmoid into a Gemm. */
     EM_TRY(em_pass_fuse_heads(g, err));

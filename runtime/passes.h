@@ -20,5 +20,8 @@ int em_pass_fold_shapes(em_graph *g);
 int em_pass_fold_conv_bn(em_graph *g);        /* changes rounding: EMBER_OPT_ALL only */
 int em_pass_fuse_activations(em_graph *g);
 int em_pass_matmul_add_to_gemm(em_graph *g);  /* changes rounding: EMBER_OPT_ALL only */
+int em_pass_fuse_layer_norm(em_graph *g);     /* changes rounding: EMBER_OPT_ALL only */
+int em_pass_matmul_bias(em_graph *g);         /* N-D MatMul + bias -> FusedMatMul */
+int em_pass_fuse_attention(em_graph *g);      /* changes rounding: EMBER_OPT_ALL only */
 
 #endif

@@ -418,6 +418,8 @@ int em_pass_fuse_activations(em_graph *g) {
         if (onnx_op(n, "Conv")) fused = "FusedConv";
         else if (onnx_op(n, "Gemm")) fused = "FusedGemm";
         else if (onnx_op(n, "MatMul")) fused = "FusedMatMul";
+        else if (is_op(n, "ai.ember", "FusedMatMul") && !em_node_attr(n, "activation"))
+            fused = "FusedMatMul"; /* with a bias from em_pass_matmul_bias */
         else continue;
         if (n->n_outputs != 1) continue;
         const em_tensor *oi = out_info(g, n);
@@ -449,7 +451,7 @@ int em_pass_fuse_activations(em_graph *g) {
         if (z < 0 && !act_node) continue;
         /* Rewrite n into the fused op. */
         int old_opset = n->opset;
-        if (!retype(n, "ai.ember", fused, 1)) {
+        if (n->domain[0] == '\0' && !retype(n, "ai.ember", fused, 1)) {
             retype(n, "", fused + 5, old_opset); /* restore */
             continue;
         }

@@ -392,9 +392,167 @@ Test(passes, matmul_add_kept_with_bias_from_an_input) {
     EXPECT_OPS("Add", 1);
 }
 
-Test(passes, matmul_add_kept_for_rank_3) {
+/* ---- N-D MatMul + bias -> FusedMatMul: the GEMM accumulates onto the bias, the same sum ---- */
+
+Test(passes, matmul_add_rank_3_becomes_fused_matmul_with_bias) {
     CHECK("matmul_add_rank3", 0);
+    EXPECT_OPS("Add", 0);
+    EXPECT_OPS("MatMul", 0);
+    EXPECT_OPS("Gemm", 0);
+    EXPECT_OPS("ai.ember:FusedMatMul", 1);
+}
+
+Test(passes, matmul_bias_and_relu_fused_for_rank_3) {
+    CHECK("matmul_bias_relu_rank3", 0);
+    EXPECT_OPS("Add", 0);
+    EXPECT_OPS("Relu", 0);
+    EXPECT_OPS("ai.ember:FusedMatMul", 1);
+}
+
+Test(passes, matmul_bias_kept_when_bias_varies_along_rows) {
+    CHECK("matmul_bias_rows_rank3", 0);
+    EXPECT_OPS("MatMul", 1);
     EXPECT_OPS("Add", 1);
+}
+
+Test(passes, matmul_bias_kept_when_bias_widens_the_product) {
+    CHECK("matmul_bias_widening_rank3", 0);
+    EXPECT_OPS("MatMul", 1);
+    EXPECT_OPS("Add", 1);
+}
+
+Test(passes, matmul_bias_kept_when_product_is_a_graph_output) {
+    CHECK("matmul_bias_product_output", 0);
+    EXPECT_OPS("MatMul", 1);
+    EXPECT_OPS("Add", 1);
+}
+
+/* ---- decomposed LayerNorm -> LayerNormalization (statistics in double: rounding differs) ---- */
+
+Test(passes, layer_norm_fused) {
+    CHECK("layer_norm", 1e-5);
+    EXPECT_OPS("ReduceMean", 0);
+    EXPECT_OPS("Sqrt", 0);
+    EXPECT_OPS("Div", 0);
+    EXPECT_OPS("Mul", 0);
+    /* ... and with the residual Add in front. */
+    EXPECT_OPS("ai.ember:AddLayerNormalization", 1);
+    EXPECT_OPS("LayerNormalization", 0);
+    EXPECT_OPS("Add", 0);
+}
+
+/* ---- Add + LayerNormalization -> ai.ember AddLayerNormalization (exact) ---- */
+
+Test(passes, add_layer_norm_fused) {
+    CHECK("add_layer_norm", 0);
+    EXPECT_OPS("ai.ember:AddLayerNormalization", 1);
+    EXPECT_OPS("Add", 0);
+}
+
+Test(passes, add_layer_norm_wide_rows_exact) {
+    CHECK("add_layer_norm_wide", 0);
+    EXPECT_OPS("ai.ember:AddLayerNormalization", 1);
+}
+
+Test(passes, add_layer_norm_with_broadcast_fused) {
+    CHECK("add_layer_norm_broadcast", 0);
+    EXPECT_OPS("ai.ember:AddLayerNormalization", 1);
+}
+
+Test(passes, add_layer_norm_kept_when_sum_is_read_elsewhere) {
+    CHECK("add_layer_norm_sum_read", 0);
+    EXPECT_OPS("ai.ember:AddLayerNormalization", 0);
+    EXPECT_OPS("LayerNormalization", 1);
+}
+
+Test(passes, add_layer_norm_kept_when_mean_is_an_output) {
+    CHECK("add_layer_norm_mean_output", 0);
+    EXPECT_OPS("ai.ember:AddLayerNormalization", 0);
+}
+
+Test(passes, add_layer_norm_kept_over_two_axes) {
+    CHECK("add_layer_norm_two_axes", 0);
+    EXPECT_OPS("ai.ember:AddLayerNormalization", 0);
+}
+
+Test(passes, layer_norm_without_beta_fused) {
+    CHECK("layer_norm_no_beta", 1e-5);
+    EXPECT_OPS("LayerNormalization", 1);
+    EXPECT_OPS("Mul", 0);
+}
+
+Test(passes, layer_norm_with_axes_input_fused) {
+    CHECK("layer_norm_opset18", 1e-5);
+    EXPECT_OPS("LayerNormalization", 1);
+    EXPECT_OPS("Add", 0);
+}
+
+Test(passes, layer_norm_over_a_middle_axis_kept) {
+    CHECK("layer_norm_middle_axis", 0);
+    EXPECT_OPS("LayerNormalization", 0);
+}
+
+Test(passes, layer_norm_with_a_cube_kept) {
+    CHECK("layer_norm_cube", 0);
+    EXPECT_OPS("LayerNormalization", 0);
+}
+
+Test(passes, layer_norm_kept_when_centred_value_is_read_elsewhere) {
+    CHECK("layer_norm_centred_read_twice", 0);
+    EXPECT_OPS("LayerNormalization", 0);
+}
+
+Test(passes, layer_norm_without_affine_kept) {
+    CHECK("layer_norm_no_affine", 0);
+    EXPECT_OPS("LayerNormalization", 0);
+}
+
+/* ---- self-attention -> ai.ember FusedAttention (scale inside the GEMM: rounding differs) ---- */
+
+Test(passes, attention_fused) {
+    CHECK("attention_static", 1e-5);
+    EXPECT_OPS("ai.ember:FusedAttention", 1);
+    EXPECT_OPS("Softmax", 0);
+    EXPECT_OPS("MatMul", 0);
+    EXPECT_OPS("Transpose", 0);
+    EXPECT_OPS("Slice", 0);
+    EXPECT_OPS("Reshape", 0);
+}
+
+Test(passes, attention_with_symbolic_batch_fused) {
+    CHECK("attention_symbolic", 1e-5);
+    EXPECT_OPS("ai.ember:FusedAttention", 1);
+    EXPECT_OPS("Slice", 0);
+    EXPECT_OPS("Softmax", 0);
+}
+
+Test(passes, attention_with_odd_sizes_fused) {
+    CHECK("attention_odd_sizes", 1e-5);
+    EXPECT_OPS("ai.ember:FusedAttention", 1);
+    EXPECT_OPS("Softmax", 0);
+}
+
+Test(passes, attention_kept_when_scores_are_a_graph_output) {
+    CHECK("attention_scores_output", 0);
+    EXPECT_OPS("ai.ember:FusedAttention", 0);
+    EXPECT_OPS("Softmax", 1);
+}
+
+Test(passes, attention_kept_for_softmax_over_another_axis) {
+    CHECK("attention_softmax_axis1", 0);
+    EXPECT_OPS("ai.ember:FusedAttention", 0);
+}
+
+/* Reshapes that mix positions into the batch: fused too, through copies of the slices. */
+Test(passes, attention_with_reshapes_that_do_not_split_heads_fused) {
+    CHECK("attention_not_heads", 1e-5);
+    EXPECT_OPS("ai.ember:FusedAttention", 1);
+    EXPECT_OPS("Slice", 0);
+}
+
+Test(passes, layer_norm_with_a_2d_gamma_kept) {
+    CHECK("layer_norm_gamma_2d", 0);
+    EXPECT_OPS("LayerNormalization", 0);
 }
 
 Test(passes, matmul_add_kept_when_product_is_a_graph_output) {
