@@ -334,8 +334,7 @@ static void contents_of_node(sv_ctx *c, const em_node *n, sval *o) {
         return;
     }
     if (a->vrank < 0) return;
-    if (onnx_op(n, "Identity") || (onnx_op(n, "Cast") && (em_attr_int(n, "to", 0) == EMBER_INT64 ||
-                                                          em_attr_int(n, "to", 0) == EMBER_INT32))) {
+    if (onnx_op(n, "Identity") || (onnx_op(n, "Cast") && em_attr_int(n, "to", 0) == EMBER_INT64)) {
         o->vrank = a->vrank;
         o->len = a->len;
         memcpy(o->elem, a->elem, sizeof(sdim) * (size_t)a->len);
@@ -559,7 +558,8 @@ static bool rewrite_reshape(sv_ctx *c, em_node *n) {
     if (minus > 1) return false;
     if (introduced) {
         /* -1 names the same size only if numel(x) provably equals the product of T (with 0
-         * copying x's dim), and the other dims' product is not zero. */
+         * copying x's dim), and the other dims multiply to a nonzero constant: with a symbol
+         * among them, a batch of 0 would make the -1 ambiguous (an error) where T was not. */
         sdim prod[EM_MAX_RANK], rest[EM_MAX_RANK];
         int n_rest = 0;
         for (int i = 0; i < t->len; i++) {
@@ -570,7 +570,7 @@ static bool rewrite_reshape(sv_ctx *c, em_node *n) {
         }
         mono mx, mt, mr;
         if (x->rank < 0 || !mono_of(x->dim, x->rank, &mx) || !mono_of(prod, t->len, &mt) ||
-            !mono_of(rest, n_rest, &mr) || !mono_eq(&mx, &mt) || mr.k == 0)
+            !mono_of(rest, n_rest, &mr) || !mono_eq(&mx, &mt) || mr.k == 0 || mr.n > 0)
             return false;
     }
     return add_target(c->g, n, target, t->len);

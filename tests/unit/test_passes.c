@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ember.h"
+#include "session.h"
 
 #define MAX_IO 8
 
@@ -275,6 +276,30 @@ Test(passes, shape_values_torch_transformer_folded) {
     EXPECT_OPS("ai.ember:FusedAttention", 2);
 }
 
+/* After the rewrite, static inference knows the Reshapes' outputs up to the batch. */
+Test(passes, shape_values_give_reshape_outputs_static_shapes) {
+    ember_model *m = load("shape_values_torch_chain");
+    ember_session *s = NULL;
+    ember_error err;
+    cr_assert_eq(ember_session_create(m, NULL, &s, &err), EMBER_OK, "%s", err.message);
+    static const struct {
+        const char *name;
+        int rank;
+        int64_t dims[3];
+    } want[] = {{"heads", 3, {6, -1, 4}}, {"flat", 2, {-1, 8}}, {"back", 3, {6, -1, 8}}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        int v = em_graph_find_value(s->graph, want[i].name);
+        cr_assert(v >= 0, "%s", want[i].name);
+        const em_tensor *info = &s->graph->values[v].info;
+        cr_expect_eq(info->rank, want[i].rank, "%s: rank %d", want[i].name, info->rank);
+        for (int d = 0; d < want[i].rank && d < info->rank; d++)
+            cr_expect_eq(info->dims[d], want[i].dims[d], "%s: dim %d is %lld", want[i].name, d,
+                         (long long)info->dims[d]);
+    }
+    ember_session_free(s);
+    ember_model_free(m);
+}
+
 Test(passes, shape_values_symbol_out_of_place_becomes_minus_one) {
     CHECK_BATCHES("shape_values_minus_one", 0);
     EXPECT_OPS("Shape", 0);
@@ -291,6 +316,13 @@ Test(passes, shape_values_kept_when_symbol_is_elsewhere_and_target_has_minus_one
     CHECK_BATCHES("shape_values_wrong_position", 0);
     EXPECT_OPS("Shape", 1);
     EXPECT_OPS("Concat", 1);
+}
+
+Test(passes, shape_values_kept_when_minus_one_would_divide_by_a_symbol) {
+    CHECK_BATCHES("shape_values_minus_one_over_a_symbol", 0);
+    EXPECT_OPS("Shape", 2);
+    EXPECT_OPS("Concat", 1);
+    check_model_at("shape_values_minus_one_over_a_symbol", 0, 0, graph, sizeof graph);
 }
 
 Test(passes, shape_values_kept_when_two_symbols_need_minus_one) {
