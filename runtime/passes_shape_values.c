@@ -6,7 +6,11 @@
  * not trusted to be equal across inputs: the runtime does not check them.
  * A Reshape whose target is known this way gets a constant target with the same meaning:
  * a symbol equal to the input's dim at the same position becomes 0 (copy; allowzero=0 only),
- * at most one other element becomes -1 when the element counts provably agree. */
+ * at most one other element becomes -1 when the element counts provably agree.
+ * Whenever the written graph succeeds, the rewritten one computes the same. One difference is
+ * wanted: at batch 0 an element k * batch evaluates to 0, which ONNX reads as "copy the input
+ * dim", so exports like (64 * batch, 128) fail as written; the -1 there gives the empty result
+ * (what PyTorch computes). */
 #include <stdlib.h>
 #include <string.h>
 

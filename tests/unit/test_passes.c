@@ -300,6 +300,41 @@ Test(passes, shape_values_give_reshape_outputs_static_shapes) {
     ember_model_free(m);
 }
 
+/* At batch 0 the written graph fails (its 6 * batch rows read as 0 = copy the 6); the
+ * optimized one returns the empty tensors. */
+Test(passes, shape_values_torch_chain_at_batch_0) {
+    ember_model *m = load("shape_values_torch_chain");
+    inputs in;
+    make_inputs(m, &in, 0);
+    ember_session_options o;
+    ember_session_options_init(&o);
+    o.threads = 1;
+    const char *names[] = {"y", "y2"};
+    ember_tensor *out[2];
+    ember_error err;
+    for (int level = 0; level < 2; level++) {
+        o.opt_level = level ? EMBER_OPT_ALL : EMBER_OPT_NONE;
+        ember_session *s;
+        cr_assert_eq(ember_session_create(m, &o, &s, &err), EMBER_OK, "%s", err.message);
+        ember_status st = ember_session_run(s, in.names, (const ember_tensor *const *)in.t, in.n,
+                                            names, 2, out, &err);
+        if (!level) {
+            cr_expect_neq(st, EMBER_OK, "the written graph reshapes 0 rows into 6");
+        } else {
+            cr_assert_eq(st, EMBER_OK, "%s", err.message);
+            cr_expect_eq(ember_tensor_rank(out[0]), 3);
+            cr_expect_eq(ember_tensor_dims(out[0])[0], 0);
+            cr_expect_eq(ember_tensor_dims(out[1])[0], 0);
+            cr_expect_eq(ember_tensor_dims(out[1])[1], 48);
+            ember_tensor_free(out[0]);
+            ember_tensor_free(out[1]);
+        }
+        ember_session_free(s);
+    }
+    free_inputs(&in);
+    ember_model_free(m);
+}
+
 Test(passes, shape_values_symbol_out_of_place_becomes_minus_one) {
     CHECK_BATCHES("shape_values_minus_one", 0);
     EXPECT_OPS("Shape", 0);
