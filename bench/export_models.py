@@ -2,7 +2,11 @@
 """Exports the benchmark-only models (random weights, never committed) into OUTDIR:
 torchvision resnet18, mobilenet_v2, squeezenet1_1 and a small nn.TransformerEncoder, each as
 NAME.onnx (dynamic batch, opset 13) and NAME.pt (TorchScript, for the PyTorch peer).
+The transformer also gets NAME.flops.json (multiply-adds x 2 per sample, counted from its
+configuration): its Reshape targets are computed in the graph, which ONNX shape inference
+cannot follow, so bench/compare could not count its MatMuls from the file.
 usage: export_models.py OUTDIR"""
+import json
 import os
 import sys
 
@@ -27,6 +31,17 @@ class Encoder(torch.nn.Module):
     def forward(self, x):
         return self.head(self.encoder(x).mean(dim=1))
 
+    def flops_per_sample(self, seq):
+        total = 0
+        for layer in self.encoder.layers:
+            d = layer.self_attn.embed_dim
+            ff = layer.linear1.out_features
+            total += 2 * seq * d * 3 * d      # q, k, v projections
+            total += 2 * 2 * seq * seq * d    # q k^T and attention x v, all heads
+            total += 2 * seq * d * d          # output projection
+            total += 2 * 2 * seq * d * ff     # feed-forward, two layers
+        return total + 2 * self.head.in_features * self.head.out_features
+
 
 models = {
     "resnet18": (torchvision.models.resnet18(weights=None), (1, 3, 224, 224)),
@@ -48,4 +63,7 @@ for name, (model, shape) in models.items():
     if not os.path.exists(pt_path):
         with torch.no_grad():
             torch.jit.save(torch.jit.trace(model, x), pt_path)
+    if hasattr(model, "flops_per_sample"):
+        with open(os.path.join(out, name + ".flops.json"), "w") as f:
+            json.dump({"flops_per_sample": model.flops_per_sample(shape[1])}, f)
     print("exported", name)
