@@ -11,6 +11,7 @@
  * wanted: at batch 0 an element k * batch evaluates to 0, which ONNX reads as "copy the input
  * dim", so exports like (64 * batch, 128) fail as written; the -1 there gives the empty result
  * (what PyTorch computes). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,16 +88,24 @@ static bool mono_eq(const mono *a, const mono *b) {
     return a->k == b->k && a->n == b->n && memcmp(a->syms, b->syms, sizeof(int) * (size_t)a->n) == 0;
 }
 
+/* a / b when it is exact (then truncating and flooring agree); false also on overflow. */
+static bool exact_div(int64_t a, int64_t b, int64_t *q) {
+    if (b == 0 || (b == -1 && a == INT64_MIN) || a % b != 0) return false;
+    *q = a / b;
+    return true;
+}
+
 /* num / den when it is a constant or k * one symbol, else unknown. */
 static sdim mono_div(const mono *num, const mono *den) {
-    if (den->k == 0 || num->k % den->k != 0) return UNKNOWN;
+    int64_t q;
+    if (!exact_div(num->k, den->k, &q)) return UNKNOWN;
     int rest[MONO_MAX], n_rest = 0, j = 0;
     for (int i = 0; i < num->n; i++) {
         if (j < den->n && den->syms[j] == num->syms[i]) j++;
         else rest[n_rest++] = num->syms[i];
     }
     if (j != den->n || n_rest > 1) return UNKNOWN;
-    return (sdim){num->k / den->k, n_rest ? rest[0] : SYM_CONST};
+    return (sdim){q, n_rest ? rest[0] : SYM_CONST};
 }
 
 /* ---- integer constants and attributes ---- */
@@ -229,11 +238,11 @@ static void slice_range(int64_t len, int64_t start, int64_t end, int64_t step, i
     if (step > 0) {
         start = start < 0 ? 0 : start > len ? len : start;
         end = end < 0 ? 0 : end > len ? len : end;
-        *count = end > start ? (end - start + step - 1) / step : 0;
+        *count = end > start ? (end - start - 1) / step + 1 : 0; /* no overflow for huge steps */
     } else {
         start = start < 0 ? 0 : start > len - 1 ? len - 1 : start;
         end = end < -1 ? -1 : end > len - 1 ? len - 1 : end;
-        *count = start > end ? (start - end + (-step) - 1) / (-step) : 0;
+        *count = start > end ? (start - end - 1) / (step == INT64_MIN ? INT64_MAX : -step) + 1 : 0;
     }
     *first = start;
 }
@@ -248,8 +257,8 @@ static sdim elem_op(char op, sdim a, sdim b) {
         case '+': return __builtin_add_overflow(a.k, b.k, &r) ? UNKNOWN : cst(r);
         case '-': return __builtin_sub_overflow(a.k, b.k, &r) ? UNKNOWN : cst(r);
         case '*': return __builtin_mul_overflow(a.k, b.k, &r) ? UNKNOWN : cst(r);
-        default: /* exact quotients only: truncating and flooring agree there */
-            return b.k != 0 && a.k % b.k == 0 ? cst(a.k / b.k) : UNKNOWN;
+        default:
+            return exact_div(a.k, b.k, &r) ? cst(r) : UNKNOWN;
         }
     }
     switch (op) {
@@ -274,8 +283,9 @@ static sdim elem_op(char op, sdim a, sdim b) {
         if (__builtin_mul_overflow(a.k, b.k, &r)) return UNKNOWN;
         return r ? (sdim){r, b.sym} : cst(0);
     default:
-        if (b.sym != SYM_CONST || b.k == 0 || a.k % b.k != 0) return UNKNOWN;
-        return (sdim){a.k / b.k, a.sym};
+        /* (k * S) / c = (k / c) * S for every S when c divides k */
+        if (b.sym != SYM_CONST || !exact_div(a.k, b.k, &r)) return UNKNOWN;
+        return (sdim){r, a.sym};
     }
 }
 
