@@ -164,6 +164,8 @@ ember_status em_optimize(em_graph *g, ember_opt_level level, ember_error *err) {
         em_graph_compact(g);
         changed += em_pass_fold_shapes(g);
         em_graph_compact(g);
+        changed += em_pass_shape_values(g);
+        em_graph_compact(g);
         EM_TRY(pass_fold_constants(g, &changed, err));
         em_graph_compact(g);
         changed += pass_dead_nodes(g);
