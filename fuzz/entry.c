@@ -179,7 +179,31 @@ int ember_fuzz_model(const uint8_t *data, size_t size) {
     return 0;
 }
 
+/* A sequence or optional read from the same bytes: every tensor inside is reachable. */
+static void fuzz_value(const uint8_t *data, size_t size, ember_value_kind kind) {
+    ember_tensor *v = NULL, *item = NULL;
+    ember_error err;
+    ember_status st = ember_value_load_memory(data, size, kind, &v, &err);
+    check_failure(st, &err);
+    if (st != EMBER_OK) {
+        if (v) violated("value returned with an error", &err);
+        return;
+    }
+    if (ember_tensor_kind(v) != kind) violated("value of the wrong kind", NULL);
+    for (size_t i = 0; i < ember_sequence_length(v); i++) {
+        if (ember_sequence_get(v, i, &item, &err) != EMBER_OK) violated("item unreadable", &err);
+        ember_tensor_free(item);
+    }
+    if (ember_optional_has_value(v)) {
+        if (ember_optional_get(v, &item, &err) != EMBER_OK) violated("value unreadable", &err);
+        ember_tensor_free(item);
+    }
+    ember_tensor_free(v);
+}
+
 int ember_fuzz_tensor(const uint8_t *data, size_t size) {
+    fuzz_value(data, size, EMBER_KIND_SEQUENCE);
+    fuzz_value(data, size, EMBER_KIND_OPTIONAL);
     ember_tensor *t = NULL;
     ember_error err;
     ember_status st = ember_tensor_load_memory(data, size, &t, &err);
@@ -198,6 +222,8 @@ int ember_fuzz_tensor(const uint8_t *data, size_t size) {
     const uint8_t *p = ember_tensor_const_data(t);
     volatile uint8_t sink = 0;
     for (size_t b = 0; b < ember_tensor_byte_size(t); b++) sink ^= p[b];
+    for (int64_t i = 0; ember_tensor_dtype(t) == EMBER_STRING && i < n; i++)
+        sink ^= (uint8_t)ember_tensor_string(t, (size_t)i)[0];
     (void)sink;
     sink = (uint8_t)ember_tensor_name(t)[0];
     ember_tensor_free(t);

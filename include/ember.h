@@ -33,14 +33,15 @@ extern "C" {
 #endif
 
 #define EMBER_VERSION_MAJOR 0
-#define EMBER_VERSION_MINOR 1
+#define EMBER_VERSION_MINOR 2
 #define EMBER_VERSION_PATCH 0
-#define EMBER_VERSION_STRING "0.1.0"
+#define EMBER_VERSION_STRING "0.2.0"
 
 /* Bumped whenever a struct or function signature below changes incompatibly. Plugins pass
  * the value they were compiled with; ember refuses a mismatch. 2: ember_session_options gained
- * `heads` / `n_heads`. */
-#define EMBER_ABI_VERSION 2
+ * `heads` / `n_heads`. 3: ember_value_info gained `kind` / `element_kind` (sequences and
+ * optionals). The shared library's soname carries the same number (libember.so.3). */
+#define EMBER_ABI_VERSION 3
 
 #if defined(__GNUC__)
 #define EMBER_API __attribute__((visibility("default")))
@@ -76,7 +77,7 @@ typedef struct ember_error {
 /* Static string naming a status, e.g. "invalid model". */
 EMBER_API const char *ember_status_string(ember_status status);
 
-/* Library version, e.g. "0.1.0", and the ABI version it was built with. */
+/* Library version, e.g. "0.2.0", and the ABI version it was built with. */
 EMBER_API const char *ember_version(void);
 EMBER_API int ember_abi_version(void);
 
@@ -102,7 +103,16 @@ typedef enum ember_dtype {
     EMBER_BFLOAT16 = 16,
 } ember_dtype;
 
-/* Bytes per element (0 for undefined or string), and a name such as "float32". */
+/* What a value is: a tensor, a sequence of tensors (ONNX seq(tensor(T))), or an optional
+ * (ONNX optional(tensor(T)) or optional(seq(tensor(T)))) that holds one such value or none. */
+typedef enum ember_value_kind {
+    EMBER_KIND_TENSOR = 0,
+    EMBER_KIND_SEQUENCE = 1,
+    EMBER_KIND_OPTIONAL = 2,
+} ember_value_kind;
+
+/* Bytes per element (0 for undefined or string: see ember_tensor_string), and a name such as
+ * "float32". */
 EMBER_API size_t ember_dtype_size(ember_dtype dtype);
 EMBER_API const char *ember_dtype_name(ember_dtype dtype);
 
@@ -135,6 +145,17 @@ EMBER_API int64_t ember_tensor_element_count(const ember_tensor *tensor);
 EMBER_API size_t ember_tensor_byte_size(const ember_tensor *tensor);
 EMBER_API void *ember_tensor_data(ember_tensor *tensor);
 EMBER_API const void *ember_tensor_const_data(const ember_tensor *tensor);
+
+/* String tensors (EMBER_STRING): ember_tensor_create() makes one whose elements are empty
+ * strings; each element is a NUL-terminated string the tensor owns. Read and write elements
+ * with the two calls below (strings are copied in). For a string tensor ember_tensor_data()
+ * and ember_tensor_const_data() return NULL, ember_tensor_byte_size() is 0 and
+ * ember_tensor_wrap() fails with EMBER_ERR_UNSUPPORTED; .pb files hold them, .npy files not.
+ * ember_tensor_string() returns NULL for another dtype or an index past the end; the string
+ * stays valid until the element is set again or the tensor is freed. */
+EMBER_API const char *ember_tensor_string(const ember_tensor *tensor, size_t index);
+EMBER_API ember_status ember_tensor_set_string(ember_tensor *tensor, size_t index,
+                                               const char *value, ember_error *err);
 /* Name carried by a tensor read from a file ("" if none). */
 EMBER_API const char *ember_tensor_name(const ember_tensor *tensor);
 
@@ -147,6 +168,58 @@ EMBER_API ember_status ember_tensor_load_memory(const void *data, size_t size, e
  * may be NULL, becomes the TensorProto's name). */
 EMBER_API ember_status ember_tensor_save(const ember_tensor *tensor, const char *path,
                                          const char *name, ember_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Sequences and optionals
+ *
+ * An ember_tensor handle may hold a sequence of tensors (ONNX seq(tensor)) or an optional value
+ * (ONNX optional(tensor) or optional(seq(tensor))) instead of a tensor; ember_tensor_kind()
+ * tells which. They are passed to and returned from ember_session_run() like tensors and freed
+ * with ember_tensor_free(), which frees everything they hold. For such a handle
+ * ember_tensor_dtype() is the element type of the tensors inside (EMBER_UNDEFINED when not
+ * known, e.g. an empty sequence read from a file), ember_tensor_rank() is 0,
+ * ember_tensor_element_count() and ember_tensor_byte_size() are 0, ember_tensor_data() is
+ * NULL, and ember_tensor_save() fails with EMBER_ERR_UNSUPPORTED.
+ * ------------------------------------------------------------------------------------------- */
+
+EMBER_API ember_value_kind ember_tensor_kind(const ember_tensor *tensor);
+
+/* An empty sequence of `element_type` tensors (EMBER_UNDEFINED: decided by the first item). */
+EMBER_API ember_status ember_sequence_create(ember_dtype element_type, ember_tensor **out,
+                                             ember_error *err);
+/* Append a copy of tensor `item`, whose type must be the sequence's element type. */
+EMBER_API ember_status ember_sequence_append(ember_tensor *sequence, const ember_tensor *item,
+                                             ember_error *err);
+/* Number of tensors in a sequence (0 for other kinds). */
+EMBER_API size_t ember_sequence_length(const ember_tensor *sequence);
+/* A copy of tensor `index` of a sequence, owned by the caller. */
+EMBER_API ember_status ember_sequence_get(const ember_tensor *sequence, size_t index,
+                                          ember_tensor **out, ember_error *err);
+
+/* An optional holding a copy of `value` (a tensor or a sequence), or none when `value` is
+ * NULL; `element_kind` (EMBER_KIND_TENSOR or EMBER_KIND_SEQUENCE) and `element_type` give its
+ * type and must match `value` when it is given. */
+EMBER_API ember_status ember_optional_create(ember_value_kind element_kind,
+                                             ember_dtype element_type, const ember_tensor *value,
+                                             ember_tensor **out, ember_error *err);
+/* 1 if the optional holds a value, else 0 (also for handles of other kinds). */
+EMBER_API int ember_optional_has_value(const ember_tensor *optional);
+/* EMBER_KIND_TENSOR or EMBER_KIND_SEQUENCE: what the optional holds or would hold. */
+EMBER_API ember_value_kind ember_optional_element_kind(const ember_tensor *optional);
+/* A copy of the value an optional holds, owned by the caller; EMBER_ERR_INVALID_ARGUMENT if
+ * it holds none. */
+EMBER_API ember_status ember_optional_get(const ember_tensor *optional, ember_tensor **out,
+                                          ember_error *err);
+
+/* Read a value of a known kind from a .pb file: a TensorProto (EMBER_KIND_TENSOR, same as
+ * ember_tensor_load), a SequenceProto of tensors (EMBER_KIND_SEQUENCE) or an OptionalProto of a
+ * tensor or sequence (EMBER_KIND_OPTIONAL). The protobuf bytes do not say which message they
+ * hold, so the caller names it (ember_value_info.kind of the graph input or output). */
+EMBER_API ember_status ember_value_load(const char *path, ember_value_kind kind,
+                                        ember_tensor **out, ember_error *err);
+EMBER_API ember_status ember_value_load_memory(const void *data, size_t size,
+                                               ember_value_kind kind, ember_tensor **out,
+                                               ember_error *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Models
@@ -179,13 +252,17 @@ EMBER_API void ember_model_free(ember_model *model);
 
 /* Description of a graph input or output. Strings and arrays are owned by the model. A dim
  * of -1 is symbolic or unknown; dim_names[i] then holds its name (e.g. "batch") or NULL.
- * rank is -1 when the graph does not declare a shape. */
+ * rank is -1 when the graph does not declare a shape. For a sequence or optional (`kind`),
+ * dtype is the element type of its tensors and rank is 0; element_kind is what an optional
+ * holds (EMBER_KIND_TENSOR or EMBER_KIND_SEQUENCE; EMBER_KIND_TENSOR for other kinds). */
 typedef struct ember_value_info {
     const char *name;
     ember_dtype dtype;
     int rank;
     const int64_t *dims;
     const char *const *dim_names;
+    ember_value_kind kind;
+    ember_value_kind element_kind;
 } ember_value_info;
 
 EMBER_API size_t ember_model_input_count(const ember_model *model);

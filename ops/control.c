@@ -5,8 +5,8 @@
  * node's input (an implicit input after the explicit ones) that feeds it.
  *
  * Output shapes depend on what the bodies compute, so these kernels are EM_OP_DYNAMIC_OUTPUTS:
- * infer gives dtypes only (rank -1) and run allocates the outputs. Sequence and Optional
- * values are not supported (the runtime has tensors only). */
+ * infer gives dtypes only (rank -1) and run allocates the outputs. If and Loop also carry
+ * sequence and optional values (EM_OP_ANY_KIND); Scan takes tensors only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +52,17 @@ static const em_graph *body_attr(const em_node *node, const char *name, ember_er
 
 static ember_dtype body_output_type(const em_graph *g, int k) {
     return g->values[g->outputs[k]].info.dtype;
+}
+
+/* A body output declared as a sequence or optional makes the node output one (rank 0, no
+ * allocation); a tensor output keeps rank -1 (shape known when the body has run). */
+static void set_output_type(em_tensor *out, const em_graph *g, int k, ember_dtype dt,
+                            const em_tensor *fallback) {
+    const em_tensor *info = &g->values[g->outputs[k]].info;
+    if (info->kind == EMBER_KIND_TENSOR && fallback && fallback->kind != EMBER_KIND_TENSOR)
+        info = fallback;
+    if (info->kind != EMBER_KIND_TENSOR) em_value_set_type(out, info->kind, info->elem_kind, dt);
+    else em_tensor_set_shape(out, dt, NULL, -1);
 }
 
 /* Hand tensor t (owned: a heap tensor this kernel may consume; else borrowed) to an output
@@ -132,7 +143,7 @@ static ember_status if_infer(const em_node *node, void *state, em_tensor *const 
     for (int k = 0; k < node->n_outputs; k++) {
         ember_dtype dt = body_output_type(then_g, k);
         if (dt == EMBER_UNDEFINED) dt = body_output_type(else_g, k);
-        em_tensor_set_shape(&out[k], dt, NULL, -1);
+        set_output_type(&out[k], then_g, k, dt, &else_g->values[else_g->outputs[k]].info);
     }
     return EMBER_OK;
 }
@@ -278,7 +289,7 @@ static ember_status loop_infer(const em_node *node, void *state, em_tensor *cons
     for (int k = 0; k < node->n_outputs; k++) {
         ember_dtype dt = body_output_type(g, k + 1);
         if (dt == EMBER_UNDEFINED && k < n_carried && in[2 + k]) dt = in[2 + k]->dtype;
-        em_tensor_set_shape(&out[k], dt, NULL, -1);
+        set_output_type(&out[k], g, k + 1, dt, k < n_carried ? in[2 + k] : NULL);
     }
     return EMBER_OK;
 }
@@ -485,6 +496,8 @@ static ember_status slice_axis(const em_tensor *t, int axis, int64_t pos, em_ten
         if (i != axis) dst->dims[r++] = t->dims[i];
     dst->rank = t->rank - 1;
     dst->dtype = t->dtype;
+    dst->kind = EMBER_KIND_TENSOR;
+    dst->elem_kind = EMBER_KIND_TENSOR;
     dst->owns_data = false;
     size_t es = em_dtype_size(t->dtype);
     int64_t outer = em_shape_numel(t->dims, axis);
@@ -520,7 +533,7 @@ static ember_status scan_sequence(const scan_run *r, int64_t len, em_tensor **st
     const scan_attrs *a = r->a;
     int n_in = a->n_state + a->n_scan_in;
     em_tensor *body_in[2 * SCAN_MAX_IO];
-    em_tensor slices[SCAN_MAX_IO];
+    em_tensor slices[SCAN_MAX_IO] = {0};
     em_tensor **res = calloc((size_t)r->g->n_outputs + 1, sizeof *res);
     if (!res) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     ember_status st = EMBER_OK;
@@ -639,7 +652,7 @@ static ember_status scan8_run(const em_node *node, const em_graph *g, const scan
         return em_fail(err, EMBER_ERR_SHAPE, "%s: sequence_lens must be int64[%lld]",
                        desc(node, buf, sizeof buf), (long long)batch);
     /* Per batch element: views of its state and scan inputs, then run the sequence. */
-    em_tensor views[SCAN_MAX_IO * 2];
+    em_tensor views[SCAN_MAX_IO * 2] = {0};
     em_tensor *view_ptrs[SCAN_MAX_IO];
     void *no_buf[SCAN_MAX_IO] = {0};
     stack_list *lists = calloc((size_t)batch * (size_t)(a->n_scan_out + 1) + 1, sizeof *lists);
@@ -759,8 +772,8 @@ static ember_status scan_run_op(const em_node *node, void *state, em_tensor *con
 }
 
 static const em_op k_control_ops[] = {
-    {"", "If", 1, 21, NULL, if_infer, if_run, NULL, EM_OP_DYNAMIC_OUTPUTS},
-    {"", "Loop", 1, 21, NULL, loop_infer, loop_run, NULL, EM_OP_DYNAMIC_OUTPUTS},
+    {"", "If", 1, 21, NULL, if_infer, if_run, NULL, EM_OP_DYNAMIC_OUTPUTS | EM_OP_ANY_KIND},
+    {"", "Loop", 1, 21, NULL, loop_infer, loop_run, NULL, EM_OP_DYNAMIC_OUTPUTS | EM_OP_ANY_KIND},
     {"", "Scan", 8, 21, NULL, scan_infer, scan_run_op, NULL, EM_OP_DYNAMIC_OUTPUTS},
 };
 

@@ -21,6 +21,8 @@ const em_ops_family_fn em_op_families[] = {
     em_ops_quant,
     em_ops_detection,
     em_ops_misc,
+    em_ops_sequence,
+    em_ops_strings,
     NULL,
 };
 

@@ -8,6 +8,8 @@ extern const em_ops_family_fn em_op_families[]; /* NULL-terminated */
 typedef ember_status (*em_plugin_init_fn)(int abi_version, ember_error *err);
 extern const em_plugin_init_fn em_builtin_plugins[]; /* NULL-terminated */
 EM_OPS_FAMILY(elementwise);
+EM_OPS_FAMILY(sequence);
+EM_OPS_FAMILY(strings);
 EM_OPS_FAMILY(unary);
 EM_OPS_FAMILY(softmax);
 EM_OPS_FAMILY(reduce);

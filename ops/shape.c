@@ -16,6 +16,7 @@
 
 #include "kernel.h"
 #include "shape_util.h"
+#include "string_ops.h"
 
 /* Integer views of element bytes that may alias any type (moving float data as uint32_t). */
 typedef uint8_t ems_u8 __attribute__((may_alias));
@@ -633,6 +634,8 @@ static ember_status identity_infer(const em_node *node, void *state, em_tensor *
     (void)node;
     (void)err;
     em_tensor_set_shape(out, in[0]->dtype, in[0]->dims, in[0]->rank);
+    if (in[0]->kind != EMBER_KIND_TENSOR) /* sequence / optional: the executor copies it */
+        em_value_set_type(out, in[0]->kind, in[0]->elem_kind, in[0]->dtype);
     return EMBER_OK;
 }
 
@@ -1332,17 +1335,12 @@ static ember_status cast_target(const em_node *node, em_tensor *const *in, ember
         if (!to) return ems_fail(err, EMBER_ERR_INVALID_MODEL, node, "attribute 'to' is missing");
         *dt = to->type == EM_ATTR_STRING ? dtype_from_name(to->s) : (ember_dtype)to->i;
     }
-    if (*dt == EMBER_STRING)
-        return ems_fail(err, EMBER_ERR_UNSUPPORTED, node, "casting to string is not supported");
+    if (*dt == EMBER_STRING || in[0]->dtype == EMBER_STRING)
+        return em_cast_string_check(node, in[0]->dtype, *dt, err);
     if (!castable(*dt))
         return ems_fail(err, EMBER_ERR_UNSUPPORTED, node, "cannot cast to type %d (%s)", (int)*dt,
                         em_dtype_name(*dt));
-    if (!castable(in[0]->dtype)) {
-        if (in[0]->dtype == EMBER_STRING)
-            return ems_fail(err, EMBER_ERR_UNSUPPORTED, node,
-                            "casting from string is not supported");
-        return em_unsupported_type(node, 0, in[0]->dtype, err);
-    }
+    if (!castable(in[0]->dtype)) return em_unsupported_type(node, 0, in[0]->dtype, err);
     return EMBER_OK;
 }
 
@@ -1394,8 +1392,8 @@ static void cast_range(void *vctx, int64_t begin, int64_t end) {
 static ember_status cast_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
                              em_exec *ex, ember_error *err) {
     (void)state;
-    (void)node;
-    (void)err;
+    if (in[0]->dtype == EMBER_STRING || out->dtype == EMBER_STRING)
+        return em_cast_strings(node, in[0], out, err);
     cast_ctx c = {.src = in[0]->data, .dst = out->data, .st = in[0]->dtype, .dt = out->dtype};
     ems_parallel(ex, em_numel(out), 16384, cast_range, &c);
     return EMBER_OK;
@@ -1765,7 +1763,8 @@ static const em_op k_shape_ops[] = {
     {"", "Flatten", 1, 21, NULL, flatten_infer, NULL, NULL, VIEW},
     {"", "Squeeze", 1, 21, NULL, squeeze_infer, NULL, NULL, VIEW},
     {"", "Unsqueeze", 1, 21, NULL, unsqueeze_infer, NULL, NULL, VIEW},
-    {"", "Identity", 1, 21, NULL, identity_infer, NULL, NULL, VIEW},
+    {"", "Identity", 1, 21, NULL, identity_infer, NULL, NULL,
+     VIEW | EM_OP_ANY_KIND | EM_OP_STRINGS},
     {"", "Transpose", 1, 21, NULL, transpose_infer, transpose_run, NULL, 0},
     {"", "Concat", 1, 13, NULL, concat_infer, concat_run, NULL, 0},
     {"", "Split", 1, 18, NULL, split_infer, split_run, NULL, 0},
@@ -1774,8 +1773,8 @@ static const em_op k_shape_ops[] = {
     {"", "Tile", 1, 13, NULL, tile_infer, tile_run, NULL, 0},
     {"", "Shape", 1, 21, NULL, shape_infer, shape_run, NULL, 0},
     {"", "Size", 1, 21, NULL, size_infer, size_run, NULL, 0},
-    {"", "Cast", 1, 21, NULL, cast_infer, cast_run, NULL, 0},
-    {"", "CastLike", 15, 21, NULL, cast_infer, cast_run, NULL, 0},
+    {"", "Cast", 1, 21, NULL, cast_infer, cast_run, NULL, EM_OP_STRINGS},
+    {"", "CastLike", 15, 21, NULL, cast_infer, cast_run, NULL, EM_OP_STRINGS},
     {"", "ConstantOfShape", 9, 21, NULL, constant_of_shape_infer, constant_of_shape_run, NULL, 0},
     {"", "Range", 11, 11, NULL, range_infer, range_run, NULL, 0},
     {"", "EyeLike", 9, 22, NULL, eyelike_infer, eyelike_run, NULL, 0},

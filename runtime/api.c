@@ -37,7 +37,7 @@ const char *ember_dtype_name(ember_dtype dt) { return em_dtype_name(dt); }
 
 static ember_status check_shape(ember_dtype dtype, const int64_t *dims, int rank,
                                 ember_error *err) {
-    if (em_dtype_size(dtype) == 0)
+    if (em_dtype_size(dtype) == 0 && dtype != EMBER_STRING)
         return em_fail(err, EMBER_ERR_UNSUPPORTED, "element type %d is not supported", (int)dtype);
     if (rank < 0 || rank > EMBER_MAX_RANK || (rank > 0 && !dims))
         return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "rank %d is out of range 0..%d", rank,
@@ -52,7 +52,8 @@ ember_status ember_tensor_create(ember_dtype dtype, const int64_t *dims, int ran
     if (!out) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "out is NULL");
     *out = NULL;
     EM_TRY(check_shape(dtype, dims, rank, err));
-    em_tensor *t = em_tensor_new(dtype, dims, rank, err);
+    em_tensor *t = dtype == EMBER_STRING ? em_string_tensor_new(dims, rank, err)
+                                         : em_tensor_new(dtype, dims, rank, err);
     if (!t) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
     ember_tensor *h = calloc(1, sizeof *h);
     char *name = calloc(1, 1);
@@ -74,6 +75,10 @@ ember_status ember_tensor_wrap(ember_dtype dtype, const int64_t *dims, int rank,
     if (!out) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "out is NULL");
     *out = NULL;
     EM_TRY(check_shape(dtype, dims, rank, err));
+    if (dtype == EMBER_STRING)
+        return em_fail(err, EMBER_ERR_UNSUPPORTED,
+                       "string tensors own their strings: use ember_tensor_create and "
+                       "ember_tensor_set_string");
     int64_t n = em_shape_numel(dims, rank);
     size_t need = (size_t)n * em_dtype_size(dtype);
     if (bytes < need || (!data && need))
@@ -98,7 +103,7 @@ ember_status ember_tensor_wrap(ember_dtype dtype, const int64_t *dims, int rank,
 
 void ember_tensor_free(ember_tensor *t) {
     if (!t) return;
-    if (t->t.owns_data) em_aligned_free(t->t.data);
+    em_value_release(&t->t);
     free(t->name);
     free(t);
 }
@@ -108,9 +113,153 @@ int ember_tensor_rank(const ember_tensor *t) { return t ? t->t.rank : -1; }
 const int64_t *ember_tensor_dims(const ember_tensor *t) { return t ? t->t.dims : NULL; }
 int64_t ember_tensor_element_count(const ember_tensor *t) { return t ? em_numel(&t->t) : 0; }
 size_t ember_tensor_byte_size(const ember_tensor *t) { return t ? em_nbytes(&t->t) : 0; }
-void *ember_tensor_data(ember_tensor *t) { return t ? t->t.data : NULL; }
-const void *ember_tensor_const_data(const ember_tensor *t) { return t ? t->t.data : NULL; }
+static bool is_tensor(const ember_tensor *t) {
+    return t && t->t.kind == EMBER_KIND_TENSOR && t->t.dtype != EMBER_STRING;
+}
+
+static bool is_string_tensor(const ember_tensor *t) {
+    return t && t->t.kind == EMBER_KIND_TENSOR && t->t.dtype == EMBER_STRING && t->t.data;
+}
+
+const char *ember_tensor_string(const ember_tensor *t, size_t index) {
+    if (!is_string_tensor(t) || index >= (size_t)em_numel(&t->t)) return NULL;
+    return em_string_at(&t->t, (int64_t)index);
+}
+
+ember_status ember_tensor_set_string(ember_tensor *t, size_t index, const char *value,
+                                     ember_error *err) {
+    if (!t || !value) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (!is_string_tensor(t))
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "not a string tensor");
+    if (index >= (size_t)em_numel(&t->t))
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "index %zu is past the tensor's %lld "
+                       "elements", index, (long long)em_numel(&t->t));
+    return em_string_set(&t->t, (int64_t)index, value, strlen(value), err);
+}
+void *ember_tensor_data(ember_tensor *t) { return is_tensor(t) ? t->t.data : NULL; }
+const void *ember_tensor_const_data(const ember_tensor *t) {
+    return is_tensor(t) ? t->t.data : NULL;
+}
 const char *ember_tensor_name(const ember_tensor *t) { return t && t->name ? t->name : ""; }
+
+/* ---- sequences and optionals ---- */
+
+ember_value_kind ember_tensor_kind(const ember_tensor *t) {
+    return t ? t->t.kind : EMBER_KIND_TENSOR;
+}
+
+/* A handle (name "") taking over heap value v; v is freed on failure. */
+static ember_status handle_of(em_tensor *v, ember_tensor **out, ember_error *err) {
+    ember_tensor *h = calloc(1, sizeof *h);
+    char *name = calloc(1, 1);
+    if (!h || !name) {
+        em_tensor_free(v);
+        free(h);
+        free(name);
+        return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    h->t = *v;
+    h->name = name;
+    free(v);
+    *out = h;
+    return EMBER_OK;
+}
+
+static bool valid_element_type(ember_dtype dt) {
+    return dt == EMBER_UNDEFINED || em_dtype_size(dt) > 0;
+}
+
+ember_status ember_sequence_create(ember_dtype element_type, ember_tensor **out,
+                                   ember_error *err) {
+    if (!out) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "out is NULL");
+    *out = NULL;
+    if (!valid_element_type(element_type))
+        return em_fail(err, EMBER_ERR_UNSUPPORTED, "element type %d is not supported",
+                       (int)element_type);
+    em_tensor *v = em_seq_new(element_type, err);
+    if (!v) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    return handle_of(v, out, err);
+}
+
+ember_status ember_sequence_append(ember_tensor *seq, const ember_tensor *item, ember_error *err) {
+    if (!seq || !item) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (seq->t.kind != EMBER_KIND_SEQUENCE || !seq->t.data)
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "not a sequence");
+    if (item->t.kind != EMBER_KIND_TENSOR)
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "a sequence holds tensors, not a %s",
+                       em_kind_name(item->t.kind));
+    if (seq->t.dtype != EMBER_UNDEFINED && item->t.dtype != seq->t.dtype)
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "a sequence of %s cannot hold %s",
+                       em_dtype_name(seq->t.dtype), em_dtype_name(item->t.dtype));
+    em_tensor *c = em_tensor_clone(&item->t, err);
+    if (!c) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    EM_TRY(em_seq_insert(&seq->t, em_seq_length(&seq->t), c, err));
+    seq->t.dtype = item->t.dtype;
+    return EMBER_OK;
+}
+
+size_t ember_sequence_length(const ember_tensor *seq) {
+    return seq && seq->t.kind == EMBER_KIND_SEQUENCE ? (size_t)em_seq_length(&seq->t) : 0;
+}
+
+ember_status ember_sequence_get(const ember_tensor *seq, size_t index, ember_tensor **out,
+                                ember_error *err) {
+    if (!seq || !out) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    if (seq->t.kind != EMBER_KIND_SEQUENCE)
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "not a sequence");
+    if (index >= (size_t)em_seq_length(&seq->t))
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "index %zu is past the sequence's %lld "
+                       "tensors", index, (long long)em_seq_length(&seq->t));
+    em_tensor *c = em_tensor_clone(em_seq_at(&seq->t, (int64_t)index), err);
+    if (!c) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    return handle_of(c, out, err);
+}
+
+ember_status ember_optional_create(ember_value_kind element_kind, ember_dtype element_type,
+                                   const ember_tensor *value, ember_tensor **out,
+                                   ember_error *err) {
+    if (!out) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "out is NULL");
+    *out = NULL;
+    if (element_kind != EMBER_KIND_TENSOR && element_kind != EMBER_KIND_SEQUENCE)
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
+                       "an optional holds a tensor or a sequence, not a %s",
+                       em_kind_name(element_kind));
+    if (!valid_element_type(element_type))
+        return em_fail(err, EMBER_ERR_UNSUPPORTED, "element type %d is not supported",
+                       (int)element_type);
+    if (value && (value->t.kind != element_kind ||
+                  (element_type != EMBER_UNDEFINED && value->t.dtype != element_type)))
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT,
+                       "the value (a %s of %s) does not match the optional's type (%s of %s)",
+                       em_kind_name(value->t.kind), em_dtype_name(value->t.dtype),
+                       em_kind_name(element_kind), em_dtype_name(element_type));
+    em_tensor *c = NULL;
+    if (value && !(c = em_tensor_clone(&value->t, err)))
+        return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    em_tensor *v = em_optional_new(element_kind, c ? c->dtype : element_type, c, err);
+    if (!v) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    return handle_of(v, out, err);
+}
+
+int ember_optional_has_value(const ember_tensor *opt) {
+    return opt && opt->t.kind == EMBER_KIND_OPTIONAL && opt->t.data != NULL;
+}
+
+ember_value_kind ember_optional_element_kind(const ember_tensor *opt) {
+    return opt && opt->t.kind == EMBER_KIND_OPTIONAL ? opt->t.elem_kind : EMBER_KIND_TENSOR;
+}
+
+ember_status ember_optional_get(const ember_tensor *opt, ember_tensor **out, ember_error *err) {
+    if (!opt || !out) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    if (opt->t.kind != EMBER_KIND_OPTIONAL)
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "not an optional");
+    if (!opt->t.data) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "the optional is empty");
+    em_tensor *c = em_tensor_clone(opt->t.data, err);
+    if (!c) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    return handle_of(c, out, err);
+}
 
 /* A public handle over tensor t, taking over its data. NULL on no memory (t unchanged). */
 static ember_tensor *wrap_owned(const em_tensor *t) {
@@ -417,7 +566,7 @@ ember_status ember_session_run(ember_session *s, const char *const *input_names,
     for (size_t k = 0; k < output_count && st == EMBER_OK; k++) {
         outputs[k] = wrap_owned(&outs[k]);
         if (!outputs[k]) {
-            for (size_t j = k; j < output_count; j++) em_aligned_free(outs[j].data);
+            for (size_t j = k; j < output_count; j++) em_value_release(&outs[j]);
             for (size_t j = 0; j < k; j++) {
                 ember_tensor_free(outputs[j]);
                 outputs[j] = NULL;

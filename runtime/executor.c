@@ -249,6 +249,24 @@ ember_status em_unsupported_type(const em_node *node, int input, ember_dtype dt,
                    em_node_desc(node, desc, sizeof desc), input, em_dtype_name(dt));
 }
 
+ember_status em_check_input_kinds(const em_node *node, em_tensor *const *in, ember_error *err) {
+    unsigned flags = node->op ? node->op->flags : 0;
+    for (int k = 0; k < node->n_inputs; k++) {
+        if (!in[k]) continue;
+        char desc[256];
+        if (in[k]->kind != EMBER_KIND_TENSOR && !(flags & EM_OP_ANY_KIND))
+            return em_fail(err, EMBER_ERR_UNSUPPORTED, "%s: input %d is a %s; %s takes tensors",
+                           em_node_desc(node, desc, sizeof desc), k, em_kind_name(in[k]->kind),
+                           node->op_type);
+        if (in[k]->kind == EMBER_KIND_TENSOR && in[k]->dtype == EMBER_STRING &&
+            !(flags & EM_OP_STRINGS))
+            return em_fail(err, EMBER_ERR_UNSUPPORTED,
+                           "%s: input %d is a string tensor, which %s does not take",
+                           em_node_desc(node, desc, sizeof desc), k, node->op_type);
+    }
+    return EMBER_OK;
+}
+
 ember_status em_norm_axis(const em_node *node, int64_t axis, int rank, int *out,
                           ember_error *err) {
     int64_t a = axis < 0 ? axis + rank : axis;
@@ -266,6 +284,8 @@ ember_status em_norm_axis(const em_node *node, int64_t axis, int rank, int *out,
 static void release_value(em_exec *ex, int v) {
     if (ex->block_of[v] >= 0) arena_release(ex->rc, ex->block_of[v]);
     ex->block_of[v] = -1;
+    /* Sequences, optionals and string tensors live outside the arena: the value owns them. */
+    if (em_value_boxed(&ex->vals[v]) && ex->vals[v].owns_data) em_value_release(&ex->vals[v]);
 }
 
 /* Prefix the node's description unless the kernel's message already names it. */
@@ -423,7 +443,8 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
                                 memo->out[k].rank);
     } else {
         if (memo) memo->valid = false;
-        st = n->op->infer(n, n->state, in, outs, err);
+        st = em_check_input_kinds(n, in, err);
+        if (st == EMBER_OK) st = n->op->infer(n, n->state, in, outs, err);
         if (st != EMBER_OK) {
             wrap_node(err, st, n);
             goto done;
@@ -433,6 +454,23 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
     unsigned flags = n->op->flags;
     for (int k = 0; k < n->n_outputs; k++) {
         em_tensor *o = &outs[k];
+        if ((o->kind != EMBER_KIND_TENSOR && !(flags & EM_OP_ANY_KIND)) ||
+            (o->kind == EMBER_KIND_TENSOR && o->dtype == EMBER_STRING && !(flags & EM_OP_STRINGS))) {
+            st = em_fail(err, EMBER_ERR_RUNTIME, "%s: output %d is a %s",
+                         em_node_desc(n, desc, sizeof desc), k,
+                         o->kind == EMBER_KIND_TENSOR ? "string tensor" : em_kind_name(o->kind));
+            goto done;
+        }
+        if (em_value_boxed(o)) {
+            o->data = NULL;
+            o->capacity = 0;
+            o->owns_data = false;
+            if (k == 0 && (flags & EM_OP_ALIAS_INPUT0) && in[0]) {
+                st = em_value_copy(o, in[0], err);
+                if (st != EMBER_OK) goto done;
+            }
+            continue;
+        }
         if (o->rank < 0 && (flags & EM_OP_DYNAMIC_OUTPUTS)) {
             o->data = NULL; /* run allocates it */
             o->capacity = 0;
@@ -518,8 +556,25 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
         }
     }
     /* Outputs a dynamic kernel allocated become arena blocks. */
-    for (int k = 0; k < n->n_outputs && (flags & EM_OP_DYNAMIC_OUTPUTS); k++) {
+    unsigned boxing = EM_OP_DYNAMIC_OUTPUTS | EM_OP_ANY_KIND | EM_OP_STRINGS;
+    for (int k = 0; k < n->n_outputs && (flags & boxing); k++) {
         em_tensor *o = &outs[k];
+        if (em_value_boxed(o)) {
+            bool needs_data = o->kind == EMBER_KIND_SEQUENCE ||
+                              (o->kind == EMBER_KIND_TENSOR && o->rank >= 0);
+            if (n->outputs[k] >= 0 && needs_data && !o->data) {
+                st = em_fail(err, EMBER_ERR_RUNTIME, "%s: output %d was not produced",
+                             em_node_desc(n, desc, sizeof desc), k);
+                goto done;
+            }
+            if (o->data && !o->owns_data) { /* borrowed: give the value its own copy */
+                em_tensor borrowed = *o;
+                st = em_value_copy(o, &borrowed, err);
+                if (st != EMBER_OK) goto done;
+            }
+            continue;
+        }
+        if (!(flags & EM_OP_DYNAMIC_OUTPUTS)) continue;
         if (o->owns_data) {
             o->owns_data = false;
             out_block[k] = arena_adopt(ex->rc, o->data, o->capacity, err);
@@ -542,6 +597,7 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
         if (v < 0 || ex->last_use[v] < 0) {
             arena_release(ex->rc, out_block[k]);
             out_block[k] = -1;
+            if (em_value_boxed(&outs[k])) em_value_release(&outs[k]);
             if (v < 0) continue;
         }
         ex->vals[v] = outs[k];
@@ -560,7 +616,7 @@ done:
     if (st != EMBER_OK && out_block)
         for (int k = 0; k < n->n_outputs; k++) arena_release(ex->rc, out_block[k]);
     for (int k = 0; st != EMBER_OK && outs_ready && k < n->n_outputs; k++)
-        if (outs[k].owns_data) em_aligned_free(outs[k].data); /* not adopted yet */
+        if (outs[k].owns_data) em_value_release(&outs[k]); /* not adopted yet */
     if (in != in_stack) free(in);
     if (outs != out_stack) free(outs);
     if (out_block != out_block_stack) free(out_block);
@@ -615,6 +671,18 @@ static ember_status check_input(const em_graph *g, int v, const em_tensor *t, em
     const em_value *val = &g->values[v];
     const em_tensor *decl = &val->info;
     char a[128], b[128];
+    if (t->kind != decl->kind ||
+        (t->kind == EMBER_KIND_OPTIONAL && t->elem_kind != decl->elem_kind))
+        return em_fail(err, EMBER_ERR_SHAPE, "input '%s' is a %s, the model expects %s", val->name,
+                       em_shape_str(t, a, sizeof a), em_shape_str(decl, b, sizeof b));
+    if (t->kind != EMBER_KIND_TENSOR) {
+        bool known = decl->dtype != EMBER_UNDEFINED && t->dtype != EMBER_UNDEFINED;
+        if (known && t->dtype != decl->dtype)
+            return em_fail(err, EMBER_ERR_SHAPE, "input '%s' is a %s, the model expects %s",
+                           val->name, em_shape_str(t, a, sizeof a),
+                           em_shape_str(decl, b, sizeof b));
+        return EMBER_OK;
+    }
     if (decl->dtype != EMBER_UNDEFINED && t->dtype != decl->dtype)
         return em_fail(err, EMBER_ERR_SHAPE, "input '%s' has type %s, the model expects %s",
                        val->name, em_dtype_name(t->dtype), em_dtype_name(decl->dtype));
@@ -635,6 +703,15 @@ static ember_status hand_over(em_exec *ex, int v, bool shared, em_tensor *out, e
     const em_tensor *t = &ex->vals[v];
     int b = ex->block_of[v];
     em_run_ctx *rc = ex->rc;
+    if (em_value_boxed(t)) {
+        if (!shared && t->owns_data) { /* move */
+            *out = *t;
+            ex->vals[v].data = NULL;
+            ex->vals[v].owns_data = false;
+            return EMBER_OK;
+        }
+        return em_value_copy(out, t, err);
+    }
     size_t bytes = em_nbytes(t);
     if (!shared && b >= 0 && rc->blocks[b].refs == 1 && rc->blocks[b].p == t->data &&
         rc->blocks[b].cap <= 2 * bytes + 4096) {
@@ -690,7 +767,7 @@ ember_status em_execute(struct ember_session *s, em_run_ctx *rc, em_tensor *cons
     }
     if (st != EMBER_OK)
         for (int k = 0; k < n_outputs; k++) {
-            if (outputs[k].owns_data) em_aligned_free(outputs[k].data);
+            em_value_release(&outputs[k]);
             outputs[k] = (em_tensor){.rank = -1};
         }
     frame_free(&ex);
@@ -716,8 +793,17 @@ ember_status em_exec_subgraph(em_exec *parent, const em_graph *g, em_tensor *con
     }
     for (int i = 0; i < n_inputs; i++) {
         if (!inputs[i]) continue;
-        ex.vals[g->inputs[i]] = *inputs[i];
-        ex.vals[g->inputs[i]].owns_data = false;
+        em_tensor *slot = &ex.vals[g->inputs[i]];
+        const em_tensor *decl = &g->values[g->inputs[i]].info;
+        if (decl->kind == EMBER_KIND_OPTIONAL && inputs[i]->kind != EMBER_KIND_OPTIONAL) {
+            /* A body input declared optional that receives a plain value (a Loop whose body
+             * turns an optional carried value into a sequence): it holds that value. */
+            *slot = (em_tensor){.kind = EMBER_KIND_OPTIONAL, .elem_kind = inputs[i]->kind,
+                                .dtype = inputs[i]->dtype, .data = inputs[i]};
+            continue;
+        }
+        *slot = *inputs[i];
+        slot->owns_data = false;
     }
     for (int i = 0; i < g->n_captures; i++) {
         if (!captures[i]) continue;
@@ -727,7 +813,8 @@ ember_status em_exec_subgraph(em_exec *parent, const em_graph *g, em_tensor *con
     st = run_frame(&ex, err);
     for (int k = 0; k < g->n_outputs && st == EMBER_OK; k++) {
         const em_tensor *t = &ex.vals[g->outputs[k]];
-        if (t->rank < 0 || (!t->data && em_numel(t) != 0)) {
+        if (t->rank < 0 || (!t->data && em_numel(t) != 0) ||
+            (t->kind == EMBER_KIND_SEQUENCE && !t->data)) {
             st = em_fail(err, EMBER_ERR_RUNTIME, "subgraph '%s': output %d was not computed",
                          g->name, k);
             break;
@@ -795,7 +882,8 @@ static ember_status plan_memo(const em_graph *g, em_plan *plan, ember_error *err
     if (!plan->memo_ok) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     for (int i = 0; i < g->n_nodes; i++) {
         const em_node *n = &g->nodes[i];
-        bool ok = n->n_inputs == n->n_explicit_inputs && !(n->op->flags & EM_OP_DYNAMIC_OUTPUTS);
+        bool ok = n->n_inputs == n->n_explicit_inputs &&
+                  !(n->op->flags & (EM_OP_DYNAMIC_OUTPUTS | EM_OP_ANY_KIND));
         for (int a = 0; a < n->n_attrs && ok; a++)
             if (n->attrs[a].g || n->attrs[a].graphs) ok = false;
         for (int k = 0; k < n->n_outputs && ok; k++) {

@@ -58,7 +58,8 @@ static ember_status infer_pass(em_graph *g, int64_t sym, pass_value *pv, const c
             outs[k].rank = -1;
         }
         ember_error local;
-        ember_status st = n->op->infer(n, n->state, in, outs, &local);
+        ember_status st = em_check_input_kinds(n, in, &local);
+        if (st == EMBER_OK) st = n->op->infer(n, n->state, in, outs, &local);
         if (st != EMBER_OK) {
             if (tainted) continue;
             char desc[256];
@@ -96,6 +97,15 @@ ember_status em_infer_static(em_graph *g, const char *what, ember_error *err) {
             if (x->rank >= 0 && v->info.dtype == EMBER_UNDEFINED) v->info.dtype = x->dtype;
             continue;
         }
+        /* A graph output declared as one kind of value but computed as another. */
+        bool declared = v->info.dtype != EMBER_UNDEFINED || v->info.kind != EMBER_KIND_TENSOR;
+        if (v->is_output && declared && !em_same_kind(&v->info, x)) {
+            char a[96], b[96];
+            st = em_fail(err, EMBER_ERR_INVALID_MODEL,
+                         "%s: graph output '%s' is declared as %s but computed as %s", what,
+                         v->name, em_shape_str(&v->info, a, sizeof a), em_shape_str(x, b, sizeof b));
+            break;
+        }
         em_tensor merged = *x;
         for (int d = 0; d < x->rank; d++)
             if (x->dims[d] != y->dims[d]) merged.dims[d] = -1;
@@ -105,6 +115,8 @@ ember_status em_infer_static(em_graph *g, const char *what, ember_error *err) {
                 if (merged.dims[d] < 0 && v->info.dims[d] >= 0) merged.dims[d] = v->info.dims[d];
         v->info.dtype = merged.dtype;
         v->info.rank = merged.rank;
+        v->info.kind = merged.kind;
+        v->info.elem_kind = merged.elem_kind;
         memcpy(v->info.dims, merged.dims, sizeof merged.dims);
     }
     free(a);

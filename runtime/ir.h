@@ -20,6 +20,7 @@ typedef enum em_attr_type {
     EM_ATTR_STRINGS = 8,
     EM_ATTR_TENSORS = 9,
     EM_ATTR_GRAPHS = 10,
+    EM_ATTR_TYPE_PROTO = 13, /* kept in `t` as a type-only value (data NULL) */
 } em_attr_type; /* numbering follows AttributeProto.AttributeType */
 
 typedef struct em_attr {

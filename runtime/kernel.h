@@ -31,10 +31,20 @@ enum {
      * (data NULL); run sets its dtype and shape and gives it memory from em_aligned_alloc with
      * owns_data = true, which the executor takes over (as an arena block). */
     EM_OP_DYNAMIC_OUTPUTS = 1u << 2,
+    /* The kernel accepts sequence and optional values (em_tensor.kind) as inputs and may
+     * produce them. Other kernels never see such values: the executor and static inference
+     * refuse them first. Outputs of a non-tensor kind reach `run` unallocated; run gives them
+     * an owned value (em_seq_new / em_optional_new / em_value_copy) with owns_data = true.
+     * With EM_OP_ALIAS_INPUT0 (Identity), a non-tensor input is deep-copied to output 0. */
+    EM_OP_ANY_KIND = 1u << 3,
+    /* The kernel accepts and may produce string tensors (see em_string_tensor_new). Others
+     * never see one. A string output reaches `run` unallocated: run gives it an owned string
+     * tensor. With EM_OP_ALIAS_INPUT0 a string input is deep-copied to output 0. */
+    EM_OP_STRINGS = 1u << 4,
     /* Output 0 may be a view into a larger buffer (the executor places a Concat input inside
      * the Concat's output; planner.c): data is 64-byte aligned, capacity is exactly the
      * output's bytes, and run writes its elements there and touches nothing else. */
-    EM_OP_OUTPUT_VIEW = 1u << 3,
+    EM_OP_OUTPUT_VIEW = 1u << 5,
 };
 
 typedef struct em_op {
@@ -85,6 +95,9 @@ ember_status em_exec_subgraph(em_exec *ex, const em_graph *g, em_tensor *const *
 
 /* Standard failure for an input dtype a kernel does not implement. */
 ember_status em_unsupported_type(const em_node *node, int input, ember_dtype dt, ember_error *err);
+/* Fails unless every input is a tensor (or the kernel has EM_OP_ANY_KIND) of a non-string
+ * type (or the kernel has EM_OP_STRINGS). */
+ember_status em_check_input_kinds(const em_node *node, em_tensor *const *in, ember_error *err);
 /* Normalize a possibly negative axis into [0, rank); fails with a clear message otherwise. */
 ember_status em_norm_axis(const em_node *node, int64_t axis, int rank, int *out, ember_error *err);
 

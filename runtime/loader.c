@@ -218,7 +218,7 @@ static bool valid_dtype(int32_t t) {
     switch (t) {
     case EMBER_FLOAT: case EMBER_UINT8: case EMBER_INT8: case EMBER_UINT16: case EMBER_INT16:
     case EMBER_INT32: case EMBER_INT64: case EMBER_BOOL: case EMBER_FLOAT16: case EMBER_DOUBLE:
-    case EMBER_UINT32: case EMBER_UINT64: case EMBER_BFLOAT16:
+    case EMBER_UINT32: case EMBER_UINT64: case EMBER_BFLOAT16: case EMBER_STRING:
         return true;
     default:
         return false;
@@ -350,6 +350,37 @@ static ember_status open_external(const Onnx__TensorProto *tp, const char *tname
 }
 
 /* Convert a TensorProto; base_dir may be NULL (no external data allowed). */
+/* A string tensor: string_data holds one byte string per element (raw_data and external data
+ * cannot hold strings). */
+static ember_status string_tensor_from_proto(const Onnx__TensorProto *tp, const char *tname,
+                                             const int64_t *dims, int rank,
+                                             const em_load_limits *lim, em_tensor **out,
+                                             ember_error *err) {
+    int64_t n = em_shape_numel(dims, rank);
+    if (n < 0 || (uint64_t)n != tp->n_string_data)
+        return em_fail(err, EMBER_ERR_INVALID_MODEL,
+                       "tensor '%s': string_data holds %zu strings, its shape needs %lld", tname,
+                       tp->n_string_data, (long long)n);
+    uint64_t total = 0;
+    for (size_t i = 0; i < tp->n_string_data; i++) total += tp->string_data[i].len + 1;
+    if (total > lim->max_tensor_bytes)
+        return em_fail(err, EMBER_ERR_LIMIT,
+                       "tensor '%s' is larger than the %llu-byte limit for one tensor", tname,
+                       (unsigned long long)lim->max_tensor_bytes);
+    em_tensor *t = em_string_tensor_new(dims, rank, err);
+    if (!t) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    for (size_t i = 0; i < tp->n_string_data; i++) {
+        ember_status st = em_string_set(t, (int64_t)i, (const char *)tp->string_data[i].data,
+                                        tp->string_data[i].len, err);
+        if (st != EMBER_OK) {
+            em_tensor_free(t);
+            return st;
+        }
+    }
+    *out = t;
+    return EMBER_OK;
+}
+
 static ember_status tensor_from_proto(const Onnx__TensorProto *tp, const char *base_dir,
                                       const em_load_limits *lim, em_tensor **out,
                                       ember_error *err) {
@@ -375,6 +406,7 @@ static ember_status tensor_from_proto(const Onnx__TensorProto *tp, const char *b
     }
     ember_dtype dt = (ember_dtype)tp->data_type;
     int rank = (int)tp->n_dims;
+    if (dt == EMBER_STRING) return string_tensor_from_proto(tp, tname, dims, rank, lim, out, err);
     int64_t n = em_shape_numel(dims, rank);
     size_t es = em_dtype_size(dt);
     if (n < 0 || (uint64_t)n > lim->max_tensor_bytes / es)
@@ -483,13 +515,31 @@ ember_status em_tensor_to_pb(const em_tensor *t, const char *name, void **out, s
     tp.has_data_type = 1;
     tp.data_type = (int32_t)t->dtype;
     tp.name = (char *)(name ? name : "");
-    tp.has_raw_data = 1;
-    tp.raw_data.len = em_nbytes(t);
-    tp.raw_data.data = t->data;
+    ProtobufCBinaryData *strings = NULL;
+    if (t->dtype == EMBER_STRING) {
+        int64_t count = em_numel(t);
+        strings = calloc((size_t)count + 1, sizeof *strings);
+        if (!strings) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        for (int64_t i = 0; i < count; i++) {
+            const char *s = em_string_at(t, i);
+            strings[i].data = (uint8_t *)s;
+            strings[i].len = strlen(s);
+        }
+        tp.n_string_data = (size_t)count;
+        tp.string_data = strings;
+    } else {
+        tp.has_raw_data = 1;
+        tp.raw_data.len = em_nbytes(t);
+        tp.raw_data.data = t->data;
+    }
     size_t n = onnx__tensor_proto__get_packed_size(&tp);
     uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    if (!buf) {
+        free(strings);
+        return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    }
     onnx__tensor_proto__pack(&tp, buf);
+    free(strings);
     *out = buf;
     *size = n;
     return EMBER_OK;
@@ -499,23 +549,62 @@ ember_status em_tensor_to_pb(const em_tensor *t, const char *name, void **out, s
  * Types
  * ------------------------------------------------------------------------------------------- */
 
-/* Fill a value's static type from a ValueInfoProto. Non-tensor types are rejected for graph
- * inputs and outputs (`strict`), ignored for value_info. */
+/* The kind of a TypeProto: tensor, seq(tensor), optional(tensor) or optional(seq(tensor)),
+ * with the TypeProto.Tensor inside (NULL if absent). False for types ember has no kind for
+ * (maps, sparse tensors, nested sequences). */
+static bool type_kind(const Onnx__TypeProto *tp, ember_value_kind *kind,
+                      ember_value_kind *elem_kind, const Onnx__TypeProto__Tensor **tensor) {
+    *kind = EMBER_KIND_TENSOR;
+    *elem_kind = EMBER_KIND_TENSOR;
+    *tensor = NULL;
+    if (tp->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE) {
+        *kind = EMBER_KIND_OPTIONAL;
+        if (!tp->optional_type || !tp->optional_type->elem_type) return true;
+        tp = tp->optional_type->elem_type;
+        if (tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE)
+            *elem_kind = EMBER_KIND_SEQUENCE;
+        else if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE) return false;
+    }
+    if (tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE) {
+        if (*kind == EMBER_KIND_TENSOR) *kind = EMBER_KIND_SEQUENCE;
+        if (!tp->sequence_type || !tp->sequence_type->elem_type) return true;
+        tp = tp->sequence_type->elem_type;
+    }
+    if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE) return false;
+    *tensor = tp->tensor_type;
+    return true;
+}
+
+/* Fill a value's static type from a ValueInfoProto. Types ember cannot hold (maps, sparse
+ * tensors) are rejected for graph inputs and outputs (`strict`), ignored for value_info. A
+ * sequence or optional keeps only its element type (no shape). */
 static ember_status apply_value_info(load_ctx *c, em_value *v, const Onnx__ValueInfoProto *vi,
                                      bool strict) {
     const Onnx__TypeProto *tp = vi->type;
     if (!tp) return EMBER_OK;
-    if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE) {
+    ember_value_kind kind, elem_kind;
+    const Onnx__TypeProto__Tensor *tt;
+    if (!type_kind(tp, &kind, &elem_kind, &tt)) {
         if (!strict) return EMBER_OK;
-        const char *kind = tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE   ? "sequence"
-                           : tp->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE ? "optional"
-                           : tp->value_case == ONNX__TYPE_PROTO__VALUE_MAP_TYPE      ? "map"
-                                                                                     : "non-tensor";
+        const char *what = tp->value_case == ONNX__TYPE_PROTO__VALUE_MAP_TYPE ? "map"
+                           : tp->value_case == ONNX__TYPE_PROTO__VALUE_SPARSE_TENSOR_TYPE
+                               ? "sparse tensor"
+                               : "nested or unknown";
         return em_fail(c->err, EMBER_ERR_UNSUPPORTED,
-                       "%s: graph input/output '%s' has a %s type; ember supports tensors only",
-                       c->file, v->name, kind);
+                       "%s: graph input/output '%s' has a %s type; ember supports tensors, "
+                       "sequences of tensors and optionals of those only",
+                       c->file, v->name, what);
     }
-    const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+    if (kind != EMBER_KIND_TENSOR) {
+        ember_dtype dt = EMBER_UNDEFINED;
+        if (tt && tt->has_elem_type && valid_dtype(tt->elem_type)) dt = (ember_dtype)tt->elem_type;
+        else if (tt && tt->has_elem_type && tt->elem_type != 0 && strict)
+            return em_fail(c->err, EMBER_ERR_UNSUPPORTED,
+                           "%s: '%s' has element type %s, which ember does not support", c->file,
+                           v->name, onnx_type_name(tt->elem_type));
+        em_value_set_type(&v->info, kind, elem_kind, dt);
+        return EMBER_OK;
+    }
     if (!tt) return EMBER_OK;
     if (tt->has_elem_type && tt->elem_type != 0) {
         if (!valid_dtype(tt->elem_type)) {
@@ -664,6 +753,21 @@ static ember_status convert_attr(load_ctx *c, const Onnx__AttributeProto *a, em_
         for (size_t i = 0; i < a->n_tensors; i++)
             EM_TRY(tensor_from_proto(a->tensors[i], c->base_dir, c->limits, &d->tensors[i], c->err));
         break;
+    case EM_ATTR_TYPE_PROTO: {
+        /* Kept as a type-only tensor (no data): kind, elem_kind, dtype (Optional's `type`). */
+        ember_value_kind kind, elem_kind;
+        const Onnx__TypeProto__Tensor *tt;
+        if (!a->tp || !type_kind(a->tp, &kind, &elem_kind, &tt))
+            return em_fail(c->err, EMBER_ERR_UNSUPPORTED,
+                           "%s: %s: attribute '%s' has a type ember does not support", c->file,
+                           node_desc, d->name);
+        if (!(d->t = calloc(1, sizeof *d->t))) return oom(c);
+        ember_dtype dt = tt && tt->has_elem_type && valid_dtype(tt->elem_type)
+                             ? (ember_dtype)tt->elem_type : EMBER_UNDEFINED;
+        if (kind == EMBER_KIND_TENSOR) em_tensor_set_shape(d->t, dt, NULL, -1);
+        else em_value_set_type(d->t, kind, elem_kind, dt);
+        break;
+    }
     case EM_ATTR_GRAPHS:
         if (!(d->graphs = calloc(a->n_graphs + 1, sizeof(em_graph *)))) return oom(c);
         d->n = (int64_t)a->n_graphs;
@@ -1107,11 +1211,25 @@ static ember_status convert_nodes(load_ctx *c, em_graph *g, pending_list *pl, in
                 int64_t d = at.n;
                 if ((t = em_tensor_new(EMBER_INT64, &d, 1, err)) && d)
                     memcpy(t->data, at.ints, sizeof(int64_t) * (size_t)d);
+            } else if (strcmp(an, "value_string") == 0 && at.type == EM_ATTR_STRING) {
+                if ((t = em_string_tensor_new(NULL, 0, err)) &&
+                    em_string_set(t, 0, at.s, at.s_len, err) != EMBER_OK) {
+                    em_tensor_free(t);
+                    t = NULL;
+                }
+            } else if (strcmp(an, "value_strings") == 0 && at.type == EM_ATTR_STRINGS) {
+                int64_t d = at.n;
+                t = em_string_tensor_new(&d, 1, err);
+                for (int64_t k = 0; t && k < d; k++)
+                    if (em_string_set(t, k, at.strings[k], strlen(at.strings[k]), err) !=
+                        EMBER_OK) {
+                        em_tensor_free(t);
+                        t = NULL;
+                    }
             } else {
                 em_attr_clear(&at);
                 return em_fail(c->err,
-                               strcmp(an, "sparse_value") == 0 || strstr(an, "string")
-                                   ? EMBER_ERR_UNSUPPORTED
+                               strcmp(an, "sparse_value") == 0 ? EMBER_ERR_UNSUPPORTED
                                    : EMBER_ERR_INVALID_MODEL,
                                "%s: %s: attribute '%s' is not supported for Constant", c->file,
                                desc, an);
@@ -1352,6 +1470,8 @@ static void describe_value(const em_value *v, ember_value_info *info) {
     info->rank = v->constant ? v->constant->rank : v->info.rank;
     info->dims = v->constant ? v->constant->dims : v->info.dims;
     info->dim_names = (const char *const *)v->dim_params;
+    info->kind = v->constant ? EMBER_KIND_TENSOR : v->info.kind;
+    info->element_kind = v->constant ? EMBER_KIND_TENSOR : v->info.elem_kind;
 }
 
 static ember_status build_public_info(struct ember_model *m) {

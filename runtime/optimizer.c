@@ -101,6 +101,18 @@ static ember_status pass_fold_constants(em_graph *g, int *changed, ember_error *
         em_node *n = &g->nodes[i];
         if (!n->op_type || !n->op || nondeterministic(n) || has_subgraph(n) || n->n_inputs == 0)
             continue;
+        /* Sequence / optional results are not constants (constants are tensors); string
+         * tensors are left to run time too. */
+        if (n->op->flags & EM_OP_ANY_KIND) continue;
+        bool strings = false;
+        for (int k = 0; k < n->n_outputs; k++)
+            if (n->outputs[k] >= 0 && g->values[n->outputs[k]].info.dtype == EMBER_STRING)
+                strings = true;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0 && g->values[n->inputs[k]].constant &&
+                g->values[n->inputs[k]].constant->dtype == EMBER_STRING)
+                strings = true;
+        if (strings) continue;
         if (n->n_inputs != n->n_explicit_inputs) continue; /* has subgraph captures */
         bool all_const = true;
         size_t in_bytes = 0;
@@ -151,6 +163,8 @@ ember_status em_optimize(em_graph *g, ember_opt_level level, ember_error *err) {
         int changed = pass_remove_identity(g);
         em_graph_compact(g);
         changed += em_pass_fold_shapes(g);
+        em_graph_compact(g);
+        changed += em_pass_shape_values(g);
         em_graph_compact(g);
         EM_TRY(pass_fold_constants(g, &changed, err));
         em_graph_compact(g);

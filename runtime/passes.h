@@ -17,6 +17,7 @@ static inline const em_tensor *em_node_fixed_input(const em_graph *g, const em_n
 }
 
 int em_pass_fold_shapes(em_graph *g);
+int em_pass_shape_values(em_graph *g);       /* Reshape targets computed from symbolic dims */
 int em_pass_fold_conv_bn(em_graph *g);        /* changes rounding: EMBER_OPT_ALL only */
 int em_pass_fuse_activations(em_graph *g);
 int em_pass_matmul_add_to_gemm(em_graph *g);  /* changes rounding: EMBER_OPT_ALL only */

@@ -59,6 +59,7 @@ int64_t em_shape_numel(const int64_t *dims, int rank) {
 
 int64_t em_numel(const em_tensor *t) {
     if (t->rank < 0) return -1;
+    if (t->kind != EMBER_KIND_TENSOR) return 0; /* no elements of its own */
     return em_shape_numel(t->dims, t->rank);
 }
 
@@ -82,6 +83,8 @@ void em_aligned_free(void *p) { free(p); }
 void em_tensor_set_shape(em_tensor *t, ember_dtype dt, const int64_t *dims, int rank) {
     t->dtype = dt;
     t->rank = rank;
+    t->kind = EMBER_KIND_TENSOR;
+    t->elem_kind = EMBER_KIND_TENSOR;
     for (int i = 0; i < rank && i < EM_MAX_RANK; i++) t->dims[i] = dims[i];
 }
 
@@ -118,6 +121,18 @@ em_tensor *em_tensor_new(ember_dtype dt, const int64_t *dims, int rank, ember_er
 }
 
 em_tensor *em_tensor_clone(const em_tensor *src, ember_error *err) {
+    if (em_value_boxed(src)) {
+        em_tensor *t = calloc(1, sizeof *t);
+        if (!t) {
+            em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+            return NULL;
+        }
+        if (em_value_copy(t, src, err) != EMBER_OK) {
+            free(t);
+            return NULL;
+        }
+        return t;
+    }
     em_tensor *t = em_tensor_new(src->dtype, src->dims, src->rank, err);
     if (t && src->data) memcpy(t->data, src->data, em_nbytes(src));
     return t;
@@ -125,8 +140,227 @@ em_tensor *em_tensor_clone(const em_tensor *src, ember_error *err) {
 
 void em_tensor_free(em_tensor *t) {
     if (!t) return;
-    if (t->owns_data) em_aligned_free(t->data);
+    em_value_release(t);
     free(t);
+}
+
+/* ---- sequences and optionals ---- */
+
+const char *em_kind_name(ember_value_kind kind) {
+    switch (kind) {
+    case EMBER_KIND_TENSOR: return "tensor";
+    case EMBER_KIND_SEQUENCE: return "sequence";
+    case EMBER_KIND_OPTIONAL: return "optional";
+    }
+    return "unknown kind";
+}
+
+void em_value_set_type(em_tensor *t, ember_value_kind kind, ember_value_kind elem_kind,
+                       ember_dtype dtype) {
+    t->kind = kind;
+    t->elem_kind = kind == EMBER_KIND_OPTIONAL ? elem_kind : EMBER_KIND_TENSOR;
+    t->dtype = dtype;
+    t->rank = 0;
+}
+
+bool em_same_kind(const em_tensor *a, const em_tensor *b) {
+    return a->kind == b->kind && (a->kind != EMBER_KIND_OPTIONAL || a->elem_kind == b->elem_kind);
+}
+
+bool em_same_type(const em_tensor *a, const em_tensor *b) {
+    return a->kind == b->kind && a->dtype == b->dtype &&
+           (a->kind != EMBER_KIND_OPTIONAL || a->elem_kind == b->elem_kind);
+}
+
+em_tensor *em_string_tensor_new(const int64_t *dims, int rank, ember_error *err) {
+    int64_t n = rank >= 0 && rank <= EM_MAX_RANK ? em_shape_numel(dims, rank) : -1;
+    if (n < 0 || (uint64_t)n > SIZE_MAX / sizeof(char *) / 2) {
+        em_fail(err, EMBER_ERR_LIMIT, "string tensor shape is invalid or too large");
+        return NULL;
+    }
+    em_tensor *t = calloc(1, sizeof *t);
+    size_t bytes = (size_t)n * sizeof(char *);
+    void *data = em_aligned_alloc(bytes ? bytes : 1);
+    if (!t || !data) {
+        free(t);
+        em_aligned_free(data);
+        em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        return NULL;
+    }
+    em_tensor_set_shape(t, EMBER_STRING, dims, rank);
+    t->data = data;
+    t->capacity = bytes;
+    t->owns_data = true;
+    return t;
+}
+
+const char *em_string_at(const em_tensor *t, int64_t i) {
+    const char *const *s = t->data;
+    return s && s[i] ? s[i] : "";
+}
+
+ember_status em_string_set(em_tensor *t, int64_t i, const char *s, size_t len, ember_error *err) {
+    char **slots = t->data;
+    char *copy = malloc(len + 1);
+    if (!copy) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    if (len) memcpy(copy, s, len);
+    copy[len] = '\0';
+    free(slots[i]);
+    slots[i] = copy;
+    return EMBER_OK;
+}
+
+void em_value_release(em_tensor *t) {
+    if (t->owns_data && t->data) {
+        if (t->kind == EMBER_KIND_TENSOR && t->dtype == EMBER_STRING) {
+            char **s = t->data;
+            for (size_t i = 0; i < t->capacity / sizeof(char *); i++) free(s[i]);
+            em_aligned_free(t->data);
+        } else if (t->kind == EMBER_KIND_SEQUENCE) {
+            em_seq *s = t->data;
+            for (int64_t i = 0; i < s->n; i++) em_tensor_free(s->items[i]);
+            free(s->items);
+            free(s);
+        } else if (t->kind == EMBER_KIND_OPTIONAL) {
+            em_tensor_free(t->data);
+        } else {
+            em_aligned_free(t->data);
+        }
+    }
+    t->data = NULL;
+    t->capacity = 0;
+    t->owns_data = false;
+}
+
+ember_status em_value_copy(em_tensor *dst, const em_tensor *src, ember_error *err) {
+    *dst = *src;
+    dst->data = NULL;
+    dst->capacity = 0;
+    dst->owns_data = false;
+    if (src->kind == EMBER_KIND_TENSOR && src->dtype == EMBER_STRING) {
+        if (src->rank < 0) return EMBER_OK;
+        em_tensor *t = em_string_tensor_new(src->dims, src->rank, err);
+        if (!t) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+        int64_t n = em_numel(src);
+        for (int64_t i = 0; src->data && i < n; i++) {
+            const char *s = ((char *const *)src->data)[i];
+            if (s && em_string_set(t, i, s, strlen(s), err) != EMBER_OK) {
+                em_tensor_free(t);
+                return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+            }
+        }
+        *dst = *t;
+        free(t);
+        return EMBER_OK;
+    }
+    if (src->kind == EMBER_KIND_TENSOR) {
+        size_t bytes = em_nbytes(src);
+        if (src->rank < 0) return EMBER_OK;
+        dst->data = em_aligned_alloc(bytes ? bytes : 1);
+        if (!dst->data) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        if (bytes && src->data) memcpy(dst->data, src->data, bytes);
+        dst->capacity = bytes ? bytes : 1;
+        dst->owns_data = true;
+        return EMBER_OK;
+    }
+    if (!src->data) return EMBER_OK; /* empty optional, or type only */
+    if (src->kind == EMBER_KIND_OPTIONAL) {
+        em_tensor *v = em_tensor_clone(src->data, err);
+        if (!v) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+        dst->data = v;
+        dst->owns_data = true;
+        return EMBER_OK;
+    }
+    const em_seq *s = src->data;
+    em_seq *d = calloc(1, sizeof *d);
+    if (!d) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    dst->data = d;
+    dst->owns_data = true;
+    d->items = calloc((size_t)s->n + 1, sizeof *d->items);
+    if (!d->items) {
+        em_value_release(dst);
+        return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    d->cap = s->n + 1;
+    for (int64_t i = 0; i < s->n; i++) {
+        d->items[i] = em_tensor_clone(s->items[i], err);
+        if (!d->items[i]) {
+            em_value_release(dst);
+            return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+        }
+        d->n = i + 1;
+    }
+    return EMBER_OK;
+}
+
+em_tensor *em_seq_new(ember_dtype elem, ember_error *err) {
+    em_tensor *t = calloc(1, sizeof *t);
+    em_seq *s = calloc(1, sizeof *s);
+    if (!t || !s) {
+        free(t);
+        free(s);
+        em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        return NULL;
+    }
+    em_value_set_type(t, EMBER_KIND_SEQUENCE, EMBER_KIND_TENSOR, elem);
+    t->data = s;
+    t->owns_data = true;
+    return t;
+}
+
+int64_t em_seq_length(const em_tensor *seq) {
+    const em_seq *s = seq->data;
+    return s ? s->n : 0;
+}
+
+em_tensor *em_seq_at(const em_tensor *seq, int64_t i) {
+    const em_seq *s = seq->data;
+    return s && i >= 0 && i < s->n ? s->items[i] : NULL;
+}
+
+ember_status em_seq_insert(em_tensor *seq, int64_t pos, em_tensor *item, ember_error *err) {
+    em_seq *s = seq->data;
+    if (!s || pos < 0 || pos > s->n) {
+        em_tensor_free(item);
+        return em_fail(err, EMBER_ERR_RUNTIME, "sequence position %lld is out of range",
+                       (long long)pos);
+    }
+    if (s->n == s->cap) {
+        int64_t cap = s->cap ? s->cap * 2 : 8;
+        em_tensor **items = realloc(s->items, sizeof *items * (size_t)cap);
+        if (!items) {
+            em_tensor_free(item);
+            return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        }
+        s->items = items;
+        s->cap = cap;
+    }
+    memmove(s->items + pos + 1, s->items + pos, sizeof *s->items * (size_t)(s->n - pos));
+    s->items[pos] = item;
+    s->n++;
+    return EMBER_OK;
+}
+
+void em_seq_erase(em_tensor *seq, int64_t pos) {
+    em_seq *s = seq->data;
+    if (!s || pos < 0 || pos >= s->n) return;
+    em_tensor_free(s->items[pos]);
+    memmove(s->items + pos, s->items + pos + 1, sizeof *s->items * (size_t)(s->n - pos - 1));
+    s->n--;
+}
+
+em_tensor *em_optional_new(ember_value_kind elem_kind, ember_dtype dtype, em_tensor *value,
+                           ember_error *err) {
+    em_tensor *t = calloc(1, sizeof *t);
+    if (!t) {
+        em_tensor_free(value);
+        em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        return NULL;
+    }
+    em_value_set_type(t, EMBER_KIND_OPTIONAL, elem_kind, dtype);
+    t->data = value;
+    t->owns_data = value != NULL;
+    return t;
 }
 
 bool em_same_shape(const em_tensor *a, const em_tensor *b) {
@@ -137,6 +371,16 @@ bool em_same_shape(const em_tensor *a, const em_tensor *b) {
 }
 
 const char *em_shape_str(const em_tensor *t, char *buf, size_t size) {
+    if (t->kind == EMBER_KIND_SEQUENCE || (t->kind == EMBER_KIND_OPTIONAL &&
+                                           t->elem_kind == EMBER_KIND_SEQUENCE)) {
+        snprintf(buf, size, "%s%s<%s>%s", t->kind == EMBER_KIND_OPTIONAL ? "optional<" : "",
+                 "sequence", em_dtype_name(t->dtype), t->kind == EMBER_KIND_OPTIONAL ? ">" : "");
+        return buf;
+    }
+    if (t->kind == EMBER_KIND_OPTIONAL) {
+        snprintf(buf, size, "optional<%s>", em_dtype_name(t->dtype));
+        return buf;
+    }
     size_t used = (size_t)snprintf(buf, size, "%s", em_dtype_name(t->dtype));
     if (t->rank < 0) {
         if (used < size) snprintf(buf + used, size - used, "[?]");

@@ -135,6 +135,214 @@ done:
     return st;
 }
 
+/* ---- SequenceProto / OptionalProto (onnx-data.proto) ----
+ * The schema ember compiles (onnx.proto) lacks these two messages, so their outer layer is
+ * decoded here by hand; the TensorProtos inside go through em_tensor_from_pb. Both messages
+ * number their fields alike: 1 name, 2 elem_type, 3 tensor value(s), 4 sparse tensor(s),
+ * 5 sequence(s), 6 map(s), 7 optional(s). elem_type: 1 tensor, 3 sequence, 5 optional. */
+
+ember_status em_read_file(const char *path, void **data, size_t *size, ember_error *err);
+
+enum { PB_ELEM_TENSOR = 1, PB_ELEM_SEQUENCE = 3, PB_ELEM_OPTIONAL = 5 };
+#define PB_MAX_NESTING 8
+
+typedef struct pb_field {
+    uint32_t number;
+    uint64_t varint;         /* wire type 0 */
+    const uint8_t *bytes;    /* wire type 2 */
+    size_t len;
+} pb_field;
+
+static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return true;
+    }
+    return false;
+}
+
+/* Next field of a message; false at the end (*bad set on malformed input). Fields of wire
+ * types other than varint and length-delimited are skipped (fixed32/64) or refused. */
+static bool pb_next(const uint8_t **p, const uint8_t *end, pb_field *f, bool *bad) {
+    while (*p < end) {
+        uint64_t key;
+        if (!pb_varint(p, end, &key)) break;
+        f->number = (uint32_t)(key >> 3);
+        switch (key & 7) {
+        case 0:
+            if (!pb_varint(p, end, &f->varint)) goto fail;
+            return true;
+        case 1:
+            if ((size_t)(end - *p) < 8) goto fail;
+            *p += 8;
+            continue;
+        case 5:
+            if ((size_t)(end - *p) < 4) goto fail;
+            *p += 4;
+            continue;
+        case 2: {
+            uint64_t len;
+            if (!pb_varint(p, end, &len) || len > (uint64_t)(end - *p)) goto fail;
+            f->bytes = *p;
+            f->len = (size_t)len;
+            *p += len;
+            return true;
+        }
+        default: goto fail;
+        }
+    }
+    if (*p == end) return false;
+fail:
+    *bad = true;
+    return false;
+}
+
+static ember_status value_from_pb(const uint8_t *data, size_t size, ember_value_kind kind,
+                                  int depth, const em_load_limits *lim, em_tensor **out,
+                                  char **name, ember_error *err);
+
+static ember_status pb_malformed(ember_value_kind kind, ember_error *err) {
+    return em_fail(err, EMBER_ERR_PARSE, "not a valid %s (protobuf decode failed)",
+                   kind == EMBER_KIND_SEQUENCE ? "SequenceProto" : "OptionalProto");
+}
+
+static ember_status value_from_pb(const uint8_t *data, size_t size, ember_value_kind kind,
+                                  int depth, const em_load_limits *lim, em_tensor **out,
+                                  char **name, ember_error *err) {
+    *out = NULL;
+    if (kind == EMBER_KIND_TENSOR) return em_tensor_from_pb(data, size, lim, out, name, err);
+    if (depth > PB_MAX_NESTING)
+        return em_fail(err, EMBER_ERR_LIMIT, "values nested more than %d deep", PB_MAX_NESTING);
+    const uint8_t *p = data, *end = data + size;
+    pb_field f;
+    bool bad = false;
+    uint64_t elem_type = 0;
+    const uint8_t *name_bytes = NULL;
+    size_t name_len = 0;
+    /* First pass: name and elem_type (fields may come in any order). */
+    while (pb_next(&p, end, &f, &bad)) {
+        if (f.number == 1 && f.bytes) {
+            name_bytes = f.bytes;
+            name_len = f.len;
+        }
+        if (f.number == 2) elem_type = f.varint;
+        f.bytes = NULL;
+    }
+    if (bad) return pb_malformed(kind, err);
+    ember_value_kind elem_kind = EMBER_KIND_TENSOR;
+    if (elem_type == PB_ELEM_SEQUENCE && kind == EMBER_KIND_OPTIONAL)
+        elem_kind = EMBER_KIND_SEQUENCE;
+    else if (elem_type != PB_ELEM_TENSOR && elem_type != 0)
+        return em_fail(err, EMBER_ERR_UNSUPPORTED,
+                       "%s of element type %llu: ember holds tensors and sequences of tensors",
+                       kind == EMBER_KIND_SEQUENCE ? "SequenceProto" : "OptionalProto",
+                       (unsigned long long)elem_type);
+    uint32_t want = elem_kind == EMBER_KIND_SEQUENCE ? 5 : 3;
+    em_tensor *v = kind == EMBER_KIND_SEQUENCE ? em_seq_new(EMBER_UNDEFINED, err)
+                                               : em_optional_new(elem_kind, EMBER_UNDEFINED,
+                                                                 NULL, err);
+    if (!v) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    ember_status st = EMBER_OK;
+    p = data;
+    while (st == EMBER_OK && pb_next(&p, end, &f, &bad)) {
+        if (f.number < 3 || f.number > 7) continue;
+        if (f.number != want || !f.bytes) {
+            st = em_fail(err, EMBER_ERR_UNSUPPORTED, "%s holds a value of a kind ember lacks "
+                         "(field %u)", kind == EMBER_KIND_SEQUENCE ? "SequenceProto"
+                                                                   : "OptionalProto", f.number);
+            break;
+        }
+        em_tensor *item = NULL;
+        st = value_from_pb(f.bytes, f.len, elem_kind, depth + 1, lim, &item, NULL, err);
+        if (st != EMBER_OK) break;
+        if (kind == EMBER_KIND_SEQUENCE) {
+            if (em_seq_length(v) > 0 && item->dtype != v->dtype) {
+                st = em_fail(err, EMBER_ERR_PARSE, "SequenceProto mixes %s and %s tensors",
+                             em_dtype_name(v->dtype), em_dtype_name(item->dtype));
+                em_tensor_free(item);
+                break;
+            }
+            v->dtype = item->dtype;
+            st = em_seq_insert(v, em_seq_length(v), item, err);
+        } else {
+            if (v->data) {
+                em_tensor_free(item);
+                st = em_fail(err, EMBER_ERR_PARSE, "OptionalProto holds more than one value");
+                break;
+            }
+            v->dtype = item->dtype;
+            v->data = item;
+            v->owns_data = true;
+        }
+        f.bytes = NULL;
+    }
+    if (st == EMBER_OK && bad) st = pb_malformed(kind, err);
+    if (st == EMBER_OK && name) {
+        *name = malloc(name_len + 1);
+        if (!*name) st = em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+        else {
+            if (name_len) memcpy(*name, name_bytes, name_len);
+            (*name)[name_len] = '\0';
+        }
+    }
+    if (st != EMBER_OK) {
+        em_tensor_free(v);
+        return st;
+    }
+    *out = v;
+    return EMBER_OK;
+}
+
+static ember_status load_value_memory(const void *data, size_t size, ember_value_kind kind,
+                                      struct ember_tensor **out, ember_error *err) {
+    *out = NULL;
+    struct ember_tensor *t = calloc(1, sizeof *t);
+    if (!t) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
+    em_load_limits lim;
+    em_load_limits_init(&lim, NULL);
+    em_tensor *et = NULL;
+    ember_status st = value_from_pb(data, size, kind, 0, &lim, &et, &t->name, err);
+    if (st != EMBER_OK) {
+        free(t);
+        return st;
+    }
+    t->t = *et;
+    free(et);
+    *out = t;
+    return EMBER_OK;
+}
+
+static bool valid_kind(ember_value_kind kind) {
+    return kind == EMBER_KIND_TENSOR || kind == EMBER_KIND_SEQUENCE || kind == EMBER_KIND_OPTIONAL;
+}
+
+ember_status ember_value_load_memory(const void *data, size_t size, ember_value_kind kind,
+                                     ember_tensor **out, ember_error *err) {
+    if (!out || (!data && size)) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    if (!valid_kind(kind))
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "unknown value kind %d", (int)kind);
+    if (kind == EMBER_KIND_TENSOR) return ember_tensor_load_memory(data, size, out, err);
+    return load_value_memory(data, size, kind, out, err);
+}
+
+ember_status ember_value_load(const char *path, ember_value_kind kind, ember_tensor **out,
+                              ember_error *err) {
+    if (!path || !out) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "NULL argument");
+    *out = NULL;
+    if (!valid_kind(kind))
+        return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "unknown value kind %d", (int)kind);
+    void *data;
+    size_t size;
+    EM_TRY(em_read_file(path, &data, &size, err));
+    ember_status st = ember_value_load_memory(data, size, kind, out, err);
+    free(data);
+    if (st != EMBER_OK) em_wrap(err, st, "%s", path);
+    return st;
+}
+
 static ember_status load_memory(const void *data, size_t size, struct ember_tensor **out,
                                 ember_error *err) {
     *out = NULL;
@@ -227,6 +435,9 @@ ember_status ember_tensor_save(const ember_tensor *tensor, const char *path, con
                                ember_error *err) {
     if (!tensor || !path) return em_fail(err, EMBER_ERR_INVALID_ARGUMENT, "NULL argument");
     const em_tensor *t = &tensor->t;
+    if (t->kind != EMBER_KIND_TENSOR)
+        return em_fail(err, EMBER_ERR_UNSUPPORTED, "%s: saving a %s is not supported", path,
+                       em_kind_name(t->kind));
     size_t len = strlen(path);
     if (len >= 3 && strcmp(path + len - 3, ".pb") == 0) {
         void *buf;

@@ -5,6 +5,13 @@
 #include "cli.h"
 
 static void print_value(const ember_value_info *v) {
+    if (v->kind != EMBER_KIND_TENSOR) {
+        bool seq = v->kind == EMBER_KIND_SEQUENCE || v->element_kind == EMBER_KIND_SEQUENCE;
+        bool opt = v->kind == EMBER_KIND_OPTIONAL;
+        printf("  %-24s %s%s%s%s%s\n", v->name, opt ? "optional<" : "", seq ? "sequence<" : "",
+               ember_dtype_name(v->dtype), seq ? ">" : "", opt ? ">" : "");
+        return;
+    }
     printf("  %-24s %s[", v->name, ember_dtype_name(v->dtype));
     if (v->rank < 0) printf("?");
     for (int d = 0; d < v->rank; d++) {

@@ -24,6 +24,29 @@ static void usage(FILE *f) {
 }
 
 static void summarize(const char *name, const ember_tensor *t) {
+    if (ember_tensor_kind(t) == EMBER_KIND_OPTIONAL) {
+        ember_tensor *v = NULL;
+        if (!ember_optional_has_value(t) || ember_optional_get(t, &v, NULL) != EMBER_OK) {
+            printf("%s: optional<%s>, empty\n", name, ember_dtype_name(ember_tensor_dtype(t)));
+            return;
+        }
+        summarize(name, v);
+        ember_tensor_free(v);
+        return;
+    }
+    if (ember_tensor_kind(t) == EMBER_KIND_SEQUENCE) {
+        size_t n = ember_sequence_length(t);
+        printf("%s: sequence<%s> of %zu tensors\n", name, ember_dtype_name(ember_tensor_dtype(t)),
+               n);
+        for (size_t i = 0; i < n && i < 8; i++) {
+            ember_tensor *item = NULL;
+            char item_name[256];
+            snprintf(item_name, sizeof item_name, "  %s[%zu]", name, i);
+            if (ember_sequence_get(t, i, &item, NULL) == EMBER_OK) summarize(item_name, item);
+            ember_tensor_free(item);
+        }
+        return;
+    }
     printf("%s: %s[", name, ember_dtype_name(ember_tensor_dtype(t)));
     const int64_t *d = ember_tensor_dims(t);
     for (int i = 0; i < ember_tensor_rank(t); i++) printf("%s%lld", i ? ", " : "", (long long)d[i]);
@@ -43,6 +66,7 @@ static void summarize(const char *name, const ember_tensor *t) {
         case EMBER_BOOL: printf("%s", ((const uint8_t *)p)[i] ? "true" : "false"); break;
         case EMBER_UINT8: printf("%u", ((const uint8_t *)p)[i]); break;
         case EMBER_INT8: printf("%d", ((const int8_t *)p)[i]); break;
+        case EMBER_STRING: printf("\"%s\"", ember_tensor_string(t, (size_t)i)); break;
         default: printf("?"); break;
         }
     }
@@ -139,7 +163,14 @@ int cmd_run(int argc, char **argv) {
             ember_model_input(m, 0, &vi);
             names[k] = strdup(vi.name);
         }
-        if (ember_tensor_load(files[k], &inputs[k], &err) != EMBER_OK) {
+        /* Sequence and optional inputs are read from SequenceProto / OptionalProto files. */
+        ember_value_kind kind = EMBER_KIND_TENSOR;
+        for (size_t i = 0; i < ember_model_input_count(m); i++) {
+            ember_value_info vi;
+            if (ember_model_input(m, i, &vi) == EMBER_OK && strcmp(vi.name, names[k]) == 0)
+                kind = vi.kind;
+        }
+        if (ember_value_load(files[k], kind, &inputs[k], &err) != EMBER_OK) {
             cli_error("%s", err.message);
             rc = 2;
             goto done;

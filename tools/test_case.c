@@ -100,9 +100,10 @@ static void tensor_list_clear(tensor_list *list) {
     list->count = 0;
 }
 
-/* Load <set>/<stem>_0.pb, <stem>_1.pb, ... until the first missing number. */
+/* Load <set>/<stem>_0.pb, <stem>_1.pb, ... until the first missing number. File k holds a
+ * TensorProto, SequenceProto or OptionalProto as graph input / output k declares. */
 static bool load_tensors(const char *set_dir, const char *set_name, const char *stem,
-                         tensor_list *list, case_record *record) {
+                         const ember_model *model, tensor_list *list, case_record *record) {
     list->count = 0;
     for (int k = 0;; k++) {
         char path[PATH_MAX];
@@ -117,7 +118,12 @@ static bool load_tensors(const char *set_dir, const char *set_name, const char *
             return false;
         }
         ember_error err = {0};
-        ember_status status = ember_tensor_load(path, &list->items[k], &err);
+        ember_value_info info = {0};
+        bool is_input = strcmp(stem, "input") == 0;
+        if ((is_input ? ember_model_input(model, (size_t)k, &info)
+                      : ember_model_output(model, (size_t)k, &info)) != EMBER_OK)
+            info.kind = EMBER_KIND_TENSOR; /* a count mismatch is reported by the caller */
+        ember_status status = ember_value_load(path, info.kind, &list->items[k], &err);
         if (status != EMBER_OK) {
             /* ember's message names the file already. */
             set_status(record, CASE_ERROR, "%s",
@@ -158,7 +164,9 @@ static void describe_inputs(const char *dir, int first_set, case_record *record)
 /* numpy has no bfloat16: ONNX's generator stores bfloat16 test data as uint16 bit patterns.
  * Where the graph declares bfloat16 and the file says uint16, take the bits as bfloat16. */
 static bool retype_bfloat16(ember_tensor **tensor, ember_dtype declared, case_record *record) {
-    if (declared != EMBER_BFLOAT16 || ember_tensor_dtype(*tensor) != EMBER_UINT16) return true;
+    if (declared != EMBER_BFLOAT16 || ember_tensor_dtype(*tensor) != EMBER_UINT16 ||
+        ember_tensor_kind(*tensor) != EMBER_KIND_TENSOR)
+        return true;
     ember_tensor *retyped = NULL;
     ember_error err = {0};
     ember_status status = ember_tensor_create(EMBER_BFLOAT16, ember_tensor_dims(*tensor),
@@ -207,8 +215,8 @@ static bool run_data_set(const char *dir, int set_number, int first_set, ember_s
         set_status(record, CASE_ERROR, "path too long: %s", dir);
         return false;
     }
-    if (!load_tensors(set_dir, set_name, "input", inputs, record)) return false;
-    if (!load_tensors(set_dir, set_name, "output", expected, record)) return false;
+    if (!load_tensors(set_dir, set_name, "input", model, inputs, record)) return false;
+    if (!load_tensors(set_dir, set_name, "output", model, expected, record)) return false;
 
     size_t input_count = ember_model_input_count(model);
     size_t output_count = ember_model_output_count(model);

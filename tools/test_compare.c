@@ -2,6 +2,7 @@
 #include "test_compare.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -220,8 +221,8 @@ static bool integer_pair(element_kind kind, element e, element g, double rtol, d
     return *diff <= atol + rtol * (double)e.u;
 }
 
-bool compare_tensors(const ember_tensor *expected, const ember_tensor *got, double rtol,
-                     double atol, compare_result *result) {
+static bool compare_tensor_data(const ember_tensor *expected, const ember_tensor *got,
+                                double rtol, double atol, compare_result *result) {
     memset(result, 0, sizeof *result);
     result->worst_flat_index = -1;
     ember_dtype dtype = ember_tensor_dtype(expected);
@@ -243,6 +244,33 @@ bool compare_tensors(const ember_tensor *expected, const ember_tensor *got, doub
         snprintf(result->reason, sizeof result->reason, "shape: expected %s, got %s", want,
                  have);
         return false;
+    }
+    if (dtype == EMBER_STRING) {
+        int64_t count = ember_tensor_element_count(expected);
+        result->element_count = count;
+        for (int64_t i = 0; i < count; i++) {
+            const char *e = ember_tensor_string(expected, (size_t)i);
+            const char *g = ember_tensor_string(got, (size_t)i);
+            if (e && g && strcmp(e, g) == 0) continue;
+            if (result->mismatch_count++ == 0) {
+                result->worst_flat_index = i;
+                result->worst_rank = rank;
+                int64_t rest = i;
+                for (int d = rank - 1; d >= 0; d--) {
+                    int64_t dim = ember_tensor_dims(expected)[d];
+                    result->worst_index[d] = dim ? rest % dim : 0;
+                    rest = dim ? rest / dim : 0;
+                }
+                snprintf(result->worst_expected, sizeof result->worst_expected, "\"%.40s\"",
+                         e ? e : "");
+                snprintf(result->worst_got, sizeof result->worst_got, "\"%.40s\"", g ? g : "");
+            }
+        }
+        result->equal = result->mismatch_count == 0;
+        if (!result->equal)
+            snprintf(result->reason, sizeof result->reason, "%lld of %lld strings differ",
+                     (long long)result->mismatch_count, (long long)count);
+        return result->equal;
     }
     element_kind kind;
     if (!dtype_kind(dtype, &kind)) {
@@ -318,4 +346,88 @@ bool compare_tensors(const ember_tensor *expected, const ember_tensor *got, doub
                  (long long)result->mismatch_count, (long long)count);
     }
     return result->equal;
+}
+
+static const char *kind_name(ember_value_kind kind) {
+    return kind == EMBER_KIND_SEQUENCE ? "sequence" : kind == EMBER_KIND_OPTIONAL ? "optional"
+                                                                                 : "tensor";
+}
+
+static bool layout_fail(compare_result *result, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static bool layout_fail(compare_result *result, const char *fmt, ...) {
+    memset(result, 0, sizeof *result);
+    result->worst_flat_index = -1;
+    result->layout_mismatch = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(result->reason, sizeof result->reason, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* Prefix a nested comparison's reason with where it happened ("item 2: "). */
+static void prefix_reason(compare_result *result, const char *prefix) {
+    char reason[sizeof result->reason];
+    snprintf(reason, sizeof reason, "%s%s", prefix, result->reason);
+    memcpy(result->reason, reason, sizeof reason);
+}
+
+/* Sequences match item by item (same length); optionals when both hold nothing or both hold
+ * matching values. The element type of an empty sequence or optional read from a file may be
+ * unknown (undefined): then only the kind and length count. */
+bool compare_tensors(const ember_tensor *expected, const ember_tensor *got, double rtol,
+                     double atol, compare_result *result) {
+    ember_value_kind kind = ember_tensor_kind(expected);
+    if (ember_tensor_kind(got) != kind)
+        return layout_fail(result, "kind: expected a %s, got a %s", kind_name(kind),
+                           kind_name(ember_tensor_kind(got)));
+    if (kind == EMBER_KIND_TENSOR) return compare_tensor_data(expected, got, rtol, atol, result);
+    ember_dtype want = ember_tensor_dtype(expected), have = ember_tensor_dtype(got);
+    if (want != EMBER_UNDEFINED && have != EMBER_UNDEFINED && want != have)
+        return layout_fail(result, "element type: expected %s, got %s", ember_dtype_name(want),
+                           ember_dtype_name(have));
+    if (kind == EMBER_KIND_OPTIONAL) {
+        int want_has = ember_optional_has_value(expected), got_has = ember_optional_has_value(got);
+        if (want_has != got_has)
+            return layout_fail(result, "optional: expected %s, got %s",
+                               want_has ? "a value" : "none", got_has ? "a value" : "none");
+        if (!want_has) {
+            memset(result, 0, sizeof *result);
+            result->equal = true;
+            return true;
+        }
+        ember_tensor *a = NULL, *b = NULL;
+        bool ok = ember_optional_get(expected, &a, NULL) == EMBER_OK &&
+                  ember_optional_get(got, &b, NULL) == EMBER_OK;
+        if (ok) ok = compare_tensors(a, b, rtol, atol, result);
+        else layout_fail(result, "optional: cannot read the value");
+        if (!ok) prefix_reason(result, "optional value: ");
+        ember_tensor_free(a);
+        ember_tensor_free(b);
+        return ok;
+    }
+    size_t n = ember_sequence_length(expected);
+    if (ember_sequence_length(got) != n)
+        return layout_fail(result, "sequence length: expected %zu, got %zu", n,
+                           ember_sequence_length(got));
+    memset(result, 0, sizeof *result);
+    result->equal = true;
+    for (size_t i = 0; i < n; i++) {
+        ember_tensor *a = NULL, *b = NULL;
+        bool ok = ember_sequence_get(expected, i, &a, NULL) == EMBER_OK &&
+                  ember_sequence_get(got, i, &b, NULL) == EMBER_OK;
+        if (ok) ok = compare_tensors(a, b, rtol, atol, result);
+        else layout_fail(result, "sequence: cannot read item %zu", i);
+        ember_tensor_free(a);
+        ember_tensor_free(b);
+        if (!ok) {
+            char prefix[48];
+            snprintf(prefix, sizeof prefix, "sequence item %zu: ", i);
+            prefix_reason(result, prefix);
+            return false;
+        }
+    }
+    return true;
 }

@@ -242,9 +242,10 @@ case("attributes_300", save(model([n], [tinfo("x", F, [2])], [tinfo("y", F, [2])
 n = helper.make_node("Constant", [], ["y"], value_float=1.0, value_int=2)
 case("constant_two_values", save(model([n], [], [tinfo("y", F, [])]), "constant_two_values.onnx"),
      "-", "load", "INVALID_MODEL", 1, "must have exactly one attribute, has 2")
-n = helper.make_node("Constant", [], ["y"], value_strings=["a"])
-case("constant_strings", save(model([n], [], [tinfo("y", TensorProto.STRING, [1])]), "constant_strings.onnx"),
-     "-", "load", "UNSUPPORTED", 1, "is not supported for Constant")
+n = helper.make_node("Constant", [], ["y"], sparse_value=helper.make_sparse_tensor(
+    helper.make_tensor("v", F, [1], [1.0]), helper.make_tensor("i", TensorProto.INT64, [1], [0]), [2]))
+case("constant_sparse", save(model([n], [], [tinfo("y", F, [2])]), "constant_sparse.onnx"),
+     "-", "load", "UNSUPPORTED", 1, "attribute 'sparse_value' has a type ember does not support")
 # A model-local function that calls itself.
 fn = helper.make_function("local", "Loop1", ["a"], ["b"], [helper.make_node("Loop1", ["a"], ["b"], domain="local")],
                           [helper.make_opsetid("local", 1)])
@@ -277,11 +278,19 @@ for d in range(40):
 top = model(list(inner.node), [tinfo("c", TensorProto.BOOL, []), tinfo("x", F, [2])], [tinfo("y40", F, [2])])
 case("subgraphs_nested_40", save(top, "subgraphs_nested_40.onnx"), "-", "load", "LIMIT", 1,
      "subgraphs nest deeper than 32 levels")
+map_type = onnx.TypeProto()
+map_type.map_type.key_type = TensorProto.INT64
+map_type.map_type.value_type.CopyFrom(helper.make_tensor_type_proto(F, [2]))
+case("map_graph_input",
+     save(model([helper.make_node("Identity", ["m"], ["y"])], [helper.make_value_info("m", map_type)],
+                [tinfo("y", F, [2])]), "map_graph_input.onnx"),
+     "-", "load", "UNSUPPORTED", 1, "has a map type")
+# A sequence passed through Identity to an output declared as a tensor.
 seq_in = helper.make_tensor_sequence_value_info("s", F, [2])
-case("sequence_graph_input",
+case("sequence_output_declared_tensor",
      save(model([helper.make_node("Identity", ["s"], ["y"])], [seq_in], [tinfo("y", F, [2])]),
-          "sequence_graph_input.onnx"),
-     "-", "load", "UNSUPPORTED", 1, "has a sequence type; ember supports tensors only")
+          "sequence_output_declared_tensor.onnx"),
+     "-", "load", "INVALID_MODEL", 1, "graph output 'y' is declared as float32[2] but computed as")
 
 # Too few inputs for the operator, or a required one left empty: kernels read past their
 # input array (found by the fuzzer: GatherElements with one input).
@@ -311,9 +320,9 @@ def init_model(t, name):
                       [t]), name)
 
 
-t = helper.make_tensor("w", TensorProto.STRING, [1], [b"a"])
-case("string_initializer", init_model(t, "string_initializer.onnx"), "-", "load", "UNSUPPORTED", 1,
-     "element type string (8) is not supported")
+t = TensorProto(name="w", data_type=TensorProto.STRING, dims=[2], string_data=[b"a"])
+case("string_initializer_short", init_model(t, "string_initializer_short.onnx"), "-", "load",
+     "INVALID_MODEL", 1, "string_data holds 1 strings, its shape needs 2")
 t = TensorProto(name="w", data_type=TensorProto.COMPLEX64, dims=[1], float_data=[1, 2])
 case("complex_initializer", init_model(t, "complex_initializer.onnx"), "-", "load", "UNSUPPORTED", 1,
      "element type complex64")

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ember.h"
+#include "session.h"
 
 #define MAX_IO 8
 
@@ -27,14 +28,14 @@ static ember_model *load(const char *name) {
     return m;
 }
 
-/* Random inputs of the declared shapes, symbolic dims set to 2 (deterministic). */
+/* Random inputs of the declared shapes, symbolic dims set to `sym` (deterministic). */
 typedef struct inputs {
     size_t n;
     const char *names[MAX_IO];
     ember_tensor *t[MAX_IO];
 } inputs;
 
-static void make_inputs(const ember_model *m, inputs *in) {
+static void make_inputs(const ember_model *m, inputs *in, int64_t sym) {
     uint64_t seed = 0x243f6a8885a308d3ull;
     in->n = ember_model_input_count(m);
     cr_assert(in->n <= MAX_IO);
@@ -43,7 +44,7 @@ static void make_inputs(const ember_model *m, inputs *in) {
         ember_error err;
         cr_assert_eq(ember_model_input(m, i, &vi), EMBER_OK);
         int64_t dims[EMBER_MAX_RANK];
-        for (int d = 0; d < vi.rank; d++) dims[d] = vi.dims[d] >= 0 ? vi.dims[d] : 2;
+        for (int d = 0; d < vi.rank; d++) dims[d] = vi.dims[d] >= 0 ? vi.dims[d] : sym;
         in->names[i] = vi.name;
         cr_assert_eq(ember_tensor_create(vi.dtype, dims, vi.rank, &in->t[i], &err), EMBER_OK);
         cr_assert_eq(vi.dtype, EMBER_FLOAT, "input %s: only float inputs here", vi.name);
@@ -128,10 +129,10 @@ static void expect_same(const result *opt, const result *ref, double tol, const 
 
 /* Runs `model` as written and optimized; returns the optimized graph's description in `graph`
  * after checking that both compute the same outputs. */
-static void check_model(const char *model, double tol, char *graph, size_t size) {
+static void check_model_at(const char *model, double tol, int64_t sym, char *graph, size_t size) {
     ember_model *m = load(model);
     inputs in;
-    make_inputs(m, &in);
+    make_inputs(m, &in, sym);
     result ref, opt;
     run_level(m, EMBER_OPT_NONE, &in, &ref);
     run_level(m, EMBER_OPT_ALL, &in, &opt);
@@ -141,6 +142,10 @@ static void check_model(const char *model, double tol, char *graph, size_t size)
     free_result(&opt);
     free_inputs(&in);
     ember_model_free(m);
+}
+
+static void check_model(const char *model, double tol, char *graph, size_t size) {
+    check_model_at(model, tol, 2, graph, size);
 }
 
 #define CHECK(model, tol)                                                                          \
@@ -234,10 +239,143 @@ Test(passes, shape_with_start_over_static_dims_folded) {
     EXPECT_OPS("Concat", 0);
 }
 
-Test(passes, symbolic_shape_chain_kept) {
+Test(passes, symbolic_shape_chain_folded) {
     CHECK("fold_shapes_symbolic", 0);
-    EXPECT_OPS("Shape", 1);
+    EXPECT_OPS("Shape", 0);
+    EXPECT_OPS("Concat", 0);
     EXPECT_OPS("Reshape", 1);
+}
+
+/* ---- symbolic shape values (Reshape targets computed from a symbolic batch) ---- */
+
+/* The model at batch 1, 3 and 7, optimized against as written; the last graph in `graph`. */
+#define CHECK_BATCHES(model, tol)                                                                  \
+    char graph[8192];                                                                              \
+    for (int64_t b = 1; b <= 7; b += b == 1 ? 2 : 4) check_model_at(model, tol, b, graph, sizeof graph)
+
+Test(passes, shape_values_torch_chain_folded) {
+    CHECK_BATCHES("shape_values_torch_chain", 0);
+    EXPECT_OPS("Shape", 0);
+    EXPECT_OPS("Gather", 0);
+    EXPECT_OPS("Slice", 0);
+    EXPECT_OPS("Mul", 0);
+    EXPECT_OPS("Unsqueeze", 0);
+    EXPECT_OPS("Concat", 0);
+    EXPECT_OPS("Reshape", 4);
+}
+
+/* nn.TransformerEncoder through torch.onnx.export: every shape chain folds (attention fusion
+ * rounds differently, hence the tolerance). */
+Test(passes, shape_values_torch_transformer_folded) {
+    CHECK_BATCHES("torch_transformer", 1e-5);
+    EXPECT_OPS("Shape", 0);
+    EXPECT_OPS("Gather", 0);
+    EXPECT_OPS("Unsqueeze", 0);
+    EXPECT_OPS("Concat", 0);
+    EXPECT_OPS("Cast", 0);
+    EXPECT_OPS("ai.ember:FusedAttention", 2);
+}
+
+/* After the rewrite, static inference knows the Reshapes' outputs up to the batch. */
+Test(passes, shape_values_give_reshape_outputs_static_shapes) {
+    ember_model *m = load("shape_values_torch_chain");
+    ember_session *s = NULL;
+    ember_error err;
+    cr_assert_eq(ember_session_create(m, NULL, &s, &err), EMBER_OK, "%s", err.message);
+    static const struct {
+        const char *name;
+        int rank;
+        int64_t dims[3];
+    } want[] = {{"heads", 3, {6, -1, 4}}, {"flat", 2, {-1, 8}}, {"back", 3, {6, -1, 8}}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        int v = em_graph_find_value(s->graph, want[i].name);
+        cr_assert(v >= 0, "%s", want[i].name);
+        const em_tensor *info = &s->graph->values[v].info;
+        cr_expect_eq(info->rank, want[i].rank, "%s: rank %d", want[i].name, info->rank);
+        for (int d = 0; d < want[i].rank && d < info->rank; d++)
+            cr_expect_eq(info->dims[d], want[i].dims[d], "%s: dim %d is %lld", want[i].name, d,
+                         (long long)info->dims[d]);
+    }
+    ember_session_free(s);
+    ember_model_free(m);
+}
+
+/* At batch 0 the written graph fails (its 6 * batch rows read as 0 = copy the 6); the
+ * optimized one returns the empty tensors. */
+Test(passes, shape_values_torch_chain_at_batch_0) {
+    ember_model *m = load("shape_values_torch_chain");
+    inputs in;
+    make_inputs(m, &in, 0);
+    ember_session_options o;
+    ember_session_options_init(&o);
+    o.threads = 1;
+    const char *names[] = {"y", "y2"};
+    ember_tensor *out[2];
+    ember_error err;
+    for (int level = 0; level < 2; level++) {
+        o.opt_level = level ? EMBER_OPT_ALL : EMBER_OPT_NONE;
+        ember_session *s;
+        cr_assert_eq(ember_session_create(m, &o, &s, &err), EMBER_OK, "%s", err.message);
+        ember_status st = ember_session_run(s, in.names, (const ember_tensor *const *)in.t, in.n,
+                                            names, 2, out, &err);
+        if (!level) {
+            cr_expect_neq(st, EMBER_OK, "the written graph reshapes 0 rows into 6");
+        } else {
+            cr_assert_eq(st, EMBER_OK, "%s", err.message);
+            cr_expect_eq(ember_tensor_rank(out[0]), 3);
+            cr_expect_eq(ember_tensor_dims(out[0])[0], 0);
+            cr_expect_eq(ember_tensor_dims(out[1])[0], 0);
+            cr_expect_eq(ember_tensor_dims(out[1])[1], 48);
+            ember_tensor_free(out[0]);
+            ember_tensor_free(out[1]);
+        }
+        ember_session_free(s);
+    }
+    free_inputs(&in);
+    ember_model_free(m);
+}
+
+Test(passes, shape_values_symbol_out_of_place_becomes_minus_one) {
+    CHECK_BATCHES("shape_values_minus_one", 0);
+    EXPECT_OPS("Shape", 0);
+    EXPECT_OPS("Concat", 0);
+}
+
+Test(passes, shape_values_kept_with_allowzero) {
+    CHECK_BATCHES("shape_values_allowzero", 0);
+    EXPECT_OPS("Shape", 1);
+    EXPECT_OPS("Concat", 1);
+}
+
+Test(passes, shape_values_kept_when_symbol_is_elsewhere_and_target_has_minus_one) {
+    CHECK_BATCHES("shape_values_wrong_position", 0);
+    EXPECT_OPS("Shape", 1);
+    EXPECT_OPS("Concat", 1);
+}
+
+Test(passes, shape_values_kept_when_minus_one_would_divide_by_a_symbol) {
+    CHECK_BATCHES("shape_values_minus_one_over_a_symbol", 0);
+    EXPECT_OPS("Shape", 2);
+    EXPECT_OPS("Concat", 1);
+    check_model_at("shape_values_minus_one_over_a_symbol", 0, 0, graph, sizeof graph);
+}
+
+Test(passes, shape_values_kept_when_two_symbols_need_minus_one) {
+    CHECK_BATCHES("shape_values_two_unknowns", 0);
+    EXPECT_OPS("Shape", 2);
+    EXPECT_OPS("Concat", 1);
+}
+
+Test(passes, shape_values_kept_for_a_data_dependent_dim) {
+    CHECK_BATCHES("shape_values_data_dependent", 0);
+    EXPECT_OPS("Shape", 1);
+    EXPECT_OPS("Concat", 1);
+}
+
+Test(passes, shape_values_kept_across_inputs_with_the_same_dim_name) {
+    CHECK_BATCHES("shape_values_two_inputs", 0);
+    EXPECT_OPS("Shape", 1);
+    EXPECT_OPS("Concat", 1);
 }
 
 /* ---- Conv + BatchNormalization ---- */

@@ -78,5 +78,7 @@ Test(plugin, builtin_heads_are_registered_ops) {
     }
     ember_kernel old = {1, "ai.ember", "SigmoidThreshold", 2, NULL, no_infer, no_run, NULL};
     cr_expect_eq(ember_register_op(&old, &err), EMBER_ERR_INVALID_ARGUMENT);
-    cr_expect(strstr(err.message, "ABI version 1, this ember has 2"), "%s", err.message);
+    char want[64];
+    snprintf(want, sizeof want, "ABI version 1, this ember has %d", EMBER_ABI_VERSION);
+    cr_expect(strstr(err.message, want), "%s", err.message);
 }
