@@ -125,7 +125,7 @@ static ember_status node_fail(const ember_op_context *ctx, const char *op, ember
                    what);
 }
 
-static bool decision_type_ok(int64_t to) {
+bool em_head_decision_type_ok(int64_t to) {
     switch (to) {
     case EMBER_BOOL:
     case EMBER_UINT8:
@@ -302,7 +302,7 @@ static ember_status threshold_parse(const ember_op_context *n, threshold_config 
         return node_fail(n, THRESHOLD, EMBER_ERR_INVALID_MODEL,
                          "mode must be \"greater\", \"greater_equal\" or \"round\"", err);
     int64_t to = ember_op_attr_int(n, "to", c->mode == MODE_ROUND ? EMBER_FLOAT : EMBER_BOOL);
-    if (!decision_type_ok(to))
+    if (!em_head_decision_type_ok(to))
         return node_fail(n, THRESHOLD, EMBER_ERR_UNSUPPORTED,
                          "'to' is not a numeric or bool type", err);
     c->to = (ember_dtype)to;
@@ -1084,7 +1084,7 @@ static ember_status ordinal_parse(const ember_op_context *n, ordinal_config *c, 
                          "mode must be \"coral\" or \"corn\"", err);
     c->threshold = ember_op_attr_float(n, "threshold", 0.5f);
     int64_t to = ember_op_attr_int(n, "to", EMBER_INT64);
-    if (!decision_type_ok(to) || to == EMBER_BOOL)
+    if (!em_head_decision_type_ok(to) || to == EMBER_BOOL)
         return node_fail(n, ORDINAL, EMBER_ERR_UNSUPPORTED, "'to' must be a numeric type", err);
     c->to = (ember_dtype)to;
     c->keepdims = ember_op_attr_int(n, "keepdims", 0);

@@ -91,6 +91,10 @@ bool em_head_logits_fit(const char *head, const char *output, int rank, int64_t 
 /* The heads are a built-in plugin: em_heads_plugin_init (the ember_plugin_init of a plugin)
  * registers the three kernels through ember_register_op when the registry is initialized.
  * em_heads_op returns the registered operator (the public-kernel adapter), e.g. for tests. */
+/* Element types a fused decision (SigmoidThreshold / CumulativeOrdinal `to`) may be written
+ * in: bool, the integer types, float16/bfloat16/float/double (1 / 0 or a count). */
+bool em_head_decision_type_ok(int64_t to);
+
 ember_status em_heads_plugin_init(int abi_version, ember_error *err);
 const em_op *em_heads_op(const char *op_type);
 

@@ -764,6 +764,19 @@ __attribute__((target("avx2"))) static void addln_row_avx2(const float *a, const
 }
 #endif
 
+/* Offsets of row r of the two (broadcast) inputs: rows are the output's leading dims. */
+static inline void addln_row_offsets(const addln_ctx *c, int64_t r, int64_t *oa, int64_t *ob) {
+    int64_t a = 0, b = 0, rem = r;
+    for (int d = c->rank - 2; d >= 0; d--) {
+        int64_t i = rem % c->dims[d];
+        rem /= c->dims[d];
+        a += i * c->sa[d];
+        b += i * c->sb[d];
+    }
+    *oa = a;
+    *ob = b;
+}
+
 static void addln_range(void *vctx, int64_t r0, int64_t r1) {
     const addln_ctx *c = vctx;
 #ifdef ADDLN_AVX2
@@ -771,13 +784,8 @@ static void addln_range(void *vctx, int64_t r0, int64_t r1) {
         const int last = c->rank - 1;
         const int64_t n = c->dims[last];
         for (int64_t r = r0; r < r1; r++) {
-            int64_t oa = 0, ob = 0, rem = r;
-            for (int d = last - 1; d >= 0; d--) {
-                int64_t i = rem % c->dims[d];
-                rem /= c->dims[d];
-                oa += i * c->sa[d];
-                ob += i * c->sb[d];
-            }
+            int64_t oa, ob;
+            addln_row_offsets(c, r, &oa, &ob);
             addln_row_avx2(c->a + oa, c->b + ob, c->y + r * n, n, c->scale, c->bias, c->eps);
         }
         return;
@@ -786,13 +794,8 @@ static void addln_range(void *vctx, int64_t r0, int64_t r1) {
     const int last = c->rank - 1;
     const int64_t n = c->dims[last], sal = c->sa[last], sbl = c->sb[last];
     for (int64_t r = r0; r < r1; r++) {
-        int64_t oa = 0, ob = 0, rem = r;
-        for (int d = last - 1; d >= 0; d--) {
-            int64_t i = rem % c->dims[d];
-            rem /= c->dims[d];
-            oa += i * c->sa[d];
-            ob += i * c->sb[d];
-        }
+        int64_t oa, ob;
+        addln_row_offsets(c, r, &oa, &ob);
         const float *a = c->a + oa, *b = c->b + ob;
         float *y = c->y + r * n;
         if (sal == 1 && sbl == 1)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../ops/heads.h"
 #include "pass_heads.h"
 #include "session.h"
 
@@ -53,30 +54,13 @@ ember_status ember_head_parse(const char *spec, ember_head *head, ember_error *e
 
 static bool threshold_ok(float t) { return t >= 0.0f && t <= 1.0f; }
 
-/* Decision types the fused kernels write (SigmoidThreshold / CumulativeOrdinal `to`). */
+/* Decision types the fused kernels write (SigmoidThreshold / CumulativeOrdinal `to`); the
+ * multiclass index is int64 and only binary / multi-label decisions may be bool. */
 static bool decision_dtype_ok(ember_head_kind kind, ember_dtype dt) {
-    switch (dt) {
-    case EMBER_UNDEFINED:
-        return true;
-    case EMBER_BOOL:
-        return kind == EMBER_HEAD_BINARY || kind == EMBER_HEAD_MULTILABEL;
-    case EMBER_UINT8:
-    case EMBER_INT8:
-    case EMBER_UINT16:
-    case EMBER_INT16:
-    case EMBER_UINT32:
-    case EMBER_INT32:
-    case EMBER_UINT64:
-    case EMBER_FLOAT:
-    case EMBER_DOUBLE:
-    case EMBER_FLOAT16:
-    case EMBER_BFLOAT16:
-        return kind != EMBER_HEAD_MULTICLASS;
-    case EMBER_INT64:
-        return true;
-    default:
-        return false;
-    }
+    if (dt == EMBER_UNDEFINED || dt == EMBER_INT64) return true;
+    if (!em_head_decision_type_ok(dt)) return false;
+    if (dt == EMBER_BOOL) return kind == EMBER_HEAD_BINARY || kind == EMBER_HEAD_MULTILABEL;
+    return kind != EMBER_HEAD_MULTICLASS;
 }
 
 static const char *kind_name(ember_head_kind kind) {

@@ -307,28 +307,6 @@ static int compares_with_const(const em_graph *g, const em_node *n, int s, bool 
     return -1;
 }
 
-/* Cast targets a fused decision may write (Cast of a bool gives 1 / 0 in that type). */
-static bool decision_type(int64_t to) {
-    switch (to) {
-    case EMBER_BOOL:
-    case EMBER_UINT8:
-    case EMBER_INT8:
-    case EMBER_UINT16:
-    case EMBER_INT16:
-    case EMBER_UINT32:
-    case EMBER_INT32:
-    case EMBER_UINT64:
-    case EMBER_INT64:
-    case EMBER_FLOAT:
-    case EMBER_DOUBLE:
-    case EMBER_FLOAT16:
-    case EMBER_BFLOAT16:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* ReduceSum over the last axis of a rank-`rank` tensor, whose sum of 0 / 1 values in type `to`
  * is exact for `levels` terms (levels < 0: unknown). Sets *keepdims. */
 static bool sums_last_axis(const em_graph *g, const em_node *n, int rank, int64_t levels,
@@ -377,7 +355,7 @@ static ember_status fuse_sigmoid_reader(const readers *ix, em_graph *g, int sig,
         int cast = sole_reader(ix, g, result);
         em_node *cn = cast >= 0 ? &g->nodes[cast] : NULL;
         if (cn && is_op(cn, "Cast") && simple_node(cn, 1) &&
-            decision_type(em_attr_int(cn, "to", 0))) {
+            em_head_decision_type_ok(em_attr_int(cn, "to", 0))) {
             to = em_attr_int(cn, "to", 0);
             nodes[1] = cast;
             result = output0(cn);

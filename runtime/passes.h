@@ -25,4 +25,8 @@ int em_pass_fuse_layer_norm(em_graph *g);     /* changes rounding: EMBER_OPT_ALL
 int em_pass_matmul_bias(em_graph *g);         /* N-D MatMul + bias -> FusedMatMul */
 int em_pass_fuse_attention(em_graph *g);      /* changes rounding: EMBER_OPT_ALL only */
 
+/* The live node producing value v, or -1 (an input or constant). Scanned, because fusion
+ * passes rewire outputs without updating em_value.producer. */
+int em_pass_live_producer(const em_graph *g, int v);
+
 #endif

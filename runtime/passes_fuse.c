@@ -131,7 +131,6 @@ static void make_constant(em_graph *g, int v, em_tensor *t) {
     em_tensor_set_shape(&out->info, t->dtype, t->dims, t->rank);
 }
 
-static int producer_of(const em_graph *g, int v);
 
 /* Gather(Shape(x), constant indices) picking dims of x known at load: a constant, even when
  * other dims of x (the batch) are symbolic. PyTorch exports of attention are full of these. */
@@ -142,7 +141,7 @@ static bool fold_gather_of_shape(em_graph *g, em_node *n) {
     const em_tensor *idx = em_node_fixed_input(g, n, 1);
     if (!idx || idx->rank > 1 || (idx->dtype != EMBER_INT64 && idx->dtype != EMBER_INT32))
         return false;
-    int p = producer_of(g, n->inputs[0]);
+    int p = em_pass_live_producer(g, n->inputs[0]);
     if (p < 0 || !onnx_op(&g->nodes[p], "Shape") || g->nodes[p].inputs[0] < 0) return false;
     const em_tensor *info = static_info(g, g->nodes[p].inputs[0]);
     if (info->rank < 0) return false;
@@ -329,9 +328,8 @@ static const em_tensor *out_info(const em_graph *g, const em_node *n) {
     return &g->values[n->outputs[0]].info;
 }
 
-/* The live node producing value v, or -1 (an input or constant). Scanned, because the fusion
- * pass rewires outputs without updating em_value.producer. */
-static int producer_of(const em_graph *g, int v) {
+int em_pass_live_producer(const em_graph *g, int v) {
+    if (v < 0) return -1;
     for (int i = 0; i < g->n_nodes; i++) {
         const em_node *n = &g->nodes[i];
         if (!n->op_type) continue;
@@ -358,7 +356,7 @@ static bool keeps_dim0(const em_node *n) {
  * such a root (or whose other input is a constant that cannot widen dim 0). -1 if unknown. */
 static int dim0_root(const em_graph *g, int v, int depth) {
     while (v >= 0 && depth++ < 10000) {
-        int p = producer_of(g, v);
+        int p = em_pass_live_producer(g, v);
         if (p < 0) return v;
         const em_node *n = &g->nodes[p];
         if (n->n_inputs < 1 || n->inputs[0] < 0 || n->outputs[0] != v) return -1;

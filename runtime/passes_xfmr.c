@@ -49,7 +49,6 @@ static int sole_consumer(const em_graph *g, int v) {
     return first;
 }
 
-static int producer_of(const em_graph *g, int v);
 
 /* The value of a one-element float32 constant input, or NAN. */
 static float scalar_input(const em_graph *g, const em_node *n, int i) {
@@ -227,7 +226,7 @@ static bool fuse_one_add_layer_norm(em_graph *g, int i_ln) {
         return false;
     for (int k = 1; k < ln->n_inputs; k++)
         if (ln->inputs[k] >= 0 && g->values[ln->inputs[k]].info.dtype != EMBER_FLOAT) return false;
-    int i_add = producer_of(g, ln->inputs[0]);
+    int i_add = em_pass_live_producer(g, ln->inputs[0]);
     if (i_add < 0 || !onnx_op(&g->nodes[i_add], "Add") || g->nodes[i_add].n_inputs != 2 ||
         sole_consumer(g, ln->inputs[0]) != i_ln)
         return false;
@@ -300,21 +299,9 @@ int em_pass_matmul_bias(em_graph *g) {
 
 /* ---- self-attention (PyTorch nn.MultiheadAttention, sequence-first, as exported) ---- */
 
-/* The live node producing value v, or -1. */
-static int producer_of(const em_graph *g, int v) {
-    if (v < 0) return -1;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const em_node *n = &g->nodes[i];
-        if (!n->op_type) continue;
-        for (int k = 0; k < n->n_outputs; k++)
-            if (n->outputs[k] == v) return i;
-    }
-    return -1;
-}
-
 /* The node producing v if it is `op` and v's only reader is node `reader`; else -1. */
 static int only_feeder(const em_graph *g, int v, const char *op, int reader) {
-    int p = producer_of(g, v);
+    int p = em_pass_live_producer(g, v);
     if (p < 0 || !onnx_op(&g->nodes[p], op) || g->nodes[p].n_outputs < 1 ||
         g->nodes[p].outputs[0] != v || sole_consumer(g, v) != reader)
         return -1;
@@ -402,7 +389,7 @@ static bool head_input(const em_graph *g, int v, int reader, int p0, int p1, int
     if (r->n_inputs != 2 || r->inputs[1] < 0 || em_attr_int(r, "allowzero", 0) != 0) return false;
     hp->shape = r->inputs[1];
     int sv = r->inputs[0];
-    hp->slice = producer_of(g, sv);
+    hp->slice = em_pass_live_producer(g, sv);
     if (hp->slice < 0 || !onnx_op(&g->nodes[hp->slice], "Slice") || g->values[sv].is_output ||
         g->nodes[hp->slice].n_outputs != 1 || !shape_readers_only(g, sv, hp->reshape))
         return false;
@@ -442,7 +429,7 @@ static bool fuse_one_attention(em_graph *g, int i_sm) {
     int q_in = mm1->inputs[0], i_scale = -1;
     float scale = 1.0f;
     if (q_in == mm1->inputs[1]) return false;
-    int p = producer_of(g, q_in);
+    int p = em_pass_live_producer(g, q_in);
     if (p >= 0 && (onnx_op(&g->nodes[p], "Div") || onnx_op(&g->nodes[p], "Mul")) &&
         g->nodes[p].n_inputs == 2 && sole_consumer(g, q_in) == i_mm1) {
         float c = scalar_input(g, &g->nodes[p], 1);
