@@ -887,7 +887,7 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
         j.slot_bytes = (size_t)(d.plane_floats + d.wide_floats) * sizeof(float);
         j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
         if (!j.scratch) return SCRATCH_FAILED;
-        em_parallel_slots(par, g->batch * g->C, depthwise_planes, &j);
+        em_parallel_slots_shared(par, g->batch * g->C, depthwise_planes, &j);
         return EMBER_OK;
     }
     const int64_t K = g->Cg * g->k_sz;

@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 /* ---- activations ---- */
@@ -119,6 +120,8 @@ void em_epilogue(float *y, int64_t rows, int64_t cols, int64_t ldy, const float 
 
 /* ---- slots ---- */
 
+#define SHARED_STEPS_PER_SLOT 4 /* ranges per slot in em_parallel_slots_shared */
+
 int em_slot_count(em_exec *ex, int64_t n_items) {
     int threads = ex ? em_exec_threads(ex) : 1;
     if (threads < 1) threads = 1;
@@ -151,6 +154,41 @@ void em_parallel_slots(em_exec *ex, int64_t n_items, em_slot_fn fn, void *ctx) {
     }
     slot_job job = {n_items, n_slots, fn, ctx};
     em_parallel_for(ex, n_slots, 1, slot_range, &job);
+}
+
+typedef struct shared_slot_job {
+    int64_t n_items, step;
+    atomic_llong next; /* first item not yet handed out */
+    em_slot_fn fn;
+    void *ctx;
+} shared_slot_job;
+
+/* Each slot takes `step` items at a time until none are left: a thread that starts late
+ * (asleep, or preempted on a busy machine) finds the work already shared out, instead of
+ * the others waiting for its fixed half. */
+static void shared_slot_range(void *ctx, int64_t begin, int64_t end) {
+    shared_slot_job *job = ctx;
+    for (int64_t s = begin; s < end; s++) {
+        for (;;) {
+            int64_t lo = atomic_fetch_add_explicit(&job->next, job->step, memory_order_relaxed);
+            if (lo >= job->n_items) break;
+            int64_t hi = lo + job->step < job->n_items ? lo + job->step : job->n_items;
+            job->fn(job->ctx, (int)s, lo, hi);
+        }
+    }
+}
+
+void em_parallel_slots_shared(em_exec *ex, int64_t n_items, em_slot_fn fn, void *ctx) {
+    if (n_items <= 0) return;
+    int n_slots = em_slot_count(ex, n_items);
+    if (n_slots == 1 || !ex) {
+        fn(ctx, 0, 0, n_items);
+        return;
+    }
+    int64_t step = n_items / ((int64_t)n_slots * SHARED_STEPS_PER_SLOT);
+    shared_slot_job job = {.n_items = n_items, .step = step > 0 ? step : 1, .fn = fn, .ctx = ctx};
+    atomic_init(&job.next, 0);
+    em_parallel_for(ex, n_slots, 1, shared_slot_range, &job);
 }
 
 /* ---- BLAS ---- */

@@ -57,6 +57,10 @@ typedef void (*em_slot_fn)(void *ctx, int slot, int64_t begin, int64_t end);
 int em_slot_count(em_exec *ex, int64_t n_items);
 /* Split n_items into em_slot_count() contiguous ranges run through em_parallel_for. */
 void em_parallel_slots(em_exec *ex, int64_t n_items, em_slot_fn fn, void *ctx);
+/* The same slots and scratch, but items are handed out in small ranges to whichever slot
+ * asks next (a slot may see several ranges, or none), so a late thread does not hold up the
+ * others. For kernels whose items do not depend on which slot or range computes them. */
+void em_parallel_slots_shared(em_exec *ex, int64_t n_items, em_slot_fn fn, void *ctx);
 
 /* ---- BLAS ----
  * ember does the threading: BLAS calls are made from inside em_parallel_for chunks, so

@@ -533,6 +533,55 @@ Test(conv, depthwise) {
     check_conv(x, false, true, true, true, "depthwise 1-D strided dilated + Z");
 }
 
+/* Depthwise planes are shared out in small ranges to whichever thread asks next: the output
+ * must not depend on the thread count (bit for bit), on the direct 3x3 path and the padded
+ * one, and must match the reference. */
+Test(conv, depthwise_shared_ranges) {
+    conv_case cases[2] = {{.nsp = 2, .n = 2, .c = 45, .m = 45, .group = 45, .in = {14, 14},
+                           .k = {3, 3}, .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}},
+                          {.nsp = 2, .n = 1, .c = 77, .m = 77, .group = 77, .in = {33, 35},
+                           .k = {3, 3}, .s = {2, 2}, .d = {1, 1}, .pb = {0, 1}, .pe = {1, 0}}};
+    for (int ci = 0; ci < 2; ci++) {
+        conv_case t = cases[ci];
+        check_conv(t, false, true, false, true, "depthwise many planes");
+        tin x = {"X", 4, {t.n, t.c, t.in[0], t.in[1]}, NULL, false, NULL};
+        tin w = {"W", 4, {t.m, 1, 3, 3}, NULL, true, NULL};
+        float *xd = random_floats(numel(&x)), *wd = random_floats(numel(&w));
+        float *bd = random_floats(t.m);
+        x.data = xd;
+        w.data = wd;
+        tin bt = {"B", 1, {t.m}, bd, true, NULL};
+        int64_t pads[4] = {t.pb[0], t.pb[1], t.pe[0], t.pe[1]};
+        tattr attrs[] = {
+            {"group", 'i', t.group, 0, NULL, 0, NULL, NULL},
+            {"pads", 'I', 0, 0, NULL, 4, pads, NULL},
+            {"strides", 'I', 0, 0, NULL, 2, t.s, NULL},
+            {"kernel_shape", 'I', 0, 0, NULL, 2, t.k, NULL},
+        };
+        tin ins[3] = {x, w, bt};
+        ember_tensor *first = NULL;
+        for (int threads = 1; threads <= 3; threads++) {
+            ember_tensor *y = NULL;
+            ember_error err = {0};
+            cr_assert_eq(run_single("Conv", "", attrs, 4, ins, 3, threads, &y, &err), EMBER_OK,
+                         "%s", err.message);
+            if (!first) {
+                first = y;
+                continue;
+            }
+            cr_assert_eq(ember_tensor_byte_size(y), ember_tensor_byte_size(first));
+            cr_assert(memcmp(ember_tensor_data(y), ember_tensor_data(first),
+                             ember_tensor_byte_size(y)) == 0,
+                      "case %d: %d threads differ from 1 thread", ci, threads);
+            ember_tensor_free(y);
+        }
+        ember_tensor_free(first);
+        free(xd);
+        free(wd);
+        free(bd);
+    }
+}
+
 Test(conv, im2col_panels) {
     /* K = 16 * 9 = 144 -> several L2 panels over 70 x 70 outputs. */
     conv_case t = {.nsp = 2,
