@@ -913,6 +913,14 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     int64_t panel;
     if (j.wpack) {
         packed_panels(ncols, max_cols, groups, threads, &n_panels, &panel);
+        /* Few columns and more filters than columns (the deep 14x14 and 7x7 layers): the
+         * weights outweigh the input, so split the filters (row blocks, below) rather than the
+         * columns, and each thread streams only its share of the weights. */
+        if (groups == 1 && threads > 1 && ncols <= max_cols && g->Mg >= ncols &&
+            g->Mg >= 2 * EM_CG_MR * threads) {
+            n_panels = 1;
+            panel = ncols;
+        }
     } else {
         if (groups * n_panels < threads && ncols >= 2 * MIN_PANEL_COLS) {
             int64_t want = (threads + groups - 1) / groups;

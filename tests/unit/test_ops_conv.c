@@ -533,53 +533,70 @@ Test(conv, depthwise) {
     check_conv(x, false, true, true, true, "depthwise 1-D strided dilated + Z");
 }
 
-/* Depthwise planes are shared out in small ranges to whichever thread asks next: the output
- * must not depend on the thread count (bit for bit), on the direct 3x3 path and the padded
- * one, and must match the reference. */
-Test(conv, depthwise_shared_ranges) {
-    conv_case cases[2] = {{.nsp = 2, .n = 2, .c = 45, .m = 45, .group = 45, .in = {14, 14},
-                           .k = {3, 3}, .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}},
-                          {.nsp = 2, .n = 1, .c = 77, .m = 77, .group = 77, .in = {33, 35},
-                           .k = {3, 3}, .s = {2, 2}, .d = {1, 1}, .pb = {0, 1}, .pe = {1, 0}}};
-    for (int ci = 0; ci < 2; ci++) {
-        conv_case t = cases[ci];
-        check_conv(t, false, true, false, true, "depthwise many planes");
-        tin x = {"X", 4, {t.n, t.c, t.in[0], t.in[1]}, NULL, false, NULL};
-        tin w = {"W", 4, {t.m, 1, 3, 3}, NULL, true, NULL};
-        float *xd = random_floats(numel(&x)), *wd = random_floats(numel(&w));
-        float *bd = random_floats(t.m);
-        x.data = xd;
-        w.data = wd;
-        tin bt = {"B", 1, {t.m}, bd, true, NULL};
-        int64_t pads[4] = {t.pb[0], t.pb[1], t.pe[0], t.pe[1]};
-        tattr attrs[] = {
-            {"group", 'i', t.group, 0, NULL, 0, NULL, NULL},
-            {"pads", 'I', 0, 0, NULL, 4, pads, NULL},
-            {"strides", 'I', 0, 0, NULL, 2, t.s, NULL},
-            {"kernel_shape", 'I', 0, 0, NULL, 2, t.k, NULL},
-        };
-        tin ins[3] = {x, w, bt};
-        ember_tensor *first = NULL;
-        for (int threads = 1; threads <= 3; threads++) {
-            ember_tensor *y = NULL;
-            ember_error err = {0};
-            cr_assert_eq(run_single("Conv", "", attrs, 4, ins, 3, threads, &y, &err), EMBER_OK,
-                         "%s", err.message);
-            if (!first) {
-                first = y;
-                continue;
-            }
-            cr_assert_eq(ember_tensor_byte_size(y), ember_tensor_byte_size(first));
-            cr_assert(memcmp(ember_tensor_data(y), ember_tensor_data(first),
-                             ember_tensor_byte_size(y)) == 0,
-                      "case %d: %d threads differ from 1 thread", ci, threads);
-            ember_tensor_free(y);
+/* Run a 2-D Conv case (with bias) at 1, 2 and 3 threads: the outputs must be identical bit for
+ * bit, whatever the split of the work. */
+static void expect_same_across_threads(conv_case t, const char *what) {
+    tin x = {"X", 4, {t.n, t.c, t.in[0], t.in[1]}, NULL, false, NULL};
+    tin w = {"W", 4, {t.m, t.c / t.group, t.k[0], t.k[1]}, NULL, true, NULL};
+    float *xd = random_floats(numel(&x)), *wd = random_floats(numel(&w));
+    float *bd = random_floats(t.m);
+    x.data = xd;
+    w.data = wd;
+    tin bt = {"B", 1, {t.m}, bd, true, NULL};
+    int64_t pads[4] = {t.pb[0], t.pb[1], t.pe[0], t.pe[1]};
+    tattr attrs[] = {
+        {"group", 'i', t.group, 0, NULL, 0, NULL, NULL},
+        {"pads", 'I', 0, 0, NULL, 4, pads, NULL},
+        {"strides", 'I', 0, 0, NULL, 2, t.s, NULL},
+        {"kernel_shape", 'I', 0, 0, NULL, 2, t.k, NULL},
+    };
+    tin ins[3] = {x, w, bt};
+    ember_tensor *first = NULL;
+    for (int threads = 1; threads <= 3; threads++) {
+        ember_tensor *y = NULL;
+        ember_error err = {0};
+        cr_assert_eq(run_single("Conv", "", attrs, 4, ins, 3, threads, &y, &err), EMBER_OK,
+                     "%s: %s", what, err.message);
+        if (!first) {
+            first = y;
+            continue;
         }
-        ember_tensor_free(first);
-        free(xd);
-        free(wd);
-        free(bd);
+        cr_assert_eq(ember_tensor_byte_size(y), ember_tensor_byte_size(first));
+        cr_assert(memcmp(ember_tensor_data(y), ember_tensor_data(first),
+                         ember_tensor_byte_size(y)) == 0,
+                  "%s: %d threads differ from 1 thread", what, threads);
+        ember_tensor_free(y);
     }
+    ember_tensor_free(first);
+    free(xd);
+    free(wd);
+    free(bd);
+}
+
+/* Depthwise planes are shared out in small ranges to whichever thread asks next, on the
+ * direct 3x3 path and the padded one. */
+Test(conv, depthwise_shared_ranges) {
+    conv_case t = {.nsp = 2, .n = 2, .c = 45, .m = 45, .group = 45, .in = {14, 14},
+                   .k = {3, 3}, .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}};
+    check_conv(t, false, true, false, true, "depthwise many planes");
+    expect_same_across_threads(t, "depthwise many planes");
+    conv_case u = {.nsp = 2, .n = 1, .c = 77, .m = 77, .group = 77, .in = {33, 35},
+                   .k = {3, 3}, .s = {2, 2}, .d = {1, 1}, .pb = {0, 1}, .pe = {1, 0}};
+    check_conv(u, false, true, false, true, "depthwise strided, many planes");
+    expect_same_across_threads(u, "depthwise strided, many planes");
+}
+
+/* More filters than output columns: threads split the filters (row blocks, with a tail that
+ * is not a whole register block), not the columns. */
+Test(conv, deep_layers_split_filters) {
+    conv_case t = {.nsp = 2, .n = 1, .c = 40, .m = 200, .group = 1, .in = {7, 7},
+                   .k = {1, 1}, .s = {1, 1}, .d = {1, 1}};
+    check_conv(t, false, true, false, true, "pointwise 7x7, 200 filters");
+    expect_same_across_threads(t, "pointwise 7x7, 200 filters");
+    conv_case u = {.nsp = 2, .n = 1, .c = 16, .m = 100, .group = 1, .in = {9, 9},
+                   .k = {3, 3}, .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}};
+    check_conv(u, false, true, false, true, "3x3 9x9, 100 filters");
+    expect_same_across_threads(u, "3x3 9x9, 100 filters");
 }
 
 Test(conv, im2col_panels) {
