@@ -170,6 +170,10 @@ static bool pb_next(const uint8_t **p, const uint8_t *end, pb_field *f, bool *ba
         uint64_t key;
         if (!pb_varint(p, end, &key)) break;
         f->number = (uint32_t)(key >> 3);
+        f->bytes = NULL; /* only length-delimited fields have bytes (fuzzer: a varint name
+                          * field left a pointer into an earlier input) */
+        f->len = 0;
+        f->varint = 0;
         switch (key & 7) {
         case 0:
             if (!pb_varint(p, end, &f->varint)) goto fail;
