@@ -230,23 +230,6 @@ static bool slice_params(const em_graph *g, const em_node *n, int rank, slice_sp
     return true;
 }
 
-/* Indices a Slice along one axis of size len picks: first and count (spec clamping). */
-static void slice_range(int64_t len, int64_t start, int64_t end, int64_t step, int64_t *first,
-                        int64_t *count) {
-    if (start < 0) start += len;
-    if (end < 0) end += len;
-    if (step > 0) {
-        start = start < 0 ? 0 : start > len ? len : start;
-        end = end < 0 ? 0 : end > len ? len : end;
-        *count = end > start ? (end - start - 1) / step + 1 : 0; /* no overflow for huge steps */
-    } else {
-        start = start < 0 ? 0 : start > len - 1 ? len - 1 : start;
-        end = end < -1 ? -1 : end > len - 1 ? len - 1 : end;
-        *count = start > end ? (start - end - 1) / (step == INT64_MIN ? INT64_MAX : -step) + 1 : 0;
-    }
-    *first = start;
-}
-
 /* ---- contents of small integer tensors ---- */
 
 static sdim elem_op(char op, sdim a, sdim b) {
@@ -368,7 +351,7 @@ static void contents_of_node(sv_ctx *c, const em_node *n, sval *o) {
         slice_spec s;
         if (!slice_params(g, n, 1, &s) || s.n != 1) return;
         int64_t first, count;
-        slice_range(a->len, s.start[0], s.end[0], s.step[0], &first, &count);
+        em_slice_axis(a->len, s.start[0], s.end[0], s.step[0], &first, &count);
         for (int64_t k = 0; k < count; k++) o->elem[k] = a->elem[first + k * s.step[0]];
         o->vrank = 1;
         o->len = (int)count;
@@ -478,7 +461,7 @@ static bool shape_of_node(sv_ctx *c, const em_node *n, sval *o) {
                 o->dim[s.axis[i]] = UNKNOWN;
                 continue;
             }
-            slice_range(d.k, s.start[i], s.end[i], s.step[i], &first, &count);
+            em_slice_axis(d.k, s.start[i], s.end[i], s.step[i], &first, &count);
             o->dim[s.axis[i]] = cst(count);
         }
         return true;

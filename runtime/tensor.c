@@ -640,3 +640,26 @@ bool em_broadcast_shape(const int64_t *a, int ra, const int64_t *b, int rb, int6
     *rout = r;
     return true;
 }
+
+/* Clamp start/end for one axis of size dim and count the elements (spec of Slice-10+). */
+void em_slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *out_start,
+                   int64_t *out_count) {
+    if (dim == 0) {
+        *out_start = 0;
+        *out_count = 0;
+        return;
+    }
+    if (start < 0) start += dim;
+    if (end < 0) end += dim;
+    if (step > 0) {
+        start = start < 0 ? 0 : start > dim ? dim : start;
+        end = end < 0 ? 0 : end > dim ? dim : end;
+        *out_count = end > start ? (end - start - 1) / step + 1 : 0;
+    } else {
+        start = start < 0 ? 0 : start > dim - 1 ? dim - 1 : start;
+        end = end < -1 ? -1 : end > dim - 1 ? dim - 1 : end;
+        uint64_t ustep = (uint64_t)0 - (uint64_t)step; /* -step without overflow at INT64_MIN */
+        *out_count = start > end ? (int64_t)((uint64_t)(start - end - 1) / ustep) + 1 : 0;
+    }
+    *out_start = start;
+}

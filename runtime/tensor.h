@@ -117,4 +117,10 @@ void em_strides(const int64_t *dims, int rank, int64_t *strides);
 /* Multidirectional (numpy) broadcast of two shapes. Returns false if incompatible. */
 bool em_broadcast_shape(const int64_t *a, int ra, const int64_t *b, int rb, int64_t *out, int *rout);
 
+/* One axis of a Slice (Slice-10 and later): clamps start/end to a dimension of size dim as the
+ * spec does and gives the first index and the element count (no overflow for huge steps).
+ * Shared by the Slice kernel and the shape-value pass, which must agree exactly. */
+void em_slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *out_start,
+                   int64_t *out_count);
+
 #endif
