@@ -8,6 +8,7 @@
 
 #include "../ops/heads.h"
 #include "kernel.h"
+#include "passes.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Graph queries (on the live nodes: removed ones have op_type NULL)
@@ -15,11 +16,6 @@
 
 static bool is_op(const em_node *n, const char *op) {
     return n->op_type && n->domain[0] == '\0' && strcmp(n->op_type, op) == 0;
-}
-
-static void remove_node(em_node *n) {
-    free(n->op_type);
-    n->op_type = NULL;
 }
 
 /* Which nodes read each value, built once per pass (CSR), so that the pass stays linear in
@@ -396,11 +392,11 @@ static ember_status fuse_sigmoid_reader(const readers *ix, em_graph *g, int sig,
     }
     free(t.values);
     if (!ok) {
-        remove_node(&g->nodes[idx]);
+        em_pass_remove_node(&g->nodes[idx]);
         return oom(err);
     }
     for (int k = 0; k < 4; k++)
-        if (nodes[k] >= 0) remove_node(&g->nodes[nodes[k]]);
+        if (nodes[k] >= 0) em_pass_remove_node(&g->nodes[nodes[k]]);
     (*fused)++;
     return EMBER_OK;
 }
@@ -444,9 +440,9 @@ static ember_status fuse_sigmoid_heads(const readers *ix, em_graph *g, int *fuse
         *fused += made;
         sn = &g->nodes[i];
         if (count_readers(ix, g, s) == 0 && !g->values[s].is_output) {
-            remove_node(sn);
+            em_pass_remove_node(sn);
         } else if (adopt_sigmoid_output(g, first_new, x, s)) {
-            remove_node(sn);
+            em_pass_remove_node(sn);
         }
     }
     return EMBER_OK;
@@ -633,14 +629,14 @@ static ember_status fuse_corn(const readers *ix, em_graph *g, int *fused, ember_
                      attr_int(f, "keepdims", keepdims);
         free(t.values);
         if (!built) {
-            if (f) remove_node(f);
+            if (f) em_pass_remove_node(f);
             free(m.nodes);
             return oom(err);
         }
-        for (int k = 0; k < m.n_nodes; k++) remove_node(&g->nodes[m.nodes[k]]);
+        for (int k = 0; k < m.n_nodes; k++) em_pass_remove_node(&g->nodes[m.nodes[k]]);
         int s = output0(&g->nodes[m.sigmoid]);
         if (count_readers(ix, g, s) == 0 && !g->values[s].is_output)
-            remove_node(&g->nodes[m.sigmoid]);
+            em_pass_remove_node(&g->nodes[m.sigmoid]);
         free(m.nodes);
         (*fused)++;
     }
@@ -679,11 +675,11 @@ static ember_status add_softmax_argmax(em_graph *g, const em_node *argmax, const
               attr_string(f, "match", match) && attr_string(f, "match_op", sm->op_type) &&
               attr_int(f, "match_opset", sm->opset);
     if (!ok) {
-        remove_node(f);
+        em_pass_remove_node(f);
         return oom(err);
     }
-    remove_node(&g->nodes[argmax_idx]);
-    remove_node(&g->nodes[norm_idx]);
+    em_pass_remove_node(&g->nodes[argmax_idx]);
+    em_pass_remove_node(&g->nodes[norm_idx]);
     (*fused)++;
     return EMBER_OK;
 }

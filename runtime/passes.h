@@ -25,6 +25,14 @@ int em_pass_fuse_layer_norm(em_graph *g);     /* changes rounding: EMBER_OPT_ALL
 int em_pass_matmul_bias(em_graph *g);         /* N-D MatMul + bias -> FusedMatMul */
 int em_pass_fuse_attention(em_graph *g);      /* changes rounding: EMBER_OPT_ALL only */
 
+/* Shared by the passes (runtime/pass_util.c). */
+/* A live node of the default domain with this op_type. */
+bool em_pass_is_onnx_op(const em_node *n, const char *op);
+/* Marks a node dead (dead nodes have op_type NULL and are dropped after the passes). */
+void em_pass_remove_node(em_node *n);
+/* The only live node reading value v (however many of its inputs), when v is not a graph
+ * output; else -1. */
+int em_pass_sole_consumer(const em_graph *g, int v);
 /* The live node producing value v, or -1 (an input or constant). Scanned, because fusion
  * passes rewire outputs without updating em_value.producer. */
 int em_pass_live_producer(const em_graph *g, int v);

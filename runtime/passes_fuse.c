@@ -13,34 +13,11 @@ static bool is_op(const em_node *n, const char *domain, const char *op) {
     return n->op_type && strcmp(n->domain, domain) == 0 && strcmp(n->op_type, op) == 0;
 }
 
-static bool onnx_op(const em_node *n, const char *op) { return is_op(n, "", op); }
-
 static char *dup_str(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = malloc(n);
     if (d) memcpy(d, s, n);
     return d;
-}
-
-/* The only node reading value v (and v is not a graph output), or -1. */
-static int sole_consumer(const em_graph *g, int v) {
-    if (v < 0 || g->values[v].is_output) return -1;
-    int found = -1;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const em_node *n = &g->nodes[i];
-        if (!n->op_type) continue;
-        for (int k = 0; k < n->n_inputs; k++)
-            if (n->inputs[k] == v) {
-                if (found >= 0 && found != i) return -1;
-                found = i;
-            }
-    }
-    return found;
-}
-
-static void remove_node(em_node *n) {
-    free(n->op_type);
-    n->op_type = NULL;
 }
 
 static bool add_attr(em_node *n, em_attr *a) {
@@ -135,14 +112,14 @@ static void make_constant(em_graph *g, int v, em_tensor *t) {
 /* Gather(Shape(x), constant indices) picking dims of x known at load: a constant, even when
  * other dims of x (the batch) are symbolic. PyTorch exports of attention are full of these. */
 static bool fold_gather_of_shape(em_graph *g, em_node *n) {
-    if (!onnx_op(n, "Gather") || n->n_inputs != 2 || n->inputs[0] < 0 || n->outputs[0] < 0 ||
+    if (!em_pass_is_onnx_op(n, "Gather") || n->n_inputs != 2 || n->inputs[0] < 0 || n->outputs[0] < 0 ||
         g->values[n->outputs[0]].is_output || em_attr_int(n, "axis", 0) != 0)
         return false;
     const em_tensor *idx = em_node_fixed_input(g, n, 1);
     if (!idx || idx->rank > 1 || (idx->dtype != EMBER_INT64 && idx->dtype != EMBER_INT32))
         return false;
     int p = em_pass_live_producer(g, n->inputs[0]);
-    if (p < 0 || !onnx_op(&g->nodes[p], "Shape") || g->nodes[p].inputs[0] < 0) return false;
+    if (p < 0 || !em_pass_is_onnx_op(&g->nodes[p], "Shape") || g->nodes[p].inputs[0] < 0) return false;
     const em_tensor *info = static_info(g, g->nodes[p].inputs[0]);
     if (info->rank < 0) return false;
     int64_t start, end;
@@ -171,11 +148,11 @@ int em_pass_fold_shapes(em_graph *g) {
         em_node *n = &g->nodes[i];
         if (!n->op_type) continue;
         if (fold_gather_of_shape(g, n)) {
-            remove_node(n);
+            em_pass_remove_node(n);
             changed++;
             continue;
         }
-        bool shape = onnx_op(n, "Shape"), size = onnx_op(n, "Size");
+        bool shape = em_pass_is_onnx_op(n, "Shape"), size = em_pass_is_onnx_op(n, "Size");
         if ((!shape && !size) || n->n_inputs < 1 || n->inputs[0] < 0 || n->outputs[0] < 0) continue;
         const em_tensor *info = static_info(g, n->inputs[0]);
         if (info->rank < 0 || g->values[n->outputs[0]].is_output) continue;
@@ -195,7 +172,7 @@ int em_pass_fold_shapes(em_graph *g) {
             *(int64_t *)t->data = em_shape_numel(info->dims, info->rank);
         }
         make_constant(g, n->outputs[0], t);
-        remove_node(n);
+        em_pass_remove_node(n);
         changed++;
     }
     return changed;
@@ -207,15 +184,15 @@ int em_pass_fold_conv_bn(em_graph *g) {
     int changed = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         em_node *conv = &g->nodes[i];
-        if (!onnx_op(conv, "Conv") || conv->n_outputs != 1) continue;
+        if (!em_pass_is_onnx_op(conv, "Conv") || conv->n_outputs != 1) continue;
         const em_tensor *w = em_node_fixed_input(g, conv, 1);
         const em_tensor *b = conv->n_inputs > 2 ? em_node_fixed_input(g, conv, 2) : NULL;
         bool has_b = conv->n_inputs > 2 && conv->inputs[2] >= 0;
         if (!w || w->dtype != EMBER_FLOAT || w->rank < 3 || (has_b && !b)) continue;
-        int c = sole_consumer(g, conv->outputs[0]);
+        int c = em_pass_sole_consumer(g, conv->outputs[0]);
         if (c < 0) continue;
         em_node *bn = &g->nodes[c];
-        if (!onnx_op(bn, "BatchNormalization") || bn->n_inputs < 5 || bn->inputs[0] != conv->outputs[0])
+        if (!em_pass_is_onnx_op(bn, "BatchNormalization") || bn->n_inputs < 5 || bn->inputs[0] != conv->outputs[0])
             continue;
         if (bn->n_outputs > 1) {
             bool extra = false;
@@ -273,7 +250,7 @@ int em_pass_fold_conv_bn(em_graph *g) {
         conv->inputs[1] = nwv;
         conv->inputs[2] = nbv;
         conv->outputs[0] = bn->outputs[0];
-        remove_node(bn);
+        em_pass_remove_node(bn);
         changed++;
     }
     return changed;
@@ -328,17 +305,6 @@ static const em_tensor *out_info(const em_graph *g, const em_node *n) {
     return &g->values[n->outputs[0]].info;
 }
 
-int em_pass_live_producer(const em_graph *g, int v) {
-    if (v < 0) return -1;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const em_node *n = &g->nodes[i];
-        if (!n->op_type) continue;
-        for (int k = 0; k < n->n_outputs; k++)
-            if (n->outputs[k] == v) return i;
-    }
-    return -1;
-}
-
 /* Operators whose output's dim 0 is their input 0's dim 0. */
 static bool keeps_dim0(const em_node *n) {
     static const char *const ops[] = {
@@ -347,7 +313,7 @@ static bool keeps_dim0(const em_node *n) {
         "GlobalMaxPool", "Identity", "Dropout", "InstanceNormalization", NULL};
     if (is_op(n, "ai.ember", "FusedConv")) return true;
     for (int i = 0; ops[i]; i++)
-        if (onnx_op(n, ops[i])) return true;
+        if (em_pass_is_onnx_op(n, ops[i])) return true;
     return false;
 }
 
@@ -364,7 +330,7 @@ static int dim0_root(const em_graph *g, int v, int depth) {
             v = n->inputs[0];
             continue;
         }
-        if (!(onnx_op(n, "Add") || onnx_op(n, "Mul") || onnx_op(n, "Sub")) || n->n_inputs != 2)
+        if (!(em_pass_is_onnx_op(n, "Add") || em_pass_is_onnx_op(n, "Mul") || em_pass_is_onnx_op(n, "Sub")) || n->n_inputs != 2)
             return -1;
         const em_tensor *out = &g->values[v].info;
         int roots[2];
@@ -413,21 +379,21 @@ int em_pass_fuse_activations(em_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) {
         em_node *n = &g->nodes[i];
         const char *fused = NULL;
-        if (onnx_op(n, "Conv")) fused = "FusedConv";
-        else if (onnx_op(n, "Gemm")) fused = "FusedGemm";
-        else if (onnx_op(n, "MatMul")) fused = "FusedMatMul";
+        if (em_pass_is_onnx_op(n, "Conv")) fused = "FusedConv";
+        else if (em_pass_is_onnx_op(n, "Gemm")) fused = "FusedGemm";
+        else if (em_pass_is_onnx_op(n, "MatMul")) fused = "FusedMatMul";
         else if (is_op(n, "ai.ember", "FusedMatMul") && !em_node_attr(n, "activation"))
             fused = "FusedMatMul"; /* with a bias from em_pass_matmul_bias */
         else continue;
         if (n->n_outputs != 1) continue;
         const em_tensor *oi = out_info(g, n);
         if (!oi || oi->dtype != EMBER_FLOAT) continue;
-        int c = sole_consumer(g, n->outputs[0]);
+        int c = em_pass_sole_consumer(g, n->outputs[0]);
         if (c < 0) continue;
         em_node *next = &g->nodes[c];
         int z = -1;
         /* Residual: Conv -> Add(conv, Z) with Z of exactly the output's shape. */
-        if (strcmp(fused, "FusedConv") == 0 && onnx_op(next, "Add") && next->n_inputs == 2) {
+        if (strcmp(fused, "FusedConv") == 0 && em_pass_is_onnx_op(next, "Add") && next->n_inputs == 2) {
             int other = next->inputs[0] == n->outputs[0] ? next->inputs[1] : next->inputs[0];
             if (other >= 0 && other != n->outputs[0] && residual_fits(g, n, other, oi)) {
                 /* Z must be ready before the conv runs: it is, in topological order, unless
@@ -440,7 +406,7 @@ int em_pass_fuse_activations(em_graph *g) {
         int n_params = 0;
         em_node *act_node = NULL;
         if (z >= 0) {
-            int c2 = sole_consumer(g, next->outputs[0]);
+            int c2 = em_pass_sole_consumer(g, next->outputs[0]);
             if (c2 >= 0 && activation_of(g, &g->nodes[c2], &act, params, &n_params))
                 act_node = &g->nodes[c2];
         } else if (activation_of(g, next, &act, params, &n_params)) {
@@ -461,13 +427,13 @@ int em_pass_fuse_activations(em_graph *g) {
             n->inputs[3] = z;
             n->n_inputs = n->n_explicit_inputs = 4;
             n->outputs[0] = next->outputs[0];
-            remove_node(next);
+            em_pass_remove_node(next);
         }
         if (act_node) {
             set_string_attr(n, "activation", act);
             if (n_params) set_floats_attr(n, "activation_params", params, n_params);
             n->outputs[0] = act_node->outputs[0];
-            remove_node(act_node);
+            em_pass_remove_node(act_node);
         }
         changed++;
     }
@@ -480,16 +446,16 @@ int em_pass_matmul_add_to_gemm(em_graph *g) {
     int changed = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         em_node *mm = &g->nodes[i];
-        if (!onnx_op(mm, "MatMul") || mm->n_inputs != 2) continue;
+        if (!em_pass_is_onnx_op(mm, "MatMul") || mm->n_inputs != 2) continue;
         const em_value *a = &g->values[mm->inputs[0]];
         const em_tensor *b = em_node_fixed_input(g, mm, 1);
         if (!b || b->rank != 2 || b->dtype != EMBER_FLOAT || a->info.rank != 2 ||
             a->info.dtype != EMBER_FLOAT)
             continue;
-        int c = sole_consumer(g, mm->outputs[0]);
+        int c = em_pass_sole_consumer(g, mm->outputs[0]);
         if (c < 0) continue;
         em_node *add = &g->nodes[c];
-        if (!onnx_op(add, "Add") || add->n_inputs != 2) continue;
+        if (!em_pass_is_onnx_op(add, "Add") || add->n_inputs != 2) continue;
         int bias_v = add->inputs[0] == mm->outputs[0] ? add->inputs[1] : add->inputs[0];
         const em_tensor *bias = em_fixed_const(g, bias_v);
         int64_t n_cols = b->dims[1];
@@ -507,7 +473,7 @@ int em_pass_matmul_add_to_gemm(em_graph *g) {
         mm->inputs[2] = bias_v;
         mm->n_inputs = mm->n_explicit_inputs = 3;
         mm->outputs[0] = add->outputs[0];
-        remove_node(add);
+        em_pass_remove_node(add);
         changed++;
     }
     return changed;

@@ -51,13 +51,9 @@ static bool known(sdim a) { return a.sym != SYM_UNKNOWN; }
 static bool is_const(sdim a, int64_t k) { return a.sym == SYM_CONST && a.k == k; }
 static bool same(sdim a, sdim b) { return known(a) && a.sym == b.sym && a.k == b.k; }
 
-static bool onnx_op(const em_node *n, const char *op) {
-    return n->op_type && n->domain[0] == '\0' && strcmp(n->op_type, op) == 0;
-}
-
 static bool op_in(const em_node *n, const char *const *ops) {
     for (int i = 0; ops[i]; i++)
-        if (onnx_op(n, ops[i])) return true;
+        if (em_pass_is_onnx_op(n, ops[i])) return true;
     return false;
 }
 
@@ -317,7 +313,7 @@ static void init_values(sv_ctx *c) {
 static void contents_of_node(sv_ctx *c, const em_node *n, sval *o) {
     const em_graph *g = c->g;
     const sval *a = get(c, n->n_inputs > 0 ? n->inputs[0] : -1);
-    if (onnx_op(n, "Shape")) {
+    if (em_pass_is_onnx_op(n, "Shape")) {
         if (a->rank < 0) return;
         int64_t s = em_attr_int(n, "start", 0), e = em_attr_int(n, "end", a->rank);
         if (s < 0) s += a->rank;
@@ -331,11 +327,11 @@ static void contents_of_node(sv_ctx *c, const em_node *n, sval *o) {
         return;
     }
     if (a->vrank < 0) return;
-    if (onnx_op(n, "Identity") || (onnx_op(n, "Cast") && em_attr_int(n, "to", 0) == EMBER_INT64)) {
+    if (em_pass_is_onnx_op(n, "Identity") || (em_pass_is_onnx_op(n, "Cast") && em_attr_int(n, "to", 0) == EMBER_INT64)) {
         o->vrank = a->vrank;
         o->len = a->len;
         memcpy(o->elem, a->elem, sizeof(sdim) * (size_t)a->len);
-    } else if (onnx_op(n, "Gather") && a->vrank == 1 && n->n_inputs == 2 &&
+    } else if (em_pass_is_onnx_op(n, "Gather") && a->vrank == 1 && n->n_inputs == 2 &&
                em_attr_int(n, "axis", 0) == 0) {
         const em_tensor *idx = int_const(g, n, 1);
         if (!idx || idx->rank > 1 || em_numel(idx) > SV_MAX_LEN) return;
@@ -347,7 +343,7 @@ static void contents_of_node(sv_ctx *c, const em_node *n, sval *o) {
         }
         o->vrank = idx->rank;
         o->len = cnt;
-    } else if (onnx_op(n, "Slice") && a->vrank == 1) {
+    } else if (em_pass_is_onnx_op(n, "Slice") && a->vrank == 1) {
         slice_spec s;
         if (!slice_params(g, n, 1, &s) || s.n != 1) return;
         int64_t first, count;
@@ -355,20 +351,20 @@ static void contents_of_node(sv_ctx *c, const em_node *n, sval *o) {
         for (int64_t k = 0; k < count; k++) o->elem[k] = a->elem[first + k * s.step[0]];
         o->vrank = 1;
         o->len = (int)count;
-    } else if (onnx_op(n, "Unsqueeze") && a->vrank == 0) {
+    } else if (em_pass_is_onnx_op(n, "Unsqueeze") && a->vrank == 0) {
         int64_t axes[EM_MAX_RANK];
         if (node_axes(g, n, 13, axes) != 1 || (axes[0] != 0 && axes[0] != -1)) return;
         o->vrank = 1;
         o->len = 1;
         o->elem[0] = a->elem[0];
-    } else if (onnx_op(n, "Squeeze") && a->vrank == 1 && a->len == 1) {
+    } else if (em_pass_is_onnx_op(n, "Squeeze") && a->vrank == 1 && a->len == 1) {
         int64_t axes[EM_MAX_RANK];
         int na = node_axes(g, n, 13, axes);
         if (na < 0 || na > 1 || (na == 1 && axes[0] != 0 && axes[0] != -1)) return;
         o->vrank = 0;
         o->len = 1;
         o->elem[0] = a->elem[0];
-    } else if (onnx_op(n, "Concat") && a->vrank == 1) {
+    } else if (em_pass_is_onnx_op(n, "Concat") && a->vrank == 1) {
         int64_t axis = em_attr_int(n, "axis", 0);
         if (axis != 0 && axis != -1) return;
         int len = 0;
@@ -380,13 +376,13 @@ static void contents_of_node(sv_ctx *c, const em_node *n, sval *o) {
         }
         o->vrank = 1;
         o->len = len;
-    } else if ((onnx_op(n, "Add") || onnx_op(n, "Sub") || onnx_op(n, "Mul") || onnx_op(n, "Div")) &&
+    } else if ((em_pass_is_onnx_op(n, "Add") || em_pass_is_onnx_op(n, "Sub") || em_pass_is_onnx_op(n, "Mul") || em_pass_is_onnx_op(n, "Div")) &&
                n->n_inputs == 2) {
         const sval *b = get(c, n->inputs[1]);
         if (b->vrank < 0) return;
         int len = a->len > b->len ? a->len : b->len;
         if ((a->len != len && a->len != 1) || (b->len != len && b->len != 1)) return;
-        char op = onnx_op(n, "Add") ? '+' : onnx_op(n, "Sub") ? '-' : onnx_op(n, "Mul") ? '*' : '/';
+        char op = em_pass_is_onnx_op(n, "Add") ? '+' : em_pass_is_onnx_op(n, "Sub") ? '-' : em_pass_is_onnx_op(n, "Mul") ? '*' : '/';
         for (int k = 0; k < len; k++)
             o->elem[k] = elem_op(op, a->elem[a->len == 1 ? 0 : k], b->elem[b->len == 1 ? 0 : k]);
         o->vrank = a->vrank > b->vrank ? a->vrank : b->vrank;
@@ -424,8 +420,8 @@ static bool shape_of_node(sv_ctx *c, const em_node *n, sval *o) {
         }
         return true;
     }
-    if (onnx_op(n, "MatMul") && n->n_inputs == 2) return matmul_shape(o, a, get(c, n->inputs[1]));
-    if (onnx_op(n, "Gemm") && n->n_inputs >= 2) {
+    if (em_pass_is_onnx_op(n, "MatMul") && n->n_inputs == 2) return matmul_shape(o, a, get(c, n->inputs[1]));
+    if (em_pass_is_onnx_op(n, "Gemm") && n->n_inputs >= 2) {
         const sval *b = get(c, n->inputs[1]);
         if (a->rank != 2 || b->rank != 2) return false;
         o->rank = 2;
@@ -433,7 +429,7 @@ static bool shape_of_node(sv_ctx *c, const em_node *n, sval *o) {
         o->dim[1] = b->dim[em_attr_int(n, "transB", 0) ? 0 : 1];
         return true;
     }
-    if (onnx_op(n, "Transpose")) {
+    if (em_pass_is_onnx_op(n, "Transpose")) {
         if (a->rank < 0) return false;
         int64_t cnt;
         const int64_t *perm = em_attr_ints(n, "perm", &cnt);
@@ -446,11 +442,11 @@ static bool shape_of_node(sv_ctx *c, const em_node *n, sval *o) {
         }
         return true;
     }
-    if (onnx_op(n, "Reshape") && n->n_inputs == 2) {
+    if (em_pass_is_onnx_op(n, "Reshape") && n->n_inputs == 2) {
         const em_tensor *t = int_const(g, n, 1);
         return t && a->rank >= 0 && reshape_shape(o, a, t, em_attr_int(n, "allowzero", 0) != 0);
     }
-    if (onnx_op(n, "Slice")) {
+    if (em_pass_is_onnx_op(n, "Slice")) {
         slice_spec s;
         if (a->rank < 0 || !slice_params(g, n, a->rank, &s)) return false;
         *o = *a;
@@ -467,7 +463,7 @@ static bool shape_of_node(sv_ctx *c, const em_node *n, sval *o) {
         return true;
     }
     if (op_in(n, reduce_ops)) {
-        int since = onnx_op(n, "ReduceSum") ? 13 : 18;
+        int since = em_pass_is_onnx_op(n, "ReduceSum") ? 13 : 18;
         int64_t axes[EM_MAX_RANK];
         int na = node_axes(g, n, since, axes);
         if (a->rank < 0 || na < 0) return false;
@@ -486,11 +482,11 @@ static bool shape_of_node(sv_ctx *c, const em_node *n, sval *o) {
             else if (keep) o->dim[o->rank++] = cst(1);
         return true;
     }
-    if (onnx_op(n, "Unsqueeze") || onnx_op(n, "Squeeze")) {
+    if (em_pass_is_onnx_op(n, "Unsqueeze") || em_pass_is_onnx_op(n, "Squeeze")) {
         int64_t axes[EM_MAX_RANK];
         int na = node_axes(g, n, 13, axes);
         if (a->rank < 0 || na <= 0) return false;
-        bool unsq = onnx_op(n, "Unsqueeze"), at[EM_MAX_RANK] = {0};
+        bool unsq = em_pass_is_onnx_op(n, "Unsqueeze"), at[EM_MAX_RANK] = {0};
         int r = unsq ? a->rank + na : a->rank;
         if (r > EM_MAX_RANK) return false;
         for (int i = 0; i < na; i++) {
@@ -525,7 +521,7 @@ static bool add_target(em_graph *g, em_node *n, const int64_t *t, int len) {
 
 /* Reshape(x, T) with T's contents known symbolically: a constant target that means the same. */
 static bool rewrite_reshape(sv_ctx *c, em_node *n) {
-    if (!onnx_op(n, "Reshape") || n->n_inputs != 2 || n->inputs[1] < 0 ||
+    if (!em_pass_is_onnx_op(n, "Reshape") || n->n_inputs != 2 || n->inputs[1] < 0 ||
         em_fixed_const(c->g, n->inputs[1]))
         return false;
     const sval *x = get(c, n->inputs[0]), *t = get(c, n->inputs[1]);

@@ -9,20 +9,11 @@
 
 #include "passes.h"
 
-static bool onnx_op(const em_node *n, const char *op) {
-    return n->op_type && n->domain[0] == '\0' && strcmp(n->op_type, op) == 0;
-}
-
 static char *dup_str(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = malloc(n);
     if (d) memcpy(d, s, n);
     return d;
-}
-
-static void remove_node(em_node *n) {
-    free(n->op_type);
-    n->op_type = NULL;
 }
 
 /* Live nodes reading value v (each node counted once); the first one in *first. */
@@ -41,14 +32,6 @@ static int consumers(const em_graph *g, int v, int *first) {
     }
     return count;
 }
-
-/* The only node reading v, when v is not a graph output; else -1. */
-static int sole_consumer(const em_graph *g, int v) {
-    int first;
-    if (v < 0 || g->values[v].is_output || consumers(g, v, &first) != 1) return -1;
-    return first;
-}
-
 
 /* The value of a one-element float32 constant input, or NAN. */
 static float scalar_input(const em_graph *g, const em_node *n, int i) {
@@ -69,7 +52,7 @@ static bool is_last_axis_vector(const em_tensor *t, int64_t d, int r) {
 
 /* ReduceMean over the last axis only, keepdims 1, reading value x of rank r. */
 static bool is_mean_last(const em_graph *g, const em_node *n, int x, int r) {
-    if (!onnx_op(n, "ReduceMean") || n->n_inputs < 1 || n->inputs[0] != x ||
+    if (!em_pass_is_onnx_op(n, "ReduceMean") || n->n_inputs < 1 || n->inputs[0] != x ||
         em_attr_int(n, "keepdims", 1) != 1)
         return false;
     int64_t count = 0;
@@ -133,10 +116,10 @@ static bool fuse_one_layer_norm(em_graph *g, int i_mean) {
      * exports of attention lose static dims in Reshape; the kernel checks at run time). */
     int64_t dim = xi->dims[r - 1];
     if (!is_mean_last(g, mean, x, r)) return false;
-    int i_sub = sole_consumer(g, mean->outputs[0]);
+    int i_sub = em_pass_sole_consumer(g, mean->outputs[0]);
     if (i_sub < 0) return false;
     em_node *sub = &g->nodes[i_sub];
-    if (!onnx_op(sub, "Sub") || sub->n_inputs != 2 || sub->inputs[0] != x ||
+    if (!em_pass_is_onnx_op(sub, "Sub") || sub->n_inputs != 2 || sub->inputs[0] != x ||
         sub->inputs[1] != mean->outputs[0])
         return false;
     int dv = sub->outputs[0], first;
@@ -145,38 +128,38 @@ static bool fuse_one_layer_norm(em_graph *g, int i_mean) {
     for (int i = first; i < g->n_nodes; i++) {
         em_node *n = &g->nodes[i];
         if (!n->op_type || n->n_inputs < 1 || n->inputs[0] != dv) continue;
-        if (onnx_op(n, "Pow")) i_pow = i;
-        else if (onnx_op(n, "Div")) i_div = i;
+        if (em_pass_is_onnx_op(n, "Pow")) i_pow = i;
+        else if (em_pass_is_onnx_op(n, "Div")) i_div = i;
     }
     if (i_pow < 0 || i_div < 0 || g->nodes[i_pow].n_inputs != 2 ||
         scalar_input(g, &g->nodes[i_pow], 1) != 2.0f || g->nodes[i_div].n_inputs != 2)
         return false;
-    int i_var = sole_consumer(g, g->nodes[i_pow].outputs[0]);
+    int i_var = em_pass_sole_consumer(g, g->nodes[i_pow].outputs[0]);
     if (i_var < 0 || !is_mean_last(g, &g->nodes[i_var], g->nodes[i_pow].outputs[0], r))
         return false;
-    int i_eps = sole_consumer(g, g->nodes[i_var].outputs[0]);
-    if (i_eps < 0 || !onnx_op(&g->nodes[i_eps], "Add") || g->nodes[i_eps].n_inputs != 2)
+    int i_eps = em_pass_sole_consumer(g, g->nodes[i_var].outputs[0]);
+    if (i_eps < 0 || !em_pass_is_onnx_op(&g->nodes[i_eps], "Add") || g->nodes[i_eps].n_inputs != 2)
         return false;
     em_node *add_eps = &g->nodes[i_eps];
     int eps_slot = add_eps->inputs[0] == g->nodes[i_var].outputs[0] ? 1 : 0;
     float eps = scalar_input(g, add_eps, eps_slot);
     if (!(eps >= 0.0f)) return false; /* also rejects NAN: no constant */
-    int i_sqrt = sole_consumer(g, add_eps->outputs[0]);
-    if (i_sqrt < 0 || !onnx_op(&g->nodes[i_sqrt], "Sqrt")) return false;
-    if (sole_consumer(g, g->nodes[i_sqrt].outputs[0]) != i_div ||
+    int i_sqrt = em_pass_sole_consumer(g, add_eps->outputs[0]);
+    if (i_sqrt < 0 || !em_pass_is_onnx_op(&g->nodes[i_sqrt], "Sqrt")) return false;
+    if (em_pass_sole_consumer(g, g->nodes[i_sqrt].outputs[0]) != i_div ||
         g->nodes[i_div].inputs[1] != g->nodes[i_sqrt].outputs[0])
         return false;
     /* The affine part: Mul by gamma, then optionally Add beta (either operand order). */
-    int i_mul = sole_consumer(g, g->nodes[i_div].outputs[0]);
-    if (i_mul < 0 || !onnx_op(&g->nodes[i_mul], "Mul") || g->nodes[i_mul].n_inputs != 2)
+    int i_mul = em_pass_sole_consumer(g, g->nodes[i_div].outputs[0]);
+    if (i_mul < 0 || !em_pass_is_onnx_op(&g->nodes[i_mul], "Mul") || g->nodes[i_mul].n_inputs != 2)
         return false;
     em_node *mul = &g->nodes[i_mul];
     int gamma = mul->inputs[0] == g->nodes[i_div].outputs[0] ? mul->inputs[1] : mul->inputs[0];
     const em_tensor *gt = em_fixed_const(g, gamma);
     if (dim < 0 && gt && gt->rank >= 1 && gt->dims[gt->rank - 1] > 1) dim = gt->dims[gt->rank - 1];
     if (dim <= 0 || !is_last_axis_vector(gt, dim, r)) return false;
-    int out = mul->outputs[0], beta = -1, i_add = sole_consumer(g, out);
-    if (i_add >= 0 && onnx_op(&g->nodes[i_add], "Add") && g->nodes[i_add].n_inputs == 2) {
+    int out = mul->outputs[0], beta = -1, i_add = em_pass_sole_consumer(g, out);
+    if (i_add >= 0 && em_pass_is_onnx_op(&g->nodes[i_add], "Add") && g->nodes[i_add].n_inputs == 2) {
         em_node *add = &g->nodes[i_add];
         int other = add->inputs[0] == out ? add->inputs[1] : add->inputs[0];
         if (is_last_axis_vector(em_fixed_const(g, other), dim, r)) {
@@ -201,14 +184,14 @@ static bool fuse_one_layer_norm(em_graph *g, int i_mean) {
         free(attrs);
         return false;
     }
-    remove_node(&g->nodes[i_mean]);
-    remove_node(&g->nodes[i_sub]);
-    remove_node(&g->nodes[i_pow]);
-    remove_node(&g->nodes[i_var]);
-    remove_node(&g->nodes[i_eps]);
-    remove_node(&g->nodes[i_sqrt]);
-    remove_node(&g->nodes[i_mul]);
-    if (i_add >= 0) remove_node(&g->nodes[i_add]);
+    em_pass_remove_node(&g->nodes[i_mean]);
+    em_pass_remove_node(&g->nodes[i_sub]);
+    em_pass_remove_node(&g->nodes[i_pow]);
+    em_pass_remove_node(&g->nodes[i_var]);
+    em_pass_remove_node(&g->nodes[i_eps]);
+    em_pass_remove_node(&g->nodes[i_sqrt]);
+    em_pass_remove_node(&g->nodes[i_mul]);
+    if (i_add >= 0) em_pass_remove_node(&g->nodes[i_add]);
     return true;
 }
 
@@ -227,8 +210,8 @@ static bool fuse_one_add_layer_norm(em_graph *g, int i_ln) {
     for (int k = 1; k < ln->n_inputs; k++)
         if (ln->inputs[k] >= 0 && g->values[ln->inputs[k]].info.dtype != EMBER_FLOAT) return false;
     int i_add = em_pass_live_producer(g, ln->inputs[0]);
-    if (i_add < 0 || !onnx_op(&g->nodes[i_add], "Add") || g->nodes[i_add].n_inputs != 2 ||
-        sole_consumer(g, ln->inputs[0]) != i_ln)
+    if (i_add < 0 || !em_pass_is_onnx_op(&g->nodes[i_add], "Add") || g->nodes[i_add].n_inputs != 2 ||
+        em_pass_sole_consumer(g, ln->inputs[0]) != i_ln)
         return false;
     const em_node *add = &g->nodes[i_add];
     if (add->inputs[0] < 0 || add->inputs[1] < 0 ||
@@ -248,7 +231,7 @@ static bool fuse_one_add_layer_norm(em_graph *g, int i_ln) {
         free(attrs);
         return false;
     }
-    remove_node(&g->nodes[i_add]);
+    em_pass_remove_node(&g->nodes[i_add]);
     return true;
 }
 
@@ -256,10 +239,10 @@ int em_pass_fuse_layer_norm(em_graph *g) {
     if (!em_registry_find("", "LayerNormalization", 17)) return 0;
     int changed = 0;
     for (int i = 0; i < g->n_nodes; i++)
-        if (onnx_op(&g->nodes[i], "ReduceMean") && fuse_one_layer_norm(g, i)) changed++;
+        if (em_pass_is_onnx_op(&g->nodes[i], "ReduceMean") && fuse_one_layer_norm(g, i)) changed++;
     if (!em_registry_find("ai.ember", "AddLayerNormalization", 1)) return changed;
     for (int i = 0; i < g->n_nodes; i++)
-        if (onnx_op(&g->nodes[i], "LayerNormalization") && fuse_one_add_layer_norm(g, i))
+        if (em_pass_is_onnx_op(&g->nodes[i], "LayerNormalization") && fuse_one_add_layer_norm(g, i))
             changed++;
     return changed;
 }
@@ -272,7 +255,7 @@ int em_pass_matmul_bias(em_graph *g) {
     int changed = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         em_node *mm = &g->nodes[i];
-        if (!onnx_op(mm, "MatMul") || mm->n_inputs != 2 || mm->n_outputs != 1 ||
+        if (!em_pass_is_onnx_op(mm, "MatMul") || mm->n_inputs != 2 || mm->n_outputs != 1 ||
             mm->inputs[0] < 0)
             continue;
         const em_tensor *ai = &g->values[mm->inputs[0]].info;
@@ -280,10 +263,10 @@ int em_pass_matmul_bias(em_graph *g) {
         if (!b || b->rank != 2 || b->dtype != EMBER_FLOAT || ai->dtype != EMBER_FLOAT ||
             ai->rank < 3)
             continue;
-        int c = sole_consumer(g, mm->outputs[0]);
+        int c = em_pass_sole_consumer(g, mm->outputs[0]);
         if (c < 0) continue;
         em_node *add = &g->nodes[c];
-        if (!onnx_op(add, "Add") || add->n_inputs != 2) continue;
+        if (!em_pass_is_onnx_op(add, "Add") || add->n_inputs != 2) continue;
         int bias = add->inputs[0] == mm->outputs[0] ? add->inputs[1] : add->inputs[0];
         if (bias == mm->outputs[0] || !is_last_axis_vector(em_fixed_const(g, bias), b->dims[1],
                                                           ai->rank))
@@ -291,7 +274,7 @@ int em_pass_matmul_bias(em_graph *g) {
         int inputs[3] = {mm->inputs[0], mm->inputs[1], bias};
         if (!rewrite(mm, "ai.ember", "FusedMatMul", 1, inputs, 3, add->outputs[0], NULL, 0))
             continue;
-        remove_node(add);
+        em_pass_remove_node(add);
         changed++;
     }
     return changed;
@@ -302,8 +285,8 @@ int em_pass_matmul_bias(em_graph *g) {
 /* The node producing v if it is `op` and v's only reader is node `reader`; else -1. */
 static int only_feeder(const em_graph *g, int v, const char *op, int reader) {
     int p = em_pass_live_producer(g, v);
-    if (p < 0 || !onnx_op(&g->nodes[p], op) || g->nodes[p].n_outputs < 1 ||
-        g->nodes[p].outputs[0] != v || sole_consumer(g, v) != reader)
+    if (p < 0 || !em_pass_is_onnx_op(&g->nodes[p], op) || g->nodes[p].n_outputs < 1 ||
+        g->nodes[p].outputs[0] != v || em_pass_sole_consumer(g, v) != reader)
         return -1;
     for (int k = 1; k < g->nodes[p].n_outputs; k++)
         if (g->nodes[p].outputs[k] >= 0) return -1;
@@ -352,7 +335,7 @@ static bool shape_readers_only(const em_graph *g, int sv, int reshape) {
         for (int k = 0; n->op_type && k < n->n_inputs; k++)
             if (n->inputs[k] == sv) reads = true;
         if (!reads || i == reshape) continue;
-        if (!onnx_op(n, "Shape") || n->n_inputs != 1 || em_node_attr(n, "start") ||
+        if (!em_pass_is_onnx_op(n, "Shape") || n->n_inputs != 1 || em_node_attr(n, "start") ||
             em_node_attr(n, "end") || n->outputs[0] < 0 || g->values[n->outputs[0]].is_output)
             return false;
         for (int j = 0; j < g->n_nodes; j++) {
@@ -362,7 +345,7 @@ static bool shape_readers_only(const em_graph *g, int sv, int reshape) {
                 if (u->inputs[k] == n->outputs[0]) uses = true;
             if (!uses) continue;
             int64_t idx;
-            if (!onnx_op(u, "Gather") || u->n_inputs != 2 || u->inputs[0] != n->outputs[0] ||
+            if (!em_pass_is_onnx_op(u, "Gather") || u->n_inputs != 2 || u->inputs[0] != n->outputs[0] ||
                 u->inputs[1] == n->outputs[0] || em_attr_int(u, "axis", 0) != 0 ||
                 !const_int(g, u, 1, &idx) || !(idx == 0 || idx == 1 || idx == -3 || idx == -2))
                 return false;
@@ -390,7 +373,7 @@ static bool head_input(const em_graph *g, int v, int reader, int p0, int p1, int
     hp->shape = r->inputs[1];
     int sv = r->inputs[0];
     hp->slice = em_pass_live_producer(g, sv);
-    if (hp->slice < 0 || !onnx_op(&g->nodes[hp->slice], "Slice") || g->values[sv].is_output ||
+    if (hp->slice < 0 || !em_pass_is_onnx_op(&g->nodes[hp->slice], "Slice") || g->values[sv].is_output ||
         g->nodes[hp->slice].n_outputs != 1 || !shape_readers_only(g, sv, hp->reshape))
         return false;
     return last_axis_slice(g, &g->nodes[hp->slice], qkv, e, &hp->begin, &hp->width);
@@ -399,7 +382,7 @@ static bool head_input(const em_graph *g, int v, int reader, int p0, int p1, int
 /* Point the Shape nodes reading a removed slice at qkv (they only use dims 0 and 1). */
 static void rewire_shape_readers(em_graph *g, int sv, int qkv) {
     for (int i = 0; i < g->n_nodes; i++)
-        if (onnx_op(&g->nodes[i], "Shape") && g->nodes[i].inputs[0] == sv)
+        if (em_pass_is_onnx_op(&g->nodes[i], "Shape") && g->nodes[i].inputs[0] == sv)
             g->nodes[i].inputs[0] = qkv;
 }
 
@@ -416,12 +399,12 @@ static bool fuse_one_attention(em_graph *g, int i_sm) {
     if (sm->n_inputs != 1 || sm->n_outputs != 1 || !(axis == 2 || (sm->opset >= 13 && axis == -1)))
         return false;
     int i_mm1 = only_feeder(g, sm->inputs[0], "MatMul", i_sm);
-    int i_mm2 = sole_consumer(g, sm->outputs[0]);
-    if (i_mm1 < 0 || i_mm2 < 0 || !onnx_op(&g->nodes[i_mm2], "MatMul") ||
+    int i_mm2 = em_pass_sole_consumer(g, sm->outputs[0]);
+    if (i_mm1 < 0 || i_mm2 < 0 || !em_pass_is_onnx_op(&g->nodes[i_mm2], "MatMul") ||
         g->nodes[i_mm2].inputs[0] != sm->outputs[0] || g->nodes[i_mm2].inputs[1] == sm->outputs[0])
         return false;
-    int i_out = sole_consumer(g, g->nodes[i_mm2].outputs[0]);
-    if (i_out < 0 || !onnx_op(&g->nodes[i_out], "Transpose") || !is_perm(&g->nodes[i_out], 1, 0, 2) ||
+    int i_out = em_pass_sole_consumer(g, g->nodes[i_mm2].outputs[0]);
+    if (i_out < 0 || !em_pass_is_onnx_op(&g->nodes[i_out], "Transpose") || !is_perm(&g->nodes[i_out], 1, 0, 2) ||
         g->nodes[i_out].n_outputs != 1)
         return false;
     /* The scale on Q. */
@@ -430,12 +413,12 @@ static bool fuse_one_attention(em_graph *g, int i_sm) {
     float scale = 1.0f;
     if (q_in == mm1->inputs[1]) return false;
     int p = em_pass_live_producer(g, q_in);
-    if (p >= 0 && (onnx_op(&g->nodes[p], "Div") || onnx_op(&g->nodes[p], "Mul")) &&
-        g->nodes[p].n_inputs == 2 && sole_consumer(g, q_in) == i_mm1) {
+    if (p >= 0 && (em_pass_is_onnx_op(&g->nodes[p], "Div") || em_pass_is_onnx_op(&g->nodes[p], "Mul")) &&
+        g->nodes[p].n_inputs == 2 && em_pass_sole_consumer(g, q_in) == i_mm1) {
         float c = scalar_input(g, &g->nodes[p], 1);
         if (c == c && c != 0.0f && isfinite(c)) {
             i_scale = p;
-            scale = onnx_op(&g->nodes[p], "Div") ? 1.0f / c : c;
+            scale = em_pass_is_onnx_op(&g->nodes[p], "Div") ? 1.0f / c : c;
             q_in = g->nodes[p].inputs[0];
         }
     }
@@ -478,7 +461,7 @@ static bool fuse_one_attention(em_graph *g, int i_sm) {
     int dead[] = {i_sm, i_mm1, i_mm2, i_scale, q.transpose, q.reshape, q.slice, k.transpose,
                   k.reshape, k.slice, v.transpose, v.reshape, v.slice};
     for (size_t d = 0; d < sizeof dead / sizeof dead[0]; d++)
-        if (dead[d] >= 0) remove_node(&g->nodes[dead[d]]);
+        if (dead[d] >= 0) em_pass_remove_node(&g->nodes[dead[d]]);
     return true;
 }
 
@@ -486,6 +469,6 @@ int em_pass_fuse_attention(em_graph *g) {
     if (!em_registry_find("ai.ember", "FusedAttention", 1)) return 0;
     int changed = 0;
     for (int i = 0; i < g->n_nodes; i++)
-        if (onnx_op(&g->nodes[i], "Softmax") && fuse_one_attention(g, i)) changed++;
+        if (em_pass_is_onnx_op(&g->nodes[i], "Softmax") && fuse_one_attention(g, i)) changed++;
     return changed;
 }
