@@ -40,8 +40,9 @@ extern "C" {
 /* Bumped whenever a struct or function signature below changes incompatibly. Plugins pass
  * the value they were compiled with; ember refuses a mismatch. 2: ember_session_options gained
  * `heads` / `n_heads`. 3: ember_value_info gained `kind` / `element_kind` (sequences and
- * optionals). The shared library's soname carries the same number (libember.so.3). */
-#define EMBER_ABI_VERSION 3
+ * optionals). 4: ember_session_options gained `batch_tiling`. The shared library's soname
+ * carries the same number (libember.so.4). */
+#define EMBER_ABI_VERSION 4
 
 #if defined(__GNUC__)
 #define EMBER_API __attribute__((visibility("default")))
@@ -446,9 +447,15 @@ typedef struct ember_session_options {
      * number of logits is only known at run time, ember_session_run() checks it. */
     const ember_head *heads;
     size_t n_heads;
+    /* Batch tiling, at EMBER_OPT_ALL: 1 (the default) = on, 0 = off. When on, a run whose
+     * inputs carry a batch (the same dim 0, at least 2) may run the front of a CNN (the leading
+     * convolutions, pooling, normalization and elementwise layers, which treat every sample
+     * apart) a few samples at a time, so that their activations stay in cache; the rest of the
+     * graph then runs on the whole batch. Outputs are the same bit for bit either way. */
+    int batch_tiling;
 } ember_session_options;
 
-/* Default options: all cores, EMBER_OPT_ALL, default memory limit, no heads. */
+/* Default options: all cores, EMBER_OPT_ALL, default memory limit, no heads, batch tiling on. */
 EMBER_API void ember_session_options_init(ember_session_options *options);
 
 EMBER_API ember_status ember_session_create(const ember_model *model,

@@ -425,6 +425,7 @@ void ember_session_options_init(ember_session_options *o) {
     memset(o, 0, sizeof *o);
     o->threads = 0;
     o->opt_level = EMBER_OPT_ALL;
+    o->batch_tiling = 1;
 }
 
 void ember_session_free(ember_session *s) {
@@ -456,6 +457,7 @@ ember_status ember_session_create(const ember_model *model, const ember_session_
     s->model = (struct ember_model *)model;
     s->memory_limit = opts.memory_limit ? opts.memory_limit : (8ull << 30);
     s->opt_level = opts.opt_level;
+    s->batch_tiling = opts.batch_tiling != 0;
     ember_status st = EMBER_OK;
     if (opts.threadpool) {
         s->pool = opts.threadpool;

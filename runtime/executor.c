@@ -52,6 +52,11 @@ struct em_run_ctx {
     int *concat_block; /* per root node: its output block taken early for placed inputs, or -1 */
     int placed;        /* Concat inputs placed in the current run */
     int last_placed;   /* ... in the last finished run */
+    /* Batch tiling (run_tiled): sized by the session's plan. */
+    em_tensor *tile_saved; /* per tiled graph input: the caller's whole batch */
+    em_tensor *tile_whole; /* per crossing value: its whole-batch shape and buffer */
+    int *tile_block;       /* per crossing value: its whole-batch arena block, or -1 */
+    int chunks, last_chunks; /* chunks of the current / last finished run (0: not tiled) */
 };
 
 struct em_exec {
@@ -62,6 +67,7 @@ struct em_exec {
     const int *last_use;
     node_memo *memo; /* per node, or NULL (subgraphs, constant folding) */
     const int *concat_into, *concat_slot; /* the plan's Concat placement (root frame), or NULL */
+    int concat_limit; /* only Concat nodes before this one take placed inputs */
     bool owns_frame; /* vals / block_of allocated for this frame only */
     int scratch[16]; /* blocks taken by the running kernel */
     int n_scratch;
@@ -190,8 +196,11 @@ em_run_ctx *em_run_ctx_new(struct ember_session *s) {
     rc->memo_in = calloc(n_in + 1, sizeof *rc->memo_in);
     rc->memo_out = calloc(n_out + 1, sizeof *rc->memo_out);
     rc->concat_block = malloc(sizeof *rc->concat_block * ((size_t)g->n_nodes + 1));
+    rc->tile_saved = calloc((size_t)s->plan.n_tile_inputs + 1, sizeof *rc->tile_saved);
+    rc->tile_whole = calloc((size_t)s->plan.n_tile_cross + 1, sizeof *rc->tile_whole);
+    rc->tile_block = calloc((size_t)s->plan.n_tile_cross + 1, sizeof *rc->tile_block);
     if (!rc->vals || !rc->block_of || !rc->memo || !rc->memo_in || !rc->memo_out ||
-        !rc->concat_block) {
+        !rc->concat_block || !rc->tile_saved || !rc->tile_whole || !rc->tile_block) {
         em_run_ctx_free(rc);
         return NULL;
     }
@@ -218,6 +227,9 @@ void em_run_ctx_free(em_run_ctx *rc) {
     free(rc->memo_in);
     free(rc->memo_out);
     free(rc->concat_block);
+    free(rc->tile_saved);
+    free(rc->tile_whole);
+    free(rc->tile_block);
     free(rc);
 }
 
@@ -504,6 +516,7 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
                 arena_release(ex->rc, early);
             }
             if (n->outputs[0] >= 0 && ex->concat_into[n->outputs[0]] >= 0 &&
+                ex->concat_into[n->outputs[0]] < ex->concat_limit &&
                 place_in_concat(ex, n->outputs[0], o, bytes, &out_block[k]))
                 continue;
         }
@@ -628,6 +641,117 @@ static ember_status run_frame(em_exec *ex, ember_error *err) {
     return EMBER_OK;
 }
 
+/* ---- batch tiling (plan: em_plan_tiling in plan_tiling.c) ----
+ * The planned front of the graph runs once per chunk of the batch, on views of the graph
+ * inputs, so that its activations stay in L2 from one node to the next; values crossing the
+ * cut are gathered into whole-batch buffers, then the rest of the graph runs once. */
+
+/* Samples per chunk: about this many bytes for the front's largest value. */
+#define TILE_BYTES (1u << 20)
+
+/* Number of chunks for this run (1: run as a whole), and the batch in *batch. */
+static int64_t tile_chunks(const em_exec *ex, int64_t *batch) {
+    const struct ember_session *s = ex->rc->s;
+    const em_plan *p = &s->plan;
+    if (p->tile_cut <= 0 || p->n_tile_inputs <= 0 || p->tile_sample_bytes <= 0) return 1;
+    int64_t b = -1;
+    for (int i = 0; i < p->n_tile_inputs; i++) {
+        const em_tensor *t = &ex->vals[p->tile_inputs[i]];
+        if (em_value_boxed(t) || t->rank < 1 || !t->data || em_nbytes(t) == 0) return 1;
+        if (b < 0) b = t->dims[0];
+        else if (t->dims[0] != b) return 1;
+    }
+    for (int i = 0; i < p->n_tile_fixed; i++) { /* the caller replaced a weight: no plan */
+        int v = p->tile_fixed[i];
+        if (ex->vals[v].data != s->graph->values[v].constant->data) return 1;
+    }
+    int64_t per = (int64_t)TILE_BYTES / p->tile_sample_bytes;
+    if (per < 1) per = 1;
+    if (b < 2 || per >= b) return 1;
+    *batch = b;
+    return (b + per - 1) / per;
+}
+
+/* Copy crossing value k of a chunk of `count` samples from `start` into its whole-batch buffer
+ * (taken at the first chunk), then release the chunk's value. */
+static ember_status gather_crossing(em_exec *ex, int k, int64_t start, int64_t count,
+                                    int64_t batch, ember_error *err) {
+    em_run_ctx *rc = ex->rc;
+    int v = rc->s->plan.tile_cross[k];
+    const em_tensor *t = &ex->vals[v];
+    em_tensor *whole = &rc->tile_whole[k];
+    if (em_value_boxed(t) || t->rank < 1 || t->dims[0] != count || (!t->data && em_numel(t)))
+        return em_fail(err, EMBER_ERR_RUNTIME,
+                       "batch tiling: value '%s' does not keep the batch in dim 0",
+                       ex->g->values[v].name);
+    size_t sample = em_nbytes(t) / (size_t)count;
+    if (start == 0) {
+        em_tensor_set_shape(whole, t->dtype, t->dims, t->rank);
+        whole->dims[0] = batch;
+        int b = arena_take(rc, sample * (size_t)batch, err);
+        if (b < 0) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+        rc->tile_block[k] = b;
+        whole->data = rc->blocks[b].p;
+        whole->capacity = rc->blocks[b].cap;
+    } else {
+        bool same = t->dtype == whole->dtype && t->rank == whole->rank;
+        for (int d = 1; same && d < t->rank; d++) same = t->dims[d] == whole->dims[d];
+        if (!same)
+            return em_fail(err, EMBER_ERR_RUNTIME,
+                           "batch tiling: value '%s' changes shape between chunks",
+                           ex->g->values[v].name);
+    }
+    if (sample) memcpy((char *)whole->data + (size_t)start * sample, t->data, sample * (size_t)count);
+    release_value(ex, v);
+    ex->vals[v].rank = -1;
+    return EMBER_OK;
+}
+
+static ember_status run_tiled(em_exec *ex, int64_t batch, int64_t n_chunks, ember_error *err) {
+    em_run_ctx *rc = ex->rc;
+    const em_plan *p = &rc->s->plan;
+    const int cut = p->tile_cut;
+    for (int i = 0; i < p->n_tile_inputs; i++) rc->tile_saved[i] = ex->vals[p->tile_inputs[i]];
+    for (int k = 0; k < p->n_tile_cross; k++) rc->tile_block[k] = -1;
+    /* A Concat after the cut sees whole-batch inputs, never a chunk's. */
+    ex->concat_limit = cut;
+    ember_status st = EMBER_OK;
+    int64_t start = 0;
+    for (int64_t j = 0; j < n_chunks && st == EMBER_OK; j++) {
+        /* Equal chunks (sizes differ by at most one), so node shape memos mostly hit. */
+        int64_t count = batch / n_chunks + (j < batch % n_chunks);
+        for (int i = 0; i < p->n_tile_inputs; i++) {
+            const em_tensor *whole = &rc->tile_saved[i];
+            size_t sample = em_nbytes(whole) / (size_t)batch;
+            em_tensor *view = &ex->vals[p->tile_inputs[i]];
+            *view = *whole;
+            view->dims[0] = count;
+            view->data = (char *)whole->data + (size_t)start * sample;
+            view->capacity = sample * (size_t)count;
+        }
+        for (int i = 0; i < cut && st == EMBER_OK; i++) st = run_node(ex, i, err);
+        for (int k = 0; k < p->n_tile_cross && st == EMBER_OK; k++)
+            st = gather_crossing(ex, k, start, count, batch, err);
+        start += count;
+        rc->chunks++;
+    }
+    ex->concat_limit = ex->g->n_nodes;
+    for (int i = 0; i < p->n_tile_inputs; i++) ex->vals[p->tile_inputs[i]] = rc->tile_saved[i];
+    for (int k = 0; k < p->n_tile_cross; k++) {
+        int b = rc->tile_block[k];
+        rc->tile_block[k] = -1;
+        if (st != EMBER_OK) {
+            arena_release(rc, b);
+            continue;
+        }
+        int v = p->tile_cross[k];
+        ex->vals[v] = rc->tile_whole[k];
+        ex->block_of[v] = b;
+    }
+    for (int i = cut; i < ex->g->n_nodes && st == EMBER_OK; i++) st = run_node(ex, i, err);
+    return st;
+}
+
 /* A frame over graph g. With rc->vals (the root graph of a session) the run context's value
  * table is used as is; otherwise (subgraphs, constant folding) a new one is made. */
 static ember_status frame_init(em_exec *ex, em_run_ctx *rc, const em_graph *g, const int *last_use,
@@ -642,6 +766,7 @@ static ember_status frame_init(em_exec *ex, em_run_ctx *rc, const em_graph *g, c
         ex->memo = rc->memo;
         ex->concat_into = rc->s->plan.concat_into;
         ex->concat_slot = rc->s->plan.concat_slot;
+        ex->concat_limit = g->n_nodes;
         for (int i = 0; ex->concat_into && i < g->n_nodes; i++) rc->concat_block[i] = -1;
         rc->placed = 0;
         return EMBER_OK;
@@ -758,7 +883,11 @@ ember_status em_execute(struct ember_session *s, em_run_ctx *rc, em_tensor *cons
         ex.vals[v] = *inputs[i];
         ex.vals[v].owns_data = false;
     }
-    if (st == EMBER_OK) st = run_frame(&ex, err);
+    rc->chunks = 0;
+    if (st == EMBER_OK) {
+        int64_t batch = 0, chunks = tile_chunks(&ex, &batch);
+        st = chunks > 1 ? run_tiled(&ex, batch, chunks, err) : run_frame(&ex, err);
+    }
     for (int k = 0; k < n_outputs && st == EMBER_OK; k++) {
         bool shared = false; /* the same output asked for twice */
         for (int j = 0; j < n_outputs; j++)
@@ -772,6 +901,7 @@ ember_status em_execute(struct ember_session *s, em_run_ctx *rc, em_tensor *cons
         }
     frame_free(&ex);
     rc->last_placed = rc->placed;
+    rc->last_chunks = rc->chunks;
     arena_trim(rc);
     return st;
 }
@@ -902,6 +1032,10 @@ ember_status em_session_prepare(struct ember_session *s, ember_error *err) {
     EM_TRY(plan_memo(s->graph, &s->plan, err));
     /* Placement changes no value, but "run the graph as written" keeps every copy. */
     if (s->opt_level >= EMBER_OPT_BASIC) EM_TRY(em_plan_concat(s->graph, &s->plan, err));
+    /* Tiling changes no value either, but it changes the shapes kernels see; off with the
+     * other rewrites below EMBER_OPT_ALL. */
+    if (s->opt_level >= EMBER_OPT_ALL && s->batch_tiling)
+        EM_TRY(em_plan_tiling(s->graph, &s->plan, err));
     return EMBER_OK;
 }
 
@@ -966,6 +1100,15 @@ int em_session_concat_placed(struct ember_session *s) {
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < s->n_idle; i++)
         if (s->idle[i]->last_placed > best) best = s->idle[i]->last_placed;
+    pthread_mutex_unlock(&s->lock);
+    return best;
+}
+
+int em_session_tile_chunks(struct ember_session *s) {
+    int best = 0;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_idle; i++)
+        if (s->idle[i]->last_chunks > best) best = s->idle[i]->last_chunks;
     pthread_mutex_unlock(&s->lock);
     return best;
 }

@@ -19,6 +19,9 @@
 ember_status em_plan_build(const em_graph *g, em_plan *plan, ember_error *err) {
     plan->memo_ok = NULL;
     plan->concat_into = NULL;
+    plan->tile_cut = plan->n_tile_inputs = plan->n_tile_fixed = plan->n_tile_cross = 0;
+    plan->tile_inputs = plan->tile_fixed = plan->tile_cross = NULL;
+    plan->tile_sample_bytes = 0;
     plan->last_use = malloc(sizeof(int) * ((size_t)g->n_values + 1));
     if (!plan->last_use) return em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
     for (int v = 0; v < g->n_values; v++) plan->last_use[v] = -1;
@@ -36,6 +39,11 @@ void em_plan_free(em_plan *plan) {
     plan->memo_ok = NULL;
     free(plan->concat_into);
     plan->concat_into = NULL;
+    free(plan->tile_inputs);
+    free(plan->tile_fixed);
+    free(plan->tile_cross);
+    plan->tile_inputs = plan->tile_fixed = plan->tile_cross = NULL;
+    plan->tile_cut = 0;
 }
 
 /* Whether value v (input `slot` of Concat node c) may be written by its producer straight into

@@ -16,12 +16,22 @@ typedef struct em_plan {
     int *concat_into; /* per value: Concat node whose output may hold it in place, or -1
                          (em_plan_concat; NULL when not planned) */
     int *concat_slot; /* per value: its input index in that Concat (same allocation) */
+    /* Batch tiling (em_plan_tiling; root graph of a session): nodes [0, tile_cut) may run per
+     * chunk of the batch (0: never). */
+    int tile_cut;
+    int n_tile_inputs, *tile_inputs; /* graph inputs the front reads as batched */
+    int n_tile_fixed, *tile_fixed;   /* overridable initializers it reads as constants */
+    int n_tile_cross, *tile_cross;   /* front outputs read after the cut or graph outputs */
+    int64_t tile_sample_bytes;       /* largest value of the front, per sample */
 } em_plan;
 
 ember_status em_plan_build(const em_graph *g, em_plan *plan, ember_error *err);
 void em_plan_free(em_plan *plan);
 /* Concat inputs whose producers may write into the Concat's output (planner.c). Needs memo_ok. */
 ember_status em_plan_concat(const em_graph *g, em_plan *plan, ember_error *err);
+/* The batch-separable front of the root graph worth running per chunk (plan_tiling.c). Needs
+ * last_use. */
+ember_status em_plan_tiling(const em_graph *g, em_plan *plan, ember_error *err);
 
 typedef struct em_run_ctx em_run_ctx;
 
@@ -34,6 +44,7 @@ struct ember_session {
     int threads;
     uint64_t memory_limit;
     ember_opt_level opt_level;
+    bool batch_tiling; /* ember_session_options.batch_tiling */
     pthread_mutex_t lock; /* guards the pool of idle run contexts */
     em_run_ctx **idle;
     int n_idle, cap_idle;
@@ -57,8 +68,6 @@ ember_status em_execute(struct ember_session *s, em_run_ctx *c, em_tensor *const
 ember_status em_session_prepare(struct ember_session *s, ember_error *err);
 void em_session_release_kernels(em_graph *g);
 
-
-
 /* Run one node whose inputs are all constants (used by constant folding). outputs[k] receive
  * new tensors (NULL for omitted outputs). */
 ember_status em_fold_node(const em_graph *g, em_node *n, em_tensor **outputs, ember_error *err);
@@ -68,4 +77,7 @@ uint64_t em_session_arena_bytes(struct ember_session *s);
 /* Concat inputs written in place (not copied) during the last run of an idle run context, for
  * tests: the largest count among them. */
 int em_session_concat_placed(struct ember_session *s);
+/* Chunks the batch-tiled front ran in during the last run of an idle run context (0 or 1: not
+ * tiled), for tests: the largest count among them. */
+int em_session_tile_chunks(struct ember_session *s);
 #endif

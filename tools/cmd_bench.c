@@ -43,6 +43,7 @@ static void usage(FILE *f) {
             "  --warmup N       untimed runs first (default 10)\n"
             "  --concurrent N   N runs at once on one session (default 1)\n"
             "  --opt LEVEL      none | basic | all (default all)\n"
+            "  --no-batch-tiling  run every layer on the whole batch at once\n"
             "  --json           print one JSON object\n");
 }
 
@@ -105,7 +106,7 @@ static uint64_t rng_next(uint64_t *s) {
 int cmd_bench(int argc, char **argv) {
     const char *path = NULL;
     long long batch = 1, threads = 0, iters = 100, warmup = 10, concurrent = 1;
-    bool json = false;
+    bool json = false, batch_tiling = true;
     const char *dim_names[16];
     long long dim_values[16];
     int n_dims = 0;
@@ -148,6 +149,8 @@ int cmd_bench(int argc, char **argv) {
             if (!cli_parse_int("--dim", eq + 1, &dim_values[n_dims]) || dim_values[n_dims] < 0)
                 return 2;
             n_dims++;
+        } else if (strcmp(argv[i], "--no-batch-tiling") == 0) {
+            batch_tiling = false;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = true;
         } else if (argv[i][0] == '-') {
@@ -181,6 +184,7 @@ int cmd_bench(int argc, char **argv) {
     ember_session_options_init(&o);
     o.threads = (int)threads;
     o.opt_level = opt;
+    o.batch_tiling = batch_tiling;
     if (ember_session_create(m, &o, &s, &err) != EMBER_OK) {
         cli_error("%s", err.message);
         goto done;

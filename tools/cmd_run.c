@@ -20,7 +20,9 @@ static void usage(FILE *f) {
                "                 ordinal[:coral|corn[:T]]; adds OUTPUT_decision (binary: float\n"
                "                 0 / 1 like torch.round(sigmoid), multilabel: bool, multiclass\n"
                "                 and ordinal: int64)\n"
-               "  --probabilities  with --head, also OUTPUT_probabilities\n");
+               "  --probabilities  with --head, also OUTPUT_probabilities\n"
+               "  --no-batch-tiling  run every layer on the whole batch at once (tiling runs the\n"
+               "                 leading CNN layers a few samples at a time; same results)\n");
 }
 
 static void summarize(const char *name, const ember_tensor *t) {
@@ -89,7 +91,7 @@ int cmd_run(int argc, char **argv) {
     const char *names[64], *files[64];
     int n_in = 0;
     long long threads = 0;
-    bool pb = false, probabilities = false;
+    bool pb = false, probabilities = false, batch_tiling = true;
     const char *head_arg = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
@@ -117,6 +119,8 @@ int cmd_run(int argc, char **argv) {
         } else if (cli_flag_value(argc, argv, &i, "--head", &v, &bad)) {
             if (bad) return 2;
             head_arg = v;
+        } else if (strcmp(argv[i], "--no-batch-tiling") == 0) {
+            batch_tiling = false;
         } else if (strcmp(argv[i], "--probabilities") == 0) {
             probabilities = true;
         } else if (strcmp(argv[i], "--pb") == 0) {
@@ -179,6 +183,7 @@ int cmd_run(int argc, char **argv) {
     ember_session_options o;
     ember_session_options_init(&o);
     o.threads = (int)threads;
+    o.batch_tiling = batch_tiling;
     if (head_arg) {
         /* "OUTPUT=SPEC" or "SPEC" (specs hold no '=') */
         const char *eq = strchr(head_arg, '='), *spec = eq ? eq + 1 : head_arg;
