@@ -646,7 +646,8 @@ static ember_status run_frame(em_exec *ex, ember_error *err) {
  * inputs, so that its activations stay in L2 from one node to the next; values crossing the
  * cut are gathered into whole-batch buffers, then the rest of the graph runs once. */
 
-/* Samples per chunk: about this many bytes for the front's largest value. */
+/* Samples per chunk: about this many bytes for the front's largest value (tests may change
+ * the session's tile_bytes). */
 #define TILE_BYTES (1u << 20)
 
 /* Number of chunks for this run (1: run as a whole), and the batch in *batch. */
@@ -665,15 +666,17 @@ static int64_t tile_chunks(const em_exec *ex, int64_t *batch) {
         int v = p->tile_fixed[i];
         if (ex->vals[v].data != s->graph->values[v].constant->data) return 1;
     }
-    int64_t per = (int64_t)TILE_BYTES / p->tile_sample_bytes;
+    uint64_t per = s->tile_bytes / (uint64_t)p->tile_sample_bytes;
     if (per < 1) per = 1;
-    if (b < 2 || per >= b) return 1;
+    if (b < 2 || per >= (uint64_t)b) return 1;
     *batch = b;
-    return (b + per - 1) / per;
+    return (b + (int64_t)per - 1) / (int64_t)per;
 }
 
-/* Copy crossing value k of a chunk of `count` samples from `start` into its whole-batch buffer
- * (taken at the first chunk), then release the chunk's value. */
+/* Copy crossing value k of a chunk of `count` samples from `start` into its whole-batch buffer,
+ * then release the chunk's value. The buffer was taken before the first chunk from the static
+ * shape (taking it first keeps the arena's layout the same from run to run); the first chunk
+ * sets its shape, and takes another buffer if the static shape was not the real one. */
 static ember_status gather_crossing(em_exec *ex, int k, int64_t start, int64_t count,
                                     int64_t batch, ember_error *err) {
     em_run_ctx *rc = ex->rc;
@@ -688,9 +691,17 @@ static ember_status gather_crossing(em_exec *ex, int k, int64_t start, int64_t c
     if (start == 0) {
         em_tensor_set_shape(whole, t->dtype, t->dims, t->rank);
         whole->dims[0] = batch;
-        int b = arena_take(rc, sample * (size_t)batch, err);
-        if (b < 0) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
-        rc->tile_block[k] = b;
+        int b = rc->tile_block[k];
+        if (sample && (size_t)batch > SIZE_MAX / sample)
+            return em_fail(err, EMBER_ERR_LIMIT, "value '%s' is too large for the batch",
+                           ex->g->values[v].name);
+        if (b < 0 || rc->blocks[b].cap < sample * (size_t)batch) {
+            arena_release(rc, b);
+            rc->tile_block[k] = -1;
+            b = arena_take(rc, sample * (size_t)batch, err);
+            if (b < 0) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+            rc->tile_block[k] = b;
+        }
         whole->data = rc->blocks[b].p;
         whole->capacity = rc->blocks[b].cap;
     } else {
@@ -712,10 +723,19 @@ static ember_status run_tiled(em_exec *ex, int64_t batch, int64_t n_chunks, embe
     const em_plan *p = &rc->s->plan;
     const int cut = p->tile_cut;
     for (int i = 0; i < p->n_tile_inputs; i++) rc->tile_saved[i] = ex->vals[p->tile_inputs[i]];
-    for (int k = 0; k < p->n_tile_cross; k++) rc->tile_block[k] = -1;
+    ember_status st = EMBER_OK;
+    for (int k = 0; k < p->n_tile_cross; k++) {
+        const em_tensor *info = &ex->g->values[p->tile_cross[k]].info;
+        int64_t sample = em_shape_numel(info->dims + 1, info->rank - 1);
+        rc->tile_block[k] = -1;
+        size_t bytes = sample > 0 ? (size_t)sample * em_dtype_size(info->dtype) : 0;
+        if (st != EMBER_OK || info->rank < 1 || bytes == 0 || (size_t)batch > SIZE_MAX / bytes)
+            continue; /* taken (or refused) at the first chunk */
+        rc->tile_block[k] = arena_take(rc, bytes * (size_t)batch, err);
+        if (rc->tile_block[k] < 0) st = err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    }
     /* A Concat after the cut sees whole-batch inputs, never a chunk's. */
     ex->concat_limit = cut;
-    ember_status st = EMBER_OK;
     int64_t start = 0;
     for (int64_t j = 0; j < n_chunks && st == EMBER_OK; j++) {
         /* Equal chunks (sizes differ by at most one), so node shape memos mostly hit. */
@@ -1034,6 +1054,7 @@ ember_status em_session_prepare(struct ember_session *s, ember_error *err) {
     if (s->opt_level >= EMBER_OPT_BASIC) EM_TRY(em_plan_concat(s->graph, &s->plan, err));
     /* Tiling changes no value either, but it changes the shapes kernels see; off with the
      * other rewrites below EMBER_OPT_ALL. */
+    s->tile_bytes = TILE_BYTES;
     if (s->opt_level >= EMBER_OPT_ALL && s->batch_tiling)
         EM_TRY(em_plan_tiling(s->graph, &s->plan, err));
     return EMBER_OK;

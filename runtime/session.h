@@ -45,6 +45,7 @@ struct ember_session {
     uint64_t memory_limit;
     ember_opt_level opt_level;
     bool batch_tiling; /* ember_session_options.batch_tiling */
+    uint64_t tile_bytes; /* a tiled chunk holds about this much of the front's largest value */
     pthread_mutex_t lock; /* guards the pool of idle run contexts */
     em_run_ctx **idle;
     int n_idle, cap_idle;

@@ -1,0 +1,560 @@
+/* Batch tiling (runtime/plan_tiling.c, executor.c): the batch-separable front of a graph runs a
+ * few samples at a time. Small CNNs built in memory run with tiling on and off at several
+ * batches and chunk sizes (the session's tile_bytes is set to whole multiples of the front's
+ * per-sample size, so chunks of 1 and of 3 samples, even and uneven); outputs must be bit
+ * identical, the plan must cut where expected and the chunk count must be what was asked. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx.pb-c.h"
+#include "session.h"
+
+/* ---- a tiny in-memory model builder (protobuf-c), everything freed with the builder ---- */
+
+typedef struct builder {
+    void *allocs[512];
+    int n;
+} builder;
+
+static void *b_alloc(builder *b, size_t size) {
+    cr_assert_lt(b->n, 512);
+    void *p = calloc(1, size ? size : 1);
+    cr_assert_not_null(p);
+    b->allocs[b->n++] = p;
+    return p;
+}
+
+static void b_free(builder *b) {
+    for (int i = 0; i < b->n; i++) free(b->allocs[i]);
+    b->n = 0;
+}
+
+static char *b_str(builder *b, const char *s) {
+    char *c = b_alloc(b, strlen(s) + 1);
+    strcpy(c, s);
+    return c;
+}
+
+/* float32 value info; a dim of -1 is the symbolic batch "N"; rank -1: no shape. */
+static Onnx__ValueInfoProto *vi(builder *b, const char *name, int rank, const int64_t *dims) {
+    Onnx__ValueInfoProto *v = b_alloc(b, sizeof *v);
+    onnx__value_info_proto__init(v);
+    v->name = b_str(b, name);
+    Onnx__TypeProto *t = b_alloc(b, sizeof *t);
+    onnx__type_proto__init(t);
+    Onnx__TypeProto__Tensor *tt = b_alloc(b, sizeof *tt);
+    onnx__type_proto__tensor__init(tt);
+    tt->has_elem_type = 1;
+    tt->elem_type = EMBER_FLOAT;
+    if (rank >= 0) {
+        Onnx__TensorShapeProto *sh = b_alloc(b, sizeof *sh);
+        onnx__tensor_shape_proto__init(sh);
+        sh->n_dim = (size_t)rank;
+        sh->dim = b_alloc(b, sizeof *sh->dim * (size_t)(rank + 1));
+        for (int i = 0; i < rank; i++) {
+            Onnx__TensorShapeProto__Dimension *d = b_alloc(b, sizeof *d);
+            onnx__tensor_shape_proto__dimension__init(d);
+            if (dims[i] < 0) {
+                d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+                d->dim_param = b_str(b, "N");
+            } else {
+                d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+                d->dim_value = dims[i];
+            }
+            sh->dim[i] = d;
+        }
+        tt->shape = sh;
+    }
+    t->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    t->tensor_type = tt;
+    v->type = t;
+    return v;
+}
+
+static Onnx__AttributeProto *a_new(builder *b, const char *name, int type) {
+    Onnx__AttributeProto *a = b_alloc(b, sizeof *a);
+    onnx__attribute_proto__init(a);
+    a->name = b_str(b, name);
+    a->has_type = 1;
+    a->type = type;
+    return a;
+}
+
+static Onnx__AttributeProto *a_int(builder *b, const char *name, int64_t v) {
+    Onnx__AttributeProto *a = a_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+    a->has_i = 1;
+    a->i = v;
+    return a;
+}
+
+static Onnx__AttributeProto *a_ints(builder *b, const char *name, int n, const int64_t *v) {
+    Onnx__AttributeProto *a = a_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+    a->n_ints = (size_t)n;
+    a->ints = b_alloc(b, sizeof(int64_t) * (size_t)n);
+    memcpy(a->ints, v, sizeof(int64_t) * (size_t)n);
+    return a;
+}
+
+#define INTS(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}
+#define STRS(...) (const char *[]){__VA_ARGS__, NULL}
+#define ATTRS(...) (Onnx__AttributeProto *[]){__VA_ARGS__, NULL}
+#define NO_ATTRS (Onnx__AttributeProto *[]){NULL}
+
+static int count_null(const void *const *p) {
+    int n = 0;
+    while (p && p[n]) n++;
+    return n;
+}
+
+static Onnx__NodeProto *node(builder *b, const char *op, const char **in, const char **out,
+                             Onnx__AttributeProto **attrs) {
+    Onnx__NodeProto *n = b_alloc(b, sizeof *n);
+    onnx__node_proto__init(n);
+    n->op_type = b_str(b, op);
+    n->n_input = (size_t)count_null((const void *const *)in);
+    n->input = b_alloc(b, sizeof(char *) * (n->n_input + 1));
+    for (size_t i = 0; i < n->n_input; i++) n->input[i] = b_str(b, in[i]);
+    n->n_output = (size_t)count_null((const void *const *)out);
+    n->output = b_alloc(b, sizeof(char *) * (n->n_output + 1));
+    for (size_t i = 0; i < n->n_output; i++) n->output[i] = b_str(b, out[i]);
+    n->n_attribute = (size_t)count_null((const void *const *)attrs);
+    n->attribute = b_alloc(b, sizeof *n->attribute * (n->n_attribute + 1));
+    memcpy(n->attribute, attrs, sizeof *n->attribute * n->n_attribute);
+    return n;
+}
+
+/* A float initializer filled with a deterministic pattern scaled by `scale`. */
+static Onnx__TensorProto *weight(builder *b, const char *name, int rank, const int64_t *dims,
+                                 float scale) {
+    Onnx__TensorProto *t = b_alloc(b, sizeof *t);
+    onnx__tensor_proto__init(t);
+    t->name = b_str(b, name);
+    t->has_data_type = 1;
+    t->data_type = EMBER_FLOAT;
+    t->n_dims = (size_t)rank;
+    t->dims = b_alloc(b, sizeof(int64_t) * (size_t)(rank + 1));
+    memcpy(t->dims, dims, sizeof(int64_t) * (size_t)rank);
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
+    t->n_float_data = n;
+    t->float_data = b_alloc(b, sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) t->float_data[i] = scale * sinf(0.7f * (float)i + scale);
+    return t;
+}
+
+static Onnx__TensorProto *int64s(builder *b, const char *name, int n, const int64_t *v) {
+    Onnx__TensorProto *t = b_alloc(b, sizeof *t);
+    onnx__tensor_proto__init(t);
+    t->name = b_str(b, name);
+    t->has_data_type = 1;
+    t->data_type = EMBER_INT64;
+    t->n_dims = 1;
+    t->dims = b_alloc(b, sizeof(int64_t));
+    t->dims[0] = n;
+    t->n_int64_data = (size_t)n;
+    t->int64_data = b_alloc(b, sizeof(int64_t) * (size_t)n);
+    memcpy(t->int64_data, v, sizeof(int64_t) * (size_t)n);
+    return t;
+}
+
+#define NODES(...) (Onnx__NodeProto *[]){__VA_ARGS__, NULL}
+#define VIS(...) (Onnx__ValueInfoProto *[]){__VA_ARGS__, NULL}
+#define INITS(...) (Onnx__TensorProto *[]){__VA_ARGS__, NULL}
+
+static ember_model *load(builder *b, Onnx__NodeProto **nodes, Onnx__ValueInfoProto **inputs,
+                         Onnx__ValueInfoProto **outputs, Onnx__TensorProto **inits) {
+    Onnx__GraphProto g;
+    onnx__graph_proto__init(&g);
+    g.name = b_str(b, "tiling");
+    g.n_node = (size_t)count_null((const void *const *)nodes);
+    g.node = nodes;
+    g.n_input = (size_t)count_null((const void *const *)inputs);
+    g.input = inputs;
+    g.n_output = (size_t)count_null((const void *const *)outputs);
+    g.output = outputs;
+    g.n_initializer = (size_t)count_null((const void *const *)inits);
+    g.initializer = inits;
+    Onnx__ModelProto mp;
+    onnx__model_proto__init(&mp);
+    mp.has_ir_version = 1;
+    mp.ir_version = 8;
+    Onnx__OperatorSetIdProto op;
+    onnx__operator_set_id_proto__init(&op);
+    op.domain = b_str(b, "");
+    op.has_version = 1;
+    op.version = 17;
+    Onnx__OperatorSetIdProto *ops[] = {&op};
+    mp.n_opset_import = 1;
+    mp.opset_import = ops;
+    mp.graph = &g;
+    size_t size = onnx__model_proto__get_packed_size(&mp);
+    uint8_t *buf = malloc(size);
+    cr_assert_not_null(buf);
+    onnx__model_proto__pack(&mp, buf);
+    ember_model *m = NULL;
+    ember_error err = {0};
+    ember_status st = ember_model_load_memory(buf, size, NULL, &m, &err);
+    free(buf);
+    b_free(b);
+    cr_assert_eq(st, EMBER_OK, "%s", err.message);
+    return m;
+}
+
+/* ---- the models: input x [N, 3, 12, 12] ---- */
+
+#define SIDE 12
+
+static Onnx__ValueInfoProto *x_info(builder *b) {
+    return vi(b, "x", 4, (int64_t[]){-1, 3, SIDE, SIDE});
+}
+
+static Onnx__ValueInfoProto *out_info(builder *b, const char *name) {
+    return vi(b, name, -1, NULL);
+}
+
+static Onnx__NodeProto *conv3x3(builder *b, const char *x, const char *w, const char *bias,
+                                const char *y) {
+    return node(b, "Conv", (const char *[]){x, w, bias, NULL}, STRS(y),
+                ATTRS(a_ints(b, "pads", INTS(1, 1, 1, 1)), a_ints(b, "kernel_shape", INTS(3, 3))));
+}
+
+/* Conv -> Relu -> Conv -> Add(residual) -> Relu, then Concat on axis 0 of the block's input and
+ * output: the Concat mixes samples, so two values cross the cut. */
+static ember_model *residual_model(void) {
+    builder b = {0};
+    return load(&b,
+                NODES(conv3x3(&b, "x", "w1", "b1", "c1"), node(&b, "Relu", STRS("c1"), STRS("a"), NO_ATTRS),
+                      conv3x3(&b, "a", "w2", "b2", "c2"),
+                      node(&b, "Add", STRS("c2", "a"), STRS("s"), NO_ATTRS),
+                      node(&b, "Relu", STRS("s"), STRS("c"), NO_ATTRS),
+                      node(&b, "Concat", STRS("c", "a"), STRS("y"), ATTRS(a_int(&b, "axis", 0)))),
+                VIS(x_info(&b)), VIS(out_info(&b, "y")),
+                INITS(weight(&b, "w1", 4, (int64_t[]){8, 3, 3, 3}, 0.5f),
+                      weight(&b, "b1", 1, (int64_t[]){8}, 0.1f),
+                      weight(&b, "w2", 4, (int64_t[]){8, 8, 3, 3}, 0.25f),
+                      weight(&b, "b2", 1, (int64_t[]){8}, 0.2f)));
+}
+
+/* A graph output inside the front (a), then pooling and a per-channel scale, then a Reshape
+ * (not in the allowlist) ends the front; the Relu after it runs on the whole batch. */
+static ember_model *inner_output_model(void) {
+    builder b = {0};
+    return load(&b,
+                NODES(conv3x3(&b, "x", "w1", "b1", "c1"), node(&b, "Relu", STRS("c1"), STRS("a"), NO_ATTRS),
+                      node(&b, "AveragePool", STRS("a"), STRS("p"),
+                           ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)),
+                                 a_ints(&b, "strides", INTS(2, 2)))),
+                      node(&b, "Mul", STRS("p", "scale"), STRS("m"), NO_ATTRS),
+                      node(&b, "Reshape", STRS("m", "shape"), STRS("r"), NO_ATTRS),
+                      node(&b, "Relu", STRS("r"), STRS("y"), NO_ATTRS)),
+                VIS(x_info(&b)), VIS(out_info(&b, "y"), out_info(&b, "a"), out_info(&b, "m")),
+                INITS(weight(&b, "w1", 4, (int64_t[]){8, 3, 3, 3}, 0.5f),
+                      weight(&b, "b1", 1, (int64_t[]){8}, 0.1f),
+                      weight(&b, "scale", 4, (int64_t[]){1, 8, 1, 1}, 2.0f),
+                      int64s(&b, "shape", 2, (int64_t[]){-1, 8 * (SIDE / 2) * (SIDE / 2)})));
+}
+
+/* Softmax over axis 1 keeps samples apart, over axis 0 it does not: the front ends there, and
+ * the Add after it reads a value from inside the front. */
+static ember_model *softmax_model(void) {
+    builder b = {0};
+    return load(&b,
+                NODES(conv3x3(&b, "x", "w1", "b1", "c1"), node(&b, "Relu", STRS("c1"), STRS("a"), NO_ATTRS),
+                      node(&b, "GlobalAveragePool", STRS("a"), STRS("g"), NO_ATTRS),
+                      node(&b, "Flatten", STRS("g"), STRS("f"), NO_ATTRS),
+                      node(&b, "Softmax", STRS("f"), STRS("s1"), ATTRS(a_int(&b, "axis", 1))),
+                      node(&b, "Softmax", STRS("s1"), STRS("s0"), ATTRS(a_int(&b, "axis", 0))),
+                      node(&b, "Add", STRS("s0", "f"), STRS("y"), NO_ATTRS)),
+                VIS(x_info(&b)), VIS(out_info(&b, "y")),
+                INITS(weight(&b, "w1", 4, (int64_t[]){8, 3, 3, 3}, 0.5f),
+                      weight(&b, "b1", 1, (int64_t[]){8}, 0.1f)));
+}
+
+/* Conv -> GlobalAveragePool -> Flatten -> Gemm head with `classes` outputs. One class: the
+ * Gemm's weights (8 + 1 floats) do not outweigh its activations, so the whole graph is the
+ * front; three classes: they do, and the front ends before the Gemm. With `weight_input`, the
+ * conv's weight is also a graph input (an initializer the caller may override). */
+static ember_model *gemm_model(int64_t classes, bool weight_input) {
+    builder b = {0};
+    Onnx__ValueInfoProto *w_in = vi(&b, "w1", 4, (int64_t[]){8, 3, 3, 3});
+    return load(&b,
+                NODES(conv3x3(&b, "x", "w1", "b1", "c1"), node(&b, "Relu", STRS("c1"), STRS("a"), NO_ATTRS),
+                      node(&b, "GlobalAveragePool", STRS("a"), STRS("g"), NO_ATTRS),
+                      node(&b, "Flatten", STRS("g"), STRS("f"), NO_ATTRS),
+                      node(&b, "Gemm", STRS("f", "wg", "bg"), STRS("y"),
+                           ATTRS(a_int(&b, "transB", 1)))),
+                weight_input ? VIS(x_info(&b), w_in) : VIS(x_info(&b)), VIS(out_info(&b, "y")),
+                INITS(weight(&b, "w1", 4, (int64_t[]){8, 3, 3, 3}, 0.5f),
+                      weight(&b, "b1", 1, (int64_t[]){8}, 0.1f),
+                      weight(&b, "wg", 2, (int64_t[]){classes, 8}, 0.3f),
+                      weight(&b, "bg", 1, (int64_t[]){classes}, 0.05f)));
+}
+
+/* A SqueezeNet fire module: squeeze, two expands concatenated on channels, then MaxPool. With
+ * chunks of one sample the expands write straight into the Concat's output. */
+static ember_model *fire_model(void) {
+    builder b = {0};
+    return load(&b,
+                NODES(conv3x3(&b, "x", "w1", "b1", "c1"), node(&b, "Relu", STRS("c1"), STRS("sq"), NO_ATTRS),
+                      node(&b, "Conv", STRS("sq", "we1", "be1"), STRS("ce1"), NO_ATTRS),
+                      node(&b, "Relu", STRS("ce1"), STRS("e1"), NO_ATTRS),
+                      conv3x3(&b, "sq", "we3", "be3", "ce3"),
+                      node(&b, "Relu", STRS("ce3"), STRS("e3"), NO_ATTRS),
+                      node(&b, "Concat", STRS("e1", "e3"), STRS("cat"), ATTRS(a_int(&b, "axis", 1))),
+                      node(&b, "MaxPool", STRS("cat"), STRS("y"),
+                           ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)),
+                                 a_ints(&b, "strides", INTS(2, 2))))),
+                VIS(x_info(&b)), VIS(out_info(&b, "y")),
+                INITS(weight(&b, "w1", 4, (int64_t[]){4, 3, 3, 3}, 0.5f),
+                      weight(&b, "b1", 1, (int64_t[]){4}, 0.1f),
+                      weight(&b, "we1", 4, (int64_t[]){8, 4, 1, 1}, 0.4f),
+                      weight(&b, "be1", 1, (int64_t[]){8}, 0.2f),
+                      weight(&b, "we3", 4, (int64_t[]){8, 4, 3, 3}, 0.3f),
+                      weight(&b, "be3", 1, (int64_t[]){8}, 0.15f)));
+}
+
+/* ---- running ---- */
+
+static ember_session *open_session(ember_model *m, bool tiling, int threads) {
+    ember_session_options o;
+    ember_session_options_init(&o);
+    o.threads = threads;
+    o.batch_tiling = tiling;
+    ember_session *s = NULL;
+    ember_error err = {0};
+    cr_assert_eq(ember_session_create(m, &o, &s, &err), EMBER_OK, "%s", err.message);
+    return s;
+}
+
+static ember_tensor *input_x(int64_t batch, float seed) {
+    ember_tensor *t;
+    cr_assert_eq(ember_tensor_create(EMBER_FLOAT, (int64_t[]){batch, 3, SIDE, SIDE}, 4, &t, NULL),
+                 EMBER_OK);
+    float *p = ember_tensor_data(t);
+    for (int64_t i = 0; i < ember_tensor_element_count(t); i++)
+        p[i] = sinf(seed + 0.37f * (float)i) + 0.25f * cosf(0.011f * (float)i);
+    return t;
+}
+
+/* Run both sessions on the same inputs: every output must be identical, bit for bit. */
+static void run_both(ember_session *on, ember_session *off, const char **in_names,
+                     ember_tensor **ins, int n_in, const char **outs, int n_out, const char *what) {
+    ember_tensor *a[4], *b[4];
+    ember_error err = {0};
+    cr_assert_eq(ember_session_run(on, in_names, (const ember_tensor *const *)ins, (size_t)n_in,
+                                   outs, (size_t)n_out, a, &err),
+                 EMBER_OK, "%s: %s", what, err.message);
+    cr_assert_eq(ember_session_run(off, in_names, (const ember_tensor *const *)ins, (size_t)n_in,
+                                   outs, (size_t)n_out, b, &err),
+                 EMBER_OK, "%s: %s", what, err.message);
+    for (int k = 0; k < n_out; k++) {
+        cr_assert_eq(ember_tensor_rank(a[k]), ember_tensor_rank(b[k]), "%s", what);
+        for (int d = 0; d < ember_tensor_rank(a[k]); d++)
+            cr_assert_eq(ember_tensor_dims(a[k])[d], ember_tensor_dims(b[k])[d], "%s: %s dim %d",
+                         what, outs[k], d);
+        size_t bytes = ember_tensor_byte_size(a[k]);
+        cr_assert_eq(bytes, ember_tensor_byte_size(b[k]));
+        cr_assert(memcmp(ember_tensor_const_data(a[k]), ember_tensor_const_data(b[k]), bytes) == 0,
+                  "%s: output %s differs with tiling", what, outs[k]);
+        ember_tensor_free(a[k]);
+        ember_tensor_free(b[k]);
+    }
+}
+
+static const int64_t BATCHES[] = {1, 2, 3, 8, 13, 8, 2, 13};
+
+/* Every batch of BATCHES, twice each, with chunks of `per` samples (threads 1 and 2). */
+static void check_model(ember_model *m, const char **outs, int n_out, int per, int threads) {
+    ember_session *on = open_session(m, true, threads);
+    ember_session *off = open_session(m, false, threads);
+    cr_assert_gt(on->plan.tile_cut, 0);
+    cr_assert_eq(off->plan.tile_cut, 0);
+    on->tile_bytes = (uint64_t)per * (uint64_t)on->plan.tile_sample_bytes;
+    const char *in = "x";
+    for (size_t r = 0; r < sizeof BATCHES / sizeof BATCHES[0]; r++) {
+        int64_t batch = BATCHES[r];
+        int64_t chunks = batch >= 2 && per < batch ? (batch + per - 1) / per : 0;
+        for (int rep = 0; rep < 2; rep++) {
+            char what[128];
+            snprintf(what, sizeof what, "batch %lld, %d per chunk, %d threads, run %d",
+                     (long long)batch, per, threads, rep);
+            ember_tensor *x = input_x(batch, (float)(r * 2 + (size_t)rep));
+            run_both(on, off, &in, &x, 1, outs, n_out, what);
+            ember_tensor_free(x);
+            cr_assert_eq(em_session_tile_chunks(on), chunks, "%s", what);
+            cr_assert_eq(em_session_tile_chunks(off), 0, "%s", what);
+        }
+    }
+    ember_session_free(on);
+    ember_session_free(off);
+}
+
+static void check_all(ember_model *m, const char **outs, int n_out) {
+    for (int threads = 1; threads <= 2; threads++) {
+        check_model(m, outs, n_out, 1, threads);
+        check_model(m, outs, n_out, 3, threads);
+    }
+}
+
+/* The plan of a session with tiling on: the cut and the values crossing it, by name. */
+static void expect_plan(ember_model *m, int cut, const char **cross) {
+    ember_session *s = open_session(m, true, 1);
+    cr_assert_eq(s->plan.tile_cut, cut, "cut %d, expected %d", s->plan.tile_cut, cut);
+    int n = count_null((const void *const *)cross);
+    cr_assert_eq(s->plan.n_tile_cross, n);
+    for (int i = 0; i < n; i++) {
+        bool found = false;
+        for (int k = 0; k < n; k++)
+            found |= strcmp(s->graph->values[s->plan.tile_cross[k]].name, cross[i]) == 0;
+        cr_assert(found, "'%s' does not cross the cut", cross[i]);
+    }
+    ember_session_free(s);
+}
+
+Test(tiling, residual_two_crossing_values) {
+    ember_model *m = residual_model();
+    /* FusedConv, FusedConv (residual + Relu) | Concat axis 0 */
+    expect_plan(m, 2, STRS("a", "c"));
+    check_all(m, STRS("y"), 1);
+    ember_model_free(m);
+}
+
+Test(tiling, graph_output_inside_front) {
+    ember_model *m = inner_output_model();
+    /* FusedConv, AveragePool, Mul | Reshape, Relu */
+    expect_plan(m, 3, STRS("a", "m"));
+    check_all(m, STRS("y", "a", "m"), 3);
+    check_all(m, STRS("a"), 1);
+    ember_model *again = inner_output_model();
+    check_all(again, STRS("m", "y", "m"), 3); /* one output asked for twice */
+    ember_model_free(again);
+    ember_model_free(m);
+}
+
+Test(tiling, softmax_over_batch_ends_front) {
+    ember_model *m = softmax_model();
+    /* FusedConv, GlobalAveragePool, Flatten, Softmax axis 1 | Softmax axis 0, Add */
+    expect_plan(m, 4, STRS("f", "s1"));
+    check_all(m, STRS("y"), 1);
+    ember_model_free(m);
+}
+
+Test(tiling, gemm_head_after_flatten) {
+    ember_model *one = gemm_model(1, false);
+    expect_plan(one, 4, STRS("y")); /* the whole graph */
+    check_all(one, STRS("y"), 1);
+    ember_model_free(one);
+    ember_model *three = gemm_model(3, false);
+    expect_plan(three, 3, STRS("f"));
+    check_all(three, STRS("y"), 1);
+    ember_model_free(three);
+}
+
+Test(tiling, concat_placement_inside_front) {
+    ember_model *m = fire_model();
+    expect_plan(m, 5, STRS("y")); /* FusedConv x 3, Concat, MaxPool */
+    check_all(m, STRS("y"), 1);
+    /* Chunks of one sample look like batch 1: both expands are placed in every chunk once the
+     * Concat's shapes are known. */
+    ember_session *on = open_session(m, true, 1);
+    on->tile_bytes = (uint64_t)on->plan.tile_sample_bytes;
+    const char *in = "x", *out = "y";
+    for (int rep = 0; rep < 3; rep++) {
+        ember_tensor *x = input_x(5, 1.0f), *y = NULL;
+        ember_error err = {0};
+        cr_assert_eq(ember_session_run(on, &in, (const ember_tensor *const *)&x, 1, &out, 1, &y,
+                                       &err),
+                     EMBER_OK, "%s", err.message);
+        cr_assert_eq(em_session_tile_chunks(on), 5);
+        cr_assert_eq(em_session_concat_placed(on), rep == 0 ? 8 : 10, "run %d", rep);
+        ember_tensor_free(x);
+        ember_tensor_free(y);
+    }
+    ember_session_free(on);
+    ember_model_free(m);
+}
+
+/* A weight that is also a graph input: tiled while the caller leaves it alone, run whole when
+ * the caller supplies it (the plan took it for a constant). */
+Test(tiling, overridden_weight_disables_tiling) {
+    ember_model *m = gemm_model(1, true);
+    ember_session *on = open_session(m, true, 1), *off = open_session(m, false, 1);
+    cr_assert_eq(on->plan.n_tile_fixed, 1);
+    on->tile_bytes = (uint64_t)on->plan.tile_sample_bytes;
+    const char *names[] = {"x", "w1"}, *out = "y";
+    ember_tensor *ins[2] = {input_x(6, 0.5f), NULL};
+    cr_assert_eq(ember_tensor_create(EMBER_FLOAT, (int64_t[]){8, 3, 3, 3}, 4, &ins[1], NULL),
+                 EMBER_OK);
+    float *w = ember_tensor_data(ins[1]);
+    for (int i = 0; i < 8 * 27; i++) w[i] = cosf(0.3f * (float)i);
+    run_both(on, off, names, ins, 1, &out, 1, "default weight");
+    cr_assert_eq(em_session_tile_chunks(on), 6);
+    run_both(on, off, names, ins, 2, &out, 1, "weight supplied");
+    cr_assert_eq(em_session_tile_chunks(on), 0);
+    ember_tensor_free(ins[0]);
+    ember_tensor_free(ins[1]);
+    ember_session_free(on);
+    ember_session_free(off);
+    ember_model_free(m);
+}
+
+/* Runs with the same shapes reuse the arena as it is: the same blocks, nothing new. */
+Test(tiling, arena_reused_across_runs) {
+    ember_model *m = residual_model();
+    ember_session *s = open_session(m, true, 2);
+    s->tile_bytes = 3 * (uint64_t)s->plan.tile_sample_bytes;
+    const char *in = "x", *out = "y";
+    ember_tensor *x = input_x(13, 0.0f);
+    uint64_t arena = 0;
+    for (int r = 0; r < 4; r++) {
+        ember_tensor *y = NULL;
+        ember_error err = {0};
+        cr_assert_eq(ember_session_run(s, &in, (const ember_tensor *const *)&x, 1, &out, 1, &y,
+                                       &err),
+                     EMBER_OK, "%s", err.message);
+        cr_assert_eq(em_session_tile_chunks(s), 5);
+        ember_tensor_free(y);
+        if (r == 0) arena = em_session_arena_bytes(s);
+        cr_assert_eq(em_session_arena_bytes(s), arena, "run %d", r);
+    }
+    ember_tensor_free(x);
+    ember_session_free(s);
+    ember_model_free(m);
+}
+
+/* Below EMBER_OPT_ALL, or with the option off, there is no plan. */
+Test(tiling, off_by_option_and_level) {
+    ember_model *m = residual_model();
+    ember_session_options o;
+    ember_session_options_init(&o);
+    cr_assert_eq(o.batch_tiling, 1);
+    ember_error err = {0};
+    for (int level = EMBER_OPT_NONE; level <= EMBER_OPT_ALL; level++) {
+        o.opt_level = (ember_opt_level)level;
+        ember_session *s = NULL;
+        cr_assert_eq(ember_session_create(m, &o, &s, &err), EMBER_OK, "%s", err.message);
+        cr_assert_eq(s->plan.tile_cut > 0, level == EMBER_OPT_ALL);
+        ember_session_free(s);
+    }
+    ember_session_free(open_session(m, false, 1));
+    ember_model_free(m);
+}
+
+/* The default chunk size: a front whose largest value is small runs whole at these batches. */
+Test(tiling, small_front_runs_whole) {
+    ember_model *m = residual_model();
+    ember_session *s = open_session(m, true, 1);
+    const char *in = "x", *out = "y";
+    ember_tensor *x = input_x(13, 0.0f), *y = NULL;
+    ember_error err = {0};
+    cr_assert_eq(ember_session_run(s, &in, (const ember_tensor *const *)&x, 1, &out, 1, &y, &err),
+                 EMBER_OK, "%s", err.message);
+    cr_assert_eq(em_session_tile_chunks(s), 0);
+    ember_tensor_free(x);
+    ember_tensor_free(y);
+    ember_session_free(s);
+    ember_model_free(m);
+}
