@@ -5,6 +5,7 @@
  * identical, the plan must cut where expected and the chunk count must be what was asked. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -522,6 +523,101 @@ Test(tiling, arena_reused_across_runs) {
     }
     ember_tensor_free(x);
     ember_session_free(s);
+    ember_model_free(m);
+}
+
+/* A memory limit met at every point of a tiled run (whole-batch buffers, a chunk, the rest of
+ * the graph): the run fails cleanly, and the next run with room succeeds with the right result.
+ * (Under valgrind or ASan this also checks that the failed runs leak nothing.) */
+Test(tiling, memory_limit_at_every_step) {
+    ember_model *m = inner_output_model();
+    ember_session *on = open_session(m, true, 1), *off = open_session(m, false, 1);
+    on->tile_bytes = 3 * (uint64_t)on->plan.tile_sample_bytes;
+    const char *in = "x", *outs[] = {"y", "a", "m"};
+    ember_tensor *x = input_x(8, 2.0f);
+    int failed = 0, passed = 0;
+    for (uint64_t limit = 4096; limit < 400000; limit += 4096) {
+        on->memory_limit = limit;
+        ember_tensor *y[3] = {NULL, NULL, NULL};
+        ember_error err = {0};
+        ember_status st = ember_session_run(on, &in, (const ember_tensor *const *)&x, 1, outs, 3,
+                                            y, &err);
+        if (st != EMBER_OK) {
+            cr_assert_eq(st, EMBER_ERR_LIMIT, "%s", err.message);
+            for (int k = 0; k < 3; k++) cr_assert_null(y[k]);
+            failed++;
+            continue;
+        }
+        for (int k = 0; k < 3; k++) ember_tensor_free(y[k]);
+        passed++;
+        on->memory_limit = 8ull << 30;
+        run_both(on, off, &in, &x, 1, outs, 3, "after a failed run");
+        cr_assert_eq(em_session_tile_chunks(on), 3);
+    }
+    cr_assert_gt(failed, 5);
+    cr_assert_gt(passed, 5);
+    ember_tensor_free(x);
+    ember_session_free(on);
+    ember_session_free(off);
+    ember_model_free(m);
+}
+
+/* Several threads running one session at different batches: each run has its own context. */
+typedef struct runner {
+    ember_session *s;
+    const ember_tensor *want[3]; /* per batch index */
+    int failures;
+} runner;
+
+static const int64_t THREAD_BATCHES[] = {5, 8, 13};
+
+static void *run_many(void *p) {
+    runner *r = p;
+    const char *in = "x", *out = "y";
+    for (int i = 0; i < 30; i++) {
+        int which = i % 3;
+        ember_tensor *x = input_x(THREAD_BATCHES[which], 1.0f), *y = NULL;
+        ember_error err;
+        if (ember_session_run(r->s, &in, (const ember_tensor *const *)&x, 1, &out, 1, &y, &err) !=
+                EMBER_OK ||
+            ember_tensor_byte_size(y) != ember_tensor_byte_size(r->want[which]) ||
+            memcmp(ember_tensor_const_data(y), ember_tensor_const_data(r->want[which]),
+                   ember_tensor_byte_size(y)) != 0)
+            r->failures++;
+        ember_tensor_free(x);
+        ember_tensor_free(y);
+    }
+    return NULL;
+}
+
+Test(tiling, concurrent_runs) {
+    ember_model *m = residual_model();
+    ember_session *on = open_session(m, true, 2), *off = open_session(m, false, 1);
+    on->tile_bytes = 3 * (uint64_t)on->plan.tile_sample_bytes;
+    ember_tensor *want[3];
+    const char *in = "x", *out = "y";
+    for (int i = 0; i < 3; i++) {
+        ember_tensor *x = input_x(THREAD_BATCHES[i], 1.0f);
+        ember_error err;
+        cr_assert_eq(ember_session_run(off, &in, (const ember_tensor *const *)&x, 1, &out, 1,
+                                       &want[i], &err),
+                     EMBER_OK, "%s", err.message);
+        ember_tensor_free(x);
+    }
+    runner r[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        r[i] = (runner){on, {want[0], want[1], want[2]}, 0};
+        cr_assert_eq(pthread_create(&t[i], NULL, run_many, &r[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(r[i].failures, 0, "thread %d", i);
+    }
+    cr_assert_gt(em_session_tile_chunks(on), 1);
+    for (int i = 0; i < 3; i++) ember_tensor_free(want[i]);
+    ember_session_free(on);
+    ember_session_free(off);
     ember_model_free(m);
 }
 
