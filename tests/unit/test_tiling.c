@@ -274,10 +274,11 @@ static ember_model *softmax_model(void) {
                       weight(&b, "b1", 1, (int64_t[]){8}, 0.1f)));
 }
 
-/* Conv -> GlobalAveragePool -> Flatten -> Gemm head with `classes` outputs. One class: the
- * Gemm's weights (8 + 1 floats) do not outweigh its activations, so the whole graph is the
- * front; three classes: they do, and the front ends before the Gemm. With `weight_input`, the
- * conv's weight is also a graph input (an initializer the caller may override). */
+/* Conv -> GlobalAveragePool -> Flatten -> Gemm head with `classes` outputs. Up to 7 classes the
+ * Gemm's weights (9 floats per class) stay within 4 times its activations per sample (8 inputs
+ * and `classes` outputs), so the whole graph is the front; with more the front ends before the
+ * Gemm. With `weight_input`, the conv's weight is also a graph input (an initializer the caller
+ * may override). */
 static ember_model *gemm_model(int64_t classes, bool weight_input) {
     builder b = {0};
     Onnx__ValueInfoProto *w_in = vi(&b, "w1", 4, (int64_t[]){8, 3, 3, 3});
@@ -449,9 +450,13 @@ Test(tiling, gemm_head_after_flatten) {
     check_all(one, STRS("y"), 1);
     ember_model_free(one);
     ember_model *three = gemm_model(3, false);
-    expect_plan(three, 3, STRS("f"));
+    expect_plan(three, 4, STRS("y"));
     check_all(three, STRS("y"), 1);
     ember_model_free(three);
+    ember_model *ten = gemm_model(10, false);
+    expect_plan(ten, 3, STRS("f"));
+    check_all(ten, STRS("y"), 1);
+    ember_model_free(ten);
 }
 
 Test(tiling, concat_placement_inside_front) {
