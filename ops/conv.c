@@ -28,8 +28,9 @@
  *     outputs under BATCHED_MAX_COLS run the whole batch as one GEMM (weights read once);
  *   - pointwise (1x1 kernel, stride 1, no padding): the GEMM runs straight on the input, no
  *     im2col, in column chunks;
- *   - depthwise 1-D / 2-D (group == C == M): a direct vectorized kernel, 3x3 rows straight
- *     from the input, other shapes on a zero-bordered copy of each plane;
+ *   - depthwise 1-D / 2-D (group == C == M): direct kernels; 3x3 with strides 1 / 2 on the
+ *     AVX-512 kernel of conv_dw.c (planes read in place with masked loads, epilogue in
+ *     registers), other shapes and CPUs on a zero-bordered copy of each plane;
  *   - otherwise im2col in panels of output columns sized to stay in L2 (never the whole
  *     matrix for large outputs), each panel followed by sgemm and the epilogue. Stride-1
  *     convs that keep the row width copy each im2col row in one piece.
@@ -46,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_dw.h"
 #include "conv_gemm.h"
 #include "kernel.h"
 #include "linalg.h"
@@ -652,7 +654,8 @@ static void conv_items(void *ctx, int slot, int64_t begin, int64_t end) {
 }
 
 /* ---- Depthwise 1-D / 2-D (group == C == M), float32, direct (1-D as planes of height 1) ----
- * Each input plane is copied into a zero-bordered plane (Hp x Wp, slot scratch; the border is
+ * 3x3 kernels with dilation 1 and strides 1 / 2 go to conv_dw.c on AVX-512 CPUs. Otherwise
+ * each input plane is copied into a zero-bordered plane (Hp x Wp, slot scratch; the border is
  * zeroed once per slot), so every tap loop runs without bounds checks. Output rows of at least
  * 32 columns are computed straight into Y; narrower planes are computed as one long pass over
  * rows of the padded width (a few junk columns per row) and then compacted, so short rows do
@@ -775,9 +778,27 @@ static void dw_direct_plane(const conv_job *j, const dw_geom *d, const float *x,
     }
 }
 
+/* The AVX-512 3x3 kernel's view of a depthwise geometry (conv_dw.h). */
+static em_dw_plane dw_plane_of(const conv_geom *g) {
+    return (em_dw_plane){.H = g->in[1], .W = g->in[2], .OH = g->out[1], .OW = g->out[2],
+                         .sy = g->s[1], .sx = g->s[2], .py = g->pb[1], .px = g->pb[2]};
+}
+
+static bool dw_vector_ok(const conv_geom *g) {
+    const em_dw_plane p = dw_plane_of(g);
+    return g->k[1] == 3 && g->k[2] == 3 && g->d[1] == 1 && g->d[2] == 1 && em_dw3x3_supported(&p);
+}
+
 static void depthwise_planes(void *ctx, int slot, int64_t begin, int64_t end) {
     const conv_job *j = ctx;
     const conv_geom *g = j->g;
+    if (dw_vector_ok(g)) {
+        const em_dw_plane p = dw_plane_of(g);
+        const em_dw_planes q = {.x = j->x, .w = j->w, .bias = j->bias, .z = j->z, .y = j->y,
+                                .channels = g->C, .act = &j->act};
+        em_dw3x3_planes(&p, &q, begin, end);
+        return;
+    }
     const dw_geom d = dw_geometry(g);
     if (dw_direct_ok(g, &d)) {
         float *zrow = (float *)(j->scratch + (size_t)slot * j->slot_bytes);
@@ -884,9 +905,11 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     if (!is_double && g->Cg == 1 && g->Mg == 1 && g->nsp <= 2 && !pointwise) {
         int slots = em_slot_count(par, g->batch * g->C);
         dw_geom d = dw_geometry(g);
-        j.slot_bytes = (size_t)(d.plane_floats + d.wide_floats) * sizeof(float);
-        j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
-        if (!j.scratch) return SCRATCH_FAILED;
+        if (!dw_vector_ok(g)) { /* the vector kernel reads the planes in place */
+            j.slot_bytes = (size_t)(d.plane_floats + d.wide_floats) * sizeof(float);
+            j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
+            if (!j.scratch) return SCRATCH_FAILED;
+        }
         em_parallel_slots_shared(par, g->batch * g->C, depthwise_planes, &j);
         return EMBER_OK;
     }
