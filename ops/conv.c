@@ -26,6 +26,9 @@
  *     conv_gemm.c, chosen at run time by the CPU (BLAS otherwise): the same panels as below,
  *     with bias, Z and the activation applied to each register tile before its one store;
  *     outputs under BATCHED_MAX_COLS run the whole batch as one GEMM (weights read once);
+ *   - 3x3, stride 1, one group, at least 16 channels in and out (float32, constant W, AVX-512):
+ *     Winograd F(2x2, 3x3) (conv_winograd.c), 16 instead of 36 multiply-adds per output pair
+ *     of rows and columns; W is transformed and packed once at create instead;
  *   - pointwise (1x1 kernel, stride 1, no padding): the GEMM runs straight on the input, no
  *     im2col, in column chunks;
  *   - depthwise 1-D / 2-D (group == C == M): direct kernels; 3x3 with strides 1 / 2 on the
@@ -49,6 +52,7 @@
 
 #include "conv_dw.h"
 #include "conv_gemm.h"
+#include "conv_winograd.h"
 #include "kernel.h"
 #include "linalg.h"
 #include "passes.h"
@@ -1128,6 +1132,11 @@ typedef struct conv_state {
     float *wpack;
     const void *wpack_src;
     int64_t wpack_M, wpack_K;
+    /* Or, for 3x3 stride-1 convs with enough channels, the Winograd-transformed W
+     * (conv_winograd.h), used under the same condition. */
+    float *wino;
+    const void *wino_src;
+    int64_t wino_M, wino_C;
 } conv_state;
 
 static bool conv_float_type(ember_dtype dt) {
@@ -1178,6 +1187,18 @@ static ember_status conv_create_common(const em_graph *g, em_node *node, bool tr
     return EMBER_OK;
 }
 
+/* 3x3, stride 1, dilation 1, one group, 2-D: the shapes the Winograd path computes. */
+static bool wino_eligible(const conv_attrs *a, const em_tensor *w) {
+    if (!em_wino_available() || a->group != 1 || w->rank != 4 || w->dims[2] != 3 ||
+        w->dims[3] != 3)
+        return false;
+    for (int64_t i = 0; i < a->n_strides; i++)
+        if (a->strides[i] != 1) return false;
+    for (int64_t i = 0; i < a->n_dil; i++)
+        if (a->dil[i] != 1) return false;
+    return true;
+}
+
 /* Pack a constant float32 W (M x K per group) for the vector GEMM when the CPU has it.
  * Depthwise convs keep their direct kernel. Failure to pack only costs speed. */
 static void conv_pack_weights(const em_graph *g, const em_node *node, conv_state *st) {
@@ -1187,6 +1208,17 @@ static void conv_pack_weights(const em_graph *g, const em_node *node, conv_state
     if (M <= 0 || K <= 0 || M % G != 0) return;
     int64_t Mg = M / G;
     if (Mg == 1 && w->dims[1] == 1) return; /* depthwise */
+    if (wino_eligible(&st->attrs, w) && em_wino_worth_it(M, w->dims[1])) {
+        float *u = em_aligned_alloc((size_t)em_wino_packed_floats(M, w->dims[1]) * sizeof(float));
+        if (u && em_wino_pack((const float *)w->data, M, w->dims[1], u)) {
+            st->wino = u;
+            st->wino_src = w->data;
+            st->wino_M = M;
+            st->wino_C = w->dims[1];
+            return;
+        }
+        em_aligned_free(u);
+    }
     int64_t per = em_cg_packed_floats(Mg, K);
     float *p = em_aligned_alloc((size_t)(per * G) * sizeof(float));
     if (!p) return;
@@ -1221,6 +1253,7 @@ static ember_status qlconv_create(const em_graph *g, em_node *node, void **state
 static void conv_destroy(void *state) {
     conv_state *st = state;
     if (st) em_aligned_free(st->wpack);
+    if (st) em_aligned_free(st->wino);
     free(st);
 }
 
@@ -1284,6 +1317,15 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
             if (st->act.kind != EM_ACT_NONE && !dbl)
                 em_activation_apply(&st->act, out[0].data, em_numel(&out[0]));
             return EMBER_OK;
+        }
+        if (st->wino && !dbl && w->data == st->wino_src && g.M == st->wino_M &&
+            g.C == st->wino_C && g.G == 1 && g.nsp == 2 && g.k[1] == 3 && g.k[2] == 3 &&
+            g.s[1] == 1 && g.s[2] == 1 && g.d[1] == 1 && g.d[2] == 1) {
+            const em_wino_geom wg = {.batch = g.batch, .C = g.C, .M = g.M, .H = g.in[1],
+                                     .W = g.in[2], .OH = g.out[1], .OW = g.out[2],
+                                     .pt = g.pb[1], .pl = g.pb[2]};
+            return em_wino_conv(&wg, x->data, st->wino, b ? b->data : NULL, z ? z->data : NULL,
+                                out[0].data, &st->act, ex, err);
         }
         const bool packed = st->wpack && !dbl && w->data == st->wpack_src && g.M == st->wpack_M &&
                             g.Cg * g.k_sz == st->wpack_K;
