@@ -75,8 +75,9 @@ typedef struct wino_job {
     const float *x, *packed, *bias, *z;
     float *y;
     em_activation act;
-    int64_t tiles_h, tiles_w, tiles; /* per image: rows, columns, all */
-    int64_t n_tiles, block;          /* all images; tiles per block */
+    int64_t tiles_h, tiles_w, tiles;     /* per image: rows, columns, all */
+    int64_t n_tiles, block;              /* all images; tiles per block */
+    int64_t n_blocks, m_splits, m_chunk; /* work item = (block, range of m_chunk filters) */
     char *scratch;
     size_t slot_bytes;
 } wino_job;
@@ -165,7 +166,8 @@ TARGET_512 static inline __m512 activate(__m512 v, const em_activation *act) {
 /* Output transform of `cnt` tiles of one tile row (M[xi][m][l0 + i], row stride ldm) for
  * every output channel, with bias, Z and the activation. */
 TARGET_512 static void output_tiles(const wino_job *j, int64_t n, int64_t ty, int64_t tx0, int cnt,
-                                    const float *mb, int64_t ldm, int64_t l0) {
+                                    const float *mb, int64_t ldm, int64_t l0, int64_t m_begin,
+                                    int64_t m_end) {
     const em_wino_geom *g = j->g;
     const int64_t M = g->M, OH = g->OH, OW = g->OW;
     const __m512i lo_idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
@@ -179,7 +181,7 @@ TARGET_512 static void output_tiles(const wino_job *j, int64_t n, int64_t ty, in
     const bool in_regs = j->act.kind == EM_ACT_NONE || j->act.kind == EM_ACT_RELU ||
                          j->act.kind == EM_ACT_CLIP || j->act.kind == EM_ACT_LEAKY_RELU;
     const int rows = 2 * ty + 1 < OH ? 2 : 1;
-    for (int64_t m = 0; m < M; m++) {
+    for (int64_t m = m_begin; m < m_end; m++) {
         __m512 s[2][4];
         for (int k = 0; k < 4; k++) {
             const float *p = mb + (k * M + m) * ldm + l0;
@@ -215,23 +217,27 @@ TARGET_512 static void output_tiles(const wino_job *j, int64_t n, int64_t ty, in
     }
 }
 
-/* Blocks [begin, end) of tiles for one slot. */
-static void wino_blocks(void *ctx, int slot, int64_t begin, int64_t end) {
+/* Work items [begin, end) for one slot: item = block * m_splits + filter range. */
+static void wino_items(void *ctx, int slot, int64_t begin, int64_t end) {
     const wino_job *j = ctx;
     const em_wino_geom *g = j->g;
     const int64_t ld = j->block, C = g->C, M = g->M;
     float *v = (float *)(j->scratch + (size_t)slot * j->slot_bytes);
     float *mb = v + 16 * C * ld;
     const int64_t per = em_cg_packed_floats(M, C), mpad = (M + EM_CG_MR - 1) / EM_CG_MR * EM_CG_MR;
-    for (int64_t blk = begin; blk < end; blk++) {
+    for (int64_t item = begin; item < end; item++) {
+        const int64_t blk = item / j->m_splits, ms = item % j->m_splits;
+        const int64_t m0 = ms * j->m_chunk, m1 = m0 + j->m_chunk < M ? m0 + j->m_chunk : M;
+        if (m0 >= m1) continue;
         const int64_t t0 = blk * j->block;
         const int64_t nt = j->n_tiles - t0 < j->block ? j->n_tiles - t0 : j->block;
-        /* Runs of tiles in one tile row, 16 at a time. */
+        /* Pass 0: input transform; pass 1: the 16 GEMMs, then the output transform. Both
+         * walk the block's tiles in runs within one tile row, 16 at a time. */
         for (int pass = 0; pass < 2; pass++) {
             if (pass == 1)
                 for (int xi = 0; xi < 16; xi++)
-                    em_cg_gemm(j->packed + xi * per, mpad, 0, M, C, v + xi * C * ld, nt, EM_CG_NR,
-                               ld, ld, mb + xi * M * ld, ld, NULL);
+                    em_cg_gemm(j->packed + xi * per, mpad, m0, m1 - m0, C, v + xi * C * ld, nt,
+                               EM_CG_NR, ld, ld, mb + (xi * M + m0) * ld, ld, NULL);
             for (int64_t l = 0; l < nt;) {
                 const int64_t t = t0 + l, n = t / j->tiles, rest = t % j->tiles;
                 const int64_t ty = rest / j->tiles_w, tx = rest % j->tiles_w;
@@ -241,7 +247,7 @@ static void wino_blocks(void *ctx, int slot, int64_t begin, int64_t end) {
                 if (pass == 0)
                     input_tiles(j, n, ty, tx, (int)cnt, v, ld, l);
                 else
-                    output_tiles(j, n, ty, tx, (int)cnt, mb, ld, l);
+                    output_tiles(j, n, ty, tx, (int)cnt, mb, ld, l, m0, m1);
                 l += cnt;
             }
         }
@@ -258,20 +264,27 @@ ember_status em_wino_conv(const em_wino_geom *g, const float *x, const float *pa
     j.tiles = j.tiles_h * j.tiles_w;
     j.n_tiles = g->batch * j.tiles;
     if (j.n_tiles == 0 || g->M == 0) return EMBER_OK;
-    /* Tiles per block: V and M of a block within BLOCK_BYTES, a multiple of the GEMM's
-     * column tile, and enough blocks for every thread. */
+    /* Tiles per block: V and M of a block within BLOCK_BYTES (at least one GEMM column tile),
+     * blocks of equal size. With fewer blocks than two per thread (small planes), the filters
+     * are split too: each such item redoes its block's input transform, which is cheap next
+     * to its share of the GEMMs. */
     int64_t block = (int64_t)BLOCK_BYTES / (64 * (g->C + g->M)) / EM_CG_NR * EM_CG_NR;
     if (block < EM_CG_NR) block = EM_CG_NR;
     const int threads = em_exec_threads(ex) > 0 ? em_exec_threads(ex) : 1;
     while (block > EM_CG_NR && (j.n_tiles + block - 1) / block < 2 * threads) block -= EM_CG_NR;
-    if (block > j.n_tiles) block = (j.n_tiles + 15) / 16 * 16;
-    j.block = block;
-    const int64_t n_blocks = (j.n_tiles + block - 1) / block;
-    j.slot_bytes = ((size_t)(16 * (g->C + g->M) * block) * sizeof(float) + 63) / 64 * 64;
-    const int slots = em_slot_count(ex, n_blocks);
+    j.n_blocks = (j.n_tiles + block - 1) / block;
+    j.block = (j.n_tiles + j.n_blocks - 1) / j.n_blocks;
+    const int64_t m_panels = (g->M + EM_CG_MR - 1) / EM_CG_MR;
+    j.m_splits =
+        threads > 1 && j.n_blocks < 2 * threads ? (2 * threads + j.n_blocks - 1) / j.n_blocks : 1;
+    if (j.m_splits > m_panels) j.m_splits = m_panels;
+    j.m_chunk = (m_panels + j.m_splits - 1) / j.m_splits * EM_CG_MR;
+    const int64_t items = j.n_blocks * j.m_splits;
+    j.slot_bytes = ((size_t)(16 * (g->C + g->M) * j.block) * sizeof(float) + 63) / 64 * 64;
+    const int slots = em_slot_count(ex, items);
     j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
     if (!j.scratch) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
-    em_parallel_slots(ex, n_blocks, wino_blocks, &j);
+    em_parallel_slots(ex, items, wino_items, &j);
     return EMBER_OK;
 }
 
