@@ -26,10 +26,14 @@
  *     conv_gemm.c, chosen at run time by the CPU (BLAS otherwise): the same panels as below,
  *     with bias, Z and the activation applied to each register tile before its one store;
  *     outputs under BATCHED_MAX_COLS run the whole batch as one GEMM (weights read once);
+ *   - 3x3, stride 1, one group, at least 16 channels in and out (float32, constant W, AVX-512):
+ *     Winograd F(2x2, 3x3) (conv_winograd.c), 16 instead of 36 multiply-adds per output pair
+ *     of rows and columns; W is transformed and packed once at create instead;
  *   - pointwise (1x1 kernel, stride 1, no padding): the GEMM runs straight on the input, no
  *     im2col, in column chunks;
- *   - depthwise 1-D / 2-D (group == C == M): a direct vectorized kernel, 3x3 rows straight
- *     from the input, other shapes on a zero-bordered copy of each plane;
+ *   - depthwise 1-D / 2-D (group == C == M): direct kernels; 3x3 with strides 1 / 2 on the
+ *     AVX-512 kernel of conv_dw.c (planes read in place with masked loads, epilogue in
+ *     registers), other shapes and CPUs on a zero-bordered copy of each plane;
  *   - otherwise im2col in panels of output columns sized to stay in L2 (never the whole
  *     matrix for large outputs), each panel followed by sgemm and the epilogue. Stride-1
  *     convs that keep the row width copy each im2col row in one piece.
@@ -46,7 +50,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_dw.h"
 #include "conv_gemm.h"
+#include "conv_winograd.h"
 #include "kernel.h"
 #include "linalg.h"
 #include "passes.h"
@@ -652,7 +658,8 @@ static void conv_items(void *ctx, int slot, int64_t begin, int64_t end) {
 }
 
 /* ---- Depthwise 1-D / 2-D (group == C == M), float32, direct (1-D as planes of height 1) ----
- * Each input plane is copied into a zero-bordered plane (Hp x Wp, slot scratch; the border is
+ * 3x3 kernels with dilation 1 and strides 1 / 2 go to conv_dw.c on AVX-512 CPUs. Otherwise
+ * each input plane is copied into a zero-bordered plane (Hp x Wp, slot scratch; the border is
  * zeroed once per slot), so every tap loop runs without bounds checks. Output rows of at least
  * 32 columns are computed straight into Y; narrower planes are computed as one long pass over
  * rows of the padded width (a few junk columns per row) and then compacted, so short rows do
@@ -775,9 +782,27 @@ static void dw_direct_plane(const conv_job *j, const dw_geom *d, const float *x,
     }
 }
 
+/* The AVX-512 3x3 kernel's view of a depthwise geometry (conv_dw.h). */
+static em_dw_plane dw_plane_of(const conv_geom *g) {
+    return (em_dw_plane){.H = g->in[1], .W = g->in[2], .OH = g->out[1], .OW = g->out[2],
+                         .sy = g->s[1], .sx = g->s[2], .py = g->pb[1], .px = g->pb[2]};
+}
+
+static bool dw_vector_ok(const conv_geom *g) {
+    const em_dw_plane p = dw_plane_of(g);
+    return g->k[1] == 3 && g->k[2] == 3 && g->d[1] == 1 && g->d[2] == 1 && em_dw3x3_supported(&p);
+}
+
 static void depthwise_planes(void *ctx, int slot, int64_t begin, int64_t end) {
     const conv_job *j = ctx;
     const conv_geom *g = j->g;
+    if (dw_vector_ok(g)) {
+        const em_dw_plane p = dw_plane_of(g);
+        const em_dw_planes q = {.x = j->x, .w = j->w, .bias = j->bias, .z = j->z, .y = j->y,
+                                .channels = g->C, .act = &j->act};
+        em_dw3x3_planes(&p, &q, begin, end);
+        return;
+    }
     const dw_geom d = dw_geometry(g);
     if (dw_direct_ok(g, &d)) {
         float *zrow = (float *)(j->scratch + (size_t)slot * j->slot_bytes);
@@ -884,9 +909,11 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     if (!is_double && g->Cg == 1 && g->Mg == 1 && g->nsp <= 2 && !pointwise) {
         int slots = em_slot_count(par, g->batch * g->C);
         dw_geom d = dw_geometry(g);
-        j.slot_bytes = (size_t)(d.plane_floats + d.wide_floats) * sizeof(float);
-        j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
-        if (!j.scratch) return SCRATCH_FAILED;
+        if (!dw_vector_ok(g)) { /* the vector kernel reads the planes in place */
+            j.slot_bytes = (size_t)(d.plane_floats + d.wide_floats) * sizeof(float);
+            j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
+            if (!j.scratch) return SCRATCH_FAILED;
+        }
         em_parallel_slots_shared(par, g->batch * g->C, depthwise_planes, &j);
         return EMBER_OK;
     }
@@ -1105,6 +1132,11 @@ typedef struct conv_state {
     float *wpack;
     const void *wpack_src;
     int64_t wpack_M, wpack_K;
+    /* Or, for 3x3 stride-1 convs with enough channels, the Winograd-transformed W
+     * (conv_winograd.h), used under the same condition. */
+    float *wino;
+    const void *wino_src;
+    int64_t wino_M, wino_C;
 } conv_state;
 
 static bool conv_float_type(ember_dtype dt) {
@@ -1155,6 +1187,18 @@ static ember_status conv_create_common(const em_graph *g, em_node *node, bool tr
     return EMBER_OK;
 }
 
+/* 3x3, stride 1, dilation 1, one group, 2-D: the shapes the Winograd path computes. */
+static bool wino_eligible(const conv_attrs *a, const em_tensor *w) {
+    if (!em_wino_available() || a->group != 1 || w->rank != 4 || w->dims[2] != 3 ||
+        w->dims[3] != 3)
+        return false;
+    for (int64_t i = 0; i < a->n_strides; i++)
+        if (a->strides[i] != 1) return false;
+    for (int64_t i = 0; i < a->n_dil; i++)
+        if (a->dil[i] != 1) return false;
+    return true;
+}
+
 /* Pack a constant float32 W (M x K per group) for the vector GEMM when the CPU has it.
  * Depthwise convs keep their direct kernel. Failure to pack only costs speed. */
 static void conv_pack_weights(const em_graph *g, const em_node *node, conv_state *st) {
@@ -1164,6 +1208,17 @@ static void conv_pack_weights(const em_graph *g, const em_node *node, conv_state
     if (M <= 0 || K <= 0 || M % G != 0) return;
     int64_t Mg = M / G;
     if (Mg == 1 && w->dims[1] == 1) return; /* depthwise */
+    if (wino_eligible(&st->attrs, w) && em_wino_worth_it(M, w->dims[1])) {
+        float *u = em_aligned_alloc((size_t)em_wino_packed_floats(M, w->dims[1]) * sizeof(float));
+        if (u && em_wino_pack((const float *)w->data, M, w->dims[1], u)) {
+            st->wino = u;
+            st->wino_src = w->data;
+            st->wino_M = M;
+            st->wino_C = w->dims[1];
+            return;
+        }
+        em_aligned_free(u);
+    }
     int64_t per = em_cg_packed_floats(Mg, K);
     float *p = em_aligned_alloc((size_t)(per * G) * sizeof(float));
     if (!p) return;
@@ -1198,6 +1253,7 @@ static ember_status qlconv_create(const em_graph *g, em_node *node, void **state
 static void conv_destroy(void *state) {
     conv_state *st = state;
     if (st) em_aligned_free(st->wpack);
+    if (st) em_aligned_free(st->wino);
     free(st);
 }
 
@@ -1261,6 +1317,15 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
             if (st->act.kind != EM_ACT_NONE && !dbl)
                 em_activation_apply(&st->act, out[0].data, em_numel(&out[0]));
             return EMBER_OK;
+        }
+        if (st->wino && !dbl && w->data == st->wino_src && g.M == st->wino_M &&
+            g.C == st->wino_C && g.G == 1 && g.nsp == 2 && g.k[1] == 3 && g.k[2] == 3 &&
+            g.s[1] == 1 && g.s[2] == 1 && g.d[1] == 1 && g.d[2] == 1) {
+            const em_wino_geom wg = {.batch = g.batch, .C = g.C, .M = g.M, .H = g.in[1],
+                                     .W = g.in[2], .OH = g.out[1], .OW = g.out[2],
+                                     .pt = g.pb[1], .pl = g.pb[2]};
+            return em_wino_conv(&wg, x->data, st->wino, b ? b->data : NULL, z ? z->data : NULL,
+                                out[0].data, &st->act, ex, err);
         }
         const bool packed = st->wpack && !dbl && w->data == st->wpack_src && g.M == st->wpack_M &&
                             g.Cg * g.k_sz == st->wpack_K;

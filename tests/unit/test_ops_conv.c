@@ -533,6 +533,126 @@ Test(conv, depthwise) {
     check_conv(x, false, true, true, true, "depthwise 1-D strided dilated + Z");
 }
 
+/* The AVX-512 3x3 depthwise kernel (ops/conv_dw.c) reads planes in place with masked loads:
+ * every row width around the 16-lane vector (1, 7, 15, 16, 17, 33, 70), leading / trailing
+ * pads 0..2, strides 1 and 2 across and 1..3 down, planes small enough for the flat path
+ * (OW == W, up to 1024 outputs) and wider ones, with and without Z + Relu. */
+Test(conv, depthwise_3x3_geometries) {
+    static const int64_t widths[] = {1, 2, 3, 7, 14, 15, 16, 17, 31, 33, 70};
+    static const int64_t heights[] = {1, 3, 7, 14, 5};
+    static const int64_t pads[][2] = {{0, 0}, {1, 1}, {0, 1}, {2, 2}, {1, 0}, {2, 0}};
+    static const int64_t strides[][2] = {{1, 1}, {2, 2}, {3, 1}, {1, 2}};
+    int iter = 0;
+    for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++)
+        for (size_t pi = 0; pi < sizeof pads / sizeof *pads; pi++)
+            for (size_t si = 0; si < sizeof strides / sizeof *strides; si++, iter++) {
+                conv_case t = {.nsp = 2, .n = 2, .c = 3, .m = 3, .group = 3,
+                               .in = {heights[iter % 5], widths[wi]}, .k = {3, 3},
+                               .s = {strides[si][0], strides[si][1]}, .d = {1, 1},
+                               .pb = {pads[(pi + 1) % 6][0], pads[pi][0]},
+                               .pe = {pads[(pi + 1) % 6][1], pads[pi][1]}};
+                if (t.in[0] + t.pb[0] + t.pe[0] < 3 || t.in[1] + t.pb[1] + t.pe[1] < 3) continue;
+                char what[256];
+                describe_case(what, sizeof what, "depthwise 3x3", iter, &t);
+                check_conv(t, false, iter % 3 != 0, iter % 2 == 0, true, what);
+            }
+}
+
+/* FusedConv with each activation against the double reference: C -> M channels in `group`
+ * groups, H x W input, stride s, pads 1. */
+static void check_fused_activations(int64_t C, int64_t M, int64_t group, int64_t H, int64_t W,
+                                    int64_t s) {
+    const char *names[] = {"LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "Relu"};
+    const float params[][2] = {{0.1f, 0}, {-0.5f, 0.7f}, {0, 0}, {0, 0}, {0.3f, 0.4f}, {0, 0}};
+    const int n_params[] = {1, 2, 0, 0, 2, 0};
+    const int64_t cg = C / group;
+    float *x = random_floats(2 * C * H * W), *w = random_floats(M * cg * 9), *b = random_floats(M);
+    conv_case t = {.nsp = 2, .n = 2, .c = C, .m = M, .group = group, .in = {H, W},
+                   .k = {3, 3}, .s = {s, s}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}};
+    double *base = ref_conv(&t, x, w, b, NULL, 0);
+    const int64_t ydims[4] = {2, M, t.out[0], t.out[1]};
+    const int64_t ny = 2 * M * t.out[0] * t.out[1];
+    double *want = malloc(sizeof(double) * (size_t)ny);
+    int64_t pads[4] = {1, 1, 1, 1}, strides[2] = {s, s};
+    tin ins[3] = {{"X", 4, {2, C, H, W}, x, false, NULL},
+                  {"W", 4, {M, cg, 3, 3}, w, true, NULL},
+                  {"B", 1, {M}, b, true, NULL}};
+    for (int a = 0; a < 6; a++) {
+        for (int64_t i = 0; i < ny; i++) {
+            double v = base[i];
+            switch (a) {
+            case 0: v = v < 0 ? 0.1 * v : v; break;
+            case 1: v = v < -0.5 ? -0.5 : v > 0.7 ? 0.7 : v; break;
+            case 2: v = 1 / (1 + exp(-v)); break;
+            case 3: v = tanh(v); break;
+            case 4: v = fmin(1, fmax(0, 0.3 * v + 0.4)); break;
+            default: v = v < 0 ? 0 : v; break;
+            }
+            want[i] = v;
+        }
+        tattr attrs[] = {{"group", 'i', group, 0, NULL, 0, NULL, NULL},
+                         {"pads", 'I', 0, 0, NULL, 4, pads, NULL},
+                         {"strides", 'I', 0, 0, NULL, 2, strides, NULL},
+                         {"activation", 's', 0, 0, names[a], 0, NULL, NULL},
+                         {"activation_params", 'F', 0, 0, NULL, n_params[a], NULL, params[a]}};
+        ember_tensor *y = NULL;
+        ember_error err;
+        cr_assert_eq(run_single("FusedConv", "ai.ember", attrs, n_params[a] ? 5 : 4, ins, 3, 1,
+                                &y, &err),
+                     EMBER_OK, "%s", err.message);
+        expect_close(y, want, ydims, 4, names[a]);
+        ember_tensor_free(y);
+    }
+    free(want);
+    free(base);
+    free(x);
+    free(w);
+    free(b);
+}
+
+/* Activations fused into a depthwise convolution: in registers (Relu, LeakyRelu, Clip) or on
+ * the stored rows (the others), on the flat path (7x7), the row path (9x40) and stride 2. */
+Test(conv, depthwise_fused_activations) {
+    check_fused_activations(5, 5, 5, 7, 7, 1);
+    check_fused_activations(5, 5, 5, 9, 40, 1);
+    check_fused_activations(5, 5, 5, 14, 23, 2);
+}
+
+static void expect_same_across_threads(conv_case t, const char *what);
+
+/* 3x3 stride-1 convolutions with at least 16 input and output channels run by Winograd
+ * F(2x2, 3x3) (ops/conv_winograd.c): odd and even output sizes (partial tiles), pads 0..2 on
+ * each side, rows of more than 16 tiles, several tile blocks spanning rows and images, filter
+ * counts that are not a whole register block, a 1x1 output; with and without bias, Z + Relu,
+ * the other activations, and the same bits at 1, 2 and 3 threads. */
+Test(conv, winograd_3x3) {
+    const conv_case cases[] = {
+        {.nsp = 2, .n = 2, .c = 16, .m = 20, .group = 1, .in = {9, 13}, .k = {3, 3},
+         .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}},
+        {.nsp = 2, .n = 1, .c = 17, .m = 16, .group = 1, .in = {8, 40}, .k = {3, 3},
+         .s = {1, 1}, .d = {1, 1}},
+        {.nsp = 2, .n = 3, .c = 32, .m = 33, .group = 1, .in = {5, 5}, .k = {3, 3},
+         .s = {1, 1}, .d = {1, 1}, .pb = {2, 1}, .pe = {0, 2}},
+        {.nsp = 2, .n = 1, .c = 16, .m = 16, .group = 1, .in = {1, 1}, .k = {3, 3},
+         .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}},
+        {.nsp = 2, .n = 1, .c = 16, .m = 24, .group = 1, .in = {3, 70}, .k = {3, 3},
+         .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}},
+        {.nsp = 2, .n = 2, .c = 16, .m = 16, .group = 1, .in = {40, 41}, .k = {3, 3},
+         .s = {1, 1}, .d = {1, 1}, .pb = {1, 0}, .pe = {1, 2}},
+        {.nsp = 2, .n = 2, .c = 64, .m = 64, .group = 1, .in = {14, 14}, .k = {3, 3},
+         .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char what[256];
+        describe_case(what, sizeof what, "winograd", (int)i, &cases[i]);
+        check_conv(cases[i], false, i % 2 == 0, false, true, what);
+        check_conv(cases[i], false, true, true, true, what);
+        check_conv(cases[i], false, false, true, true, what);
+        expect_same_across_threads(cases[i], what);
+    }
+    check_fused_activations(16, 20, 1, 9, 11, 1);
+}
+
 /* Run a 2-D Conv case (with bias) at 1, 2 and 3 threads: the outputs must be identical bit for
  * bit, whatever the split of the work. */
 static void expect_same_across_threads(conv_case t, const char *what) {

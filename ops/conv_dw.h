@@ -1,0 +1,39 @@
+/* Depthwise 3x3 convolution of one float32 plane with AVX-512 (conv_dw.c). Internal to ops/.
+ *
+ * Reads the input plane in place: taps outside the plane come from masked loads (the lanes
+ * off the plane read as zero), so no padded copy is made and rows of any width keep whole
+ * vectors busy (a row narrower than 16 is one masked vector). Bias, residual and activation
+ * are applied in registers before the single store of each output vector. */
+#ifndef EMBER_OPS_CONV_DW_H
+#define EMBER_OPS_CONV_DW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "linalg.h"
+
+typedef struct em_dw_plane {
+    int64_t H, W;   /* input plane */
+    int64_t OH, OW; /* output plane */
+    int64_t sy, sx; /* strides; sx must be 1 or 2 */
+    int64_t py, px; /* leading pads (the trailing ones follow from OH / OW) */
+} em_dw_plane;
+
+/* True when em_dw3x3_plane can run this geometry on this CPU (AVX-512F, sx 1 or 2, pads
+ * smaller than the kernel). */
+bool em_dw3x3_supported(const em_dw_plane *p);
+
+/* Planes of one depthwise convolution: plane i (image i / channels, channel i % channels) reads
+ * x + i * H * W with weights w + 9 * channel and bias[channel], writes y + i * OH * OW
+ * = act(bias + conv3x3 (+ z + i * OH * OW)). bias, z, act may be NULL. */
+typedef struct em_dw_planes {
+    const float *x, *w, *bias, *z;
+    float *y;
+    int64_t channels;
+    const em_activation *act;
+} em_dw_planes;
+
+/* Compute planes [begin, end). */
+void em_dw3x3_planes(const em_dw_plane *p, const em_dw_planes *q, int64_t begin, int64_t end);
+
+#endif
