@@ -646,11 +646,15 @@ static ember_status run_frame(em_exec *ex, ember_error *err) {
  * inputs, so that its activations stay in L2 from one node to the next; values crossing the
  * cut are gathered into whole-batch buffers, then the rest of the graph runs once. */
 
-/* Samples per chunk and thread: about this many bytes of the front's largest value, at least one
- * (tests may change the session's tile_bytes). A chunk holds a share for every thread: kernels
- * split a one-sample chunk over two threads much worse than a two-sample one (MobileNetV2 at
- * batch 8 on 2 threads: 33 ms whole, 33 ms in chunks of 1, 27 ms in chunks of 2). */
-#define TILE_BYTES (1u << 20)
+/* Samples per chunk and thread: about this many bytes of the front's largest value (the L2 of
+ * one core), at least one; tests may change the session's tile_bytes. A chunk holds a share
+ * for every thread: kernels split small chunks over threads badly. Measured at batch 8 / 32,
+ * 1 and 2 threads, on MobileNetV2, SqueezeNet 1.1 and ResNet-18 at 224x224 and smaller inputs
+ * (96 to 128): 1, 2, 4, 8 and 16 MiB per thread; 4 MiB was best or within 4% of the best in
+ * every case, 1 MiB was up to 10% slower than no tiling on 2 threads (ResNet-18 at 112x112,
+ * MobileNetV2 at 96x96). At 224x224 every choice up to 4 MiB gives chunks of one sample per
+ * thread. */
+#define TILE_BYTES (4u << 20)
 
 /* Number of chunks for this run (1: run as a whole), and the batch in *batch. */
 static int64_t tile_chunks(const em_exec *ex, int64_t *batch) {
