@@ -674,8 +674,8 @@ static int64_t tile_chunks(const em_exec *ex, int64_t *batch) {
     }
     uint64_t per = s->tile_bytes / (uint64_t)p->tile_sample_bytes;
     if (per < 1) per = 1;
-    int threads = s->threads > 1 ? s->threads : 1;
-    per = per > (uint64_t)INT64_MAX / (uint64_t)threads ? (uint64_t)INT64_MAX : per * (uint64_t)threads;
+    uint64_t threads = s->threads > 1 ? (uint64_t)s->threads : 1;
+    per = per > (uint64_t)INT64_MAX / threads ? (uint64_t)INT64_MAX : per * threads;
     if (b < 2 || per >= (uint64_t)b) return 1;
     *batch = b;
     return (b + (int64_t)per - 1) / (int64_t)per;
@@ -720,7 +720,8 @@ static ember_status gather_crossing(em_exec *ex, int k, int64_t start, int64_t c
                            "batch tiling: value '%s' changes shape between chunks",
                            ex->g->values[v].name);
     }
-    if (sample) memcpy((char *)whole->data + (size_t)start * sample, t->data, sample * (size_t)count);
+    if (sample)
+        memcpy((char *)whole->data + (size_t)start * sample, t->data, sample * (size_t)count);
     release_value(ex, v);
     ex->vals[v].rank = -1;
     return EMBER_OK;
@@ -734,10 +735,10 @@ static ember_status run_tiled(em_exec *ex, int64_t batch, int64_t n_chunks, embe
     ember_status st = EMBER_OK;
     for (int k = 0; k < p->n_tile_cross; k++) {
         const em_tensor *info = &ex->g->values[p->tile_cross[k]].info;
-        int64_t sample = em_shape_numel(info->dims + 1, info->rank - 1);
+        int64_t sample = info->rank >= 1 ? em_shape_numel(info->dims + 1, info->rank - 1) : -1;
         rc->tile_block[k] = -1;
         size_t bytes = sample > 0 ? (size_t)sample * em_dtype_size(info->dtype) : 0;
-        if (st != EMBER_OK || info->rank < 1 || bytes == 0 || (size_t)batch > SIZE_MAX / bytes)
+        if (st != EMBER_OK || bytes == 0 || (size_t)batch > SIZE_MAX / bytes)
             continue; /* taken (or refused) at the first chunk */
         rc->tile_block[k] = arena_take(rc, bytes * (size_t)batch, err);
         if (rc->tile_block[k] < 0) st = err ? err->code : EMBER_ERR_OUT_OF_MEMORY;

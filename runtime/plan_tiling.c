@@ -16,10 +16,10 @@
 
 #include "session.h"
 
-/* Weights reread from L2 once per chunk cost far less than activations streamed from memory:
- * measured on ResNet-18, MobileNetV2 and SqueezeNet 1.1 at batch 8, ratios 3 to 10 ran fastest
- * (1 stopped SqueezeNet's front at its 13x13 fire modules; no limit slowed MobileNetV2 and
- * ResNet-18 by running their 7x7 layers one sample at a time). */
+/* Weights reread from L2 once per chunk cost far less than activations streamed from memory.
+ * Measured at batch 8, 1 thread: ratios 1 to 4 equal on MobileNetV2 and ResNet-18; SqueezeNet
+ * 1.1 6% faster at 4 than at 1 (its 13x13 fire modules join the front); 8 slowed ResNet-18 by
+ * 8% and no limit by 15% (its 7x7 and 14x14 layers one sample at a time). */
 #define TILE_WEIGHT_RATIO 4
 
 typedef enum { ROLE_ABSENT, ROLE_BATCHED, ROLE_CONST, ROLE_OTHER } input_role;
@@ -131,7 +131,7 @@ static bool separable(const tiling_ctx *c, const em_node *n) {
                (role_of(c, n, 2) == ROLE_ABSENT || role_of(c, n, 2) == ROLE_CONST) &&
                no_outputs_from(n, 1);
     }
-    if (is_ember(n, "FusedGemm") || (is_onnx(n, "Gemm"))) {
+    if (is_ember(n, "FusedGemm") || is_onnx(n, "Gemm")) {
         const em_tensor *cc = role_of(c, n, 2) == ROLE_CONST
                                   ? c->g->values[n->inputs[2]].constant : NULL;
         return x_batched && x_rank == 2 && em_attr_int(n, "transA", 0) == 0 &&
@@ -151,7 +151,8 @@ static bool separable(const tiling_ctx *c, const em_node *n) {
     }
     if (!x_batched || !rest_constant(c, n, 1)) return false;
     if (in_list(op, PER_SAMPLE)) return no_outputs_from(n, 1);
-    if (strcmp(op, "MaxPool") == 0) return no_outputs_from(n, 1); /* Indices count across the batch */
+    if (strcmp(op, "MaxPool") == 0) /* its Indices count across the batch */
+        return no_outputs_from(n, 1);
     if (strcmp(op, "BatchNormalization") == 0)
         return no_outputs_from(n, 1) &&
                !(em_onnx_op_version(op, n->opset) >= 14 && em_attr_int(n, "training_mode", 0));

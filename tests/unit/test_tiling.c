@@ -99,7 +99,8 @@ static Onnx__AttributeProto *a_ints(builder *b, const char *name, int n, const i
     return a;
 }
 
-#define INTS(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}
+#define INTS(...)                                                                                  \
+    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}
 #define STRS(...) (const char *[]){__VA_ARGS__, NULL}
 #define ATTRS(...) (Onnx__AttributeProto *[]){__VA_ARGS__, NULL}
 #define NO_ATTRS (Onnx__AttributeProto *[]){NULL}
@@ -227,7 +228,8 @@ static Onnx__NodeProto *conv3x3(builder *b, const char *x, const char *w, const 
 static ember_model *residual_model(void) {
     builder b = {0};
     return load(&b,
-                NODES(conv3x3(&b, "x", "w1", "b1", "c1"), node(&b, "Relu", STRS("c1"), STRS("a"), NO_ATTRS),
+                NODES(conv3x3(&b, "x", "w1", "b1", "c1"),
+                      node(&b, "Relu", STRS("c1"), STRS("a"), NO_ATTRS),
                       conv3x3(&b, "a", "w2", "b2", "c2"),
                       node(&b, "Add", STRS("c2", "a"), STRS("s"), NO_ATTRS),
                       node(&b, "Relu", STRS("s"), STRS("c"), NO_ATTRS),
@@ -244,7 +246,8 @@ static ember_model *residual_model(void) {
 static ember_model *inner_output_model(void) {
     builder b = {0};
     return load(&b,
-                NODES(conv3x3(&b, "x", "w1", "b1", "c1"), node(&b, "Relu", STRS("c1"), STRS("a"), NO_ATTRS),
+                NODES(conv3x3(&b, "x", "w1", "b1", "c1"),
+                      node(&b, "Relu", STRS("c1"), STRS("a"), NO_ATTRS),
                       node(&b, "AveragePool", STRS("a"), STRS("p"),
                            ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)),
                                  a_ints(&b, "strides", INTS(2, 2)))),
@@ -263,7 +266,8 @@ static ember_model *inner_output_model(void) {
 static ember_model *softmax_model(void) {
     builder b = {0};
     return load(&b,
-                NODES(conv3x3(&b, "x", "w1", "b1", "c1"), node(&b, "Relu", STRS("c1"), STRS("a"), NO_ATTRS),
+                NODES(conv3x3(&b, "x", "w1", "b1", "c1"),
+                      node(&b, "Relu", STRS("c1"), STRS("a"), NO_ATTRS),
                       node(&b, "GlobalAveragePool", STRS("a"), STRS("g"), NO_ATTRS),
                       node(&b, "Flatten", STRS("g"), STRS("f"), NO_ATTRS),
                       node(&b, "Softmax", STRS("f"), STRS("s1"), ATTRS(a_int(&b, "axis", 1))),
@@ -283,7 +287,8 @@ static ember_model *gemm_model(int64_t classes, bool weight_input) {
     builder b = {0};
     Onnx__ValueInfoProto *w_in = vi(&b, "w1", 4, (int64_t[]){8, 3, 3, 3});
     return load(&b,
-                NODES(conv3x3(&b, "x", "w1", "b1", "c1"), node(&b, "Relu", STRS("c1"), STRS("a"), NO_ATTRS),
+                NODES(conv3x3(&b, "x", "w1", "b1", "c1"),
+                      node(&b, "Relu", STRS("c1"), STRS("a"), NO_ATTRS),
                       node(&b, "GlobalAveragePool", STRS("a"), STRS("g"), NO_ATTRS),
                       node(&b, "Flatten", STRS("g"), STRS("f"), NO_ATTRS),
                       node(&b, "Gemm", STRS("f", "wg", "bg"), STRS("y"),
@@ -300,12 +305,14 @@ static ember_model *gemm_model(int64_t classes, bool weight_input) {
 static ember_model *fire_model(void) {
     builder b = {0};
     return load(&b,
-                NODES(conv3x3(&b, "x", "w1", "b1", "c1"), node(&b, "Relu", STRS("c1"), STRS("sq"), NO_ATTRS),
+                NODES(conv3x3(&b, "x", "w1", "b1", "c1"),
+                      node(&b, "Relu", STRS("c1"), STRS("sq"), NO_ATTRS),
                       node(&b, "Conv", STRS("sq", "we1", "be1"), STRS("ce1"), NO_ATTRS),
                       node(&b, "Relu", STRS("ce1"), STRS("e1"), NO_ATTRS),
                       conv3x3(&b, "sq", "we3", "be3", "ce3"),
                       node(&b, "Relu", STRS("ce3"), STRS("e3"), NO_ATTRS),
-                      node(&b, "Concat", STRS("e1", "e3"), STRS("cat"), ATTRS(a_int(&b, "axis", 1))),
+                      node(&b, "Concat", STRS("e1", "e3"), STRS("cat"),
+                           ATTRS(a_int(&b, "axis", 1))),
                       node(&b, "MaxPool", STRS("cat"), STRS("y"),
                            ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)),
                                  a_ints(&b, "strides", INTS(2, 2))))),
