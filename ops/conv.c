@@ -325,6 +325,7 @@ typedef struct conv_job {
     int64_t ncols;
     size_t cbuf_offset;
     const em_dw_flat *dw_flat; /* depthwise 3x3 on the vector kernel: its flat-run masks */
+    int64_t dw_bands;          /* ... and the bands each image's planes are split into */
 } conv_job;
 
 static void job_epilogue(const conv_job *j, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
@@ -804,16 +805,28 @@ static void depthwise_planes(void *ctx, int slot, int64_t begin, int64_t end) {
     const conv_job *j = ctx;
     const conv_geom *g = j->g;
     if (dw_vector_ok(g)) {
+        /* Items are (image, band) for large planes: all channels of one band of one image;
+         * planes for small ones (flat runs), where a band would leave too little per plane. */
         const em_dw_plane p = dw_plane_of(g);
-        const em_dw_planes q = {.x = j->x,
-                                .w = j->w,
-                                .bias = j->bias,
-                                .z = j->z,
-                                .y = j->y,
-                                .channels = g->C,
-                                .act = &j->act,
-                                .flat = j->dw_flat};
-        em_dw3x3_planes(&p, &q, begin, end);
+        em_dw_planes q = {.x = j->x,
+                          .w = j->w,
+                          .bias = j->bias,
+                          .z = j->z,
+                          .y = j->y,
+                          .channels = g->C,
+                          .act = &j->act,
+                          .flat = j->dw_flat,
+                          .parts = j->dw_bands};
+        if (j->dw_bands == 0) {
+            q.parts = 1;
+            em_dw3x3_planes(&p, &q, begin, end);
+            return;
+        }
+        for (int64_t it = begin; it < end; it++) {
+            const int64_t n = it / j->dw_bands;
+            q.part = it % j->dw_bands;
+            em_dw3x3_planes(&p, &q, n * g->C, (n + 1) * g->C);
+        }
         return;
     }
     const dw_geom d = dw_geometry(g);
@@ -927,6 +940,17 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
             const em_dw_plane p = dw_plane_of(g);
             em_dw3x3_flat_prepare(&p, &flat);
             j.dw_flat = &flat;
+            if (g->out_sz <= 16 * EM_DW_FLAT_MAX_VECTORS) { /* small: ranges of planes */
+                em_parallel_slots_shared(par, g->batch * g->C, depthwise_planes, &j);
+                return EMBER_OK;
+            }
+            /* Large planes: split by image and spatial band (not by channel), like the GEMM
+             * convolutions before and after, so each thread reads what it wrote. */
+            const int threads_dw = par ? em_exec_threads(par) : 1;
+            j.dw_bands = g->batch % threads_dw == 0 ? 1 : threads_dw;
+            if (j.dw_bands > g->out[1]) j.dw_bands = g->out[1] > 0 ? g->out[1] : 1;
+            em_parallel_slots(par, g->batch * j.dw_bands, depthwise_planes, &j);
+            return EMBER_OK;
         } else {
             j.slot_bytes = (size_t)(d.plane_floats + d.wide_floats) * sizeof(float);
             j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);

@@ -149,7 +149,7 @@ plane_impl(const em_dw_plane *p, const em_dw_planes *q, int64_t plane, const col
     const __m512i even =
         _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    for (int64_t oy = 0; oy < p->OH; oy++) {
+    for (int64_t oy = p->OH * q->part / q->parts; oy < p->OH * (q->part + 1) / q->parts; oy++) {
         const int64_t iy = oy * p->sy - p->py;
         const float *r0 = iy >= 0 && iy < H ? x + iy * W : zero_row + 32;
         const float *r1 = iy + 1 >= 0 && iy + 1 < H ? x + (iy + 1) * W : zero_row + 32;
@@ -230,7 +230,7 @@ flat_impl(const em_dw_plane *p, const em_dw_planes *q, int64_t begin, int64_t en
         __m512 wv[9];
         for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w[t]);
         const __m512 bv = _mm512_set1_ps(q->bias ? q->bias[ch] : 0.0f);
-        for (int64_t v = 0; v < nv; v++) {
+        for (int64_t v = nv * q->part / q->parts; v < nv * (q->part + 1) / q->parts; v++) {
             const int64_t j = 16 * v;
             __m512 acc = bv, acc2 = _mm512_setzero_ps();
             for (int t = 0; t < 9; t += 2) {
@@ -278,9 +278,19 @@ static void planes_avx512(const em_dw_plane *p, const em_dw_planes *q, int64_t b
     } else {
         planes_rows(p, q, begin, end, fn);
     }
-    if (!in_regs)
-        for (int64_t plane = begin; plane < end; plane++)
-            em_activation_apply(act, q->y + plane * p->OH * p->OW, p->OH * p->OW);
+    if (!in_regs) {
+        /* The part's outputs: rows of the row path, vectors of the flat run. */
+        const int64_t n = p->OH * p->OW, nv = (n + 15) / 16;
+        int64_t lo = p->OH * q->part / q->parts * p->OW,
+                hi = p->OH * (q->part + 1) / q->parts * p->OW;
+        if (q->flat && q->flat->n_vectors > 0) {
+            lo = 16 * (nv * q->part / q->parts);
+            hi = 16 * (nv * (q->part + 1) / q->parts);
+            if (hi > n) hi = n;
+        }
+        for (int64_t plane = begin; plane < end && hi > lo; plane++)
+            em_activation_apply(act, q->y + plane * n + lo, hi - lo);
+    }
 }
 
 /* Row by row (any width, strides 1 and 2). */

@@ -44,6 +44,10 @@ typedef struct em_dw_planes {
     int64_t channels;
     const em_activation *act;
     const em_dw_flat *flat; /* from em_dw3x3_flat_prepare; NULL: rows */
+    /* Only part `part` of `parts` (>= 1) equal bands of each plane's outputs (output rows, or
+     * vectors of a flat run): threads that split a plane by bands work on the same spatial
+     * region as the convolutions around it, which split their columns the same way. */
+    int64_t part, parts;
 } em_dw_planes;
 
 /* Compute planes [begin, end). */
