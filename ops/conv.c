@@ -324,6 +324,8 @@ typedef struct conv_job {
     bool batched;
     int64_t ncols;
     size_t cbuf_offset;
+    const em_dw_flat *dw_flat; /* depthwise 3x3 on the vector kernel: its flat-run masks */
+    int64_t dw_bands;          /* ... and the bands each image's planes are split into */
 } conv_job;
 
 static void job_epilogue(const conv_job *j, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
@@ -784,8 +786,14 @@ static void dw_direct_plane(const conv_job *j, const dw_geom *d, const float *x,
 
 /* The AVX-512 3x3 kernel's view of a depthwise geometry (conv_dw.h). */
 static em_dw_plane dw_plane_of(const conv_geom *g) {
-    return (em_dw_plane){.H = g->in[1], .W = g->in[2], .OH = g->out[1], .OW = g->out[2],
-                         .sy = g->s[1], .sx = g->s[2], .py = g->pb[1], .px = g->pb[2]};
+    return (em_dw_plane){.H = g->in[1],
+                         .W = g->in[2],
+                         .OH = g->out[1],
+                         .OW = g->out[2],
+                         .sy = g->s[1],
+                         .sx = g->s[2],
+                         .py = g->pb[1],
+                         .px = g->pb[2]};
 }
 
 static bool dw_vector_ok(const conv_geom *g) {
@@ -797,10 +805,28 @@ static void depthwise_planes(void *ctx, int slot, int64_t begin, int64_t end) {
     const conv_job *j = ctx;
     const conv_geom *g = j->g;
     if (dw_vector_ok(g)) {
+        /* Items are (image, band) for large planes: all channels of one band of one image;
+         * planes for small ones (flat runs), where a band would leave too little per plane. */
         const em_dw_plane p = dw_plane_of(g);
-        const em_dw_planes q = {.x = j->x, .w = j->w, .bias = j->bias, .z = j->z, .y = j->y,
-                                .channels = g->C, .act = &j->act};
-        em_dw3x3_planes(&p, &q, begin, end);
+        em_dw_planes q = {.x = j->x,
+                          .w = j->w,
+                          .bias = j->bias,
+                          .z = j->z,
+                          .y = j->y,
+                          .channels = g->C,
+                          .act = &j->act,
+                          .flat = j->dw_flat,
+                          .parts = j->dw_bands};
+        if (j->dw_bands == 0) {
+            q.parts = 1;
+            em_dw3x3_planes(&p, &q, begin, end);
+            return;
+        }
+        for (int64_t it = begin; it < end; it++) {
+            const int64_t n = it / j->dw_bands;
+            q.part = it % j->dw_bands;
+            em_dw3x3_planes(&p, &q, n * g->C, (n + 1) * g->C);
+        }
         return;
     }
     const dw_geom d = dw_geometry(g);
@@ -909,7 +935,23 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     if (!is_double && g->Cg == 1 && g->Mg == 1 && g->nsp <= 2 && !pointwise) {
         int slots = em_slot_count(par, g->batch * g->C);
         dw_geom d = dw_geometry(g);
-        if (!dw_vector_ok(g)) { /* the vector kernel reads the planes in place */
+        em_dw_flat flat;
+        if (dw_vector_ok(g)) { /* planes read in place; small ones as flat runs */
+            const em_dw_plane p = dw_plane_of(g);
+            em_dw3x3_flat_prepare(&p, &flat);
+            j.dw_flat = &flat;
+            if (g->out_sz <= 16 * EM_DW_FLAT_MAX_VECTORS) { /* small: ranges of planes */
+                em_parallel_slots_shared(par, g->batch * g->C, depthwise_planes, &j);
+                return EMBER_OK;
+            }
+            /* Large planes: split by image and spatial band (not by channel), like the GEMM
+             * convolutions before and after, so each thread reads what it wrote. */
+            const int threads_dw = par ? em_exec_threads(par) : 1;
+            j.dw_bands = g->batch % threads_dw == 0 ? 1 : threads_dw;
+            if (j.dw_bands > g->out[1]) j.dw_bands = g->out[1] > 0 ? g->out[1] : 1;
+            em_parallel_slots(par, g->batch * j.dw_bands, depthwise_planes, &j);
+            return EMBER_OK;
+        } else {
             j.slot_bytes = (size_t)(d.plane_floats + d.wide_floats) * sizeof(float);
             j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
             if (!j.scratch) return SCRATCH_FAILED;
@@ -1189,8 +1231,7 @@ static ember_status conv_create_common(const em_graph *g, em_node *node, bool tr
 
 /* 3x3, stride 1, dilation 1, one group, 2-D: the shapes the Winograd path computes. */
 static bool wino_eligible(const conv_attrs *a, const em_tensor *w) {
-    if (!em_wino_available() || a->group != 1 || w->rank != 4 || w->dims[2] != 3 ||
-        w->dims[3] != 3)
+    if (!em_wino_available() || a->group != 1 || w->rank != 4 || w->dims[2] != 3 || w->dims[3] != 3)
         return false;
     for (int64_t i = 0; i < a->n_strides; i++)
         if (a->strides[i] != 1) return false;
@@ -1318,12 +1359,18 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
                 em_activation_apply(&st->act, out[0].data, em_numel(&out[0]));
             return EMBER_OK;
         }
-        if (st->wino && !dbl && w->data == st->wino_src && g.M == st->wino_M &&
-            g.C == st->wino_C && g.G == 1 && g.nsp == 2 && g.k[1] == 3 && g.k[2] == 3 &&
-            g.s[1] == 1 && g.s[2] == 1 && g.d[1] == 1 && g.d[2] == 1) {
-            const em_wino_geom wg = {.batch = g.batch, .C = g.C, .M = g.M, .H = g.in[1],
-                                     .W = g.in[2], .OH = g.out[1], .OW = g.out[2],
-                                     .pt = g.pb[1], .pl = g.pb[2]};
+        if (st->wino && !dbl && w->data == st->wino_src && g.M == st->wino_M && g.C == st->wino_C &&
+            g.G == 1 && g.nsp == 2 && g.k[1] == 3 && g.k[2] == 3 && g.s[1] == 1 && g.s[2] == 1 &&
+            g.d[1] == 1 && g.d[2] == 1) {
+            const em_wino_geom wg = {.batch = g.batch,
+                                     .C = g.C,
+                                     .M = g.M,
+                                     .H = g.in[1],
+                                     .W = g.in[2],
+                                     .OH = g.out[1],
+                                     .OW = g.out[2],
+                                     .pt = g.pb[1],
+                                     .pl = g.pb[2]};
             return em_wino_conv(&wg, x->data, st->wino, b ? b->data : NULL, z ? z->data : NULL,
                                 out[0].data, &st->act, ex, err);
         }

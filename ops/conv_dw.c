@@ -149,7 +149,7 @@ plane_impl(const em_dw_plane *p, const em_dw_planes *q, int64_t plane, const col
     const __m512i even =
         _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    for (int64_t oy = 0; oy < p->OH; oy++) {
+    for (int64_t oy = p->OH * q->part / q->parts; oy < p->OH * (q->part + 1) / q->parts; oy++) {
         const int64_t iy = oy * p->sy - p->py;
         const float *r0 = iy >= 0 && iy < H ? x + iy * W : zero_row + 32;
         const float *r1 = iy + 1 >= 0 && iy + 1 < H ? x + (iy + 1) * W : zero_row + 32;
@@ -209,24 +209,9 @@ _Static_assert(EM_ACT_NONE == 0 && EM_ACT_RELU == 1 && EM_ACT_LEAKY_RELU == 2 &&
  * so 16 outputs per vector span several rows (a 7x7 plane is 4 vectors instead of 7 rows of 7
  * lanes). Each tap's lanes off the plane are masked; the masks depend only on the geometry
  * and are computed once per call. */
-#define FLAT_MAX_VECTORS 256
-
 static bool flat_ok(const em_dw_plane *p) {
-    return p->sx == 1 && p->sy == 1 && p->OW == p->W && p->OH * p->OW <= 16 * FLAT_MAX_VECTORS;
-}
-
-static void flat_masks(const em_dw_plane *p, __mmask16 (*m)[9]) {
-    const int64_t n = p->OH * p->OW, nv = (n + 15) / 16;
-    for (int64_t v = 0; v < nv; v++)
-        for (int t = 0; t < 9; t++) {
-            unsigned bits = 0;
-            for (int l = 0; l < 16; l++) {
-                const int64_t j = 16 * v + l, oy = j / p->OW, ox = j % p->OW;
-                const int64_t iy = oy - p->py + t / 3, ix = ox - p->px + t % 3;
-                if (j < n && iy >= 0 && iy < p->H && ix >= 0 && ix < p->W) bits |= 1u << l;
-            }
-            m[v][t] = (__mmask16)bits;
-        }
+    return p->sx == 1 && p->sy == 1 && p->OW == p->W &&
+           p->OH * p->OW <= 16 * EM_DW_FLAT_MAX_VECTORS;
 }
 
 static inline __attribute__((always_inline)) TARGET_512 void
@@ -245,7 +230,7 @@ flat_impl(const em_dw_plane *p, const em_dw_planes *q, int64_t begin, int64_t en
         __m512 wv[9];
         for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w[t]);
         const __m512 bv = _mm512_set1_ps(q->bias ? q->bias[ch] : 0.0f);
-        for (int64_t v = 0; v < nv; v++) {
+        for (int64_t v = nv * q->part / q->parts; v < nv * (q->part + 1) / q->parts; v++) {
             const int64_t j = 16 * v;
             __m512 acc = bv, acc2 = _mm512_setzero_ps();
             for (int t = 0; t < 9; t += 2) {
@@ -285,19 +270,27 @@ static void planes_avx512(const em_dw_plane *p, const em_dw_planes *q, int64_t b
     const bool in_regs = kind == EM_ACT_NONE || kind == EM_ACT_RELU || kind == EM_ACT_CLIP ||
                          kind == EM_ACT_LEAKY_RELU;
     const plane_fn fn = fns[p->sx - 1][in_regs ? kind : EM_ACT_NONE];
-    if (flat_ok(p)) {
+    if (q->flat && q->flat->n_vectors > 0) {
         typedef void (*flat_fn)(const em_dw_plane *, const em_dw_planes *, int64_t, int64_t,
                                 __mmask16(*)[9]);
         static const flat_fn flat[4] = {flat_0, flat_1, flat_2, flat_3};
-        __mmask16 masks[FLAT_MAX_VECTORS][9];
-        flat_masks(p, masks);
-        flat[in_regs ? kind : EM_ACT_NONE](p, q, begin, end, masks);
+        flat[in_regs ? kind : EM_ACT_NONE](p, q, begin, end, (__mmask16(*)[9])q->flat->masks);
     } else {
         planes_rows(p, q, begin, end, fn);
     }
-    if (!in_regs)
-        for (int64_t plane = begin; plane < end; plane++)
-            em_activation_apply(act, q->y + plane * p->OH * p->OW, p->OH * p->OW);
+    if (!in_regs) {
+        /* The part's outputs: rows of the row path, vectors of the flat run. */
+        const int64_t n = p->OH * p->OW, nv = (n + 15) / 16;
+        int64_t lo = p->OH * q->part / q->parts * p->OW,
+                hi = p->OH * (q->part + 1) / q->parts * p->OW;
+        if (q->flat && q->flat->n_vectors > 0) {
+            lo = 16 * (nv * q->part / q->parts);
+            hi = 16 * (nv * (q->part + 1) / q->parts);
+            if (hi > n) hi = n;
+        }
+        for (int64_t plane = begin; plane < end && hi > lo; plane++)
+            em_activation_apply(act, q->y + plane * n + lo, hi - lo);
+    }
 }
 
 /* Row by row (any width, strides 1 and 2). */
@@ -320,6 +313,27 @@ static void planes_rows(const em_dw_plane *p, const em_dw_planes *q, int64_t beg
 }
 
 #endif
+
+void em_dw3x3_flat_prepare(const em_dw_plane *p, em_dw_flat *f) {
+    f->n_vectors = 0;
+    if (!flat_ok(p)) return;
+    const int64_t n = p->OH * p->OW, nv = (n + 15) / 16;
+    for (int64_t v = 0; v < nv; v++) {
+        /* Per lane: which kernel rows / columns land inside the input. */
+        unsigned rows[3] = {0, 0, 0}, cols[3] = {0, 0, 0};
+        int64_t j = 16 * v, oy = j / p->OW, ox = j % p->OW;
+        for (int l = 0; l < 16 && j < n; l++, j++) {
+            for (int k = 0; k < 3; k++) {
+                const int64_t iy = oy - p->py + k, ix = ox - p->px + k;
+                if (iy >= 0 && iy < p->H) rows[k] |= 1u << l;
+                if (ix >= 0 && ix < p->W) cols[k] |= 1u << l;
+            }
+            if (++ox == p->OW) ox = 0, oy++;
+        }
+        for (int t = 0; t < 9; t++) f->masks[v][t] = (uint16_t)(rows[t / 3] & cols[t % 3]);
+    }
+    f->n_vectors = (int)nv;
+}
 
 void em_dw3x3_planes(const em_dw_plane *p, const em_dw_planes *q, int64_t begin, int64_t end) {
 #if DW_X86

@@ -23,6 +23,18 @@ typedef struct em_dw_plane {
  * smaller than the kernel). */
 bool em_dw3x3_supported(const em_dw_plane *p);
 
+/* Small stride-1 planes whose output rows are as wide as the input rows run as one flat run
+ * of outputs; the masks of that run depend only on the geometry and are computed once per
+ * convolution (not per range of planes) by em_dw3x3_flat_prepare. */
+#define EM_DW_FLAT_MAX_VECTORS 64
+
+typedef struct em_dw_flat {
+    int n_vectors; /* 0: the plane is not run flat */
+    uint16_t masks[EM_DW_FLAT_MAX_VECTORS][9];
+} em_dw_flat;
+
+void em_dw3x3_flat_prepare(const em_dw_plane *p, em_dw_flat *f);
+
 /* Planes of one depthwise convolution: plane i (image i / channels, channel i % channels) reads
  * x + i * H * W with weights w + 9 * channel and bias[channel], writes y + i * OH * OW
  * = act(bias + conv3x3 (+ z + i * OH * OW)). bias, z, act may be NULL. */
@@ -31,6 +43,11 @@ typedef struct em_dw_planes {
     float *y;
     int64_t channels;
     const em_activation *act;
+    const em_dw_flat *flat; /* from em_dw3x3_flat_prepare; NULL: rows */
+    /* Only part `part` of `parts` (>= 1) equal bands of each plane's outputs (output rows, or
+     * vectors of a flat run): threads that split a plane by bands work on the same spatial
+     * region as the convolutions around it, which split their columns the same way. */
+    int64_t part, parts;
 } em_dw_planes;
 
 /* Compute planes [begin, end). */

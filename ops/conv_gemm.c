@@ -140,6 +140,51 @@ DEFINE_TILE(1)
 DEFINE_TILE(2)
 DEFINE_TILE(3)
 
+/* A last tile of at most TAIL_COLS columns (e.g. the 49th column of a 7x7 output): a whole
+ * vector per row for it would compute 16 lanes for each useful one, so these columns run the
+ * other way round: 8 rows of the A panel in one vector, times each column's B value. The
+ * arithmetic is the tile kernel's (bias, then one FMA per k in order, then Z, activation), so
+ * a column gives the same bits whichever way it is computed. */
+#define TAIL_COLS 3
+
+__attribute__((target("avx512f,avx2,fma"))) static void
+tail_columns(const float *a, int64_t mpad, int64_t m0, int64_t rows, int64_t k, const float *b,
+             int64_t ld, int cols, float *c, int64_t ldc, const float *bias, const float *z,
+             int64_t ldz, const em_activation *act) {
+    const int64_t cs = chunk_size(k);
+    for (int64_t r0 = 0; r0 < rows; r0 += MR) {
+        const int vr = (int)(rows - r0 < MR ? rows - r0 : MR);
+        float b0[MR] = {0};
+        for (int r = 0; r < vr && bias; r++) b0[r] = bias[r0 + r];
+        __m256 acc[TAIL_COLS];
+        for (int j = 0; j < cols; j++) acc[j] = _mm256_loadu_ps(b0);
+        for (int64_t k0 = 0; k0 < k; k0 += cs) {
+            const int64_t kc = k - k0 < cs ? k - k0 : cs;
+            const float *ap = a + panel_offset(mpad, k, (m0 + r0) / MR, k0);
+            for (int64_t kk = 0; kk < kc; kk++) {
+                const __m256 av = _mm256_loadu_ps(ap + kk * MR);
+                for (int j = 0; j < cols; j++)
+                    acc[j] = _mm256_fmadd_ps(av, _mm256_set1_ps(b[(k0 + kk) * ld + j]), acc[j]);
+            }
+        }
+        for (int j = 0; j < cols; j++) {
+            float v[MR];
+            _mm256_storeu_ps(v, acc[j]);
+            for (int r = 0; r < vr; r++) {
+                float x = v[r];
+                if (z) x += z[(r0 + r) * ldz + j];
+                if (act && act->kind == EM_ACT_RELU)
+                    x = x > 0.0f ? x : 0.0f;
+                else if (act && act->kind == EM_ACT_CLIP)
+                    x = x < act->alpha ? act->alpha : x > act->beta ? act->beta : x;
+                else if (act && act->kind == EM_ACT_LEAKY_RELU)
+                    x = x < 0.0f ? x * act->alpha : x;
+                c[(r0 + r) * ldc + j] = x;
+            }
+        }
+    }
+}
+
 TARGET_512 static void gemm_avx512(const float *a, int64_t mpad, int64_t m0, int64_t rows,
                                    int64_t k, const float *b, int64_t n, int64_t b_tile_stride,
                                    int64_t ldb, int64_t ldb_tail, float *c, int64_t ldc,
@@ -155,6 +200,12 @@ TARGET_512 static void gemm_avx512(const float *a, int64_t mpad, int64_t m0, int
         for (int64_t t = 0; t < n_tiles; t++) {
             const int64_t cols = n - t * NR < NR ? n - t * NR : NR;
             const int64_t ld = cols < NR ? ldb_tail : ldb;
+            if (cols <= TAIL_COLS) {
+                if (first) /* all chunks of k at once */
+                    tail_columns(a, mpad, m0, rows, k, b + t * b_tile_stride, ld, (int)cols,
+                                 c + t * NR, ldc, bias, z ? z + t * NR : NULL, ldz, act);
+                continue;
+            }
             const float *bt = b + t * b_tile_stride + k0 * ld;
             const int nv = (int)((cols + 15) / 16);
             const __mmask16 mask = cols % 16 ? (__mmask16)((1u << (cols % 16)) - 1) : 0xFFFF;

@@ -273,7 +273,10 @@ ember_status em_wino_conv(const em_wino_geom *g, const float *x, const float *pa
     const int threads = em_exec_threads(ex) > 0 ? em_exec_threads(ex) : 1;
     while (block > EM_CG_NR && (j.n_tiles + block - 1) / block < 2 * threads) block -= EM_CG_NR;
     j.n_blocks = (j.n_tiles + block - 1) / block;
+    /* A whole number of blocks per thread (each slot takes a contiguous range of items). */
+    if (j.n_blocks > threads) j.n_blocks = (j.n_blocks + threads - 1) / threads * threads;
     j.block = (j.n_tiles + j.n_blocks - 1) / j.n_blocks;
+    j.n_blocks = (j.n_tiles + j.block - 1) / j.block;
     const int64_t m_panels = (g->M + EM_CG_MR - 1) / EM_CG_MR;
     j.m_splits =
         threads > 1 && j.n_blocks < 2 * threads ? (2 * threads + j.n_blocks - 1) / j.n_blocks : 1;

@@ -118,3 +118,41 @@ Test(conv_gemm, row_offsets_and_epilogues) {
         check(45, 40, 5, 9, 50, i % 2 == 1, i % 3 == 0, i % 2 == 0, acts[i]);
     }
 }
+
+/* A last tile of 1-3 columns takes a narrower path (8 rows per vector); its columns must carry
+ * the same bits as when they sit inside a wider tile, so that how columns are split into panels
+ * (which depends on the thread count) never changes a result. */
+Test(conv_gemm, tail_columns_same_bits) {
+    const int64_t M = 21, K = 200, ld = 64;
+    const em_activation acts[] = {{EM_ACT_NONE, 0, 0},
+                                  {EM_ACT_RELU, 0, 0},
+                                  {EM_ACT_CLIP, -0.3f, 0.5f},
+                                  {EM_ACT_LEAKY_RELU, 0.1f, 0}};
+    float *w = malloc(sizeof(float) * (size_t)(M * K));
+    float *packed = malloc(sizeof(float) * (size_t)em_cg_packed_floats(M, K));
+    float *b = malloc(sizeof(float) * (size_t)(K * ld)), *bias = malloc(sizeof(float) * M);
+    float *z = malloc(sizeof(float) * (size_t)(M * ld));
+    float *wide = malloc(sizeof(float) * (size_t)(M * ld)),
+          *narrow = malloc(sizeof(float) * (size_t)(M * ld));
+    for (int64_t i = 0; i < M * K; i++) w[i] = frand();
+    for (int64_t i = 0; i < K * ld; i++) b[i] = frand();
+    for (int64_t i = 0; i < M * ld; i++) z[i] = frand();
+    for (int64_t i = 0; i < M; i++) bias[i] = frand();
+    em_cg_pack(w, M, K, packed);
+    const int64_t mpad = (M + EM_CG_MR - 1) / EM_CG_MR * EM_CG_MR;
+    for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++)
+        for (int64_t tail = 1; tail <= 3; tail++) {
+            const em_cg_epilogue epi = {
+                .bias = bias, .z = a % 2 ? z : NULL, .ldz = ld, .act = &acts[a]};
+            em_cg_gemm(packed, mpad, 0, M, K, b, ld, EM_CG_NR, ld, ld, wide, ld, &epi);
+            em_cg_gemm(packed, mpad, 0, M, K, b, EM_CG_NR + tail, EM_CG_NR, ld, ld, narrow, ld,
+                       &epi);
+            for (int64_t r = 0; r < M; r++)
+                for (int64_t j = 0; j < EM_CG_NR + tail; j++)
+                    cr_assert(memcmp(&wide[r * ld + j], &narrow[r * ld + j], sizeof(float)) == 0,
+                              "act %d tail %lld: C[%lld][%lld] %.9g vs %.9g", acts[a].kind,
+                              (long long)tail, (long long)r, (long long)j, wide[r * ld + j],
+                              narrow[r * ld + j]);
+        }
+    free(w), free(packed), free(b), free(bias), free(z), free(wide), free(narrow);
+}

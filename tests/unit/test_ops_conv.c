@@ -546,9 +546,15 @@ Test(conv, depthwise_3x3_geometries) {
     for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++)
         for (size_t pi = 0; pi < sizeof pads / sizeof *pads; pi++)
             for (size_t si = 0; si < sizeof strides / sizeof *strides; si++, iter++) {
-                conv_case t = {.nsp = 2, .n = 2, .c = 3, .m = 3, .group = 3,
-                               .in = {heights[iter % 5], widths[wi]}, .k = {3, 3},
-                               .s = {strides[si][0], strides[si][1]}, .d = {1, 1},
+                conv_case t = {.nsp = 2,
+                               .n = 2,
+                               .c = 3,
+                               .m = 3,
+                               .group = 3,
+                               .in = {heights[iter % 5], widths[wi]},
+                               .k = {3, 3},
+                               .s = {strides[si][0], strides[si][1]},
+                               .d = {1, 1},
                                .pb = {pads[(pi + 1) % 6][0], pads[pi][0]},
                                .pe = {pads[(pi + 1) % 6][1], pads[pi][1]}};
                 if (t.in[0] + t.pb[0] + t.pe[0] < 3 || t.in[1] + t.pb[1] + t.pe[1] < 3) continue;
@@ -567,8 +573,17 @@ static void check_fused_activations(int64_t C, int64_t M, int64_t group, int64_t
     const int n_params[] = {1, 2, 0, 0, 2, 0};
     const int64_t cg = C / group;
     float *x = random_floats(2 * C * H * W), *w = random_floats(M * cg * 9), *b = random_floats(M);
-    conv_case t = {.nsp = 2, .n = 2, .c = C, .m = M, .group = group, .in = {H, W},
-                   .k = {3, 3}, .s = {s, s}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}};
+    conv_case t = {.nsp = 2,
+                   .n = 2,
+                   .c = C,
+                   .m = M,
+                   .group = group,
+                   .in = {H, W},
+                   .k = {3, 3},
+                   .s = {s, s},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1}};
     double *base = ref_conv(&t, x, w, b, NULL, 0);
     const int64_t ydims[4] = {2, M, t.out[0], t.out[1]};
     const int64_t ny = 2 * M * t.out[0] * t.out[1];
@@ -581,12 +596,24 @@ static void check_fused_activations(int64_t C, int64_t M, int64_t group, int64_t
         for (int64_t i = 0; i < ny; i++) {
             double v = base[i];
             switch (a) {
-            case 0: v = v < 0 ? 0.1 * v : v; break;
-            case 1: v = v < -0.5 ? -0.5 : v > 0.7 ? 0.7 : v; break;
-            case 2: v = 1 / (1 + exp(-v)); break;
-            case 3: v = tanh(v); break;
-            case 4: v = fmin(1, fmax(0, 0.3 * v + 0.4)); break;
-            default: v = v < 0 ? 0 : v; break;
+            case 0:
+                v = v < 0 ? 0.1 * v : v;
+                break;
+            case 1:
+                v = v < -0.5 ? -0.5 : v > 0.7 ? 0.7 : v;
+                break;
+            case 2:
+                v = 1 / (1 + exp(-v));
+                break;
+            case 3:
+                v = tanh(v);
+                break;
+            case 4:
+                v = fmin(1, fmax(0, 0.3 * v + 0.4));
+                break;
+            default:
+                v = v < 0 ? 0 : v;
+                break;
             }
             want[i] = v;
         }
@@ -595,13 +622,15 @@ static void check_fused_activations(int64_t C, int64_t M, int64_t group, int64_t
                          {"strides", 'I', 0, 0, NULL, 2, strides, NULL},
                          {"activation", 's', 0, 0, names[a], 0, NULL, NULL},
                          {"activation_params", 'F', 0, 0, NULL, n_params[a], NULL, params[a]}};
-        ember_tensor *y = NULL;
-        ember_error err;
-        cr_assert_eq(run_single("FusedConv", "ai.ember", attrs, n_params[a] ? 5 : 4, ins, 3, 1,
-                                &y, &err),
-                     EMBER_OK, "%s", err.message);
-        expect_close(y, want, ydims, 4, names[a]);
-        ember_tensor_free(y);
+        for (int threads = 1; threads <= 3; threads++) {
+            ember_tensor *y = NULL;
+            ember_error err;
+            cr_assert_eq(run_single("FusedConv", "ai.ember", attrs, n_params[a] ? 5 : 4, ins, 3,
+                                    threads, &y, &err),
+                         EMBER_OK, "%s", err.message);
+            expect_close(y, want, ydims, 4, names[a]);
+            ember_tensor_free(y);
+        }
     }
     free(want);
     free(base);
@@ -616,6 +645,7 @@ Test(conv, depthwise_fused_activations) {
     check_fused_activations(5, 5, 5, 7, 7, 1);
     check_fused_activations(5, 5, 5, 9, 40, 1);
     check_fused_activations(5, 5, 5, 14, 23, 2);
+    check_fused_activations(3, 3, 3, 40, 41, 1); /* large planes: split into bands */
 }
 
 static void expect_same_across_threads(conv_case t, const char *what);
@@ -627,20 +657,81 @@ static void expect_same_across_threads(conv_case t, const char *what);
  * the other activations, and the same bits at 1, 2 and 3 threads. */
 Test(conv, winograd_3x3) {
     const conv_case cases[] = {
-        {.nsp = 2, .n = 2, .c = 16, .m = 20, .group = 1, .in = {9, 13}, .k = {3, 3},
-         .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}},
-        {.nsp = 2, .n = 1, .c = 17, .m = 16, .group = 1, .in = {8, 40}, .k = {3, 3},
-         .s = {1, 1}, .d = {1, 1}},
-        {.nsp = 2, .n = 3, .c = 32, .m = 33, .group = 1, .in = {5, 5}, .k = {3, 3},
-         .s = {1, 1}, .d = {1, 1}, .pb = {2, 1}, .pe = {0, 2}},
-        {.nsp = 2, .n = 1, .c = 16, .m = 16, .group = 1, .in = {1, 1}, .k = {3, 3},
-         .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}},
-        {.nsp = 2, .n = 1, .c = 16, .m = 24, .group = 1, .in = {3, 70}, .k = {3, 3},
-         .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}},
-        {.nsp = 2, .n = 2, .c = 16, .m = 16, .group = 1, .in = {40, 41}, .k = {3, 3},
-         .s = {1, 1}, .d = {1, 1}, .pb = {1, 0}, .pe = {1, 2}},
-        {.nsp = 2, .n = 2, .c = 64, .m = 64, .group = 1, .in = {14, 14}, .k = {3, 3},
-         .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}},
+        {.nsp = 2,
+         .n = 2,
+         .c = 16,
+         .m = 20,
+         .group = 1,
+         .in = {9, 13},
+         .k = {3, 3},
+         .s = {1, 1},
+         .d = {1, 1},
+         .pb = {1, 1},
+         .pe = {1, 1}},
+        {.nsp = 2,
+         .n = 1,
+         .c = 17,
+         .m = 16,
+         .group = 1,
+         .in = {8, 40},
+         .k = {3, 3},
+         .s = {1, 1},
+         .d = {1, 1}},
+        {.nsp = 2,
+         .n = 3,
+         .c = 32,
+         .m = 33,
+         .group = 1,
+         .in = {5, 5},
+         .k = {3, 3},
+         .s = {1, 1},
+         .d = {1, 1},
+         .pb = {2, 1},
+         .pe = {0, 2}},
+        {.nsp = 2,
+         .n = 1,
+         .c = 16,
+         .m = 16,
+         .group = 1,
+         .in = {1, 1},
+         .k = {3, 3},
+         .s = {1, 1},
+         .d = {1, 1},
+         .pb = {1, 1},
+         .pe = {1, 1}},
+        {.nsp = 2,
+         .n = 1,
+         .c = 16,
+         .m = 24,
+         .group = 1,
+         .in = {3, 70},
+         .k = {3, 3},
+         .s = {1, 1},
+         .d = {1, 1},
+         .pb = {1, 1},
+         .pe = {1, 1}},
+        {.nsp = 2,
+         .n = 2,
+         .c = 16,
+         .m = 16,
+         .group = 1,
+         .in = {40, 41},
+         .k = {3, 3},
+         .s = {1, 1},
+         .d = {1, 1},
+         .pb = {1, 0},
+         .pe = {1, 2}},
+        {.nsp = 2,
+         .n = 2,
+         .c = 64,
+         .m = 64,
+         .group = 1,
+         .in = {14, 14},
+         .k = {3, 3},
+         .s = {1, 1},
+         .d = {1, 1},
+         .pb = {1, 1},
+         .pe = {1, 1}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char what[256];
@@ -682,9 +773,9 @@ static void expect_same_across_threads(conv_case t, const char *what) {
             continue;
         }
         cr_assert_eq(ember_tensor_byte_size(y), ember_tensor_byte_size(first));
-        cr_assert(memcmp(ember_tensor_data(y), ember_tensor_data(first),
-                         ember_tensor_byte_size(y)) == 0,
-                  "%s: %d threads differ from 1 thread", what, threads);
+        cr_assert(
+            memcmp(ember_tensor_data(y), ember_tensor_data(first), ember_tensor_byte_size(y)) == 0,
+            "%s: %d threads differ from 1 thread", what, threads);
         ember_tensor_free(y);
     }
     ember_tensor_free(first);
@@ -696,25 +787,77 @@ static void expect_same_across_threads(conv_case t, const char *what) {
 /* Depthwise planes are shared out in small ranges to whichever thread asks next, on the
  * direct 3x3 path and the padded one. */
 Test(conv, depthwise_shared_ranges) {
-    conv_case t = {.nsp = 2, .n = 2, .c = 45, .m = 45, .group = 45, .in = {14, 14},
-                   .k = {3, 3}, .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}};
+    conv_case t = {.nsp = 2,
+                   .n = 2,
+                   .c = 45,
+                   .m = 45,
+                   .group = 45,
+                   .in = {14, 14},
+                   .k = {3, 3},
+                   .s = {1, 1},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1}};
     check_conv(t, false, true, false, true, "depthwise many planes");
     expect_same_across_threads(t, "depthwise many planes");
-    conv_case u = {.nsp = 2, .n = 1, .c = 77, .m = 77, .group = 77, .in = {33, 35},
-                   .k = {3, 3}, .s = {2, 2}, .d = {1, 1}, .pb = {0, 1}, .pe = {1, 0}};
+    conv_case u = {.nsp = 2,
+                   .n = 1,
+                   .c = 77,
+                   .m = 77,
+                   .group = 77,
+                   .in = {33, 35},
+                   .k = {3, 3},
+                   .s = {2, 2},
+                   .d = {1, 1},
+                   .pb = {0, 1},
+                   .pe = {1, 0}};
     check_conv(u, false, true, false, true, "depthwise strided, many planes");
     expect_same_across_threads(u, "depthwise strided, many planes");
+    /* Planes above 1024 outputs are split into spatial bands across threads, per image. */
+    conv_case v = {.nsp = 2,
+                   .n = 3,
+                   .c = 5,
+                   .m = 5,
+                   .group = 5,
+                   .in = {48, 45},
+                   .k = {3, 3},
+                   .s = {1, 1},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1}};
+    check_conv(v, false, true, true, true, "depthwise large planes in bands");
+    expect_same_across_threads(v, "depthwise large planes in bands");
+    v.s[0] = v.s[1] = 2;
+    v.in[0] = v.in[1] = 90;
+    check_conv(v, false, true, false, true, "depthwise large strided planes in bands");
+    expect_same_across_threads(v, "depthwise large strided planes in bands");
 }
 
 /* More filters than output columns: threads split the filters (row blocks, with a tail that
  * is not a whole register block), not the columns. */
 Test(conv, deep_layers_split_filters) {
-    conv_case t = {.nsp = 2, .n = 1, .c = 40, .m = 200, .group = 1, .in = {7, 7},
-                   .k = {1, 1}, .s = {1, 1}, .d = {1, 1}};
+    conv_case t = {.nsp = 2,
+                   .n = 1,
+                   .c = 40,
+                   .m = 200,
+                   .group = 1,
+                   .in = {7, 7},
+                   .k = {1, 1},
+                   .s = {1, 1},
+                   .d = {1, 1}};
     check_conv(t, false, true, false, true, "pointwise 7x7, 200 filters");
     expect_same_across_threads(t, "pointwise 7x7, 200 filters");
-    conv_case u = {.nsp = 2, .n = 1, .c = 16, .m = 100, .group = 1, .in = {9, 9},
-                   .k = {3, 3}, .s = {1, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}};
+    conv_case u = {.nsp = 2,
+                   .n = 1,
+                   .c = 16,
+                   .m = 100,
+                   .group = 1,
+                   .in = {9, 9},
+                   .k = {3, 3},
+                   .s = {1, 1},
+                   .d = {1, 1},
+                   .pb = {1, 1},
+                   .pe = {1, 1}};
     check_conv(u, false, true, false, true, "3x3 9x9, 100 filters");
     expect_same_across_threads(u, "3x3 9x9, 100 filters");
 }
