@@ -66,6 +66,8 @@ if [ -f "$model" ]; then
   expect_err run_wrong_name "no input 'nope'"
   check bench_model 0 "$ember" bench "$model" --batch 4 --iters 5 --warmup 1 --json
   expect_out bench_model '"median_ms"'
+  check bench_no_tiling 0 "$ember" bench "$model" --batch 4 --iters 5 --warmup 1 --no-batch-tiling
+  check run_no_tiling 0 "$ember" run "$model" -i "$input" --no-batch-tiling
 else
   fail=$((fail + 1)); echo "FAIL: $model is missing"
 fi
