@@ -147,41 +147,56 @@ DEFINE_TILE(3)
  * a column gives the same bits whichever way it is computed. */
 #define TAIL_COLS 3
 
+#define TAIL_PANELS 4 /* A panels in flight: independent FMA chains */
+
 __attribute__((target("avx512f,avx2,fma"))) static void
 tail_columns(const float *a, int64_t mpad, int64_t m0, int64_t rows, int64_t k, const float *b,
              int64_t ld, int cols, float *c, int64_t ldc, const float *bias, const float *z,
              int64_t ldz, const em_activation *act) {
     const int64_t cs = chunk_size(k);
-    for (int64_t r0 = 0; r0 < rows; r0 += MR) {
-        const int vr = (int)(rows - r0 < MR ? rows - r0 : MR);
-        float b0[MR] = {0};
-        for (int r = 0; r < vr && bias; r++) b0[r] = bias[r0 + r];
-        __m256 acc[TAIL_COLS];
-        for (int j = 0; j < cols; j++) acc[j] = _mm256_loadu_ps(b0);
+    for (int64_t r0 = 0; r0 < rows; r0 += TAIL_PANELS * MR) {
+        const int np = (int)((rows - r0 + MR - 1) / MR < TAIL_PANELS ? (rows - r0 + MR - 1) / MR
+                                                                     : TAIL_PANELS);
+        __m256 acc[TAIL_PANELS][TAIL_COLS];
+        for (int q = 0; q < np; q++) {
+            float b0[MR] = {0};
+            for (int r = 0; r < MR && bias && r0 + q * MR + r < rows; r++)
+                b0[r] = bias[r0 + q * MR + r];
+            for (int j = 0; j < cols; j++) acc[q][j] = _mm256_loadu_ps(b0);
+        }
         for (int64_t k0 = 0; k0 < k; k0 += cs) {
             const int64_t kc = k - k0 < cs ? k - k0 : cs;
-            const float *ap = a + panel_offset(mpad, k, (m0 + r0) / MR, k0);
+            const float *ap[TAIL_PANELS];
+            for (int q = 0; q < np; q++) ap[q] = a + panel_offset(mpad, k, (m0 + r0) / MR + q, k0);
             for (int64_t kk = 0; kk < kc; kk++) {
-                const __m256 av = _mm256_loadu_ps(ap + kk * MR);
-                for (int j = 0; j < cols; j++)
-                    acc[j] = _mm256_fmadd_ps(av, _mm256_set1_ps(b[(k0 + kk) * ld + j]), acc[j]);
+                __m256 bv[TAIL_COLS];
+                for (int j = 0; j < cols; j++) bv[j] = _mm256_set1_ps(b[(k0 + kk) * ld + j]);
+                for (int q = 0; q < np; q++) {
+                    const __m256 av = _mm256_loadu_ps(ap[q] + kk * MR);
+                    for (int j = 0; j < cols; j++)
+                        acc[q][j] = _mm256_fmadd_ps(av, bv[j], acc[q][j]);
+                }
             }
         }
-        for (int j = 0; j < cols; j++) {
-            float v[MR];
-            _mm256_storeu_ps(v, acc[j]);
-            for (int r = 0; r < vr; r++) {
-                float x = v[r];
-                if (z) x += z[(r0 + r) * ldz + j];
-                if (act && act->kind == EM_ACT_RELU)
-                    x = x > 0.0f ? x : 0.0f;
-                else if (act && act->kind == EM_ACT_CLIP)
-                    x = x < act->alpha ? act->alpha : x > act->beta ? act->beta : x;
-                else if (act && act->kind == EM_ACT_LEAKY_RELU)
-                    x = x < 0.0f ? x * act->alpha : x;
-                c[(r0 + r) * ldc + j] = x;
+        for (int q = 0; q < np; q++)
+            for (int j = 0; j < cols; j++) {
+                float v[MR];
+                _mm256_storeu_ps(v, acc[q][j]);
+                for (int r = 0; r < MR && r0 + q * MR + r < rows; r++) {
+                    const int64_t row = r0 + q * MR + r;
+                    float x = v[r];
+                    if (z) x += z[row * ldz + j];
+                    /* As the vector max / min of the tile kernel (NaN gives the bound). */
+                    if (act && act->kind == EM_ACT_RELU)
+                        x = x > 0.0f ? x : 0.0f;
+                    else if (act && act->kind == EM_ACT_CLIP) {
+                        x = x > act->alpha ? x : act->alpha;
+                        x = x < act->beta ? x : act->beta;
+                    } else if (act && act->kind == EM_ACT_LEAKY_RELU)
+                        x = x < 0.0f ? x * act->alpha : x;
+                    c[row * ldc + j] = x;
+                }
             }
-        }
     }
 }
 
