@@ -311,7 +311,10 @@ static void gemm_dispatch(em_exec *ex, gemm_job *job) {
     int64_t max_tiles = extent / 32;
     int tiles = threads;
     if (tiles > max_tiles) tiles = (int)max_tiles;
-    if (threads <= 1 || flops < 4.0e6 || tiles <= 1) {
+    /* Small products stay on the calling thread, unless they stream a large B (a batch-1
+     * classifier layer: memory-bound, so a second core's bandwidth pays off). */
+    const bool streams_b = (double)job->k * (double)job->n >= 262144.0;
+    if (threads <= 1 || (flops < 4.0e6 && !streams_b) || tiles <= 1) {
         job->n_tiles = 1;
         gemm_tile(job, 0, 1);
         return;
