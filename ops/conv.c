@@ -26,6 +26,8 @@
  *     conv_gemm.c, chosen at run time by the CPU (BLAS otherwise): the same panels as below,
  *     with bias, Z and the activation applied to each register tile before its one store;
  *     outputs under BATCHED_MAX_COLS run the whole batch as one GEMM (weights read once);
+ *   - at most 4 input channels (the RGB input layer; float32, constant W, AVX-512): a direct
+ *     kernel with the filters in the vector lanes (conv_direct.c), no im2col;
  *   - 3x3, stride 1, one group, at least 16 channels in and out (float32, constant W, AVX-512):
  *     Winograd F(2x2, 3x3) (conv_winograd.c), 16 instead of 36 multiply-adds per output pair
  *     of rows and columns; W is transformed and packed once at create instead;
@@ -51,6 +53,7 @@
 #include <string.h>
 
 #include "conv_dw.h"
+#include "conv_direct.h"
 #include "conv_gemm.h"
 #include "conv_winograd.h"
 #include "kernel.h"
@@ -1179,6 +1182,10 @@ typedef struct conv_state {
     float *wino;
     const void *wino_src;
     int64_t wino_M, wino_C;
+    /* Or, for few input channels, W packed for the direct kernel (conv_direct.h). */
+    float *dc;
+    const void *dc_src;
+    int64_t dc_M, dc_C, dc_KH, dc_KW;
 } conv_state;
 
 static bool conv_float_type(ember_dtype dt) {
@@ -1249,6 +1256,17 @@ static void conv_pack_weights(const em_graph *g, const em_node *node, conv_state
     if (M <= 0 || K <= 0 || M % G != 0) return;
     int64_t Mg = M / G;
     if (Mg == 1 && w->dims[1] == 1) return; /* depthwise */
+    if (G == 1 && w->rank == 4 && em_dc_eligible(M, w->dims[1], w->dims[2], w->dims[3])) {
+        const int64_t C = w->dims[1], KH = w->dims[2], KW = w->dims[3];
+        float *d = em_aligned_alloc((size_t)em_dc_packed_floats(M, C, KH, KW) * sizeof(float));
+        if (d) {
+            em_dc_pack((const float *)w->data, M, C, KH, KW, d);
+            st->dc = d;
+            st->dc_src = w->data;
+            st->dc_M = M, st->dc_C = C, st->dc_KH = KH, st->dc_KW = KW;
+            return;
+        }
+    }
     if (wino_eligible(&st->attrs, w) && em_wino_worth_it(M, w->dims[1])) {
         float *u = em_aligned_alloc((size_t)em_wino_packed_floats(M, w->dims[1]) * sizeof(float));
         if (u && em_wino_pack((const float *)w->data, M, w->dims[1], u)) {
@@ -1295,6 +1313,7 @@ static void conv_destroy(void *state) {
     conv_state *st = state;
     if (st) em_aligned_free(st->wpack);
     if (st) em_aligned_free(st->wino);
+    if (st) em_aligned_free(st->dc);
     free(st);
 }
 
@@ -1358,6 +1377,26 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
             if (st->act.kind != EM_ACT_NONE && !dbl)
                 em_activation_apply(&st->act, out[0].data, em_numel(&out[0]));
             return EMBER_OK;
+        }
+        if (st->dc && !dbl && w->data == st->dc_src && g.M == st->dc_M && g.C == st->dc_C &&
+            g.G == 1 && g.nsp == 2 && g.k[1] == st->dc_KH && g.k[2] == st->dc_KW) {
+            const em_dc_geom dg = {.batch = g.batch,
+                                   .C = g.C,
+                                   .M = g.M,
+                                   .H = g.in[1],
+                                   .W = g.in[2],
+                                   .OH = g.out[1],
+                                   .OW = g.out[2],
+                                   .KH = g.k[1],
+                                   .KW = g.k[2],
+                                   .sy = g.s[1],
+                                   .sx = g.s[2],
+                                   .dy = g.d[1],
+                                   .dx = g.d[2],
+                                   .py = g.pb[1],
+                                   .px = g.pb[2]};
+            return em_dc_conv(&dg, x->data, st->dc, b ? b->data : NULL, z ? z->data : NULL,
+                              out[0].data, &st->act, ex, err);
         }
         if (st->wino && !dbl && w->data == st->wino_src && g.M == st->wino_M && g.C == st->wino_C &&
             g.G == 1 && g.nsp == 2 && g.k[1] == 3 && g.k[2] == 3 && g.s[1] == 1 && g.s[2] == 1 &&

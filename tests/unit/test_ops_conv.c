@@ -650,6 +650,77 @@ Test(conv, depthwise_fused_activations) {
 
 static void expect_same_across_threads(conv_case t, const char *what);
 
+/* Convolutions over at most 4 input channels (the RGB input layer) run on a direct kernel
+ * with the filters in the vector lanes (ops/conv_direct.c): ResNet's 7x7 / 2 and the 3x3 / 2
+ * stems, filter counts that are not a multiple of 16, wide and narrow rows (partial blocks of
+ * 16 pixels), dilation, asymmetric pads, several images; with and without bias, Z + Relu, the
+ * other activations, and the same bits at 1, 2 and 3 threads. */
+Test(conv, direct_few_channels) {
+    const conv_case cases[] = {
+        {.nsp = 2,
+         .n = 2,
+         .c = 3,
+         .m = 64,
+         .group = 1,
+         .in = {30, 33},
+         .k = {7, 7},
+         .s = {2, 2},
+         .d = {1, 1},
+         .pb = {3, 3},
+         .pe = {3, 3}},
+        {.nsp = 2,
+         .n = 1,
+         .c = 3,
+         .m = 32,
+         .group = 1,
+         .in = {17, 40},
+         .k = {3, 3},
+         .s = {2, 2},
+         .d = {1, 1},
+         .pb = {1, 1},
+         .pe = {1, 1}},
+        {.nsp = 2,
+         .n = 3,
+         .c = 1,
+         .m = 8,
+         .group = 1,
+         .in = {8, 8},
+         .k = {3, 3},
+         .s = {1, 1},
+         .d = {1, 1},
+         .pb = {1, 1},
+         .pe = {1, 1}},
+        {.nsp = 2,
+         .n = 2,
+         .c = 4,
+         .m = 20,
+         .group = 1,
+         .in = {11, 37},
+         .k = {5, 3},
+         .s = {1, 3},
+         .d = {2, 1},
+         .pb = {2, 0},
+         .pe = {0, 2}},
+        {.nsp = 2,
+         .n = 1,
+         .c = 2,
+         .m = 17,
+         .group = 1,
+         .in = {1, 5},
+         .k = {1, 1},
+         .s = {1, 1},
+         .d = {1, 1}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char what[256];
+        describe_case(what, sizeof what, "direct", (int)i, &cases[i]);
+        check_conv(cases[i], false, i % 2 == 0, false, true, what);
+        check_conv(cases[i], false, true, true, true, what);
+        expect_same_across_threads(cases[i], what);
+    }
+    check_fused_activations(3, 20, 1, 9, 21, 2);
+}
+
 /* 3x3 stride-1 convolutions with at least 16 input and output channels run by Winograd
  * F(2x2, 3x3) (ops/conv_winograd.c): odd and even output sizes (partial tiles), pads 0..2 on
  * each side, rows of more than 16 tiles, several tile blocks spanning rows and images, filter

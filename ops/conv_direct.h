@@ -1,0 +1,39 @@
+/* Direct convolution for few input channels (the first layer of a CNN: RGB in), AVX-512
+ * (conv_direct.c). Internal to ops/.
+ *
+ * With C * KH * KW small (27 for a 3x3 over RGB, 147 for ResNet's 7x7), im2col costs about as
+ * much as the GEMM it feeds. Here output channels are the vector lanes instead: per block of
+ * 16 output pixels and 16 filters, each tap (c, ky, kx) is one vector of 16 weights times the
+ * 16 input values it meets, broadcast, into 16 accumulators; the block is then transposed into
+ * NCHW rows. Input rows are first copied with their padding, so taps need no bounds checks. */
+#ifndef EMBER_OPS_CONV_DIRECT_H
+#define EMBER_OPS_CONV_DIRECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "linalg.h"
+
+typedef struct em_dc_geom {
+    int64_t batch, C, M;    /* images, input channels, filters (one group) */
+    int64_t H, W, OH, OW;   /* input and output planes */
+    int64_t KH, KW, sy, sx; /* kernel, strides */
+    int64_t dy, dx, py, px; /* dilations, leading pads */
+} em_dc_geom;
+
+/* Whether the direct kernel takes a conv of M filters over C channels with a KH x KW kernel
+ * on this CPU. */
+bool em_dc_eligible(int64_t M, int64_t C, int64_t KH, int64_t KW);
+
+/* Floats of the packed weights: blocks of 16 filters, per tap 16 weights. */
+int64_t em_dc_packed_floats(int64_t M, int64_t C, int64_t KH, int64_t KW);
+
+/* Pack w (M x C x KH x KW). */
+void em_dc_pack(const float *w, int64_t M, int64_t C, int64_t KH, int64_t KW, float *dst);
+
+/* y (batch x M x OH x OW) = act(conv(x) + bias + z); bias, z, act may be NULL. */
+ember_status em_dc_conv(const em_dc_geom *g, const float *x, const float *packed, const float *bias,
+                        const float *z, float *y, const em_activation *act, em_exec *ex,
+                        ember_error *err);
+
+#endif
