@@ -33,9 +33,9 @@ extern "C" {
 #endif
 
 #define EMBER_VERSION_MAJOR 0
-#define EMBER_VERSION_MINOR 2
+#define EMBER_VERSION_MINOR 3
 #define EMBER_VERSION_PATCH 0
-#define EMBER_VERSION_STRING "0.2.0"
+#define EMBER_VERSION_STRING "0.3.0"
 
 /* Bumped whenever a struct or function signature below changes incompatibly. Plugins pass
  * the value they were compiled with; ember refuses a mismatch. 2: ember_session_options gained
@@ -78,7 +78,7 @@ typedef struct ember_error {
 /* Static string naming a status, e.g. "invalid model". */
 EMBER_API const char *ember_status_string(ember_status status);
 
-/* Library version, e.g. "0.2.0", and the ABI version it was built with. */
+/* Library version, e.g. "0.3.0", and the ABI version it was built with. */
 EMBER_API const char *ember_version(void);
 EMBER_API int ember_abi_version(void);
 

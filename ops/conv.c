@@ -29,8 +29,8 @@
  *   - at most 4 input channels (the RGB input layer; float32, constant W, AVX-512): a direct
  *     kernel with the filters in the vector lanes (conv_direct.c), no im2col;
  *   - 3x3, stride 1, one group, at least 16 channels in and out (float32, constant W, AVX-512):
- *     Winograd F(2x2, 3x3) (conv_winograd.c), 16 instead of 36 multiply-adds per output pair
- *     of rows and columns; W is transformed and packed once at create instead;
+ *     Winograd F(2x2, 3x3) (conv_winograd.c): 16 multiply-adds instead of 36 per 2x2 block of
+ *     outputs and input channel; W is transformed and packed once at create instead;
  *   - pointwise (1x1 kernel, stride 1, no padding): the GEMM runs straight on the input, no
  *     im2col, in column chunks;
  *   - depthwise 1-D / 2-D (group == C == M): direct kernels; 3x3 with strides 1 / 2 on the
@@ -1258,7 +1258,8 @@ static void conv_pack_weights(const em_graph *g, const em_node *node, conv_state
     if (Mg == 1 && w->dims[1] == 1) return; /* depthwise */
     if (G == 1 && w->rank == 4 && em_dc_eligible(M, w->dims[1], w->dims[2], w->dims[3])) {
         const int64_t C = w->dims[1], KH = w->dims[2], KW = w->dims[3];
-        float *d = em_aligned_alloc((size_t)em_dc_packed_floats(M, C, KH, KW) * sizeof(float));
+        float *d =
+            em_aligned_alloc_uninit((size_t)em_dc_packed_floats(M, C, KH, KW) * sizeof(float));
         if (d) {
             em_dc_pack((const float *)w->data, M, C, KH, KW, d);
             st->dc = d;
@@ -1268,7 +1269,8 @@ static void conv_pack_weights(const em_graph *g, const em_node *node, conv_state
         }
     }
     if (wino_eligible(&st->attrs, w) && em_wino_worth_it(M, w->dims[1])) {
-        float *u = em_aligned_alloc((size_t)em_wino_packed_floats(M, w->dims[1]) * sizeof(float));
+        float *u =
+            em_aligned_alloc_uninit((size_t)em_wino_packed_floats(M, w->dims[1]) * sizeof(float));
         if (u && em_wino_pack((const float *)w->data, M, w->dims[1], u)) {
             st->wino = u;
             st->wino_src = w->data;
@@ -1279,7 +1281,7 @@ static void conv_pack_weights(const em_graph *g, const em_node *node, conv_state
         em_aligned_free(u);
     }
     int64_t per = em_cg_packed_floats(Mg, K);
-    float *p = em_aligned_alloc((size_t)(per * G) * sizeof(float));
+    float *p = em_aligned_alloc_uninit((size_t)(per * G) * sizeof(float));
     if (!p) return;
     for (int64_t grp = 0; grp < G; grp++)
         em_cg_pack((const float *)w->data + grp * Mg * K, Mg, K, p + grp * per);

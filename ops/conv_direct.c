@@ -14,10 +14,11 @@
 
 #define MAX_TAPS 256 /* C * KH * KW: beyond this im2col + GEMM is the better plan */
 #define MAX_CHANNELS 4
+#define MIN_FILTERS 16 /* fewer would leave lanes of each 16-filter block empty */
 
 bool em_dc_eligible(int64_t M, int64_t C, int64_t KH, int64_t KW) {
-    return DC_X86 && em_cg_available() && C >= 1 && C <= MAX_CHANNELS && M >= 8 && KH >= 1 &&
-           KW >= 1 && C * KH * KW <= MAX_TAPS;
+    return DC_X86 && em_cg_available() && C >= 1 && C <= MAX_CHANNELS && M >= MIN_FILTERS &&
+           KH >= 1 && KW >= 1 && C * KH * KW <= MAX_TAPS;
 }
 
 int64_t em_dc_packed_floats(int64_t M, int64_t C, int64_t KH, int64_t KW) {

@@ -43,19 +43,20 @@ static int64_t panel_offset(int64_t mpad, int64_t k, int64_t p, int64_t k0) {
     return k0 * mpad + p * MR * kc;
 }
 
-void em_cg_pack(const float *w, int64_t rows, int64_t k, float *dst) {
+void em_cg_pack_panel(const float *w, int64_t ldw, int64_t rows, int64_t k, int64_t p,
+                      float *dst) {
     const int64_t mpad = (rows + MR - 1) / MR * MR, cs = chunk_size(k);
     for (int64_t k0 = 0; k0 < k; k0 += cs) {
         const int64_t kc = k - k0 < cs ? k - k0 : cs;
-        for (int64_t p = 0; p * MR < rows; p++) {
-            float *d = dst + panel_offset(mpad, k, p, k0);
-            for (int64_t kk = 0; kk < kc; kk++)
-                for (int64_t r = 0; r < MR; r++) {
-                    int64_t row = p * MR + r;
-                    d[kk * MR + r] = row < rows ? w[row * k + k0 + kk] : 0.0f;
-                }
-        }
+        float *d = dst + panel_offset(mpad, k, p, k0);
+        for (int64_t kk = 0; kk < kc; kk++)
+            for (int64_t r = 0; r < MR; r++)
+                d[kk * MR + r] = p * MR + r < rows ? w[r * ldw + k0 + kk] : 0.0f;
     }
+}
+
+void em_cg_pack(const float *w, int64_t rows, int64_t k, float *dst) {
+    for (int64_t p = 0; p * MR < rows; p++) em_cg_pack_panel(w + p * MR * k, k, rows, k, p, dst);
 }
 
 /* Activations applied to the tile in registers; the others run on the stored tile. */

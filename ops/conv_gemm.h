@@ -28,6 +28,10 @@ int64_t em_cg_packed_floats(int64_t rows, int64_t k);
 
 /* Pack `rows` x K row-major weights (row stride K) into dst (em_cg_packed_floats floats). */
 void em_cg_pack(const float *w, int64_t rows, int64_t k, float *dst);
+/* Pack only panel p (rows p * EM_CG_MR ... of `rows`, read from w with row stride ldw; w points
+ * at the panel's first row) into dst, the packed form of all `rows`. */
+void em_cg_pack_panel(const float *w, int64_t ldw, int64_t rows, int64_t k, int64_t p,
+                      float *dst);
 
 typedef struct em_cg_epilogue {
     const float *bias; /* one per row of this call, or NULL */

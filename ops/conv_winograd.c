@@ -38,30 +38,48 @@ int64_t em_wino_packed_floats(int64_t M, int64_t C) {
     return 16 * em_cg_packed_floats(M, C);
 }
 
+/* U = G g G^T for the C filters of output channel m, written to u[xi][c] (xi-th matrix, row
+ * stride C). G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. Sixteen filters at a time with the
+ * filter index innermost (the compiler vectorizes it): packing must not make session creation
+ * slow. */
+EM_VECTOR_CLONES
+static void transform_filters(const float *restrict w, int64_t C, float *restrict u,
+                              int64_t xi_stride) {
+    for (int64_t c0 = 0; c0 < C; c0 += 16) {
+        const int n = C - c0 < 16 ? (int)(C - c0) : 16;
+        float g[9][16] = {{0}}, gg[4][3][16], out[16][16];
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < 9; t++) g[t][i] = w[(c0 + i) * 9 + t];
+        for (int k = 0; k < 3; k++)
+            for (int i = 0; i < 16; i++) {
+                gg[0][k][i] = g[k][i];
+                gg[1][k][i] = 0.5f * (g[k][i] + g[3 + k][i] + g[6 + k][i]);
+                gg[2][k][i] = 0.5f * (g[k][i] - g[3 + k][i] + g[6 + k][i]);
+                gg[3][k][i] = g[6 + k][i];
+            }
+        for (int r = 0; r < 4; r++)
+            for (int i = 0; i < 16; i++) {
+                out[4 * r + 0][i] = gg[r][0][i];
+                out[4 * r + 1][i] = 0.5f * (gg[r][0][i] + gg[r][1][i] + gg[r][2][i]);
+                out[4 * r + 2][i] = 0.5f * (gg[r][0][i] - gg[r][1][i] + gg[r][2][i]);
+                out[4 * r + 3][i] = gg[r][2][i];
+            }
+        for (int xi = 0; xi < 16; xi++)
+            memcpy(u + xi * xi_stride + c0, out[xi], (size_t)n * sizeof(float));
+    }
+}
+
 bool em_wino_pack(const float *w, int64_t M, int64_t C, float *dst) {
-    float *u = malloc(sizeof(float) * (size_t)(16 * M * C));
+    /* One register panel of filters at a time: its 16 transformed matrices, then packed. */
+    float *u = malloc(sizeof(float) * (size_t)(16 * EM_CG_MR * C));
     if (!u) return false;
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t c = 0; c < C; c++) {
-            const float *g = w + (m * C + c) * 9;
-            /* Gg = G g (4 x 3), G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]; then U = Gg G^T. */
-            double gg[4][3], uu[4][4];
-            for (int k = 0; k < 3; k++) {
-                gg[0][k] = g[k];
-                gg[1][k] = 0.5 * ((double)g[k] + g[3 + k] + g[6 + k]);
-                gg[2][k] = 0.5 * ((double)g[k] - g[3 + k] + g[6 + k]);
-                gg[3][k] = g[6 + k];
-            }
-            for (int r = 0; r < 4; r++) {
-                uu[r][0] = gg[r][0];
-                uu[r][1] = 0.5 * (gg[r][0] + gg[r][1] + gg[r][2]);
-                uu[r][2] = 0.5 * (gg[r][0] - gg[r][1] + gg[r][2]);
-                uu[r][3] = gg[r][2];
-            }
-            for (int xi = 0; xi < 16; xi++) u[(xi * M + m) * C + c] = (float)uu[xi / 4][xi % 4];
-        }
     const int64_t per = em_cg_packed_floats(M, C);
-    for (int xi = 0; xi < 16; xi++) em_cg_pack(u + xi * M * C, M, C, dst + xi * per);
+    for (int64_t p = 0; p * EM_CG_MR < M; p++) {
+        for (int64_t r = 0; r < EM_CG_MR && p * EM_CG_MR + r < M; r++)
+            transform_filters(w + (p * EM_CG_MR + r) * C * 9, C, u + r * C, EM_CG_MR * C);
+        for (int xi = 0; xi < 16; xi++)
+            em_cg_pack_panel(u + xi * EM_CG_MR * C, C, M, C, p, dst + xi * per);
+    }
     free(u);
     return true;
 }

@@ -69,12 +69,16 @@ size_t em_nbytes(const em_tensor *t) {
     return (size_t)n * em_dtype_size(t->dtype);
 }
 
-void *em_aligned_alloc(size_t bytes) {
+void *em_aligned_alloc_uninit(size_t bytes) {
     size_t size = (bytes + EM_ALIGN - 1) / EM_ALIGN * EM_ALIGN;
     if (size == 0) size = EM_ALIGN;
     if (size < bytes) return NULL;
-    void *p = aligned_alloc(EM_ALIGN, size);
-    if (p) memset(p, 0, size);
+    return aligned_alloc(EM_ALIGN, size);
+}
+
+void *em_aligned_alloc(size_t bytes) {
+    void *p = em_aligned_alloc_uninit(bytes);
+    if (p) memset(p, 0, (bytes + EM_ALIGN - 1) / EM_ALIGN * EM_ALIGN);
     return p;
 }
 

@@ -45,6 +45,8 @@ bool em_dtype_is_signed_int(ember_dtype dt);
 bool em_dtype_is_unsigned_int(ember_dtype dt);
 
 void *em_aligned_alloc(size_t bytes); /* 64-byte aligned, zeroed; free with em_aligned_free */
+/* The same, not zeroed: for buffers the caller writes in full at once (packed weights). */
+void *em_aligned_alloc_uninit(size_t bytes);
 void em_aligned_free(void *p);
 
 /* Heap tensor with owned, zeroed data. Returns NULL on bad shape / no memory (err set). */
