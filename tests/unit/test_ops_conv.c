@@ -682,7 +682,7 @@ Test(conv, direct_few_channels) {
         {.nsp = 2,
          .n = 3,
          .c = 1,
-         .m = 8,
+         .m = 16,
          .group = 1,
          .in = {8, 8},
          .k = {3, 3},
