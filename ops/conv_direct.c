@@ -7,7 +7,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define DC_X86 1
-#include <immintrin.h>
+#include "simd512.h"
 #else
 #define DC_X86 0
 #endif
@@ -37,7 +37,7 @@ void em_dc_pack(const float *w, int64_t M, int64_t C, int64_t KH, int64_t KW, fl
 
 #if DC_X86
 
-#define TARGET_512 __attribute__((target("avx512f")))
+#define TARGET_512 EM_TARGET_512
 
 typedef struct dc_job {
     const em_dc_geom *g;
@@ -82,21 +82,6 @@ TARGET_512 static inline void transpose16(__m512 r[16]) {
     }
 }
 
-TARGET_512 static inline __m512 activate(__m512 v, const em_activation *act) {
-    switch (act->kind) {
-    case EM_ACT_RELU:
-        return _mm512_max_ps(v, _mm512_setzero_ps());
-    case EM_ACT_CLIP:
-        return _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(act->alpha)),
-                             _mm512_set1_ps(act->beta));
-    case EM_ACT_LEAKY_RELU:
-        return _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v,
-                                  _mm512_set1_ps(act->alpha));
-    default:
-        return v;
-    }
-}
-
 /* One output row oy of image n: rows holds the C x KH padded input rows it reads. The column
  * stride SX is a constant in each specialization below, so the 16 broadcast addresses are
  * fixed offsets instead of 16 index registers. */
@@ -104,8 +89,8 @@ static inline __attribute__((always_inline)) TARGET_512 void
 output_row_impl(const dc_job *j, int64_t n, int64_t oy, const float *rows, const int64_t SX) {
     const em_dc_geom *g = j->g;
     const int64_t K = g->C * g->KH * g->KW, sx = SX > 0 ? SX : g->sx, M = g->M, OW = g->OW;
-    const bool in_regs = j->act.kind == EM_ACT_NONE || j->act.kind == EM_ACT_RELU ||
-                         j->act.kind == EM_ACT_CLIP || j->act.kind == EM_ACT_LEAKY_RELU;
+    const bool in_regs = em512_act_in_registers(j->act.kind);
+    const __m512 act_lo = _mm512_set1_ps(j->act.alpha), act_hi = _mm512_set1_ps(j->act.beta);
     for (int64_t ox0 = 0; ox0 < OW; ox0 += 16) {
         const int64_t np = OW - ox0 < 16 ? OW - ox0 : 16;
         const __mmask16 pm = (__mmask16)((1u << np) - 1);
@@ -136,7 +121,7 @@ output_row_impl(const dc_job *j, int64_t n, int64_t oy, const float *rows, const
                     const float *zr = j->z + ((n * M + mb * 16 + l) * g->OH + oy) * OW + ox0;
                     v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(pm, zr));
                 }
-                if (in_regs) v = activate(v, &j->act);
+                if (in_regs) v = em512_activate(v, j->act.kind, act_lo, act_hi);
                 _mm512_mask_storeu_ps(yr, pm, v);
                 if (!in_regs) em_activation_apply(&j->act, yr, np);
             }

@@ -12,7 +12,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define DW_X86 1
-#include <immintrin.h>
+#include "simd512.h"
 #else
 #define DW_X86 0
 #endif
@@ -28,21 +28,7 @@ bool em_dw3x3_supported(const em_dw_plane *p) {
 
 #if DW_X86
 
-#define TARGET_512 __attribute__((target("avx512f")))
-
-/* Lanes i of a vector loaded at input column `col` with 0 <= col + i < W. */
-static inline __mmask16 inside(int64_t col, int64_t W) {
-    int64_t lo = -col, hi = W - col;
-    if (lo < 0) lo = 0;
-    if (hi > 16) hi = 16;
-    if (hi <= lo) return 0;
-    return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
-}
-
-/* Masked lanes are never read, so a load "before" the row is fine: its address only names
- * the lanes. Computed as an integer to keep the pointer arithmetic inside the object. */
-#define LOAD(m, row, col)                                                                          \
-    _mm512_maskz_loadu_ps((m), (const void *)((uintptr_t)(row) + (uintptr_t)((col)*4)))
+#define TARGET_512 EM_TARGET_512
 
 /* The epilogue's constants, set once per plane. */
 typedef struct epi_regs {
@@ -55,12 +41,7 @@ static inline __attribute__((always_inline)) TARGET_512 __m512 epilogue(__m512 a
                                                                         const float *z, int kind,
                                                                         __m512 lo, __m512 hi) {
     if (z) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(om, z));
-    if (kind == EM_ACT_RELU) return _mm512_max_ps(acc, _mm512_setzero_ps());
-    if (kind == EM_ACT_CLIP) return _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
-    if (kind == EM_ACT_LEAKY_RELU)
-        return _mm512_mask_mul_ps(acc, _mm512_cmp_ps_mask(acc, _mm512_setzero_ps(), _CMP_LT_OQ),
-                                  acc, lo);
-    return acc;
+    return em512_activate(acc, kind, lo, hi);
 }
 
 /* Column blocks of one output row: per block of 16 outputs, the first input column and the
@@ -79,12 +60,12 @@ static void col_blocks(const em_dw_plane *p, int64_t ox0, int n_blocks, col_bloc
         b[i].om = (__mmask16)((1u << n) - 1);
         if (p->sx == 1) {
             b[i].c0 = ox - p->px;
-            for (int k = 0; k < 3; k++) b[i].m[k] = inside(b[i].c0 + k, p->W) & b[i].om;
+            for (int k = 0; k < 3; k++) b[i].m[k] = em512_inside(b[i].c0 + k, p->W) & b[i].om;
             b[i].m[3] = 0;
         } else {
             b[i].c0 = 2 * ox - p->px;
             static const int offset[4] = {0, 16, 2, 18};
-            for (int k = 0; k < 4; k++) b[i].m[k] = inside(b[i].c0 + offset[k], p->W);
+            for (int k = 0; k < 4; k++) b[i].m[k] = em512_inside(b[i].c0 + offset[k], p->W);
         }
         b[i].full = b[i].om == 0xFFFF && b[i].m[0] == 0xFFFF && b[i].m[1] == 0xFFFF &&
                     b[i].m[2] == 0xFFFF && (p->sx == 1 || b[i].m[3] == 0xFFFF);
@@ -128,7 +109,7 @@ static const float zero_row[ZERO_ROW + 64];
         acc = _mm512_add_ps(acc, acc2);                                                            \
     }
 #define LD_FULL(k, row, col) _mm512_loadu_ps((row) + (col))
-#define LD_MASK(k, row, col) LOAD(mk##k, row, col)
+#define LD_MASK(k, row, col) EM512_LOAD(mk##k, row, col)
 
 /* The plane for one stride (1 / 2) and one in-register activation kind: both are constants
  * in each call below, so the block loops carry no branches on them. */
@@ -234,9 +215,10 @@ flat_impl(const em_dw_plane *p, const em_dw_planes *q, int64_t begin, int64_t en
             const int64_t j = 16 * v;
             __m512 acc = bv, acc2 = _mm512_setzero_ps();
             for (int t = 0; t < 9; t += 2) {
-                acc = _mm512_fmadd_ps(LOAD(m[v][t], x, j + off[t]), wv[t], acc);
+                acc = _mm512_fmadd_ps(EM512_LOAD(m[v][t], x, j + off[t]), wv[t], acc);
                 if (t + 1 < 9)
-                    acc2 = _mm512_fmadd_ps(LOAD(m[v][t + 1], x, j + off[t + 1]), wv[t + 1], acc2);
+                    acc2 = _mm512_fmadd_ps(EM512_LOAD(m[v][t + 1], x, j + off[t + 1]), wv[t + 1],
+                                           acc2);
             }
             const __mmask16 om = n - j >= 16 ? 0xFFFF : (__mmask16)((1u << (n - j)) - 1);
             acc = epilogue(_mm512_add_ps(acc, acc2), om, z ? z + j : NULL, kind, lo_v, hi_v);
@@ -267,8 +249,7 @@ static void planes_avx512(const em_dw_plane *p, const em_dw_planes *q, int64_t b
                                        {plane_s2_0, plane_s2_1, plane_s2_2, plane_s2_3}};
     const em_activation *act = q->act;
     const int kind = act ? (int)act->kind : EM_ACT_NONE;
-    const bool in_regs = kind == EM_ACT_NONE || kind == EM_ACT_RELU || kind == EM_ACT_CLIP ||
-                         kind == EM_ACT_LEAKY_RELU;
+    const bool in_regs = em512_act_in_registers(kind);
     const plane_fn fn = fns[p->sx - 1][in_regs ? kind : EM_ACT_NONE];
     if (q->flat && q->flat->n_vectors > 0) {
         typedef void (*flat_fn)(const em_dw_plane *, const em_dw_planes *, int64_t, int64_t,

@@ -18,7 +18,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define WINO_X86 1
-#include <immintrin.h>
+#include "simd512.h"
 #else
 #define WINO_X86 0
 #endif
@@ -86,7 +86,7 @@ bool em_wino_pack(const float *w, int64_t M, int64_t C, float *dst) {
 
 #if WINO_X86
 
-#define TARGET_512 __attribute__((target("avx512f")))
+#define TARGET_512 EM_TARGET_512
 
 typedef struct wino_job {
     const em_wino_geom *g;
@@ -100,20 +100,6 @@ typedef struct wino_job {
     size_t slot_bytes;
 } wino_job;
 
-/* Lanes i of a vector loaded at column `col` of a row of W floats with 0 <= col + i < W. */
-static inline __mmask16 inside(int64_t col, int64_t W) {
-    int64_t lo = -col, hi = W - col;
-    if (lo < 0) lo = 0;
-    if (hi > 16) hi = 16;
-    if (hi <= lo) return 0;
-    return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
-}
-
-/* Masked lanes are never read: the address only names the lanes (integer arithmetic keeps
- * the pointer inside the object). */
-#define LOAD(m, row, col)                                                                          \
-    _mm512_maskz_loadu_ps((m), (const void *)((uintptr_t)(row) + (uintptr_t)((col)*4)))
-
 /* Input transform of `cnt` (<= 16) tiles of one tile row, starting at tile column tx0, for
  * every channel: V[xi][c][l0 + i], row stride ldv. */
 TARGET_512 static void input_tiles(const wino_job *j, int64_t n, int64_t ty, int64_t tx0, int cnt,
@@ -123,8 +109,8 @@ TARGET_512 static void input_tiles(const wino_job *j, int64_t n, int64_t ty, int
     const __m512i even =
         _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    const __mmask16 m_lo = inside(c0, W), m_hi = inside(c0 + 16, W), m_lo2 = inside(c0 + 2, W),
-                    m_hi2 = inside(c0 + 18, W);
+    const __mmask16 m_lo = em512_inside(c0, W), m_hi = em512_inside(c0 + 16, W),
+                    m_lo2 = em512_inside(c0 + 2, W), m_hi2 = em512_inside(c0 + 18, W);
     const __mmask16 out = (__mmask16)((1u << cnt) - 1);
     bool row_in[4];
     for (int r = 0; r < 4; r++) {
@@ -140,8 +126,9 @@ TARGET_512 static void input_tiles(const wino_job *j, int64_t n, int64_t ty, int
                 continue;
             }
             const float *row = plane + (2 * ty - g->pt + r) * W;
-            const __m512 lo = LOAD(m_lo, row, c0), hi = LOAD(m_hi, row, c0 + 16);
-            const __m512 lo2 = LOAD(m_lo2, row, c0 + 2), hi2 = LOAD(m_hi2, row, c0 + 18);
+            const __m512 lo = EM512_LOAD(m_lo, row, c0), hi = EM512_LOAD(m_hi, row, c0 + 16);
+            const __m512 lo2 = EM512_LOAD(m_lo2, row, c0 + 2),
+                         hi2 = EM512_LOAD(m_hi2, row, c0 + 18);
             d[r][0] = _mm512_permutex2var_ps(lo, even, hi);
             d[r][1] = _mm512_permutex2var_ps(lo, odd, hi);
             d[r][2] = _mm512_permutex2var_ps(lo2, even, hi2);
@@ -166,21 +153,6 @@ TARGET_512 static void input_tiles(const wino_job *j, int64_t n, int64_t ty, int
     }
 }
 
-TARGET_512 static inline __m512 activate(__m512 v, const em_activation *act) {
-    switch (act->kind) {
-    case EM_ACT_RELU:
-        return _mm512_max_ps(v, _mm512_setzero_ps());
-    case EM_ACT_CLIP:
-        return _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(act->alpha)),
-                             _mm512_set1_ps(act->beta));
-    case EM_ACT_LEAKY_RELU:
-        return _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v,
-                                  _mm512_set1_ps(act->alpha));
-    default:
-        return v;
-    }
-}
-
 /* Output transform of `cnt` tiles of one tile row (M[xi][m][l0 + i], row stride ldm) for
  * every output channel, with bias, Z and the activation. */
 TARGET_512 static void output_tiles(const wino_job *j, int64_t n, int64_t ty, int64_t tx0, int cnt,
@@ -195,9 +167,9 @@ TARGET_512 static void output_tiles(const wino_job *j, int64_t n, int64_t ty, in
     /* Output columns 2 * tx0 + [0, 32) that exist. */
     int64_t lim = OW - 2 * tx0;
     if (lim > 2 * cnt) lim = 2 * cnt;
-    const __mmask16 m0 = inside(0, lim), m1 = inside(16, lim);
-    const bool in_regs = j->act.kind == EM_ACT_NONE || j->act.kind == EM_ACT_RELU ||
-                         j->act.kind == EM_ACT_CLIP || j->act.kind == EM_ACT_LEAKY_RELU;
+    const __mmask16 m0 = em512_inside(0, lim), m1 = em512_inside(16, lim);
+    const bool in_regs = em512_act_in_registers(j->act.kind);
+    const __m512 act_lo = _mm512_set1_ps(j->act.alpha), act_hi = _mm512_set1_ps(j->act.beta);
     const int rows = 2 * ty + 1 < OH ? 2 : 1;
     for (int64_t m = m_begin; m < m_end; m++) {
         __m512 s[2][4];
@@ -221,12 +193,12 @@ TARGET_512 static void output_tiles(const wino_job *j, int64_t n, int64_t ty, in
                    v1 = _mm512_permutex2var_ps(e, hi_idx, o);
             const int64_t off = ((n * M + m) * OH + 2 * ty + r) * OW + 2 * tx0;
             if (j->z) {
-                v0 = _mm512_add_ps(v0, LOAD(m0, j->z + off, 0));
-                v1 = _mm512_add_ps(v1, LOAD(m1, j->z + off, 16));
+                v0 = _mm512_add_ps(v0, EM512_LOAD(m0, j->z + off, 0));
+                v1 = _mm512_add_ps(v1, EM512_LOAD(m1, j->z + off, 16));
             }
             if (in_regs) {
-                v0 = activate(v0, &j->act);
-                v1 = activate(v1, &j->act);
+                v0 = em512_activate(v0, j->act.kind, act_lo, act_hi);
+                v1 = em512_activate(v1, j->act.kind, act_lo, act_hi);
             }
             _mm512_mask_storeu_ps(j->y + off, m0, v0);
             if (m1) _mm512_mask_storeu_ps(j->y + off + 16, m1, v1);

@@ -564,6 +564,25 @@ Test(conv, depthwise_3x3_geometries) {
             }
 }
 
+/* The fused activations of the FusedConv tests, by index: LeakyRelu 0.1, Clip [-0.5, 0.7],
+ * Sigmoid, Tanh, HardSigmoid (0.3, 0.4), Relu. */
+static double fused_act_ref(int a, double v) {
+    switch (a) {
+    case 0:
+        return v < 0 ? 0.1 * v : v;
+    case 1:
+        return v < -0.5 ? -0.5 : v > 0.7 ? 0.7 : v;
+    case 2:
+        return 1 / (1 + exp(-v));
+    case 3:
+        return tanh(v);
+    case 4:
+        return fmin(1, fmax(0, 0.3 * v + 0.4));
+    default:
+        return v < 0 ? 0 : v;
+    }
+}
+
 /* FusedConv with each activation against the double reference: C -> M channels in `group`
  * groups, H x W input, stride s, pads 1. */
 static void check_fused_activations(int64_t C, int64_t M, int64_t group, int64_t H, int64_t W,
@@ -593,30 +612,7 @@ static void check_fused_activations(int64_t C, int64_t M, int64_t group, int64_t
                   {"W", 4, {M, cg, 3, 3}, w, true, NULL},
                   {"B", 1, {M}, b, true, NULL}};
     for (int a = 0; a < 6; a++) {
-        for (int64_t i = 0; i < ny; i++) {
-            double v = base[i];
-            switch (a) {
-            case 0:
-                v = v < 0 ? 0.1 * v : v;
-                break;
-            case 1:
-                v = v < -0.5 ? -0.5 : v > 0.7 ? 0.7 : v;
-                break;
-            case 2:
-                v = 1 / (1 + exp(-v));
-                break;
-            case 3:
-                v = tanh(v);
-                break;
-            case 4:
-                v = fmin(1, fmax(0, 0.3 * v + 0.4));
-                break;
-            default:
-                v = v < 0 ? 0 : v;
-                break;
-            }
-            want[i] = v;
-        }
+        for (int64_t i = 0; i < ny; i++) want[i] = fused_act_ref(a, base[i]);
         tattr attrs[] = {{"group", 'i', group, 0, NULL, 0, NULL, NULL},
                          {"pads", 'I', 0, 0, NULL, 4, pads, NULL},
                          {"strides", 'I', 0, 0, NULL, 2, strides, NULL},
@@ -1306,27 +1302,7 @@ Test(conv, fused_activations) {
     const int n_params[] = {1, 2, 0, 0, 2};
     double want[64];
     for (int a = 0; a < 5; a++) {
-        for (int i = 0; i < 64; i++) {
-            double v = base[i];
-            switch (a) {
-            case 0:
-                v = v < 0 ? 0.1 * v : v;
-                break;
-            case 1:
-                v = v < -0.5 ? -0.5 : v > 0.7 ? 0.7 : v;
-                break;
-            case 2:
-                v = 1 / (1 + exp(-v));
-                break;
-            case 3:
-                v = tanh(v);
-                break;
-            default:
-                v = fmin(1, fmax(0, 0.3 * v + 0.4));
-                break;
-            }
-            want[i] = v;
-        }
+        for (int i = 0; i < 64; i++) want[i] = fused_act_ref(a, base[i]);
         tattr attrs[] = {{"activation", 's', 0, 0, names[a], 0, NULL, NULL},
                          {"activation_params", 'F', 0, 0, NULL, n_params[a], NULL, params[a]}};
         ember_tensor *y = NULL;
