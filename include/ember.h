@@ -451,8 +451,9 @@ typedef struct ember_session_options {
      * inputs carry a batch (the same dim 0, at least 2) may run the front of a CNN (the leading
      * convolutions, pooling, normalization and elementwise layers, which treat every sample
      * apart) a few samples at a time, so that their activations stay in cache; the rest of the
-     * graph then runs on the whole batch. Outputs do not change: ember's kernels compute a
-     * sample the same way at any batch size. */
+     * graph then runs on the whole batch. With several threads, each thread runs its own
+     * chunks with scratch memory of its own (each within memory_limit). Outputs do not change:
+     * ember's kernels compute a sample the same way at any batch size. */
     int batch_tiling;
 } ember_session_options;
 

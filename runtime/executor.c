@@ -15,7 +15,7 @@
 typedef struct em_block {
     void *p;
     size_t cap;
-    int refs; /* values (and scratch users) holding it; 0 = free */
+    int refs;  /* values (and scratch users) holding it; 0 = free */
     bool used; /* touched during the current run */
 } em_block;
 
@@ -53,10 +53,14 @@ struct em_run_ctx {
     int placed;        /* Concat inputs placed in the current run */
     int last_placed;   /* ... in the last finished run */
     /* Batch tiling (run_tiled): sized by the session's plan. */
-    em_tensor *tile_saved; /* per tiled graph input: the caller's whole batch */
-    em_tensor *tile_whole; /* per crossing value: its whole-batch shape and buffer */
-    int *tile_block;       /* per crossing value: its whole-batch arena block, or -1 */
+    em_tensor *tile_saved;   /* per tiled graph input: the caller's whole batch */
+    em_tensor *tile_whole;   /* per crossing value: its whole-batch shape and buffer */
+    int *tile_block;         /* per crossing value: its whole-batch arena block, or -1 */
     int chunks, last_chunks; /* chunks of the current / last finished run (0: not tiled) */
+    /* Batch tiling at several threads: a run context per extra thread ("lane"), each running
+     * its own chunks of the front single-threaded; kept (with their arenas) across runs. */
+    em_run_ctx **lanes;
+    int n_lanes;
 };
 
 struct em_exec {
@@ -65,9 +69,10 @@ struct em_exec {
     em_tensor *vals;
     int *block_of; /* per value: arena block or -1 (input, constant, capture) */
     const int *last_use;
-    node_memo *memo; /* per node, or NULL (subgraphs, constant folding) */
+    node_memo *memo;                      /* per node, or NULL (subgraphs, constant folding) */
     const int *concat_into, *concat_slot; /* the plan's Concat placement (root frame), or NULL */
-    int concat_limit; /* only Concat nodes before this one take placed inputs */
+    int concat_limit;                     /* only Concat nodes before this one take placed inputs */
+    int threads;     /* 1: kernels run on the calling thread (a batch-tiling lane); 0: session's */
     bool owns_frame; /* vals / block_of allocated for this frame only */
     int scratch[16]; /* blocks taken by the running kernel */
     int n_scratch;
@@ -219,6 +224,8 @@ em_run_ctx *em_run_ctx_new(struct ember_session *s) {
 
 void em_run_ctx_free(em_run_ctx *rc) {
     if (!rc) return;
+    for (int i = 0; i < rc->n_lanes; i++) em_run_ctx_free(rc->lanes[i]);
+    free(rc->lanes);
     for (int i = 0; i < rc->n_blocks; i++) em_aligned_free(rc->blocks[i].p);
     free(rc->blocks);
     free(rc->vals);
@@ -236,12 +243,20 @@ void em_run_ctx_free(em_run_ctx *rc) {
 /* ---- kernel helpers ---- */
 
 void em_parallel_for(em_exec *ex, int64_t n, int64_t grain, em_range_fn fn, void *ctx) {
+    if (ex && ex->threads == 1) {
+        if (n > 0) fn(ctx, 0, n);
+        return;
+    }
     struct ember_session *s = ex ? ex->rc->s : NULL;
     em_threadpool_run(s ? s->pool : NULL, s ? s->threads : 1, n, grain, fn, ctx);
 }
 
-int em_exec_threads(const em_exec *ex) { return ex ? ex->rc->s->threads : 1; }
-uint64_t em_exec_memory_limit(const em_exec *ex) { return ex ? ex->rc->s->memory_limit : UINT64_MAX; }
+int em_exec_threads(const em_exec *ex) {
+    return ex ? (ex->threads > 0 ? ex->threads : ex->rc->s->threads) : 1;
+}
+uint64_t em_exec_memory_limit(const em_exec *ex) {
+    return ex ? ex->rc->s->memory_limit : UINT64_MAX;
+}
 
 void *em_exec_scratch(em_exec *ex, size_t bytes, ember_error *err) {
     if (ex->n_scratch >= (int)(sizeof ex->scratch / sizeof ex->scratch[0])) {
@@ -254,8 +269,7 @@ void *em_exec_scratch(em_exec *ex, size_t bytes, ember_error *err) {
     return ex->rc->blocks[b].p;
 }
 
-ember_status em_unsupported_type(const em_node *node, int input, ember_dtype dt,
-                                 ember_error *err) {
+ember_status em_unsupported_type(const em_node *node, int input, ember_dtype dt, ember_error *err) {
     char desc[256];
     return em_fail(err, EMBER_ERR_UNSUPPORTED, "%s: input %d has type %s, which is not supported",
                    em_node_desc(node, desc, sizeof desc), input, em_dtype_name(dt));
@@ -279,8 +293,7 @@ ember_status em_check_input_kinds(const em_node *node, em_tensor *const *in, emb
     return EMBER_OK;
 }
 
-ember_status em_norm_axis(const em_node *node, int64_t axis, int rank, int *out,
-                          ember_error *err) {
+ember_status em_norm_axis(const em_node *node, int64_t axis, int rank, int *out, ember_error *err) {
     int64_t a = axis < 0 ? axis + rank : axis;
     if (a < 0 || a >= (rank > 0 ? rank : 1)) {
         char desc[256];
@@ -430,9 +443,11 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
     em_tensor *in_stack[16];
     em_tensor out_stack[8];
     int out_block_stack[8];
-    em_tensor **in = n->n_inputs <= 16 ? in_stack : malloc(sizeof(em_tensor *) * (size_t)n->n_inputs);
+    em_tensor **in =
+        n->n_inputs <= 16 ? in_stack : malloc(sizeof(em_tensor *) * (size_t)n->n_inputs);
     em_tensor *outs = n->n_outputs <= 8 ? out_stack : calloc((size_t)n->n_outputs, sizeof *outs);
-    int *out_block = n->n_outputs <= 8 ? out_block_stack : malloc(sizeof(int) * (size_t)n->n_outputs);
+    int *out_block =
+        n->n_outputs <= 8 ? out_block_stack : malloc(sizeof(int) * (size_t)n->n_outputs);
     ember_status st = EMBER_OK;
     bool outs_ready = false;
     char desc[256];
@@ -440,7 +455,8 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
         st = em_fail(err, EMBER_ERR_OUT_OF_MEMORY, "out of memory");
         goto done;
     }
-    for (int k = 0; k < n->n_inputs; k++) in[k] = n->inputs[k] >= 0 ? &ex->vals[n->inputs[k]] : NULL;
+    for (int k = 0; k < n->n_inputs; k++)
+        in[k] = n->inputs[k] >= 0 ? &ex->vals[n->inputs[k]] : NULL;
     for (int k = 0; k < n->n_outputs; k++) {
         memset(&outs[k], 0, sizeof outs[k]);
         outs[k].rank = -1;
@@ -451,8 +467,7 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
     bool memo_was_hit = memo && memo_hit(ex, n, memo, in);
     if (memo_was_hit) {
         for (int k = 0; k < n->n_outputs; k++)
-            em_tensor_set_shape(&outs[k], memo->out[k].dtype, memo->out[k].dims,
-                                memo->out[k].rank);
+            em_tensor_set_shape(&outs[k], memo->out[k].dtype, memo->out[k].dims, memo->out[k].rank);
     } else {
         if (memo) memo->valid = false;
         st = em_check_input_kinds(n, in, err);
@@ -467,7 +482,8 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
     for (int k = 0; k < n->n_outputs; k++) {
         em_tensor *o = &outs[k];
         if ((o->kind != EMBER_KIND_TENSOR && !(flags & EM_OP_ANY_KIND)) ||
-            (o->kind == EMBER_KIND_TENSOR && o->dtype == EMBER_STRING && !(flags & EM_OP_STRINGS))) {
+            (o->kind == EMBER_KIND_TENSOR && o->dtype == EMBER_STRING &&
+             !(flags & EM_OP_STRINGS))) {
             st = em_fail(err, EMBER_ERR_RUNTIME, "%s: output %d is a %s",
                          em_node_desc(n, desc, sizeof desc), k,
                          o->kind == EMBER_KIND_TENSOR ? "string tensor" : em_kind_name(o->kind));
@@ -573,8 +589,8 @@ static ember_status run_node(em_exec *ex, int ni, ember_error *err) {
     for (int k = 0; k < n->n_outputs && (flags & boxing); k++) {
         em_tensor *o = &outs[k];
         if (em_value_boxed(o)) {
-            bool needs_data = o->kind == EMBER_KIND_SEQUENCE ||
-                              (o->kind == EMBER_KIND_TENSOR && o->rank >= 0);
+            bool needs_data =
+                o->kind == EMBER_KIND_SEQUENCE || (o->kind == EMBER_KIND_TENSOR && o->rank >= 0);
             if (n->outputs[k] >= 0 && needs_data && !o->data) {
                 st = em_fail(err, EMBER_ERR_RUNTIME, "%s: output %d was not produced",
                              em_node_desc(n, desc, sizeof desc), k);
@@ -656,17 +672,21 @@ static ember_status run_frame(em_exec *ex, ember_error *err) {
  * thread. */
 #define TILE_BYTES (4u << 20)
 
-/* Number of chunks for this run (1: run as a whole), and the batch in *batch. */
-static int64_t tile_chunks(const em_exec *ex, int64_t *batch) {
+/* Number of chunks for this run (1: run as a whole), and the batch in *batch; *lane_chunks:
+ * the number of chunks of one thread's share each, for running chunks on separate threads. */
+static int64_t tile_chunks(const em_exec *ex, int64_t *batch, int64_t *lane_chunks) {
     const struct ember_session *s = ex->rc->s;
     const em_plan *p = &s->plan;
+    *lane_chunks = 1;
     if (p->tile_cut <= 0 || p->n_tile_inputs <= 0 || p->tile_sample_bytes <= 0) return 1;
     int64_t b = -1;
     for (int i = 0; i < p->n_tile_inputs; i++) {
         const em_tensor *t = &ex->vals[p->tile_inputs[i]];
         if (em_value_boxed(t) || t->rank < 1 || !t->data || em_nbytes(t) == 0) return 1;
-        if (b < 0) b = t->dims[0];
-        else if (t->dims[0] != b) return 1;
+        if (b < 0)
+            b = t->dims[0];
+        else if (t->dims[0] != b)
+            return 1;
     }
     for (int i = 0; i < p->n_tile_fixed; i++) { /* the caller replaced a weight: no plan */
         int v = p->tile_fixed[i];
@@ -674,10 +694,12 @@ static int64_t tile_chunks(const em_exec *ex, int64_t *batch) {
     }
     uint64_t per = s->tile_bytes / (uint64_t)p->tile_sample_bytes;
     if (per < 1) per = 1;
+    if (b < 2) return 1;
+    *batch = b;
+    *lane_chunks = per < (uint64_t)b ? (b + (int64_t)per - 1) / (int64_t)per : 1;
     uint64_t threads = s->threads > 1 ? (uint64_t)s->threads : 1;
     per = per > (uint64_t)INT64_MAX / threads ? (uint64_t)INT64_MAX : per * threads;
-    if (b < 2 || per >= (uint64_t)b) return 1;
-    *batch = b;
+    if (per >= (uint64_t)b) return 1;
     return (b + (int64_t)per - 1) / (int64_t)per;
 }
 
@@ -685,8 +707,8 @@ static int64_t tile_chunks(const em_exec *ex, int64_t *batch) {
  * then release the chunk's value. The buffer was taken before the first chunk from the static
  * shape (taking it first keeps the arena's layout the same from run to run); the first chunk
  * sets its shape, and takes another buffer if the static shape was not the real one. */
-static ember_status gather_crossing(em_exec *ex, int k, int64_t start, int64_t count,
-                                    int64_t batch, ember_error *err) {
+static ember_status gather_crossing(em_exec *ex, int k, int64_t start, int64_t count, int64_t batch,
+                                    ember_error *err) {
     em_run_ctx *rc = ex->rc;
     int v = rc->s->plan.tile_cross[k];
     const em_tensor *t = &ex->vals[v];
@@ -781,6 +803,198 @@ static ember_status run_tiled(em_exec *ex, int64_t batch, int64_t n_chunks, embe
     return st;
 }
 
+/* ---- batch tiling on several threads: one chunk per thread at a time ----
+ * Kernels split a small chunk over threads badly (a layer's work is cut into pieces with a
+ * synchronization each); instead each thread ("lane") runs whole chunks of the front on its
+ * own run context (value table, arena, shape memos), single-threaded, and writes the values
+ * crossing the cut into the whole-batch buffers of the main context (disjoint samples). Needs
+ * the crossing values' per-sample shapes known at load, so the buffers exist before any lane
+ * starts; otherwise the chunks run one after another (run_tiled). */
+
+static ember_status frame_init(em_exec *ex, em_run_ctx *rc, const em_graph *g, const int *last_use,
+                               bool root, ember_error *err);
+static void frame_free(em_exec *ex);
+
+typedef struct lanes_job {
+    em_exec *main;
+    const em_tensor *inputs; /* the graph inputs as given, one per graph input slot */
+    int64_t batch, n_chunks;
+    int n_lanes;
+    ember_status *status;
+    ember_error *errs;
+    int *chunks;
+} lanes_job;
+
+static int64_t chunk_start(int64_t batch, int64_t n_chunks, int64_t j) {
+    return j * (batch / n_chunks) + (j < batch % n_chunks ? j : batch % n_chunks);
+}
+
+/* Chunks lane, lane + n_lanes, ... of the front on frame ex. */
+static ember_status lane_chunks_run(const lanes_job *job, em_exec *ex, int lane, int *done,
+                                    ember_error *err) {
+    em_run_ctx *main_rc = job->main->rc;
+    const em_plan *p = &main_rc->s->plan;
+    const int cut = p->tile_cut;
+    for (int64_t j = lane; j < job->n_chunks; j += job->n_lanes) {
+        const int64_t start = chunk_start(job->batch, job->n_chunks, j);
+        const int64_t count = chunk_start(job->batch, job->n_chunks, j + 1) - start;
+        for (int i = 0; i < p->n_tile_inputs; i++) {
+            const em_tensor *whole = &main_rc->tile_saved[i];
+            size_t sample = em_nbytes(whole) / (size_t)job->batch;
+            em_tensor *view = &ex->vals[p->tile_inputs[i]];
+            *view = *whole;
+            view->owns_data = false;
+            view->dims[0] = count;
+            view->data = (char *)whole->data + (size_t)start * sample;
+            view->capacity = sample * (size_t)count;
+        }
+        for (int i = 0; i < cut; i++) EM_TRY(run_node(ex, i, err));
+        for (int k = 0; k < p->n_tile_cross; k++) {
+            int v = p->tile_cross[k];
+            const em_tensor *t = &ex->vals[v];
+            const em_tensor *whole = &main_rc->tile_whole[k];
+            bool same = !em_value_boxed(t) && t->dtype == whole->dtype && t->rank == whole->rank &&
+                        t->dims[0] == count && (t->data || !em_numel(t));
+            for (int d = 1; same && d < t->rank; d++) same = t->dims[d] == whole->dims[d];
+            if (!same)
+                return em_fail(err, EMBER_ERR_RUNTIME,
+                               "batch tiling: value '%s' does not have its planned shape",
+                               ex->g->values[v].name);
+            size_t sample = em_nbytes(whole) / (size_t)job->batch;
+            if (sample)
+                memcpy((char *)whole->data + (size_t)start * sample, t->data,
+                       sample * (size_t)count);
+            release_value(ex, v);
+            ex->vals[v].rank = -1;
+        }
+        (*done)++;
+    }
+    return EMBER_OK;
+}
+
+static void lanes_range(void *ctx, int64_t begin, int64_t end) {
+    lanes_job *job = ctx;
+    em_exec *main = job->main;
+    for (int64_t lane = begin; lane < end; lane++) {
+        ember_error *err = &job->errs[lane];
+        if (lane == 0) {
+            main->threads = 1;
+            job->status[0] = lane_chunks_run(job, main, 0, &job->chunks[0], err);
+            main->threads = 0;
+            continue;
+        }
+        em_run_ctx *rc = main->rc->lanes[lane - 1];
+        const em_graph *g = main->g;
+        em_exec ex;
+        ember_status st = frame_init(&ex, rc, g, main->last_use, true, err);
+        if (st == EMBER_OK) {
+            ex.threads = 1;
+            ex.concat_limit = main->rc->s->plan.tile_cut;
+            rc->peak_bytes = rc->arena_bytes;
+            for (int i = 0; i < g->n_inputs; i++) { /* what the caller gave (views below) */
+                ex.vals[g->inputs[i]] = job->inputs[i];
+                ex.vals[g->inputs[i]].owns_data = false;
+            }
+            st = lane_chunks_run(job, &ex, (int)lane, &job->chunks[lane], err);
+            frame_free(&ex);
+            for (int i = 0; i < g->n_inputs; i++) /* no reference to the caller's data left */
+                ex.vals[g->inputs[i]] = (em_tensor){.rank = -1};
+        }
+        arena_trim(rc);
+        job->status[lane] = st;
+    }
+}
+
+/* EMBER_OK after running the whole graph; EMBER_ERR_UNSUPPORTED (with nothing run) when the
+ * lanes cannot be used for this run: the caller then runs the chunks one after another. */
+static ember_status run_tiled_lanes(em_exec *ex, int64_t batch, int64_t n_chunks,
+                                    ember_error *err) {
+    em_run_ctx *rc = ex->rc;
+    struct ember_session *s = rc->s;
+    const em_plan *p = &s->plan;
+    const int cut = p->tile_cut, n_lanes = s->threads;
+    /* Whole-batch buffers from the static per-sample shapes. */
+    for (int k = 0; k < p->n_tile_cross; k++) {
+        const em_tensor *info = &ex->g->values[p->tile_cross[k]].info;
+        int64_t sample = info->rank >= 1 ? em_shape_numel(info->dims + 1, info->rank - 1) : -1;
+        if (info->kind != EMBER_KIND_TENSOR || info->dtype == EMBER_UNDEFINED || sample < 0 ||
+            (sample > 0 &&
+             (size_t)batch > SIZE_MAX / ((size_t)sample * em_dtype_size(info->dtype))))
+            return EMBER_ERR_UNSUPPORTED;
+    }
+    if (rc->n_lanes < n_lanes - 1) {
+        em_run_ctx **l = realloc(rc->lanes, sizeof *l * (size_t)(n_lanes - 1));
+        if (!l) return EMBER_ERR_UNSUPPORTED;
+        rc->lanes = l;
+        while (rc->n_lanes < n_lanes - 1) {
+            em_run_ctx *lane = em_run_ctx_new(s);
+            if (!lane) return EMBER_ERR_UNSUPPORTED;
+            rc->lanes[rc->n_lanes++] = lane;
+        }
+    }
+    ember_status *status = calloc((size_t)n_lanes, sizeof *status);
+    ember_error *errs = calloc((size_t)n_lanes, sizeof *errs);
+    int *chunks = calloc((size_t)n_lanes, sizeof *chunks);
+    /* Lane 0 rebinds the main frame's inputs to its chunks: the others copy them from here. */
+    em_tensor *inputs = calloc((size_t)ex->g->n_inputs + 1, sizeof *inputs);
+    if (!status || !errs || !chunks || !inputs) {
+        free(status), free(errs), free(chunks), free(inputs);
+        return EMBER_ERR_UNSUPPORTED;
+    }
+    for (int i = 0; i < ex->g->n_inputs; i++) inputs[i] = ex->vals[ex->g->inputs[i]];
+    ember_status st = EMBER_OK;
+    for (int k = 0; k < p->n_tile_cross && st == EMBER_OK; k++) {
+        const em_tensor *info = &ex->g->values[p->tile_cross[k]].info;
+        em_tensor *whole = &rc->tile_whole[k];
+        em_tensor_set_shape(whole, info->dtype, info->dims, info->rank);
+        whole->dims[0] = batch;
+        size_t bytes = em_nbytes(whole);
+        rc->tile_block[k] = arena_take(rc, bytes, err);
+        if (rc->tile_block[k] < 0) {
+            st = err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+            break;
+        }
+        whole->data = rc->blocks[rc->tile_block[k]].p;
+        whole->capacity = rc->blocks[rc->tile_block[k]].cap;
+    }
+    for (int i = 0; i < p->n_tile_inputs; i++) rc->tile_saved[i] = ex->vals[p->tile_inputs[i]];
+    if (st == EMBER_OK) {
+        lanes_job job = {.main = ex,
+                         .inputs = inputs,
+                         .batch = batch,
+                         .n_chunks = n_chunks,
+                         .n_lanes = n_lanes,
+                         .status = status,
+                         .errs = errs,
+                         .chunks = chunks};
+        ex->concat_limit = cut;
+        em_threadpool_run(s->pool, n_lanes, n_lanes, 1, lanes_range, &job);
+        ex->concat_limit = ex->g->n_nodes;
+        for (int l = 0; l < n_lanes; l++) {
+            rc->chunks += chunks[l];
+            if (st == EMBER_OK && status[l] != EMBER_OK) {
+                st = status[l];
+                if (err) *err = errs[l];
+            }
+        }
+    }
+    for (int i = 0; i < p->n_tile_inputs; i++) ex->vals[p->tile_inputs[i]] = rc->tile_saved[i];
+    for (int k = 0; k < p->n_tile_cross; k++) {
+        int b = rc->tile_block[k];
+        rc->tile_block[k] = -1;
+        if (st != EMBER_OK) {
+            arena_release(rc, b);
+            continue;
+        }
+        int v = p->tile_cross[k];
+        ex->vals[v] = rc->tile_whole[k];
+        ex->block_of[v] = b;
+    }
+    free(status), free(errs), free(chunks), free(inputs);
+    for (int i = cut; i < ex->g->n_nodes && st == EMBER_OK; i++) st = run_node(ex, i, err);
+    return st;
+}
+
 /* A frame over graph g. With rc->vals (the root graph of a session) the run context's value
  * table is used as is; otherwise (subgraphs, constant folding) a new one is made. */
 static ember_status frame_init(em_exec *ex, em_run_ctx *rc, const em_graph *g, const int *last_use,
@@ -846,7 +1060,8 @@ static ember_status check_input(const em_graph *g, int v, const em_tensor *t, em
             if (decl->dims[d] >= 0 && decl->dims[d] != t->dims[d]) ok = false;
         if (!ok)
             return em_fail(err, EMBER_ERR_SHAPE, "input '%s' has shape %s, the model expects %s",
-                           val->name, em_shape_str(t, a, sizeof a), em_shape_str(decl, b, sizeof b));
+                           val->name, em_shape_str(t, a, sizeof a),
+                           em_shape_str(decl, b, sizeof b));
     }
     return EMBER_OK;
 }
@@ -914,8 +1129,14 @@ ember_status em_execute(struct ember_session *s, em_run_ctx *rc, em_tensor *cons
     }
     rc->chunks = 0;
     if (st == EMBER_OK) {
-        int64_t batch = 0, chunks = tile_chunks(&ex, &batch);
-        st = chunks > 1 ? run_tiled(&ex, batch, chunks, err) : run_frame(&ex, err);
+        int64_t batch = 0, lane_chunks = 1, chunks = tile_chunks(&ex, &batch, &lane_chunks);
+        bool ran = false;
+        if (s->threads > 1 && s->pool && lane_chunks >= s->threads) {
+            st = run_tiled_lanes(&ex, batch, lane_chunks, err);
+            ran = st != EMBER_ERR_UNSUPPORTED;
+            if (!ran) st = EMBER_OK;
+        }
+        if (!ran) st = chunks > 1 ? run_tiled(&ex, batch, chunks, err) : run_frame(&ex, err);
     }
     for (int k = 0; k < n_outputs && st == EMBER_OK; k++) {
         bool shared = false; /* the same output asked for twice */
@@ -957,8 +1178,10 @@ ember_status em_exec_subgraph(em_exec *parent, const em_graph *g, em_tensor *con
         if (decl->kind == EMBER_KIND_OPTIONAL && inputs[i]->kind != EMBER_KIND_OPTIONAL) {
             /* A body input declared optional that receives a plain value (a Loop whose body
              * turns an optional carried value into a sequence): it holds that value. */
-            *slot = (em_tensor){.kind = EMBER_KIND_OPTIONAL, .elem_kind = inputs[i]->kind,
-                                .dtype = inputs[i]->dtype, .data = inputs[i]};
+            *slot = (em_tensor){.kind = EMBER_KIND_OPTIONAL,
+                                .elem_kind = inputs[i]->kind,
+                                .dtype = inputs[i]->dtype,
+                                .data = inputs[i]};
             continue;
         }
         *slot = *inputs[i];
@@ -1047,7 +1270,8 @@ static ember_status plan_memo(const em_graph *g, em_plan *plan, ember_error *err
             if (n->attrs[a].g || n->attrs[a].graphs) ok = false;
         for (int k = 0; k < n->n_outputs && ok; k++) {
             int v = n->outputs[k];
-            if (v >= 0 && (g->values[v].info.rank < 0 || g->values[v].info.dtype == EMBER_UNDEFINED))
+            if (v >= 0 &&
+                (g->values[v].info.rank < 0 || g->values[v].info.dtype == EMBER_UNDEFINED))
                 ok = false;
         }
         plan->memo_ok[i] = ok;
