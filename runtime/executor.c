@@ -749,6 +749,42 @@ static ember_status gather_crossing(em_exec *ex, int k, int64_t start, int64_t c
     return EMBER_OK;
 }
 
+/* Bind the tiled graph inputs of frame ex to samples [start, start + count) of the whole
+ * batch saved in rc->tile_saved. */
+static void bind_chunk(em_exec *ex, const em_run_ctx *rc, int64_t batch, int64_t start,
+                       int64_t count) {
+    const em_plan *p = &rc->s->plan;
+    for (int i = 0; i < p->n_tile_inputs; i++) {
+        const em_tensor *whole = &rc->tile_saved[i];
+        size_t sample = em_nbytes(whole) / (size_t)batch;
+        em_tensor *view = &ex->vals[p->tile_inputs[i]];
+        *view = *whole;
+        view->owns_data = false;
+        view->dims[0] = count;
+        view->data = (char *)whole->data + (size_t)start * sample;
+        view->capacity = sample * (size_t)count;
+    }
+}
+
+/* After the front: the graph inputs back to the whole batch and, when it succeeded, the
+ * crossing values to their whole-batch buffers (released on failure). */
+static void finish_front(em_exec *ex, ember_status st) {
+    em_run_ctx *rc = ex->rc;
+    const em_plan *p = &rc->s->plan;
+    for (int i = 0; i < p->n_tile_inputs; i++) ex->vals[p->tile_inputs[i]] = rc->tile_saved[i];
+    for (int k = 0; k < p->n_tile_cross; k++) {
+        int b = rc->tile_block[k];
+        rc->tile_block[k] = -1;
+        if (st != EMBER_OK) {
+            arena_release(rc, b);
+            continue;
+        }
+        int v = p->tile_cross[k];
+        ex->vals[v] = rc->tile_whole[k];
+        ex->block_of[v] = b;
+    }
+}
+
 static ember_status run_tiled(em_exec *ex, int64_t batch, int64_t n_chunks, ember_error *err) {
     em_run_ctx *rc = ex->rc;
     const em_plan *p = &rc->s->plan;
@@ -771,15 +807,7 @@ static ember_status run_tiled(em_exec *ex, int64_t batch, int64_t n_chunks, embe
     for (int64_t j = 0; j < n_chunks && st == EMBER_OK; j++) {
         /* Equal chunks (sizes differ by at most one), so node shape memos mostly hit. */
         int64_t count = batch / n_chunks + (j < batch % n_chunks);
-        for (int i = 0; i < p->n_tile_inputs; i++) {
-            const em_tensor *whole = &rc->tile_saved[i];
-            size_t sample = em_nbytes(whole) / (size_t)batch;
-            em_tensor *view = &ex->vals[p->tile_inputs[i]];
-            *view = *whole;
-            view->dims[0] = count;
-            view->data = (char *)whole->data + (size_t)start * sample;
-            view->capacity = sample * (size_t)count;
-        }
+        bind_chunk(ex, rc, batch, start, count);
         for (int i = 0; i < cut && st == EMBER_OK; i++) st = run_node(ex, i, err);
         for (int k = 0; k < p->n_tile_cross && st == EMBER_OK; k++)
             st = gather_crossing(ex, k, start, count, batch, err);
@@ -787,18 +815,7 @@ static ember_status run_tiled(em_exec *ex, int64_t batch, int64_t n_chunks, embe
         rc->chunks++;
     }
     ex->concat_limit = ex->g->n_nodes;
-    for (int i = 0; i < p->n_tile_inputs; i++) ex->vals[p->tile_inputs[i]] = rc->tile_saved[i];
-    for (int k = 0; k < p->n_tile_cross; k++) {
-        int b = rc->tile_block[k];
-        rc->tile_block[k] = -1;
-        if (st != EMBER_OK) {
-            arena_release(rc, b);
-            continue;
-        }
-        int v = p->tile_cross[k];
-        ex->vals[v] = rc->tile_whole[k];
-        ex->block_of[v] = b;
-    }
+    finish_front(ex, st);
     for (int i = cut; i < ex->g->n_nodes && st == EMBER_OK; i++) st = run_node(ex, i, err);
     return st;
 }
@@ -838,16 +855,7 @@ static ember_status lane_chunks_run(const lanes_job *job, em_exec *ex, int lane,
     for (int64_t j = lane; j < job->n_chunks; j += job->n_lanes) {
         const int64_t start = chunk_start(job->batch, job->n_chunks, j);
         const int64_t count = chunk_start(job->batch, job->n_chunks, j + 1) - start;
-        for (int i = 0; i < p->n_tile_inputs; i++) {
-            const em_tensor *whole = &main_rc->tile_saved[i];
-            size_t sample = em_nbytes(whole) / (size_t)job->batch;
-            em_tensor *view = &ex->vals[p->tile_inputs[i]];
-            *view = *whole;
-            view->owns_data = false;
-            view->dims[0] = count;
-            view->data = (char *)whole->data + (size_t)start * sample;
-            view->capacity = sample * (size_t)count;
-        }
+        bind_chunk(ex, main_rc, job->batch, start, count);
         for (int i = 0; i < cut; i++) EM_TRY(run_node(ex, i, err));
         for (int k = 0; k < p->n_tile_cross; k++) {
             int v = p->tile_cross[k];
@@ -978,18 +986,7 @@ static ember_status run_tiled_lanes(em_exec *ex, int64_t batch, int64_t n_chunks
             }
         }
     }
-    for (int i = 0; i < p->n_tile_inputs; i++) ex->vals[p->tile_inputs[i]] = rc->tile_saved[i];
-    for (int k = 0; k < p->n_tile_cross; k++) {
-        int b = rc->tile_block[k];
-        rc->tile_block[k] = -1;
-        if (st != EMBER_OK) {
-            arena_release(rc, b);
-            continue;
-        }
-        int v = p->tile_cross[k];
-        ex->vals[v] = rc->tile_whole[k];
-        ex->block_of[v] = b;
-    }
+    finish_front(ex, st);
     free(status), free(errs), free(chunks), free(inputs);
     for (int i = cut; i < ex->g->n_nodes && st == EMBER_OK; i++) st = run_node(ex, i, err);
     return st;
