@@ -61,6 +61,8 @@ struct em_run_ctx {
      * its own chunks of the front single-threaded; kept (with their arenas) across runs. */
     em_run_ctx **lanes;
     int n_lanes;
+    ember_status lane_status; /* how this context's lane ended in the last tiled run */
+    ember_error lane_error;
 };
 
 struct em_exec {
@@ -834,21 +836,16 @@ static void frame_free(em_exec *ex);
 
 typedef struct lanes_job {
     em_exec *main;
-    const em_tensor *inputs; /* the graph inputs as given, one per graph input slot */
     int64_t batch, n_chunks;
     int n_lanes;
-    ember_status *status;
-    ember_error *errs;
-    int *chunks;
 } lanes_job;
 
 static int64_t chunk_start(int64_t batch, int64_t n_chunks, int64_t j) {
     return j * (batch / n_chunks) + (j < batch % n_chunks ? j : batch % n_chunks);
 }
 
-/* Chunks lane, lane + n_lanes, ... of the front on frame ex. */
-static ember_status lane_chunks_run(const lanes_job *job, em_exec *ex, int lane, int *done,
-                                    ember_error *err) {
+/* Chunks lane, lane + n_lanes, ... of the front on frame ex (counted in ex->rc->chunks). */
+static ember_status lane_chunks_run(const lanes_job *job, em_exec *ex, int lane, ember_error *err) {
     em_run_ctx *main_rc = job->main->rc;
     const em_plan *p = &main_rc->s->plan;
     const int cut = p->tile_cut;
@@ -875,41 +872,52 @@ static ember_status lane_chunks_run(const lanes_job *job, em_exec *ex, int lane,
             release_value(ex, v);
             ex->vals[v].rank = -1;
         }
-        (*done)++;
+        ex->rc->chunks++;
     }
     return EMBER_OK;
+}
+
+static bool is_tile_input(const em_plan *p, int v) {
+    for (int i = 0; i < p->n_tile_inputs; i++)
+        if (p->tile_inputs[i] == v) return true;
+    return false;
 }
 
 static void lanes_range(void *ctx, int64_t begin, int64_t end) {
     lanes_job *job = ctx;
     em_exec *main = job->main;
+    const em_plan *p = &main->rc->s->plan;
     for (int64_t lane = begin; lane < end; lane++) {
-        ember_error *err = &job->errs[lane];
         if (lane == 0) {
             main->threads = 1;
-            job->status[0] = lane_chunks_run(job, main, 0, &job->chunks[0], err);
+            main->rc->lane_status = lane_chunks_run(job, main, 0, &main->rc->lane_error);
             main->threads = 0;
             continue;
         }
         em_run_ctx *rc = main->rc->lanes[lane - 1];
+        ember_error *err = &rc->lane_error;
         const em_graph *g = main->g;
         em_exec ex;
+        rc->chunks = 0;
         ember_status st = frame_init(&ex, rc, g, main->last_use, true, err);
         if (st == EMBER_OK) {
             ex.threads = 1;
-            ex.concat_limit = main->rc->s->plan.tile_cut;
+            ex.concat_limit = p->tile_cut;
             rc->peak_bytes = rc->arena_bytes;
-            for (int i = 0; i < g->n_inputs; i++) { /* what the caller gave (views below) */
-                ex.vals[g->inputs[i]] = job->inputs[i];
+            /* The caller's other inputs; the tiled ones, which lane 0 rebinds in the main
+             * frame meanwhile, are bound per chunk from tile_saved. */
+            for (int i = 0; i < g->n_inputs; i++) {
+                if (is_tile_input(p, g->inputs[i])) continue;
+                ex.vals[g->inputs[i]] = main->vals[g->inputs[i]];
                 ex.vals[g->inputs[i]].owns_data = false;
             }
-            st = lane_chunks_run(job, &ex, (int)lane, &job->chunks[lane], err);
+            st = lane_chunks_run(job, &ex, (int)lane, err);
             frame_free(&ex);
             for (int i = 0; i < g->n_inputs; i++) /* no reference to the caller's data left */
                 ex.vals[g->inputs[i]] = (em_tensor){.rank = -1};
         }
         arena_trim(rc);
-        job->status[lane] = st;
+        rc->lane_status = st;
     }
 }
 
@@ -940,16 +948,6 @@ static ember_status run_tiled_lanes(em_exec *ex, int64_t batch, int64_t n_chunks
             rc->lanes[rc->n_lanes++] = lane;
         }
     }
-    ember_status *status = calloc((size_t)n_lanes, sizeof *status);
-    ember_error *errs = calloc((size_t)n_lanes, sizeof *errs);
-    int *chunks = calloc((size_t)n_lanes, sizeof *chunks);
-    /* Lane 0 rebinds the main frame's inputs to its chunks: the others copy them from here. */
-    em_tensor *inputs = calloc((size_t)ex->g->n_inputs + 1, sizeof *inputs);
-    if (!status || !errs || !chunks || !inputs) {
-        free(status), free(errs), free(chunks), free(inputs);
-        return EMBER_ERR_UNSUPPORTED;
-    }
-    for (int i = 0; i < ex->g->n_inputs; i++) inputs[i] = ex->vals[ex->g->inputs[i]];
     ember_status st = EMBER_OK;
     for (int k = 0; k < p->n_tile_cross && st == EMBER_OK; k++) {
         const em_tensor *info = &ex->g->values[p->tile_cross[k]].info;
@@ -967,27 +965,20 @@ static ember_status run_tiled_lanes(em_exec *ex, int64_t batch, int64_t n_chunks
     }
     for (int i = 0; i < p->n_tile_inputs; i++) rc->tile_saved[i] = ex->vals[p->tile_inputs[i]];
     if (st == EMBER_OK) {
-        lanes_job job = {.main = ex,
-                         .inputs = inputs,
-                         .batch = batch,
-                         .n_chunks = n_chunks,
-                         .n_lanes = n_lanes,
-                         .status = status,
-                         .errs = errs,
-                         .chunks = chunks};
+        lanes_job job = {.main = ex, .batch = batch, .n_chunks = n_chunks, .n_lanes = n_lanes};
         ex->concat_limit = cut;
         em_threadpool_run(s->pool, n_lanes, n_lanes, 1, lanes_range, &job);
         ex->concat_limit = ex->g->n_nodes;
         for (int l = 0; l < n_lanes; l++) {
-            rc->chunks += chunks[l];
-            if (st == EMBER_OK && status[l] != EMBER_OK) {
-                st = status[l];
-                if (err) *err = errs[l];
+            em_run_ctx *lane = l == 0 ? rc : rc->lanes[l - 1];
+            if (l > 0) rc->chunks += lane->chunks;
+            if (st == EMBER_OK && lane->lane_status != EMBER_OK) {
+                st = lane->lane_status;
+                if (err) *err = lane->lane_error;
             }
         }
     }
     finish_front(ex, st);
-    free(status), free(errs), free(chunks), free(inputs);
     for (int i = cut; i < ex->g->n_nodes && st == EMBER_OK; i++) st = run_node(ex, i, err);
     return st;
 }
