@@ -327,7 +327,7 @@ typedef struct conv_job {
     bool batched;
     int64_t ncols;
     size_t cbuf_offset;
-    const em_dw_flat *dw_flat; /* depthwise 3x3 on the vector kernel: its flat-run masks */
+    const em_dw_flat *dw_flat; /* depthwise 3x3 on the vector kernel (else NULL): flat masks */
     int64_t dw_bands;          /* ... and the bands each image's planes are split into */
 } conv_job;
 
@@ -807,7 +807,7 @@ static bool dw_vector_ok(const conv_geom *g) {
 static void depthwise_planes(void *ctx, int slot, int64_t begin, int64_t end) {
     const conv_job *j = ctx;
     const conv_geom *g = j->g;
-    if (dw_vector_ok(g)) {
+    if (j->dw_flat) { /* set by conv_exec for the vector kernel */
         /* Items are (image, band) for large planes: all channels of one band of one image;
          * planes for small ones (flat runs), where a band would leave too little per plane. */
         const em_dw_plane p = dw_plane_of(g);
@@ -1364,6 +1364,37 @@ static ember_status convt_infer(const em_node *node, void *state, em_tensor *con
     return conv_infer_common(node, in, out, true, err);
 }
 
+/* The direct and Winograd kernels' views of a 2-D geometry (conv_direct.h, conv_winograd.h). */
+static em_dc_geom dc_geom_of(const conv_geom *g) {
+    return (em_dc_geom){.batch = g->batch,
+                        .C = g->C,
+                        .M = g->M,
+                        .H = g->in[1],
+                        .W = g->in[2],
+                        .OH = g->out[1],
+                        .OW = g->out[2],
+                        .KH = g->k[1],
+                        .KW = g->k[2],
+                        .sy = g->s[1],
+                        .sx = g->s[2],
+                        .dy = g->d[1],
+                        .dx = g->d[2],
+                        .py = g->pb[1],
+                        .px = g->pb[2]};
+}
+
+static em_wino_geom wino_geom_of(const conv_geom *g) {
+    return (em_wino_geom){.batch = g->batch,
+                          .C = g->C,
+                          .M = g->M,
+                          .H = g->in[1],
+                          .W = g->in[2],
+                          .OH = g->out[1],
+                          .OW = g->out[2],
+                          .pt = g->pb[1],
+                          .pl = g->pb[2]};
+}
+
 static ember_status conv_run_common(const em_node *node, const conv_state *st, em_tensor *const *in,
                                     em_tensor *out, em_exec *ex, ember_error *err) {
     const em_tensor *x = in[0], *w = in[1], *b = opt_in(node, in, 2), *z = opt_in(node, in, 3);
@@ -1382,36 +1413,14 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
         }
         if (st->dc && !dbl && w->data == st->dc_src && g.M == st->dc_M && g.C == st->dc_C &&
             g.G == 1 && g.nsp == 2 && g.k[1] == st->dc_KH && g.k[2] == st->dc_KW) {
-            const em_dc_geom dg = {.batch = g.batch,
-                                   .C = g.C,
-                                   .M = g.M,
-                                   .H = g.in[1],
-                                   .W = g.in[2],
-                                   .OH = g.out[1],
-                                   .OW = g.out[2],
-                                   .KH = g.k[1],
-                                   .KW = g.k[2],
-                                   .sy = g.s[1],
-                                   .sx = g.s[2],
-                                   .dy = g.d[1],
-                                   .dx = g.d[2],
-                                   .py = g.pb[1],
-                                   .px = g.pb[2]};
+            const em_dc_geom dg = dc_geom_of(&g);
             return em_dc_conv(&dg, x->data, st->dc, b ? b->data : NULL, z ? z->data : NULL,
                               out[0].data, &st->act, ex, err);
         }
         if (st->wino && !dbl && w->data == st->wino_src && g.M == st->wino_M && g.C == st->wino_C &&
             g.G == 1 && g.nsp == 2 && g.k[1] == 3 && g.k[2] == 3 && g.s[1] == 1 && g.s[2] == 1 &&
             g.d[1] == 1 && g.d[2] == 1) {
-            const em_wino_geom wg = {.batch = g.batch,
-                                     .C = g.C,
-                                     .M = g.M,
-                                     .H = g.in[1],
-                                     .W = g.in[2],
-                                     .OH = g.out[1],
-                                     .OW = g.out[2],
-                                     .pt = g.pb[1],
-                                     .pl = g.pb[2]};
+            const em_wino_geom wg = wino_geom_of(&g);
             return em_wino_conv(&wg, x->data, st->wino, b ? b->data : NULL, z ? z->data : NULL,
                                 out[0].data, &st->act, ex, err);
         }
