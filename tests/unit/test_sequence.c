@@ -701,24 +701,28 @@ Test(sequence_ops, optional_get_element_of_none_fails) {
     ember_tensor_free(none);
 }
 
+/* r = SequenceMap(s, y) with body(x_i, y) = Add(x_i, y). */
+static const node_spec map_add_body_nodes[] = {
+    {.op = "Add", .in = {"bx", "by", NULL}, .out = {"bz", NULL}}};
+static const io_spec map_add_body_in[] = {T("bx", EMBER_FLOAT), T("by", EMBER_FLOAT)};
+static const io_spec map_add_body_out[] = {T("bz", EMBER_FLOAT)};
+static const graph_spec map_add_body = {map_add_body_nodes, 1, map_add_body_in, 2,
+                                        map_add_body_out,   1};
+static const node_spec map_add_nodes[] = {
+    {.op = "SequenceMap", .in = {"s", "y", NULL}, .out = {"r", NULL}, .body = &map_add_body},
+};
+static const io_spec map_add_ins[] = {SEQ("s", EMBER_FLOAT), T("y", EMBER_FLOAT)};
+static const io_spec map_add_outs[] = {SEQ("r", EMBER_FLOAT)};
+static const graph_spec map_add_graph = {map_add_nodes, 1, map_add_ins, 2, map_add_outs, 1};
+
 Test(sequence_ops, sequence_map_with_a_tensor_input) {
     /* body(x_i, y) = Add(x_i, y) for every x_i of the sequence. */
-    static const node_spec body_nodes[] = {
-        {.op = "Add", .in = {"bx", "by", NULL}, .out = {"bz", NULL}}};
-    static const io_spec body_in[] = {T("bx", EMBER_FLOAT), T("by", EMBER_FLOAT)};
-    static const io_spec body_out[] = {T("bz", EMBER_FLOAT)};
-    static const graph_spec body = {body_nodes, 1, body_in, 2, body_out, 1};
-    static const node_spec nodes[] = {
-        {.op = "SequenceMap", .in = {"s", "y", NULL}, .out = {"r", NULL}, .body = &body},
-    };
-    static const io_spec ins[] = {SEQ("s", EMBER_FLOAT), T("y", EMBER_FLOAT)};
-    static const io_spec outs[] = {SEQ("r", EMBER_FLOAT)};
-    graph_spec gs = {nodes, 1, ins, 2, outs, 1};
+    const graph_spec *gs = &map_add_graph;
     int64_t lens[] = {1, 1, 1};
     ember_tensor *in[2] = {f32_seq(lens, 3, 1.0f), f32((int64_t[]){1}, 1, (float[]){10})};
     ember_tensor *out[1] = {0};
     ember_error err;
-    cr_assert_eq(run_graph(&gs, 17, in, out, &err), EMBER_OK, "%s", err.message);
+    cr_assert_eq(run_graph(gs, 17, in, out, &err), EMBER_OK, "%s", err.message);
     cr_assert_eq(ember_sequence_length(out[0]), 3);
     expect_item(out[0], 2, (int64_t[]){1}, 1, (float[]){13});
     free_all(out, 1);
@@ -727,22 +731,12 @@ Test(sequence_ops, sequence_map_with_a_tensor_input) {
 
 Test(sequence_ops, sequence_map_body_error_frees_partial_results) {
     /* Items of different lengths: Add against a [2] tensor fails on the second item. */
-    static const node_spec body_nodes[] = {
-        {.op = "Add", .in = {"bx", "by", NULL}, .out = {"bz", NULL}}};
-    static const io_spec body_in[] = {T("bx", EMBER_FLOAT), T("by", EMBER_FLOAT)};
-    static const io_spec body_out[] = {T("bz", EMBER_FLOAT)};
-    static const graph_spec body = {body_nodes, 1, body_in, 2, body_out, 1};
-    static const node_spec nodes[] = {
-        {.op = "SequenceMap", .in = {"s", "y", NULL}, .out = {"r", NULL}, .body = &body},
-    };
-    static const io_spec ins[] = {SEQ("s", EMBER_FLOAT), T("y", EMBER_FLOAT)};
-    static const io_spec outs[] = {SEQ("r", EMBER_FLOAT)};
-    graph_spec gs = {nodes, 1, ins, 2, outs, 1};
+    const graph_spec *gs = &map_add_graph;
     int64_t lens[] = {2, 3};
     ember_tensor *in[2] = {f32_seq(lens, 2, 1.0f), f32((int64_t[]){2}, 1, (float[]){1, 1})};
     ember_tensor *out[1] = {0};
     ember_error err;
-    cr_assert_neq(run_graph(&gs, 17, in, out, &err), EMBER_OK);
+    cr_assert_neq(run_graph(gs, 17, in, out, &err), EMBER_OK);
     cr_assert_null(out[0]);
     free_all(in, 2);
 }
