@@ -25,7 +25,9 @@
  *   - a constant float32 W (not depthwise) is packed once at create for the AVX-512 GEMM of
  *     conv_gemm.c, chosen at run time by the CPU (BLAS otherwise): the same panels as below,
  *     with bias, Z and the activation applied to each register tile before its one store;
- *     outputs under BATCHED_MAX_COLS run the whole batch as one GEMM (weights read once);
+ *     outputs under BATCHED_MAX_COLS run the whole batch as one GEMM (weights read once),
+ *     their im2col through a gather table (conv_gather.c) made once at create when the
+ *     input's planes are known then (else per run, when the batch repays it);
  *   - at most 4 input channels (the RGB input layer; float32, constant W, AVX-512): a direct
  *     kernel with the filters in the vector lanes (conv_direct.c), no im2col;
  *   - 3x3, stride 1, one group, at least 16 channels in and out (float32, constant W, AVX-512):
@@ -44,7 +46,9 @@
  *   BLAS call is made from inside its item (OpenBLAS must run one thread per call, see
  *   linalg.h).
  *   ConvTranspose = GEMM (W_g^T x X_g) into column panels, then col2im accumulation (never
- *   zero-stuffing), split by batch x group x output-channel block.
+ *   zero-stuffing), split by batch x group x output-channel block. With a constant float32 W
+ *   on AVX-512 and images small enough (em_ct_eligible), convt_gemm.c instead: W^T packed at
+ *   create, several images per GEMM, col2im as a gather per output.
  *   ConvInteger / QLinearConv subtract the zero points into float64 and run the float64 path
  *   (exact for 8-bit products), then round and requantize.
  */
@@ -53,9 +57,11 @@
 #include <string.h>
 
 #include "conv_dw.h"
+#include "conv_gather.h"
 #include "conv_direct.h"
 #include "conv_gemm.h"
 #include "conv_winograd.h"
+#include "convt_gemm.h"
 #include "kernel.h"
 #include "linalg.h"
 #include "passes.h"
@@ -327,8 +333,9 @@ typedef struct conv_job {
     bool batched;
     int64_t ncols;
     size_t cbuf_offset;
-    const em_dw_flat *dw_flat; /* depthwise 3x3 on the vector kernel (else NULL): flat masks */
-    int64_t dw_bands;          /* ... and the bands each image's planes are split into */
+    const em_gather_table *gather; /* batched: im2col through this table (else NULL) */
+    const em_dw_flat *dw_flat;     /* depthwise 3x3 on the vector kernel (else NULL): flat masks */
+    int64_t dw_bands;              /* ... and the bands each image's planes are split into */
 } conv_job;
 
 static void job_epilogue(const conv_job *j, int64_t row0, int64_t rows, int64_t col0, int64_t cols,
@@ -574,7 +581,9 @@ static void packed_batched_item(const conv_job *j, float *col, float *cbuf, int6
     const bool same_row = im2col_is_same_row(g);
     const float *x = j->x;
     const int64_t ld = col_stride(cols);
-    if (new_panel) {
+    if (new_panel && j->gather) {
+        em_gather_columns(j->gather, x + grp * g->Cg * g->in_sz, c0, c1, col, ld);
+    } else if (new_panel) {
         for (int64_t q = c0; q < c1;) {
             const int64_t n = q / osz, e = (n + 1) * osz < c1 ? (n + 1) * osz : c1;
             const float *xg = x + (n * g->C + grp * g->Cg) * g->in_sz;
@@ -912,10 +921,41 @@ static void packed_panels(int64_t ncols, int64_t max_cols, int64_t groups, int t
     }
 }
 
+/* Entry (row, u) of the gather table: the input offset (from image 0 of the block, channel 0
+ * of the group) that im2col row `row` (channel, kz, ky, kx) reads for column u of the block, or
+ * -1 where the tap falls into the padding. */
+static void fill_gather_table(const conv_geom *g, em_gather_table *t) {
+    const int64_t OD = g->out[0], OH = g->out[1], OW = g->out[2];
+    const int64_t D = g->in[0], H = g->in[1], W = g->in[2];
+    const int64_t KD = g->k[0], KH = g->k[1], KW = g->k[2];
+    for (int64_t r = 0; r < t->rows; r++) {
+        const int64_t kx = r % KW, ky = r / KW % KH, kz = r / (KW * KH) % KD, c = r / g->k_sz;
+        int32_t *row = t->idx + r * t->stride;
+        int64_t u = 0;
+        for (int64_t n = 0; u < t->stride; n++) {
+            const int64_t base = n * t->image_floats + c * g->in_sz;
+            for (int64_t oz = 0; oz < OD && u < t->stride; oz++) {
+                const int64_t iz = oz * g->s[0] - g->pb[0] + kz * g->d[0];
+                for (int64_t oy = 0; oy < OH && u < t->stride; oy++) {
+                    const int64_t iy = oy * g->s[1] - g->pb[1] + ky * g->d[1];
+                    const bool row_in = iz >= 0 && iz < D && iy >= 0 && iy < H;
+                    for (int64_t ox = 0; ox < OW && u < t->stride; ox++, u++) {
+                        const int64_t ix = ox * g->s[2] - g->pb[2] + kx * g->d[2];
+                        row[u] = row_in && ix >= 0 && ix < W
+                                     ? (int32_t)(base + (iz * H + iy) * W + ix)
+                                     : -1;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* Run a forward convolution on float32 or float64 buffers. */
 static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x, const void *w,
-                              const float *wpack, const void *bias, const void *z, void *y,
-                              const em_activation *act, em_exec *ex, ember_error *err) {
+                              const float *wpack, const em_gather_table *gather, const void *bias,
+                              const void *z, void *y, const em_activation *act, em_exec *ex,
+                              ember_error *err) {
     conv_job j = {.g = g, .is_double = is_double, .x = x, .w = w, .bias = bias, .z = z, .y = y};
     if (act) j.act = *act;
     if (g->batch == 0 || g->M == 0 || g->out_sz == 0) return EMBER_OK;
@@ -971,6 +1011,17 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
      * is loaded once for the batch instead of once per image. */
     j.batched = j.wpack && g->batch > 1 && g->out_sz < BATCHED_MAX_COLS;
     if (j.batched) pointwise = false; /* columns of several images: im2col tiles */
+    /* The gather table made at creation, or one made now when the batch repays it. */
+    em_gather_table run_gather;
+    if (j.batched && gather) {
+        j.gather = gather;
+    } else if (j.batched && em_gather_shape(K, g->out_sz, g->C * g->in_sz, &run_gather) &&
+               2 * run_gather.stride <= g->batch * g->out_sz) {
+        run_gather.idx = em_exec_scratch(ex, em_gather_bytes(&run_gather), err);
+        if (!run_gather.idx) return SCRATCH_FAILED;
+        fill_gather_table(g, &run_gather);
+        j.gather = &run_gather;
+    }
     const int64_t ncols = j.batched ? g->batch * g->out_sz : g->out_sz;
     j.ncols = ncols;
     /* Column tiles of the packed GEMM; 16 (a vector) for BLAS. */
@@ -1186,6 +1237,17 @@ typedef struct conv_state {
     float *dc;
     const void *dc_src;
     int64_t dc_M, dc_C, dc_KH, dc_KW;
+    /* With wpack, when the input's planes are known at creation: the im2col gather table for
+     * whole-batch runs (conv_gather.h), used while the run's geometry is gather_geom's. */
+    em_gather_table gather;
+    conv_geom gather_geom;
+    /* ConvTranspose: W^T packed for convt_gemm.c (same condition on W), and when the planes
+     * are known at creation, their gather table (used while the run's geometry is ct_geom's). */
+    float *ct;
+    const void *ct_src;
+    int64_t ct_C, ct_Mg, ct_k_sz;
+    em_ct_table ct_table;
+    conv_geom ct_geom;
 } conv_state;
 
 static bool conv_float_type(ember_dtype dt) {
@@ -1291,14 +1353,91 @@ static void conv_pack_weights(const em_graph *g, const em_node *node, conv_state
     st->wpack_K = K;
 }
 
+static em_ct_geom ct_geom_of(const conv_geom *g) {
+    em_ct_geom c = {.batch = g->batch, .C = g->C, .M = g->M, .G = g->G};
+    for (int i = 0; i < SP; i++) {
+        c.in[i] = g->in[i], c.out[i] = g->out[i], c.k[i] = g->k[i];
+        c.s[i] = g->s[i], c.d[i] = g->d[i], c.pb[i] = g->pb[i];
+    }
+    return c;
+}
+
+/* Same planes (everything but the batch size). */
+static bool same_planes(const conv_geom *a, const conv_geom *b) {
+    if (a->C != b->C || a->M != b->M || a->G != b->G) return false;
+    for (int i = 0; i < SP; i++)
+        if (a->in[i] != b->in[i] || a->out[i] != b->out[i] || a->k[i] != b->k[i] ||
+            a->s[i] != b->s[i] || a->d[i] != b->d[i] || a->pb[i] != b->pb[i])
+            return false;
+    return true;
+}
+
+/* The geometry of one image when the input's planes and W are known at creation. */
+static bool static_planes(const em_graph *g, const em_node *node, const conv_state *st,
+                          conv_geom *geom) {
+    const em_tensor *xi = g ? em_node_input_info(g, node, 0) : NULL;
+    const em_tensor *w = g ? em_node_fixed_input(g, node, 1) : NULL;
+    if (!xi || !w || xi->rank < 3 || xi->rank > EM_MAX_RANK) return false;
+    em_tensor x1 = *xi;
+    x1.dims[0] = 1;
+    for (int i = 1; i < x1.rank; i++)
+        if (x1.dims[i] < 0) return false;
+    int64_t dims[EM_MAX_RANK];
+    return conv_geometry(node, &st->attrs, &x1, w, geom, dims, NULL) == EMBER_OK;
+}
+
+/* With packed weights and the input's planes known now, make the gather table of whole-batch
+ * runs once instead of per run. Failure only costs speed. */
+static void conv_prepare_gather(const em_graph *g, const em_node *node, conv_state *st) {
+    conv_geom geom;
+    em_gather_table t;
+    if (!st->wpack || !static_planes(g, node, st, &geom) || geom.out_sz <= 0 ||
+        geom.out_sz >= BATCHED_MAX_COLS ||
+        !em_gather_shape(geom.Cg * geom.k_sz, geom.out_sz, geom.C * geom.in_sz, &t))
+        return;
+    t.idx = malloc(em_gather_bytes(&t));
+    if (!t.idx) return;
+    fill_gather_table(&geom, &t);
+    st->gather = t;
+    st->gather_geom = geom;
+}
+
 static ember_status conv_create(const em_graph *g, em_node *node, void **state, ember_error *err) {
     EM_TRY(conv_create_common(g, node, false, 1, 2, state, err));
     conv_pack_weights(g, node, *state);
+    conv_prepare_gather(g, node, *state);
     return EMBER_OK;
 }
 
+/* Pack a constant float32 ConvTranspose W (C x M/group x kernel) for convt_gemm.c. */
+static void convt_pack_weights(const em_graph *g, const em_node *node, conv_state *st) {
+    const em_tensor *w = g ? em_node_fixed_input(g, node, 1) : NULL;
+    if (!w || w->dtype != EMBER_FLOAT || !w->data || w->rank < 3 || !em_ct_available()) return;
+    const int64_t C = w->dims[0], Mg = w->dims[1], G = st->attrs.group;
+    const int64_t k_sz = em_shape_numel(w->dims + 2, w->rank - 2);
+    if (C <= 0 || Mg <= 0 || k_sz <= 0 || C % G != 0) return;
+    float *p = em_aligned_alloc_uninit((size_t)em_ct_packed_floats(C, Mg, k_sz, G) * sizeof(float));
+    if (!p || !em_ct_pack((const float *)w->data, C, Mg, k_sz, G, p)) {
+        em_aligned_free(p);
+        return;
+    }
+    st->ct = p;
+    st->ct_src = w->data;
+    st->ct_C = C, st->ct_Mg = Mg, st->ct_k_sz = k_sz;
+    conv_geom geom;
+    if (!static_planes(g, node, st, &geom)) return;
+    const em_ct_geom cg = ct_geom_of(&geom);
+    if (!em_ct_eligible(&cg)) return;
+    int32_t *mem = malloc(em_ct_table_bytes(&cg));
+    if (!mem) return;
+    em_ct_table_fill(&cg, mem, &st->ct_table);
+    st->ct_geom = geom;
+}
+
 static ember_status convt_create(const em_graph *g, em_node *node, void **state, ember_error *err) {
-    return conv_create_common(g, node, true, 1, 2, state, err);
+    EM_TRY(conv_create_common(g, node, true, 1, 2, state, err));
+    convt_pack_weights(g, node, *state);
+    return EMBER_OK;
 }
 
 static ember_status convint_create(const em_graph *g, em_node *node, void **state,
@@ -1316,6 +1455,9 @@ static void conv_destroy(void *state) {
     if (st) em_aligned_free(st->wpack);
     if (st) em_aligned_free(st->wino);
     if (st) em_aligned_free(st->dc);
+    if (st) em_aligned_free(st->ct);
+    if (st) free(st->gather.idx);
+    if (st) free(st->ct_table.tap); /* the table's one block */
     free(st);
 }
 
@@ -1405,6 +1547,18 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
     ember_dtype dt = x->dtype;
     if (dt == EMBER_FLOAT || dt == EMBER_DOUBLE) {
         bool dbl = dt == EMBER_DOUBLE;
+        if (transpose && st->ct && !dbl && w->data == st->ct_src && g.C == st->ct_C &&
+            g.Mg == st->ct_Mg && g.k_sz == st->ct_k_sz) {
+            const em_ct_geom cg = ct_geom_of(&g);
+            if (em_ct_eligible(&cg)) {
+                const bool cached = st->ct_table.tap && same_planes(&g, &st->ct_geom);
+                EM_TRY(em_ct_run(&cg, x->data, st->ct, cached ? &st->ct_table : NULL,
+                                 b ? b->data : NULL, out[0].data, ex, err));
+                if (st->act.kind != EM_ACT_NONE)
+                    em_activation_apply(&st->act, out[0].data, em_numel(&out[0]));
+                return EMBER_OK;
+            }
+        }
         if (transpose) {
             EM_TRY(convt_exec(&g, dbl, x->data, w->data, b ? b->data : NULL, out[0].data, ex, err));
             if (st->act.kind != EM_ACT_NONE && !dbl)
@@ -1426,8 +1580,10 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
         }
         const bool packed = st->wpack && !dbl && w->data == st->wpack_src && g.M == st->wpack_M &&
                             g.Cg * g.k_sz == st->wpack_K;
-        return conv_exec(&g, dbl, x->data, w->data, packed ? st->wpack : NULL, b ? b->data : NULL,
-                         z ? z->data : NULL, out[0].data, &st->act, ex, err);
+        const bool gather = packed && st->gather.idx && same_planes(&g, &st->gather_geom);
+        return conv_exec(&g, dbl, x->data, w->data, packed ? st->wpack : NULL,
+                         gather ? &st->gather : NULL, b ? b->data : NULL, z ? z->data : NULL,
+                         out[0].data, &st->act, ex, err);
     }
     /* float16 / bfloat16: widen everything to float32 scratch. */
     const em_tensor *src[4] = {x, w, b, z};
@@ -1446,7 +1602,7 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
         EM_TRY(convt_exec(&g, false, f[0], f[1], f[2], fy, ex, err));
         em_activation_apply(&st->act, fy, ny);
     } else {
-        EM_TRY(conv_exec(&g, false, f[0], f[1], NULL, f[2], f[3], fy, &st->act, ex, err));
+        EM_TRY(conv_exec(&g, false, f[0], f[1], NULL, NULL, f[2], f[3], fy, &st->act, ex, err));
     }
     em_convert(out[0].data, dt, fy, EMBER_FLOAT, ny);
     return EMBER_OK;
@@ -1545,7 +1701,7 @@ static ember_status convint_run(const em_node *node, void *state, em_tensor *con
     int64_t ny = em_numel(&out[0]);
     double *yd = wd ? em_exec_scratch(ex, (size_t)(ny > 0 ? ny : 1) * sizeof(double), err) : NULL;
     if (!yd) return SCRATCH_FAILED;
-    EM_TRY(conv_exec(&g, true, xd, wd, NULL, NULL, NULL, yd, NULL, ex, err));
+    EM_TRY(conv_exec(&g, true, xd, wd, NULL, NULL, NULL, NULL, yd, NULL, ex, err));
     int32_t *y = out[0].data;
     for (int64_t i = 0; i < ny; i++) y[i] = (int32_t)llrint(yd[i]);
     return EMBER_OK;
@@ -1598,7 +1754,7 @@ static ember_status qlconv_run(const em_node *node, void *state, em_tensor *cons
     int64_t ny = em_numel(&out[0]);
     double *yd = wd ? em_exec_scratch(ex, (size_t)(ny > 0 ? ny : 1) * sizeof(double), err) : NULL;
     if (!yd) return SCRATCH_FAILED;
-    EM_TRY(conv_exec(&g, true, xd, wd, NULL, NULL, NULL, yd, NULL, ex, err));
+    EM_TRY(conv_exec(&g, true, xd, wd, NULL, NULL, NULL, NULL, yd, NULL, ex, err));
     const float xs = ((const float *)in[1]->data)[0], ys = ((const float *)in[6]->data)[0];
     const float *ws = in[4]->data;
     const int64_t nws = em_numel(in[4]);

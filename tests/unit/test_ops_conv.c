@@ -21,6 +21,10 @@ typedef struct tin {
     const int32_t *idata; /* int32 tensor instead of float (data unused) */
 } tin;
 
+/* While set, build_model declares its graph inputs without a shape (run_case of a case with
+ * unknown_shape), so kernels see no shapes at session creation. */
+static bool inputs_unshaped = false;
+
 typedef struct tattr {
     const char *name;
     int type; /* 'i', 'f', 's', 'I' (ints), 'F' (floats) */
@@ -160,7 +164,7 @@ static uint8_t *build_model(const char *op, const char *domain, const tattr *att
             tpp[n_init] = &tp[n_init];
             n_init++;
         } else {
-            gin[n_gin++] = value_info(ins[i].name, ins[i].dims, ins[i].rank,
+            gin[n_gin++] = value_info(ins[i].name, ins[i].dims, inputs_unshaped ? -1 : ins[i].rank,
                                       ins[i].idata ? ONNX__TENSOR_PROTO__DATA_TYPE__INT32
                                                    : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
         }
@@ -275,7 +279,8 @@ typedef struct conv_case {
     int nsp;
     int64_t n, c, m, group;
     int64_t in[3], k[3], s[3], d[3], pb[3], pe[3], op[3];
-    int64_t out[3]; /* filled by the reference */
+    int64_t out[3];     /* filled by the reference */
+    bool unknown_shape; /* X declared without a shape (nothing shaped at session creation) */
 } conv_case;
 
 /* Forward conv in double; spatial dims padded to 3 (leading 1s). */
@@ -369,34 +374,67 @@ static double *ref_convt(conv_case *t, const float *x, const float *w, const flo
 }
 
 /* Run Conv (or FusedConv / ConvTranspose) for a case and compare with the reference. */
-static void check_conv(conv_case t, bool transpose, bool bias, bool with_z, bool const_w,
-                       const char *what) {
-    int nsp = t.nsp;
-    tin x = {"X", nsp + 2, {t.n, t.c}, NULL, false, NULL};
-    tin w = {"W", nsp + 2, {0}, NULL, const_w, NULL};
-    if (transpose) {
-        w.dims[0] = t.c;
-        w.dims[1] = t.m / t.group;
-    } else {
-        w.dims[0] = t.m;
-        w.dims[1] = t.c / t.group;
+/* X and W of a case (W constant or not), with dims; data filled by the caller. */
+static void case_inputs(const conv_case *t, bool transpose, bool const_w, tin *x, tin *w) {
+    *x = (tin){"X", t->nsp + 2, {t->n, t->c}, NULL, false, NULL};
+    *w = (tin){"W", t->nsp + 2, {0}, NULL, const_w, NULL};
+    w->dims[0] = transpose ? t->c : t->m;
+    w->dims[1] = transpose ? t->m / t->group : t->c / t->group;
+    for (int i = 0; i < t->nsp; i++) {
+        x->dims[2 + i] = t->in[i];
+        w->dims[2 + i] = t->k[i];
     }
-    int64_t pads[6], strides[3], dil[3], ks[3], op[3];
-    for (int i = 0; i < nsp; i++) {
-        x.dims[2 + i] = t.in[i];
-        w.dims[2 + i] = t.k[i];
-        pads[i] = t.pb[i];
-        pads[nsp + i] = t.pe[i];
-        strides[i] = t.s[i];
-        dil[i] = t.d[i];
-        ks[i] = t.k[i];
-        op[i] = t.op[i];
-    }
-    float *xd = random_floats(numel(&x)), *wd = random_floats(numel(&w));
-    float *bd = random_floats(t.m);
+}
+
+/* Run one Conv / ConvTranspose / FusedConv (with_z: Z and Relu) of case t on the given data. */
+static ember_status run_case(const conv_case *t, bool transpose, bool with_z, bool const_w,
+                             float *xd, float *wd, float *bd, float *zd, const int64_t *ydims,
+                             int threads, ember_tensor **y, ember_error *err) {
+    const int nsp = t->nsp;
+    tin x, w;
+    case_inputs(t, transpose, const_w, &x, &w);
     x.data = xd;
     w.data = wd;
-    tin bt = {bias ? "B" : "", 1, {t.m}, bd, true, NULL};
+    int64_t pads[6], strides[3], dil[3], ks[3], op[3];
+    for (int i = 0; i < nsp; i++) {
+        pads[i] = t->pb[i];
+        pads[nsp + i] = t->pe[i];
+        strides[i] = t->s[i];
+        dil[i] = t->d[i];
+        ks[i] = t->k[i];
+        op[i] = t->op[i];
+    }
+    tin bt = {bd ? "B" : "", 1, {t->m}, bd, true, NULL};
+    tin z = {"Z", nsp + 2, {0}, zd, false, NULL};
+    if (ydims) memcpy(z.dims, ydims, (size_t)(nsp + 2) * sizeof(int64_t));
+    tattr attrs[] = {
+        {"group", 'i', t->group, 0, NULL, 0, NULL, NULL},
+        {"pads", 'I', 0, 0, NULL, 2 * nsp, pads, NULL},
+        {"strides", 'I', 0, 0, NULL, nsp, strides, NULL},
+        {"dilations", 'I', 0, 0, NULL, nsp, dil, NULL},
+        {"kernel_shape", 'I', 0, 0, NULL, nsp, ks, NULL},
+        {"output_padding", 'I', 0, 0, NULL, nsp, op, NULL},
+    };
+    if (with_z) attrs[5] = (tattr){"activation", 's', 0, 0, "Relu", 0, NULL, NULL};
+    int n_attrs = transpose || with_z ? 6 : 5;
+    tin ins[4] = {x, w, bt, z};
+    inputs_unshaped = t->unknown_shape;
+    ember_status st =
+        run_single(transpose ? "ConvTranspose"
+                   : with_z  ? "FusedConv"
+                             : "Conv",
+                   with_z ? "ai.ember" : "", attrs, n_attrs, ins, with_z ? 4 : 3, threads, y, err);
+    inputs_unshaped = false;
+    return st;
+}
+
+static void check_conv(conv_case t, bool transpose, bool bias, bool with_z, bool const_w,
+                       const char *what) {
+    const int nsp = t.nsp;
+    tin x, w;
+    case_inputs(&t, transpose, const_w, &x, &w);
+    float *xd = random_floats(numel(&x)), *wd = random_floats(numel(&w));
+    float *bd = random_floats(t.m);
     conv_case r = t;
     double *want = transpose ? ref_convt(&r, xd, wd, bias ? bd : NULL) : NULL;
     int64_t ydims[5] = {t.n, t.m};
@@ -407,28 +445,12 @@ static void check_conv(conv_case t, bool transpose, bool bias, bool with_z, bool
     int64_t ny = t.n * t.m;
     for (int i = 0; i < nsp; i++) ny *= ydims[2 + i];
     float *zd = random_floats(ny);
-    tin z = {"Z", nsp + 2, {0}, zd, false, NULL};
-    memcpy(z.dims, ydims, sizeof ydims);
     if (!transpose) want = ref_conv(&r, xd, wd, bias ? bd : NULL, with_z ? zd : NULL, with_z);
-    tattr attrs[] = {
-        {"group", 'i', t.group, 0, NULL, 0, NULL, NULL},
-        {"pads", 'I', 0, 0, NULL, 2 * nsp, pads, NULL},
-        {"strides", 'I', 0, 0, NULL, nsp, strides, NULL},
-        {"dilations", 'I', 0, 0, NULL, nsp, dil, NULL},
-        {"kernel_shape", 'I', 0, 0, NULL, nsp, ks, NULL},
-        {"output_padding", 'I', 0, 0, NULL, nsp, op, NULL},
-    };
-    if (with_z) attrs[5] = (tattr){"activation", 's', 0, 0, "Relu", 0, NULL, NULL};
-    int n_attrs = transpose || with_z ? 6 : 5;
-    tin ins[4] = {x, w, bt, z};
     for (int threads = 1; threads <= 2; threads++) {
         ember_tensor *y = NULL;
         ember_error err = {0};
-        ember_status st = run_single(transpose ? "ConvTranspose"
-                                     : with_z  ? "FusedConv"
-                                               : "Conv",
-                                     with_z ? "ai.ember" : "", attrs, n_attrs, ins, with_z ? 4 : 3,
-                                     threads, &y, &err);
+        ember_status st = run_case(&t, transpose, with_z, const_w, xd, wd, bias ? bd : NULL, zd,
+                                   ydims, threads, &y, &err);
         cr_assert_eq(st, EMBER_OK, "%s: %s", what, err.message);
         expect_close(y, want, ydims, nsp + 2, what);
         ember_tensor_free(y);
@@ -438,6 +460,43 @@ static void check_conv(conv_case t, bool transpose, bool bias, bool with_z, bool
     free(bd);
     free(zd);
     free(want);
+}
+
+/* Each image of a batch gets the same bits as that image run alone (batch tiling relies on
+ * it), at 1 and 3 threads. */
+static void expect_batch_independent(conv_case t, bool transpose, const char *what) {
+    tin x, w;
+    case_inputs(&t, transpose, true, &x, &w);
+    float *xd = random_floats(numel(&x)), *wd = random_floats(numel(&w));
+    float *bd = random_floats(t.m);
+    const int64_t image = numel(&x) / t.n;
+    for (int threads = 1; threads <= 3; threads += 2) {
+        ember_tensor *all = NULL;
+        ember_error err = {0};
+        cr_assert_eq(
+            run_case(&t, transpose, false, true, xd, wd, bd, NULL, NULL, threads, &all, &err),
+            EMBER_OK, "%s: %s", what, err.message);
+        const size_t out_bytes = ember_tensor_byte_size(all) / (size_t)t.n;
+        conv_case one = t;
+        one.n = 1;
+        for (int64_t i = 0; i<t.n; i += t.n> 2 ? t.n / 2 : 1) {
+            ember_tensor *y = NULL;
+            cr_assert_eq(run_case(&one, transpose, false, true, xd + i * image, wd, bd, NULL, NULL,
+                                  threads, &y, &err),
+                         EMBER_OK, "%s: %s", what, err.message);
+            cr_assert_eq(ember_tensor_byte_size(y), out_bytes);
+            cr_assert(memcmp(ember_tensor_data(y),
+                             (const char *)ember_tensor_data(all) + (size_t)i * out_bytes,
+                             out_bytes) == 0,
+                      "%s: image %lld alone differs from in the batch (%d threads)", what,
+                      (long long)i, threads);
+            ember_tensor_free(y);
+        }
+        ember_tensor_free(all);
+    }
+    free(xd);
+    free(wd);
+    free(bd);
 }
 
 static void describe_case(char *buf, size_t size, const char *what, int iter, const conv_case *t);
@@ -1360,6 +1419,189 @@ Test(convtranspose, stride2_output_padding_groups) {
                    .pb = {1, 1},
                    .pe = {1, 1}};
     check_conv(v, true, true, false, true, "4x4 stride 2 large");
+}
+
+/* Small planes over a whole batch: Conv's im2col through the gather table (conv_gather.c) and
+ * ConvTranspose on the packed GEMM with the gathering col2im (convt_gemm.c), including blocks
+ * of images that straddle a 16-column vector and a last, partial block. */
+Test(conv, small_planes_whole_batch) {
+    const conv_case cases[] = {
+        /* conv_autoencoder's encoder: 8x8 -> 4x4 -> 2x2, stride 2 */
+        {.nsp = 2,
+         .n = 33,
+         .c = 1,
+         .m = 8,
+         .group = 1,
+         .in = {8, 8},
+         .k = {3, 3},
+         .s = {2, 2},
+         .d = {1, 1},
+         .pb = {1, 1},
+         .pe = {1, 1}},
+        {.nsp = 2,
+         .n = 33,
+         .c = 8,
+         .m = 16,
+         .group = 1,
+         .in = {4, 4},
+         .k = {3, 3},
+         .s = {2, 2},
+         .d = {1, 1},
+         .pb = {1, 1},
+         .pe = {1, 1}},
+        /* planes of 9 and 35 outputs (blocks of 16 and 80 images' columns), groups, dilation */
+        {.nsp = 2,
+         .n = 7,
+         .c = 6,
+         .m = 9,
+         .group = 3,
+         .in = {5, 5},
+         .k = {3, 3},
+         .s = {1, 1},
+         .d = {1, 1},
+         .pb = {0, 0},
+         .pe = {0, 0}},
+        {.nsp = 2,
+         .n = 5,
+         .c = 4,
+         .m = 5,
+         .group = 1,
+         .in = {9, 11},
+         .k = {3, 2},
+         .s = {2, 2},
+         .d = {2, 1},
+         .pb = {2, 0},
+         .pe = {1, 1}},
+        {.nsp = 1,
+         .n = 6,
+         .c = 3,
+         .m = 4,
+         .group = 1,
+         .in = {13},
+         .k = {3},
+         .s = {3},
+         .d = {1},
+         .pb = {1},
+         .pe = {0}},
+        {.nsp = 3,
+         .n = 3,
+         .c = 2,
+         .m = 3,
+         .group = 1,
+         .in = {3, 4, 4},
+         .k = {2, 2, 3},
+         .s = {1, 2, 1},
+         .d = {1, 1, 1},
+         .pb = {0, 1, 1},
+         .pe = {1, 0, 1}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char what[512];
+        describe_case(what, sizeof what, "small planes", (int)i, &cases[i]);
+        check_conv(cases[i], false, i % 2 == 0, false, true, what);
+        check_conv(cases[i], false, true, true, true, what); /* with Z and Relu */
+        expect_batch_independent(cases[i], false, what);
+        conv_case late = cases[i]; /* the table made per run instead of at creation */
+        late.unknown_shape = true;
+        check_conv(late, false, true, false, true, what);
+        expect_batch_independent(late, false, what);
+    }
+}
+
+Test(convtranspose, packed_whole_batch) {
+    const conv_case cases[] = {
+        /* conv_autoencoder's decoder: 2x2 -> 4x4 -> 8x8, stride 2, output_padding 1 */
+        {.nsp = 2,
+         .n = 33,
+         .c = 16,
+         .m = 8,
+         .group = 1,
+         .in = {2, 2},
+         .k = {3, 3},
+         .s = {2, 2},
+         .d = {1, 1},
+         .pb = {1, 1},
+         .pe = {1, 1},
+         .op = {1, 1}},
+        {.nsp = 2,
+         .n = 33,
+         .c = 8,
+         .m = 1,
+         .group = 1,
+         .in = {4, 4},
+         .k = {3, 3},
+         .s = {2, 2},
+         .d = {1, 1},
+         .pb = {1, 1},
+         .pe = {1, 1},
+         .op = {1, 1}},
+        /* stride 1 (every tap reaches each inner output), groups, dilation, odd sizes */
+        {.nsp = 2,
+         .n = 4,
+         .c = 6,
+         .m = 9,
+         .group = 3,
+         .in = {5, 7},
+         .k = {3, 3},
+         .s = {1, 1},
+         .d = {1, 1},
+         .pb = {1, 0},
+         .pe = {0, 1}},
+        {.nsp = 2,
+         .n = 3,
+         .c = 4,
+         .m = 6,
+         .group = 2,
+         .in = {6, 5},
+         .k = {4, 2},
+         .s = {3, 2},
+         .d = {2, 3},
+         .pb = {2, 1},
+         .pe = {1, 2},
+         .op = {2, 0}},
+        /* 32 output channels at batch 1: blocks of channels across threads */
+        {.nsp = 2,
+         .n = 1,
+         .c = 12,
+         .m = 32,
+         .group = 1,
+         .in = {9, 9},
+         .k = {4, 4},
+         .s = {2, 2},
+         .d = {1, 1},
+         .pb = {1, 1},
+         .pe = {1, 1}},
+        {.nsp = 1,
+         .n = 5,
+         .c = 3,
+         .m = 4,
+         .group = 1,
+         .in = {11},
+         .k = {5},
+         .s = {2},
+         .d = {1},
+         .pb = {2},
+         .pe = {1},
+         .op = {1}},
+        {.nsp = 3,
+         .n = 2,
+         .c = 2,
+         .m = 4,
+         .group = 2,
+         .in = {3, 4, 5},
+         .k = {2, 3, 2},
+         .s = {2, 1, 3},
+         .d = {1, 2, 1},
+         .pb = {0, 1, 1},
+         .pe = {1, 0, 0},
+         .op = {1, 0, 2}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char what[512];
+        describe_case(what, sizeof what, "packed convtranspose", (int)i, &cases[i]);
+        check_conv(cases[i], true, i % 2 == 0, false, true, what);
+        expect_batch_independent(cases[i], true, what);
+    }
 }
 
 Test(convtranspose, one_and_three_d) {
