@@ -29,7 +29,7 @@
  *     their im2col through a gather table (conv_gather.c) made once at create when the
  *     input's planes are known then (else per run, when the batch repays it);
  *   - at most 4 input channels (the RGB input layer; float32, constant W, AVX-512): a direct
- *     kernel with the filters in the vector lanes (conv_direct.c), no im2col;
+ *     kernel with the output pixels in the vector lanes (conv_direct.c), no im2col;
  *   - 3x3, stride 1, one group, at least 16 channels in and out (float32, constant W, AVX-512):
  *     Winograd F(2x2, 3x3) (conv_winograd.c): 16 multiply-adds instead of 36 per 2x2 block of
  *     outputs and input channel; W is transformed and packed once at create instead;

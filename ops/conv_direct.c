@@ -39,134 +39,166 @@ void em_dc_pack(const float *w, int64_t M, int64_t C, int64_t KH, int64_t KW, fl
 
 #define TARGET_512 EM_TARGET_512
 
+/* Output rows per sub-band: their input rows are split into phases once for all of them. */
+#define SUB_ROWS 8
+/* Filters per register tile (half of a packed block of 16) and most pixel blocks per tile. */
+#define TILE_FILTERS 8
+#define MAX_PIXEL_BLOCKS 3
+
 typedef struct dc_job {
     const em_dc_geom *g;
     const float *x, *packed, *bias, *z;
     float *y;
     em_activation act;
-    int64_t bands, wpad; /* output-row bands per image; padded input row length */
+    int64_t bands;    /* output-row bands per image */
+    int64_t blocks;   /* 16-pixel blocks per output row */
+    int64_t wph;      /* floats per phase row */
+    int64_t sub_rows; /* input rows of one sub-band (at most) */
     char *scratch;
     size_t slot_bytes;
 } dc_job;
 
-/* 16 x 16 transpose: r[p] lane l -> r[l] lane p. */
-TARGET_512 static inline void transpose16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_castpd_ps(
-            _mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-        r[i + 1] = _mm512_castpd_ps(
-            _mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-        r[i + 2] = _mm512_castpd_ps(
-            _mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-        r[i + 3] = _mm512_castpd_ps(
-            _mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-    }
-    /* r[4q + j] now holds, in each 128-bit lane b, element j of rows 4b'..: gather the
-     * 128-bit blocks: rows 0-3 x blocks, then rows 4-7, ... */
-    for (int j = 0; j < 4; j++) {
-        t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
-        t[4 + j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
-        t[8 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
-        t[12 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
-    }
-    for (int j = 0; j < 4; j++) {
-        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
-        r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88);
-        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
-        r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xdd);
+/* Phase p of the zero-padded input row xrow (input column i sits at padded column i + px):
+ * dst[i] = padded column i * sx + p, for i < wph. Stride 2 splits 32 columns into their even
+ * and odd halves with two permutes; masked loads supply the padding. */
+TARGET_512 static void split_row(const dc_job *j, const float *xrow, float *dst) {
+    const em_dc_geom *g = j->g;
+    const int64_t sx = g->sx, W = g->W, px = g->px, wph = j->wph;
+    if (sx == 1) {
+        for (int64_t i = 0; i < wph; i += 16) {
+            const int64_t c = i - px;
+            _mm512_storeu_ps(dst + i, EM512_LOAD(em512_inside(c, W), xrow, c));
+        }
+    } else if (sx == 2) {
+        const __m512i even =
+            _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+        for (int64_t i = 0; i < wph; i += 16) {
+            const int64_t c = 2 * i - px;
+            const __m512 a = EM512_LOAD(em512_inside(c, W), xrow, c);
+            const __m512 b = EM512_LOAD(em512_inside(c + 16, W), xrow, c + 16);
+            _mm512_storeu_ps(dst + i, _mm512_permutex2var_ps(a, even, b));
+            _mm512_storeu_ps(dst + wph + i, _mm512_permutex2var_ps(a, odd, b));
+        }
+    } else {
+        for (int64_t p = 0; p < sx; p++)
+            for (int64_t i = 0; i < wph; i++) {
+                const int64_t c = i * sx + p - px;
+                dst[p * wph + i] = c >= 0 && c < W ? xrow[c] : 0.0f;
+            }
     }
 }
 
-/* One output row oy of image n: rows holds the C x KH padded input rows it reads. The column
- * stride SX is a constant in each specialization below, so the 16 broadcast addresses are
- * fixed offsets instead of 16 index registers. */
+/* One register tile: PB blocks of 16 pixels from ox0 x TILE_FILTERS filters from m0 of output
+ * row oy. tap[k] points at the phase row of tap k, shifted so that pixel ox reads tap[k][ox]:
+ * every tap is one plain load per pixel block and one broadcast weight per filter. */
 static inline __attribute__((always_inline)) TARGET_512 void
-output_row_impl(const dc_job *j, int64_t n, int64_t oy, const float *rows, const int64_t SX) {
+tile(const dc_job *j, const float *const *tap, int64_t n, int64_t oy, int64_t ox0, int64_t m0,
+     const int PB) {
     const em_dc_geom *g = j->g;
-    const int64_t K = g->C * g->KH * g->KW, sx = SX > 0 ? SX : g->sx, M = g->M, OW = g->OW;
+    const int64_t K = g->C * g->KH * g->KW, M = g->M, OW = g->OW;
+    const int64_t nf = M - m0 < TILE_FILTERS ? M - m0 : TILE_FILTERS;
+    const float *w = j->packed + (m0 / 16) * K * 16 + m0 % 16;
+    __m512 acc[MAX_PIXEL_BLOCKS][TILE_FILTERS];
+    for (int f = 0; f < TILE_FILTERS; f++) {
+        const __m512 b = _mm512_set1_ps(j->bias && f < nf ? j->bias[m0 + f] : 0.0f);
+        for (int b2 = 0; b2 < PB; b2++) acc[b2][f] = b;
+    }
+    for (int64_t k = 0; k < K; k++) {
+        const float *src = tap[k] + ox0;
+        __m512 xv[MAX_PIXEL_BLOCKS];
+        for (int b2 = 0; b2 < PB; b2++) xv[b2] = _mm512_loadu_ps(src + 16 * b2);
+        const float *wk = w + k * 16;
+        for (int f = 0; f < TILE_FILTERS; f++) {
+            const __m512 wv = _mm512_set1_ps(wk[f]);
+            for (int b2 = 0; b2 < PB; b2++) acc[b2][f] = _mm512_fmadd_ps(xv[b2], wv, acc[b2][f]);
+        }
+    }
     const bool in_regs = em512_act_in_registers(j->act.kind);
-    const __m512 act_lo = _mm512_set1_ps(j->act.alpha), act_hi = _mm512_set1_ps(j->act.beta);
-    for (int64_t ox0 = 0; ox0 < OW; ox0 += 16) {
-        const int64_t np = OW - ox0 < 16 ? OW - ox0 : 16;
-        const __mmask16 pm = (__mmask16)((1u << np) - 1);
-        for (int64_t mb = 0; mb * 16 < M; mb++) {
-            const int64_t nm = M - mb * 16 < 16 ? M - mb * 16 : 16;
-            const __m512 b0 =
-                j->bias ? _mm512_maskz_loadu_ps((__mmask16)((1u << nm) - 1), j->bias + mb * 16)
-                        : _mm512_setzero_ps();
-            __m512 acc[16];
-            for (int p = 0; p < 16; p++) acc[p] = b0;
-            const float *wp = j->packed + mb * K * 16;
-            int64_t k = 0;
-            for (int64_t c = 0; c < g->C; c++)
-                for (int64_t ky = 0; ky < g->KH; ky++) {
-                    const float *row = rows + (c * g->KH + ky) * j->wpad + ox0 * sx;
-                    for (int64_t kx = 0; kx < g->KW; kx++, k++) {
-                        const __m512 wv = _mm512_loadu_ps(wp + k * 16);
-                        const float *src = row + kx * g->dx;
-                        _Pragma("GCC unroll 16") for (int p = 0; p < 16; p++) acc[p] =
-                            _mm512_fmadd_ps(wv, _mm512_set1_ps(src[p * sx]), acc[p]);
-                    }
-                }
-            transpose16(acc);
-            for (int64_t l = 0; l < nm; l++) {
-                float *yr = j->y + ((n * M + mb * 16 + l) * g->OH + oy) * OW + ox0;
-                __m512 v = acc[l];
-                if (j->z) {
-                    const float *zr = j->z + ((n * M + mb * 16 + l) * g->OH + oy) * OW + ox0;
-                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(pm, zr));
-                }
-                if (in_regs) v = em512_activate(v, j->act.kind, act_lo, act_hi);
-                _mm512_mask_storeu_ps(yr, pm, v);
-                if (!in_regs) em_activation_apply(&j->act, yr, np);
-            }
+    const __m512 lo = _mm512_set1_ps(j->act.alpha), hi = _mm512_set1_ps(j->act.beta);
+    for (int f = 0; f < nf; f++) {
+        const int64_t row = ((n * M + m0 + f) * g->OH + oy) * OW;
+        for (int b2 = 0; b2 < PB; b2++) {
+            const int64_t ox = ox0 + 16 * b2;
+            const int64_t np = OW - ox < 16 ? OW - ox : 16;
+            if (np <= 0) break;
+            const __mmask16 pm = (__mmask16)((1u << np) - 1);
+            __m512 v = acc[b2][f];
+            if (j->z) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(pm, j->z + row + ox));
+            if (in_regs) v = em512_activate(v, j->act.kind, lo, hi);
+            _mm512_mask_storeu_ps(j->y + row + ox, pm, v);
+            if (!in_regs) em_activation_apply(&j->act, j->y + row + ox, np);
         }
     }
 }
 
-TARGET_512 static void output_row_s1(const dc_job *j, int64_t n, int64_t oy, const float *rows) {
-    output_row_impl(j, n, oy, rows, 1);
+TARGET_512 static void tile1(const dc_job *j, const float *const *tap, int64_t n, int64_t oy,
+                             int64_t ox0, int64_t m0) {
+    tile(j, tap, n, oy, ox0, m0, 1);
 }
-TARGET_512 static void output_row_s2(const dc_job *j, int64_t n, int64_t oy, const float *rows) {
-    output_row_impl(j, n, oy, rows, 2);
+TARGET_512 static void tile2(const dc_job *j, const float *const *tap, int64_t n, int64_t oy,
+                             int64_t ox0, int64_t m0) {
+    tile(j, tap, n, oy, ox0, m0, 2);
 }
-TARGET_512 static void output_row_any(const dc_job *j, int64_t n, int64_t oy, const float *rows) {
-    output_row_impl(j, n, oy, rows, 0);
+TARGET_512 static void tile3(const dc_job *j, const float *const *tap, int64_t n, int64_t oy,
+                             int64_t ox0, int64_t m0) {
+    tile(j, tap, n, oy, ox0, m0, 3);
+}
+
+/* Output rows [oy0, oy1) of image n (at most SUB_ROWS): split the input rows they read into
+ * phases (rows outside the image as zeros), then run the tiles of each row. */
+TARGET_512 static void sub_band(const dc_job *j, float *buf, int64_t n, int64_t oy0, int64_t oy1) {
+    const em_dc_geom *g = j->g;
+    const int64_t iy0 = oy0 * g->sy - g->py;
+    const int64_t rows = (oy1 - 1 - oy0) * g->sy + (g->KH - 1) * g->dy + 1;
+    const int64_t row_floats = g->sx * j->wph;
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t r = 0; r < rows; r++) {
+            float *dst = buf + (c * j->sub_rows + r) * row_floats;
+            const int64_t iy = iy0 + r;
+            if (iy < 0 || iy >= g->H)
+                memset(dst, 0, (size_t)row_floats * sizeof(float));
+            else
+                split_row(j, j->x + ((n * g->C + c) * g->H + iy) * g->W, dst);
+        }
+    const float *tap[MAX_TAPS];
+    for (int64_t oy = oy0; oy < oy1; oy++) {
+        int64_t k = 0;
+        for (int64_t c = 0; c < g->C; c++)
+            for (int64_t ky = 0; ky < g->KH; ky++) {
+                const int64_t r = (oy - oy0) * g->sy + ky * g->dy;
+                const float *row = buf + (c * j->sub_rows + r) * row_floats;
+                for (int64_t kx = 0; kx < g->KW; kx++, k++) {
+                    const int64_t t = kx * g->dx;
+                    tap[k] = row + (t % g->sx) * j->wph + t / g->sx;
+                }
+            }
+        /* Pixel blocks in tiles of 3 (2 + 2 for the last 4, so no tile runs mostly empty). */
+        for (int64_t b = 0; b < j->blocks;) {
+            const int64_t left = j->blocks - b, pb = left >= 3 && left != 4 ? 3 : left >= 2 ? 2 : 1;
+            for (int64_t m0 = 0; m0 < g->M; m0 += TILE_FILTERS) {
+                if (pb == 3)
+                    tile3(j, tap, n, oy, b * 16, m0);
+                else if (pb == 2)
+                    tile2(j, tap, n, oy, b * 16, m0);
+                else
+                    tile1(j, tap, n, oy, b * 16, m0);
+            }
+            b += pb;
+        }
+    }
 }
 
 /* Items [begin, end): (image, band of output rows). */
 static void dc_items(void *ctx, int slot, int64_t begin, int64_t end) {
     const dc_job *j = ctx;
     const em_dc_geom *g = j->g;
-    float *rows = (float *)(j->scratch + (size_t)slot * j->slot_bytes);
+    float *buf = (float *)(j->scratch + (size_t)slot * j->slot_bytes);
     for (int64_t it = begin; it < end; it++) {
         const int64_t n = it / j->bands, band = it % j->bands;
         const int64_t oy0 = g->OH * band / j->bands, oy1 = g->OH * (band + 1) / j->bands;
-        for (int64_t oy = oy0; oy < oy1; oy++) {
-            /* The padded input rows of this output row: column t is input column t - px. */
-            for (int64_t c = 0; c < g->C; c++)
-                for (int64_t ky = 0; ky < g->KH; ky++) {
-                    float *dst = rows + (c * g->KH + ky) * j->wpad;
-                    memset(dst, 0, (size_t)j->wpad * sizeof(float));
-                    const int64_t iy = oy * g->sy - g->py + ky * g->dy;
-                    if (iy < 0 || iy >= g->H) continue;
-                    const int64_t lo = g->px, hi = g->px + g->W < j->wpad ? g->px + g->W : j->wpad;
-                    if (hi > lo)
-                        memcpy(dst + lo, j->x + ((n * g->C + c) * g->H + iy) * g->W,
-                               (size_t)(hi - lo) * sizeof(float));
-                }
-            if (g->sx == 1)
-                output_row_s1(j, n, oy, rows);
-            else if (g->sx == 2)
-                output_row_s2(j, n, oy, rows);
-            else
-                output_row_any(j, n, oy, rows);
-        }
+        for (int64_t oy = oy0; oy < oy1; oy += SUB_ROWS)
+            sub_band(j, buf, n, oy, oy + SUB_ROWS < oy1 ? oy + SUB_ROWS : oy1);
     }
 }
 
@@ -176,18 +208,17 @@ ember_status em_dc_conv(const em_dc_geom *g, const float *x, const float *packed
     dc_job j = {.g = g, .x = x, .packed = packed, .bias = bias, .z = z, .y = y};
     if (act) j.act = *act;
     if (g->batch == 0 || g->OH == 0 || g->OW == 0 || g->M == 0) return EMBER_OK;
-    /* Columns read: up to the last of 16 pixels of the last block, plus the kernel span; at
-     * least the pads and the row (the copy fills [px, px + W)). */
-    j.wpad = ((g->OW + 15) / 16 * 16 - 1) * g->sx + (g->KW - 1) * g->dx + 1;
-    if (j.wpad < g->px + g->W) j.wpad = g->px + g->W;
-    j.wpad = (j.wpad + 15) / 16 * 16;
+    j.blocks = (g->OW + 15) / 16;
+    /* A tap reads phase row entries up to the last pixel of the last block plus its offset. */
+    j.wph = (j.blocks * 16 + (g->KW - 1) * g->dx / g->sx + 1 + 15) / 16 * 16;
+    j.sub_rows = (SUB_ROWS - 1) * g->sy + (g->KH - 1) * g->dy + 1;
     const int threads = em_exec_threads(ex) > 0 ? em_exec_threads(ex) : 1;
     /* Bands of output rows per image, so that every thread gets work (and, as in the other
      * convolutions, a spatial share of each image). */
     j.bands = g->batch % threads == 0 ? 1 : 2 * threads;
     if (j.bands > g->OH) j.bands = g->OH;
     const int64_t items = g->batch * j.bands;
-    j.slot_bytes = ((size_t)(g->C * g->KH * j.wpad) * sizeof(float) + 63) / 64 * 64;
+    j.slot_bytes = ((size_t)(g->C * j.sub_rows * g->sx * j.wph) * sizeof(float) + 63) / 64 * 64;
     const int slots = em_slot_count(ex, items);
     j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
     if (!j.scratch) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;

@@ -2,10 +2,12 @@
  * (conv_direct.c). Internal to ops/.
  *
  * With C * KH * KW small (27 for a 3x3 over RGB, 147 for ResNet's 7x7), im2col costs about as
- * much as the GEMM it feeds. Here output channels are the vector lanes instead: per block of
- * 16 output pixels and 16 filters, each tap (c, ky, kx) is one vector of 16 weights times the
- * 16 input values it meets, broadcast, into 16 accumulators; the block is then transposed into
- * NCHW rows. Input rows are first copied with their padding, so taps need no bounds checks. */
+ * much as the GEMM it feeds. Here output pixels are the vector lanes: the input rows an output
+ * row reads are first split into stride phases with their padding (phase p of a row holds its
+ * columns p, p + sx, ...), so for every tap the 16 input values of 16 consecutive output pixels
+ * are one plain load. A register tile is up to 3 blocks of 16 pixels x 8 filters: per tap, one
+ * load per block and one broadcast weight per filter feed 24 FMAs, and each accumulator is 16
+ * consecutive outputs of one filter, stored straight into its NCHW row. */
 #ifndef EMBER_OPS_CONV_DIRECT_H
 #define EMBER_OPS_CONV_DIRECT_H
 

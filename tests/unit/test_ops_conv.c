@@ -706,7 +706,7 @@ Test(conv, depthwise_fused_activations) {
 static void expect_same_across_threads(conv_case t, const char *what);
 
 /* Convolutions over at most 4 input channels (the RGB input layer) run on a direct kernel
- * with the filters in the vector lanes (ops/conv_direct.c): ResNet's 7x7 / 2 and the 3x3 / 2
+ * with the output pixels in the vector lanes (ops/conv_direct.c): ResNet's 7x7 / 2 and the 3x3 / 2
  * stems, filter counts that are not a multiple of 16, wide and narrow rows (partial blocks of
  * 16 pixels), dilation, asymmetric pads, several images; with and without bias, Z + Relu, the
  * other activations, and the same bits at 1, 2 and 3 threads. */
@@ -765,6 +765,12 @@ Test(conv, direct_few_channels) {
          .k = {1, 1},
          .s = {1, 1},
          .d = {1, 1}},
+        /* wide rows: 9 blocks of 16 pixels (tiles of 3), and 4 blocks (tiles of 2); more
+         * output rows than one sub-band */
+        {.nsp = 2, .n = 2, .c = 3, .m = 24, .group = 1, .in = {20, 130}, .k = {3, 3},
+         .s = {2, 1}, .d = {1, 1}, .pb = {1, 1}, .pe = {1, 1}},
+        {.nsp = 2, .n = 1, .c = 3, .m = 16, .group = 1, .in = {19, 120}, .k = {3, 3},
+         .s = {2, 2}, .d = {1, 1}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char what[256];
