@@ -11,6 +11,7 @@
 
 #include "kernel.h"
 #include "linalg.h"
+#include "pool_max512.h"
 
 #define POOL_MAX_SPATIAL (EM_MAX_RANK - 2)
 /* Bound on kernel, stride, dilation and pad values, so geometry arithmetic cannot overflow. */
@@ -626,6 +627,15 @@ static void pool_range(void *vctx, int64_t p0, int64_t p1) {
     if (fast) {
         plane2d q;
         plane2d_from_geom(g, &q);
+        if (g->a.kind == POOL_MAX && q.SW == 2) { /* the common pools, on AVX-512 */
+            const em_maxpool_plane mp = {.H = q.H, .W = q.W, .OH = q.OH, .OW = q.OW, .KH = q.KH,
+                                         .KW = q.KW, .SH = q.SH, .PT = q.PT, .PL = q.PL};
+            if (em_maxpool_s2_supported(&mp)) {
+                em_maxpool_s2_planes(&mp, (const float *)c->x + p0 * g->in_plane,
+                                     (float *)c->y + p0 * g->out_plane, p1 - p0);
+                return;
+            }
+        }
         bool max3s2 = g->a.kind == POOL_MAX && q.KH == 3 && q.KW == 3 && q.SH == 2 && q.SW == 2 &&
                       q.H >= 1 && q.W >= 1;
         float row[POOL_ROW_MAX];
