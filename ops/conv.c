@@ -921,6 +921,14 @@ static void packed_panels(int64_t ncols, int64_t max_cols, int64_t groups, int t
     }
 }
 
+/* 1x1 kernel, stride 1, no padding: the GEMM reads the input rows as they are. */
+static bool is_pointwise(const conv_geom *g) {
+    bool pw = g->k_sz == 1;
+    for (int i = 0; i < SP; i++)
+        if (g->s[i] != 1 || g->pb[i] != 0 || g->pe[i] != 0) pw = false;
+    return pw;
+}
+
 /* Entry (row, u) of the gather table: the input offset (from image 0 of the block, channel 0
  * of the group) that im2col row `row` (channel, kz, ky, kx) reads for column u of the block, or
  * -1 where the tap falls into the padding. */
@@ -972,9 +980,7 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     em_exec *par = macs < 1e5 ? NULL : ex;
     int threads = par ? em_exec_threads(par) : 1;
     if (threads < 1) threads = 1;
-    bool pointwise = g->k_sz == 1;
-    for (int i = 0; i < SP; i++)
-        if (g->s[i] != 1 || g->pb[i] != 0 || g->pe[i] != 0) pointwise = false;
+    bool pointwise = is_pointwise(g);
     if (!is_double && g->Cg == 1 && g->Mg == 1 && g->nsp <= 2 && !pointwise) {
         int slots = em_slot_count(par, g->batch * g->C);
         dw_geom d = dw_geometry(g);
@@ -1010,10 +1016,14 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     /* Small outputs of several images: one GEMM over all their columns, so each weight panel
      * is loaded once for the batch instead of once per image. */
     j.batched = j.wpack && g->batch > 1 && g->out_sz < BATCHED_MAX_COLS;
-    if (j.batched) pointwise = false; /* columns of several images: im2col tiles */
-    /* The gather table made at creation, or one made now when the batch repays it. */
+    /* Columns of several images: im2col tiles, through the gather table made at creation or
+     * one made now when the batch repays it; pointwise convs copy whole rows instead. */
+    const bool copy_rows = pointwise;
+    if (j.batched) pointwise = false;
     em_gather_table run_gather;
-    if (j.batched && gather) {
+    if (j.batched && copy_rows) {
+        j.gather = NULL;
+    } else if (j.batched && gather) {
         j.gather = gather;
     } else if (j.batched && em_gather_shape(K, g->out_sz, g->C * g->in_sz, &run_gather) &&
                2 * run_gather.stride <= g->batch * g->out_sz) {
@@ -1392,7 +1402,7 @@ static void conv_prepare_gather(const em_graph *g, const em_node *node, conv_sta
     conv_geom geom;
     em_gather_table t;
     if (!st->wpack || !static_planes(g, node, st, &geom) || geom.out_sz <= 0 ||
-        geom.out_sz >= BATCHED_MAX_COLS ||
+        geom.out_sz >= BATCHED_MAX_COLS || is_pointwise(&geom) ||
         !em_gather_shape(geom.Cg * geom.k_sz, geom.out_sz, geom.C * geom.in_sz, &t))
         return;
     t.idx = malloc(em_gather_bytes(&t));
