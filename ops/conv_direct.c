@@ -39,11 +39,19 @@ void em_dc_pack(const float *w, int64_t M, int64_t C, int64_t KH, int64_t KW, fl
 
 #define TARGET_512 EM_TARGET_512
 
-/* Output rows per sub-band: their input rows are split into phases once for all of them. */
+/* Most output rows per sub-band: their input rows are split into phases once for all of
+ * them; fewer when the split rows of all channels would pass SUB_BYTES. */
 #define SUB_ROWS 8
+#define SUB_BYTES (256u << 10)
 /* Filters per register tile (half of a packed block of 16) and most pixel blocks per tile. */
 #define TILE_FILTERS 8
 #define MAX_PIXEL_BLOCKS 3
+
+/* A block of 16 output pixels in a sub-band: row oy, first column ox; its input for tap k
+ * starts at tap[k] + off (tap[] is set for the sub-band's first row). */
+typedef struct dc_block {
+    int64_t off, oy, ox;
+} dc_block;
 
 typedef struct dc_job {
     const em_dc_geom *g;
@@ -53,9 +61,10 @@ typedef struct dc_job {
     int64_t bands;    /* output-row bands per image */
     int64_t blocks;   /* 16-pixel blocks per output row */
     int64_t wph;      /* floats per phase row */
+    int64_t sub;      /* output rows per sub-band */
     int64_t sub_rows; /* input rows of one sub-band (at most) */
-    char *scratch;
-    size_t slot_bytes;
+    char *scratch;    /* per slot: split rows, then the tap table, then the blocks */
+    size_t slot_bytes, taps_offset, blocks_offset;
 } dc_job;
 
 /* Phase p of the zero-padded input row xrow (input column i sits at padded column i + px):
@@ -89,12 +98,14 @@ TARGET_512 static void split_row(const dc_job *j, const float *xrow, float *dst)
     }
 }
 
-/* One register tile: PB blocks of 16 pixels from ox0 x TILE_FILTERS filters from m0 of output
- * row oy. tap[k] points at the phase row of tap k, shifted so that pixel ox reads tap[k][ox]:
- * every tap is one plain load per pixel block and one broadcast weight per filter. */
-static inline __attribute__((always_inline)) TARGET_512 void
-tile(const dc_job *j, const float *const *tap, int64_t n, int64_t oy, int64_t ox0, int64_t m0,
-     const int PB) {
+/* One register tile: PB blocks of 16 output pixels (bl[0..PB), possibly on different rows) x
+ * TILE_FILTERS filters from m0. Every tap is one plain load per block and one broadcast weight
+ * per filter into PB x 8 accumulators; each accumulator is 16 consecutive outputs of one filter,
+ * stored straight into its NCHW row. */
+static inline __attribute__((always_inline)) TARGET_512 void tile(const dc_job *j,
+                                                                  const float *const *tap,
+                                                                  int64_t n, const dc_block *bl,
+                                                                  int64_t m0, const int PB) {
     const em_dc_geom *g = j->g;
     const int64_t K = g->C * g->KH * g->KW, M = g->M, OW = g->OW;
     const int64_t nf = M - m0 < TILE_FILTERS ? M - m0 : TILE_FILTERS;
@@ -104,10 +115,12 @@ tile(const dc_job *j, const float *const *tap, int64_t n, int64_t oy, int64_t ox
         const __m512 b = _mm512_set1_ps(j->bias && f < nf ? j->bias[m0 + f] : 0.0f);
         for (int b2 = 0; b2 < PB; b2++) acc[b2][f] = b;
     }
+    int64_t off[MAX_PIXEL_BLOCKS];
+    for (int b2 = 0; b2 < PB; b2++) off[b2] = bl[b2].off;
     for (int64_t k = 0; k < K; k++) {
-        const float *src = tap[k] + ox0;
+        const float *src = tap[k];
         __m512 xv[MAX_PIXEL_BLOCKS];
-        for (int b2 = 0; b2 < PB; b2++) xv[b2] = _mm512_loadu_ps(src + 16 * b2);
+        for (int b2 = 0; b2 < PB; b2++) xv[b2] = _mm512_loadu_ps(src + off[b2]);
         const float *wk = w + k * 16;
         for (int f = 0; f < TILE_FILTERS; f++) {
             const __m512 wv = _mm512_set1_ps(wk[f]);
@@ -116,39 +129,42 @@ tile(const dc_job *j, const float *const *tap, int64_t n, int64_t oy, int64_t ox
     }
     const bool in_regs = em512_act_in_registers(j->act.kind);
     const __m512 lo = _mm512_set1_ps(j->act.alpha), hi = _mm512_set1_ps(j->act.beta);
-    for (int f = 0; f < nf; f++) {
-        const int64_t row = ((n * M + m0 + f) * g->OH + oy) * OW;
-        for (int b2 = 0; b2 < PB; b2++) {
-            const int64_t ox = ox0 + 16 * b2;
-            const int64_t np = OW - ox < 16 ? OW - ox : 16;
-            if (np <= 0) break;
-            const __mmask16 pm = (__mmask16)((1u << np) - 1);
+    for (int b2 = 0; b2 < PB; b2++) {
+        const int64_t ox = bl[b2].ox, np = OW - ox < 16 ? OW - ox : 16;
+        const __mmask16 pm = (__mmask16)((1u << np) - 1);
+        for (int f = 0; f < nf; f++) {
+            const int64_t at = ((n * M + m0 + f) * g->OH + bl[b2].oy) * OW + ox;
             __m512 v = acc[b2][f];
-            if (j->z) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(pm, j->z + row + ox));
+            if (j->z) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(pm, j->z + at));
             if (in_regs) v = em512_activate(v, j->act.kind, lo, hi);
-            _mm512_mask_storeu_ps(j->y + row + ox, pm, v);
-            if (!in_regs) em_activation_apply(&j->act, j->y + row + ox, np);
+            _mm512_mask_storeu_ps(j->y + at, pm, v);
+            if (!in_regs) em_activation_apply(&j->act, j->y + at, np);
         }
     }
 }
 
-TARGET_512 static void tile1(const dc_job *j, const float *const *tap, int64_t n, int64_t oy,
-                             int64_t ox0, int64_t m0) {
-    tile(j, tap, n, oy, ox0, m0, 1);
+TARGET_512 static void tile1(const dc_job *j, const float *const *tap, int64_t n,
+                             const dc_block *bl, int64_t m0) {
+    tile(j, tap, n, bl, m0, 1);
 }
-TARGET_512 static void tile2(const dc_job *j, const float *const *tap, int64_t n, int64_t oy,
-                             int64_t ox0, int64_t m0) {
-    tile(j, tap, n, oy, ox0, m0, 2);
+TARGET_512 static void tile2(const dc_job *j, const float *const *tap, int64_t n,
+                             const dc_block *bl, int64_t m0) {
+    tile(j, tap, n, bl, m0, 2);
 }
-TARGET_512 static void tile3(const dc_job *j, const float *const *tap, int64_t n, int64_t oy,
-                             int64_t ox0, int64_t m0) {
-    tile(j, tap, n, oy, ox0, m0, 3);
+TARGET_512 static void tile3(const dc_job *j, const float *const *tap, int64_t n,
+                             const dc_block *bl, int64_t m0) {
+    tile(j, tap, n, bl, m0, 3);
 }
 
-/* Output rows [oy0, oy1) of image n (at most SUB_ROWS): split the input rows they read into
- * phases (rows outside the image as zeros), then run the tiles of each row. */
-TARGET_512 static void sub_band(const dc_job *j, float *buf, int64_t n, int64_t oy0, int64_t oy1) {
+/* Output rows [oy0, oy1) of image n (at most j->sub): split the input rows they read into
+ * phases (rows outside the image as zeros), set the tap table for row oy0, then run the
+ * sub-band's blocks of 16 pixels, row after row, in tiles of 3 (a tile may end one row and
+ * start the next, so narrow rows still fill it). */
+TARGET_512 static void sub_band(const dc_job *j, char *slot, int64_t n, int64_t oy0, int64_t oy1) {
     const em_dc_geom *g = j->g;
+    float *buf = (float *)slot;
+    const float **tap = (const float **)(slot + j->taps_offset);
+    dc_block *bl = (dc_block *)(slot + j->blocks_offset);
     const int64_t iy0 = oy0 * g->sy - g->py;
     const int64_t rows = (oy1 - 1 - oy0) * g->sy + (g->KH - 1) * g->dy + 1;
     const int64_t row_floats = g->sx * j->wph;
@@ -161,44 +177,44 @@ TARGET_512 static void sub_band(const dc_job *j, float *buf, int64_t n, int64_t 
             else
                 split_row(j, j->x + ((n * g->C + c) * g->H + iy) * g->W, dst);
         }
-    const float *tap[MAX_TAPS];
-    for (int64_t oy = oy0; oy < oy1; oy++) {
-        int64_t k = 0;
-        for (int64_t c = 0; c < g->C; c++)
-            for (int64_t ky = 0; ky < g->KH; ky++) {
-                const int64_t r = (oy - oy0) * g->sy + ky * g->dy;
-                const float *row = buf + (c * j->sub_rows + r) * row_floats;
-                for (int64_t kx = 0; kx < g->KW; kx++, k++) {
-                    const int64_t t = kx * g->dx;
-                    tap[k] = row + (t % g->sx) * j->wph + t / g->sx;
-                }
+    int64_t k = 0;
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t ky = 0; ky < g->KH; ky++) {
+            const float *row = buf + (c * j->sub_rows + ky * g->dy) * row_floats;
+            for (int64_t kx = 0; kx < g->KW; kx++, k++) {
+                const int64_t t = kx * g->dx;
+                tap[k] = row + (t % g->sx) * j->wph + t / g->sx;
             }
-        /* Pixel blocks in tiles of 3 (2 + 2 for the last 4, so no tile runs mostly empty). */
-        for (int64_t b = 0; b < j->blocks;) {
-            const int64_t left = j->blocks - b, pb = left >= 3 && left != 4 ? 3 : left >= 2 ? 2 : 1;
-            for (int64_t m0 = 0; m0 < g->M; m0 += TILE_FILTERS) {
-                if (pb == 3)
-                    tile3(j, tap, n, oy, b * 16, m0);
-                else if (pb == 2)
-                    tile2(j, tap, n, oy, b * 16, m0);
-                else
-                    tile1(j, tap, n, oy, b * 16, m0);
-            }
+        }
+    int64_t nb = 0;
+    for (int64_t oy = oy0; oy < oy1; oy++)
+        for (int64_t b = 0; b < j->blocks; b++, nb++)
+            bl[nb] =
+                (dc_block){.off = (oy - oy0) * g->sy * row_floats + 16 * b, .oy = oy, .ox = 16 * b};
+    /* Tiles of 3 blocks (2 + 2 for the last 4, so no tile runs mostly empty). */
+    for (int64_t m0 = 0; m0 < g->M; m0 += TILE_FILTERS) /* a filter group's weights stay in L1 */
+        for (int64_t b = 0; b < nb;) {
+            const int64_t left = nb - b, pb = left >= 3 && left != 4 ? 3 : left >= 2 ? 2 : 1;
+            if (pb == 3)
+                tile3(j, tap, n, bl + b, m0);
+            else if (pb == 2)
+                tile2(j, tap, n, bl + b, m0);
+            else
+                tile1(j, tap, n, bl + b, m0);
             b += pb;
         }
-    }
 }
 
 /* Items [begin, end): (image, band of output rows). */
 static void dc_items(void *ctx, int slot, int64_t begin, int64_t end) {
     const dc_job *j = ctx;
     const em_dc_geom *g = j->g;
-    float *buf = (float *)(j->scratch + (size_t)slot * j->slot_bytes);
+    char *mem = j->scratch + (size_t)slot * j->slot_bytes;
     for (int64_t it = begin; it < end; it++) {
         const int64_t n = it / j->bands, band = it % j->bands;
         const int64_t oy0 = g->OH * band / j->bands, oy1 = g->OH * (band + 1) / j->bands;
-        for (int64_t oy = oy0; oy < oy1; oy += SUB_ROWS)
-            sub_band(j, buf, n, oy, oy + SUB_ROWS < oy1 ? oy + SUB_ROWS : oy1);
+        for (int64_t oy = oy0; oy < oy1; oy += j->sub)
+            sub_band(j, mem, n, oy, oy + j->sub < oy1 ? oy + j->sub : oy1);
     }
 }
 
@@ -211,14 +227,23 @@ ember_status em_dc_conv(const em_dc_geom *g, const float *x, const float *packed
     j.blocks = (g->OW + 15) / 16;
     /* A tap reads phase row entries up to the last pixel of the last block plus its offset. */
     j.wph = (j.blocks * 16 + (g->KW - 1) * g->dx / g->sx + 1 + 15) / 16 * 16;
-    j.sub_rows = (SUB_ROWS - 1) * g->sy + (g->KH - 1) * g->dy + 1;
+    /* Output rows per sub-band: as many as SUB_ROWS while the split rows fit SUB_BYTES. */
+    const size_t row_bytes = (size_t)(g->C * g->sx * j.wph) * sizeof(float);
+    j.sub = SUB_ROWS;
+    while (j.sub > 1 &&
+           (size_t)((j.sub - 1) * g->sy + (g->KH - 1) * g->dy + 1) * row_bytes > SUB_BYTES)
+        j.sub--;
+    j.sub_rows = (j.sub - 1) * g->sy + (g->KH - 1) * g->dy + 1;
     const int threads = em_exec_threads(ex) > 0 ? em_exec_threads(ex) : 1;
     /* Bands of output rows per image, so that every thread gets work (and, as in the other
      * convolutions, a spatial share of each image). */
     j.bands = g->batch % threads == 0 ? 1 : 2 * threads;
     if (j.bands > g->OH) j.bands = g->OH;
     const int64_t items = g->batch * j.bands;
-    j.slot_bytes = ((size_t)(g->C * j.sub_rows * g->sx * j.wph) * sizeof(float) + 63) / 64 * 64;
+    const int64_t K = g->C * g->KH * g->KW;
+    j.taps_offset = ((size_t)j.sub_rows * row_bytes + 63) / 64 * 64;
+    j.blocks_offset = j.taps_offset + ((size_t)K * sizeof(float *) + 63) / 64 * 64;
+    j.slot_bytes = j.blocks_offset + ((size_t)(j.sub * j.blocks) * sizeof(dc_block) + 63) / 64 * 64;
     const int slots = em_slot_count(ex, items);
     j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
     if (!j.scratch) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;

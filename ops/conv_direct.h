@@ -5,9 +5,11 @@
  * much as the GEMM it feeds. Here output pixels are the vector lanes: the input rows an output
  * row reads are first split into stride phases with their padding (phase p of a row holds its
  * columns p, p + sx, ...), so for every tap the 16 input values of 16 consecutive output pixels
- * are one plain load. A register tile is up to 3 blocks of 16 pixels x 8 filters: per tap, one
- * load per block and one broadcast weight per filter feed 24 FMAs, and each accumulator is 16
- * consecutive outputs of one filter, stored straight into its NCHW row. */
+ * are one plain load. A register tile is up to 3 blocks of 16 pixels (a tile may span two
+ * output rows, so narrow rows fill it too) x 8 filters: per tap, one load per block and one
+ * broadcast weight per filter feed 24 FMAs, and each accumulator is 16 consecutive outputs of
+ * one filter, stored straight into its NCHW row. Filter group by filter group, so a group's
+ * weights stay in L1 over the tiles of a band of rows. */
 #ifndef EMBER_OPS_CONV_DIRECT_H
 #define EMBER_OPS_CONV_DIRECT_H
 
