@@ -9,246 +9,14 @@
 #include <string.h>
 
 #include "ember.h"
+#include "model_builder.h"
 #include "onnx.pb-c.h"
-
-/* ---- a tiny in-memory model builder (protobuf-c), everything freed with the builder ---- */
-
-typedef struct builder {
-    void *allocs[1024];
-    int n;
-} builder;
-
-static void *b_alloc(builder *b, size_t size) {
-    cr_assert_lt(b->n, 1024);
-    void *p = calloc(1, size ? size : 1);
-    cr_assert_not_null(p);
-    b->allocs[b->n++] = p;
-    return p;
-}
-
-static void b_free(builder *b) {
-    for (int i = 0; i < b->n; i++) free(b->allocs[i]);
-    b->n = 0;
-}
-
-static char *b_str(builder *b, const char *s) {
-    char *c = b_alloc(b, strlen(s) + 1);
-    strcpy(c, s);
-    return c;
-}
-
-/* Value info with an element type and, if rank >= 0, a static shape. */
-static Onnx__ValueInfoProto *vi(builder *b, const char *name, int elem, int rank,
-                                const int64_t *dims) {
-    Onnx__ValueInfoProto *v = b_alloc(b, sizeof *v);
-    onnx__value_info_proto__init(v);
-    v->name = b_str(b, name);
-    Onnx__TypeProto *t = b_alloc(b, sizeof *t);
-    onnx__type_proto__init(t);
-    Onnx__TypeProto__Tensor *tt = b_alloc(b, sizeof *tt);
-    onnx__type_proto__tensor__init(tt);
-    tt->has_elem_type = 1;
-    tt->elem_type = elem;
-    if (rank >= 0) {
-        Onnx__TensorShapeProto *sh = b_alloc(b, sizeof *sh);
-        onnx__tensor_shape_proto__init(sh);
-        sh->n_dim = (size_t)rank;
-        sh->dim = b_alloc(b, sizeof *sh->dim * (size_t)(rank + 1));
-        for (int i = 0; i < rank; i++) {
-            Onnx__TensorShapeProto__Dimension *d = b_alloc(b, sizeof *d);
-            onnx__tensor_shape_proto__dimension__init(d);
-            d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-            d->dim_value = dims[i];
-            sh->dim[i] = d;
-        }
-        tt->shape = sh;
-    }
-    t->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
-    t->tensor_type = tt;
-    v->type = t;
-    return v;
-}
-
-static Onnx__AttributeProto *a_new(builder *b, const char *name, int type) {
-    Onnx__AttributeProto *a = b_alloc(b, sizeof *a);
-    onnx__attribute_proto__init(a);
-    a->name = b_str(b, name);
-    a->has_type = 1;
-    a->type = type;
-    return a;
-}
-
-static Onnx__AttributeProto *a_int(builder *b, const char *name, int64_t v) {
-    Onnx__AttributeProto *a = a_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
-    a->has_i = 1;
-    a->i = v;
-    return a;
-}
-
-static Onnx__AttributeProto *a_float(builder *b, const char *name, float v) {
-    Onnx__AttributeProto *a = a_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
-    a->has_f = 1;
-    a->f = v;
-    return a;
-}
-
-static Onnx__AttributeProto *a_str(builder *b, const char *name, const char *v) {
-    Onnx__AttributeProto *a = a_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
-    a->has_s = 1;
-    a->s.data = (uint8_t *)b_str(b, v);
-    a->s.len = strlen(v);
-    return a;
-}
-
-static Onnx__AttributeProto *a_ints(builder *b, const char *name, int n, const int64_t *v) {
-    Onnx__AttributeProto *a = a_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
-    a->n_ints = (size_t)n;
-    a->ints = b_alloc(b, sizeof(int64_t) * (size_t)n);
-    memcpy(a->ints, v, sizeof(int64_t) * (size_t)n);
-    return a;
-}
-
-static Onnx__AttributeProto *a_graph(builder *b, const char *name, Onnx__GraphProto *g) {
-    Onnx__AttributeProto *a = a_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH);
-    a->g = g;
-    return a;
-}
-
-#define INTS(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}
-#define STRS(...) (const char *[]){__VA_ARGS__, NULL}
-#define ATTRS(...) (Onnx__AttributeProto *[]){__VA_ARGS__, NULL}
-#define NO_ATTRS (Onnx__AttributeProto *[]){NULL}
-
-static int count_null(const void *const *p) {
-    int n = 0;
-    while (p && p[n]) n++;
-    return n;
-}
-
-/* Copy a NULL-terminated pointer array into the builder (callers pass compound literals). */
-static void *b_list(builder *b, void *const *list, size_t *count) {
-    *count = (size_t)count_null((const void *const *)list);
-    void **copy = b_alloc(b, sizeof *copy * (*count + 1));
-    memcpy(copy, list, sizeof *copy * *count);
-    return copy;
-}
-
-static Onnx__NodeProto *node(builder *b, const char *op, const char **in, const char **out,
-                             Onnx__AttributeProto **attrs) {
-    Onnx__NodeProto *n = b_alloc(b, sizeof *n);
-    onnx__node_proto__init(n);
-    n->op_type = b_str(b, op);
-    n->n_input = (size_t)count_null((const void *const *)in);
-    n->input = b_alloc(b, sizeof(char *) * (n->n_input + 1));
-    for (size_t i = 0; i < n->n_input; i++) n->input[i] = b_str(b, in[i]);
-    n->n_output = (size_t)count_null((const void *const *)out);
-    n->output = b_alloc(b, sizeof(char *) * (n->n_output + 1));
-    for (size_t i = 0; i < n->n_output; i++) n->output[i] = b_str(b, out[i]);
-    n->attribute = b_list(b, (void *const *)attrs, &n->n_attribute);
-    return n;
-}
-
-static Onnx__TensorProto *init_f32(builder *b, const char *name, int rank, const int64_t *dims,
-                                   const float *vals) {
-    Onnx__TensorProto *t = b_alloc(b, sizeof *t);
-    onnx__tensor_proto__init(t);
-    t->name = b_str(b, name);
-    t->has_data_type = 1;
-    t->data_type = EMBER_FLOAT;
-    t->n_dims = (size_t)rank;
-    t->dims = b_alloc(b, sizeof(int64_t) * (size_t)(rank + 1));
-    memcpy(t->dims, dims, sizeof(int64_t) * (size_t)rank);
-    size_t n = 1;
-    for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
-    t->n_float_data = n;
-    t->float_data = b_alloc(b, sizeof(float) * n);
-    memcpy(t->float_data, vals, sizeof(float) * n);
-    return t;
-}
-
-static Onnx__GraphProto *graph(builder *b, const char *name, Onnx__NodeProto **nodes,
-                               Onnx__ValueInfoProto **inputs, Onnx__ValueInfoProto **outputs,
-                               Onnx__TensorProto **inits) {
-    Onnx__GraphProto *g = b_alloc(b, sizeof *g);
-    onnx__graph_proto__init(g);
-    g->name = b_str(b, name);
-    g->node = b_list(b, (void *const *)nodes, &g->n_node);
-    g->input = b_list(b, (void *const *)inputs, &g->n_input);
-    g->output = b_list(b, (void *const *)outputs, &g->n_output);
-    g->initializer = b_list(b, (void *const *)inits, &g->n_initializer);
-    return g;
-}
-
-#define NODES(...) (Onnx__NodeProto *[]){__VA_ARGS__, NULL}
-#define VIS(...) (Onnx__ValueInfoProto *[]){__VA_ARGS__, NULL}
-#define NO_VIS (Onnx__ValueInfoProto *[]){NULL}
-#define INITS(...) (Onnx__TensorProto *[]){__VA_ARGS__, NULL}
-#define NO_INITS (Onnx__TensorProto *[]){NULL}
-
-/* Serialize and load; returns the status and fills err. */
-static ember_status load(builder *b, Onnx__GraphProto *g, int opset, ember_model **m,
-                         ember_error *err) {
-    Onnx__ModelProto mp;
-    onnx__model_proto__init(&mp);
-    mp.has_ir_version = 1;
-    mp.ir_version = 8;
-    Onnx__OperatorSetIdProto op;
-    onnx__operator_set_id_proto__init(&op);
-    op.domain = b_str(b, "");
-    op.has_version = 1;
-    op.version = opset;
-    Onnx__OperatorSetIdProto *ops[] = {&op};
-    mp.n_opset_import = 1;
-    mp.opset_import = ops;
-    mp.graph = g;
-    size_t size = onnx__model_proto__get_packed_size(&mp);
-    uint8_t *buf = malloc(size);
-    cr_assert_not_null(buf);
-    onnx__model_proto__pack(&mp, buf);
-    ember_status st = ember_model_load_memory(buf, size, NULL, m, err);
-    free(buf);
-    return st;
-}
-
-/* Load, create a session (2 threads) and run: inputs by graph order, outputs by name. */
-static ember_status run_model(builder *b, Onnx__GraphProto *g, int opset, int n_in,
-                              ember_tensor **inputs, const char **in_names, int n_out,
-                              const char **out_names, ember_tensor **outputs, ember_error *err) {
-    ember_model *m = NULL;
-    ember_status st = load(b, g, opset, &m, err);
-    if (st != EMBER_OK) return st;
-    ember_session_options opt;
-    ember_session_options_init(&opt);
-    opt.threads = 2;
-    ember_session *s = NULL;
-    st = ember_session_create(m, &opt, &s, err);
-    if (st == EMBER_OK)
-        st = ember_session_run(s, in_names, (const ember_tensor *const *)inputs, (size_t)n_in,
-                               out_names, (size_t)n_out, outputs, err);
-    ember_session_free(s);
-    ember_model_free(m);
-    return st;
-}
 
 static ember_tensor *tensor_f32(int rank, const int64_t *dims, const float *vals) {
     ember_tensor *t;
     cr_assert_eq(ember_tensor_create(EMBER_FLOAT, dims, rank, &t, NULL), EMBER_OK);
     memcpy(ember_tensor_data(t), vals, ember_tensor_byte_size(t));
     return t;
-}
-
-static ember_tensor *tensor_of(ember_dtype dt, int rank, const int64_t *dims, const void *vals) {
-    ember_tensor *t;
-    cr_assert_eq(ember_tensor_create(dt, dims, rank, &t, NULL), EMBER_OK);
-    memcpy(ember_tensor_data(t), vals, ember_tensor_byte_size(t));
-    return t;
-}
-
-static void expect_dims(const ember_tensor *t, int rank, const int64_t *dims) {
-    cr_assert_eq(ember_tensor_rank(t), rank);
-    for (int i = 0; i < rank; i++)
-        cr_assert_eq(ember_tensor_dims(t)[i], dims[i], "dim %d: %lld vs %lld", i,
-                     (long long)ember_tensor_dims(t)[i], (long long)dims[i]);
 }
 
 static void expect_f32(const ember_tensor *t, int n, const float *want, float tol) {
@@ -281,10 +49,10 @@ Test(pool, ceil_mode_output_size) {
     builder b = {0};
     int64_t dims[] = {1, 1, 4, 4};
     for (int ceil = 0; ceil <= 1; ceil++) {
-        Onnx__GraphProto *g = one_node(&b, "MaxPool", 4, dims, STRS("y"),
-                                       ATTRS(a_ints(&b, "kernel_shape", INTS(3, 3)),
-                                             a_ints(&b, "strides", INTS(2, 2)),
-                                             a_int(&b, "ceil_mode", ceil)));
+        Onnx__GraphProto *g =
+            one_node(&b, "MaxPool", 4, dims, STRS("y"),
+                     ATTRS(a_ints(&b, "kernel_shape", INTS(3, 3)),
+                           a_ints(&b, "strides", INTS(2, 2)), a_int(&b, "ceil_mode", ceil)));
         ember_tensor *x = tensor_f32(4, dims, iota16), *y = NULL;
         ember_error err;
         cr_assert_eq(run_model(&b, g, 12, 1, &x, (const char **)X_NAME, 1, STRS("y"), &y, &err),
@@ -307,11 +75,10 @@ Test(pool, ceil_mode_output_size) {
 Test(pool, ceil_mode_drops_window_in_end_padding) {
     builder b = {0};
     int64_t dims[] = {1, 1, 4};
-    Onnx__GraphProto *g = one_node(&b, "MaxPool", 3, dims, STRS("y"),
-                                   ATTRS(a_ints(&b, "kernel_shape", INTS(2)),
-                                         a_ints(&b, "strides", INTS(2)),
-                                         a_ints(&b, "pads", INTS(0, 1)),
-                                         a_int(&b, "ceil_mode", 1)));
+    Onnx__GraphProto *g =
+        one_node(&b, "MaxPool", 3, dims, STRS("y"),
+                 ATTRS(a_ints(&b, "kernel_shape", INTS(2)), a_ints(&b, "strides", INTS(2)),
+                       a_ints(&b, "pads", INTS(0, 1)), a_int(&b, "ceil_mode", 1)));
     ember_tensor *x = tensor_f32(3, dims, (float[]){1, 5, 2, 7}), *y = NULL;
     ember_error err;
     cr_assert_eq(run_model(&b, g, 12, 1, &x, (const char **)X_NAME, 1, STRS("y"), &y, &err),
@@ -326,9 +93,9 @@ Test(pool, ceil_mode_drops_window_in_end_padding) {
 Test(pool, pads_not_smaller_than_kernel_rejected) {
     builder b = {0};
     int64_t dims[] = {1, 1, 4, 4};
-    Onnx__GraphProto *g = one_node(&b, "MaxPool", 4, dims, STRS("y"),
-                                   ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)),
-                                         a_ints(&b, "pads", INTS(2, 0, 0, 0))));
+    Onnx__GraphProto *g = one_node(
+        &b, "MaxPool", 4, dims, STRS("y"),
+        ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)), a_ints(&b, "pads", INTS(2, 0, 0, 0))));
     ember_tensor *x = tensor_f32(4, dims, iota16), *y = NULL;
     ember_error err = {0};
     ember_status st = run_model(&b, g, 12, 1, &x, (const char **)X_NAME, 1, STRS("y"), &y, &err);
@@ -346,7 +113,7 @@ Test(pool, kernel_larger_than_input_rejected) {
                                    ATTRS(a_ints(&b, "kernel_shape", INTS(3, 3))));
     ember_model *m = NULL;
     ember_error err = {0};
-    cr_assert_eq(load(&b, g, 11, &m, &err), EMBER_ERR_SHAPE, "%s", err.message);
+    cr_assert_eq(load_model(&b, g, 11, &m, &err), EMBER_ERR_SHAPE, "%s", err.message);
     cr_assert(strstr(err.message, "kernel"), "%s", err.message);
     cr_assert_null(m);
     b_free(&b);
@@ -369,8 +136,10 @@ Test(pool, count_include_pad) {
                      EMBER_OK, "%s", err.message);
         expect_dims(y, 4, dims);
         float c = 4.0f / 9, e = 6.0f / 9;
-        if (include) expect_f32(y, 9, (float[]){c, e, c, e, 1, e, c, e, c}, 1e-6f);
-        else expect_f32(y, 9, ones, 1e-6f);
+        if (include)
+            expect_f32(y, 9, (float[]){c, e, c, e, 1, e, c, e, c}, 1e-6f);
+        else
+            expect_f32(y, 9, ones, 1e-6f);
         ember_tensor_free(x);
         ember_tensor_free(y);
     }
@@ -382,12 +151,11 @@ Test(pool, count_include_pad) {
 Test(pool, count_include_pad_with_ceil_mode) {
     builder b = {0};
     int64_t dims[] = {1, 1, 4};
-    Onnx__GraphProto *g = one_node(&b, "AveragePool", 3, dims, STRS("y"),
-                                   ATTRS(a_ints(&b, "kernel_shape", INTS(3)),
-                                         a_ints(&b, "strides", INTS(2)),
-                                         a_ints(&b, "pads", INTS(1, 1)),
-                                         a_int(&b, "ceil_mode", 1),
-                                         a_int(&b, "count_include_pad", 1)));
+    Onnx__GraphProto *g =
+        one_node(&b, "AveragePool", 3, dims, STRS("y"),
+                 ATTRS(a_ints(&b, "kernel_shape", INTS(3)), a_ints(&b, "strides", INTS(2)),
+                       a_ints(&b, "pads", INTS(1, 1)), a_int(&b, "ceil_mode", 1),
+                       a_int(&b, "count_include_pad", 1)));
     ember_tensor *x = tensor_f32(3, dims, (float[]){3, 3, 3, 3}), *y = NULL;
     ember_error err;
     cr_assert_eq(run_model(&b, g, 11, 1, &x, (const char **)X_NAME, 1, STRS("y"), &y, &err),
@@ -407,9 +175,9 @@ Test(pool, same_upper_and_lower) {
     const char *modes[] = {"SAME_UPPER", "SAME_LOWER"};
     float want[2][4] = {{5, 5, 7, 7}, {1, 5, 5, 7}};
     for (int m = 0; m < 2; m++) {
-        Onnx__GraphProto *g = one_node(&b, "MaxPool", 3, dims, STRS("y"),
-                                       ATTRS(a_ints(&b, "kernel_shape", INTS(2)),
-                                             a_str(&b, "auto_pad", modes[m])));
+        Onnx__GraphProto *g =
+            one_node(&b, "MaxPool", 3, dims, STRS("y"),
+                     ATTRS(a_ints(&b, "kernel_shape", INTS(2)), a_str(&b, "auto_pad", modes[m])));
         ember_tensor *x = tensor_f32(3, dims, (float[]){1, 5, 2, 7}), *y = NULL;
         ember_error err;
         cr_assert_eq(run_model(&b, g, 12, 1, &x, (const char **)X_NAME, 1, STRS("y"), &y, &err),
@@ -428,14 +196,14 @@ Test(pool, indices_row_and_column_major) {
     int64_t dims[] = {2, 1, 2, 3};
     float xv[12] = {0, 9, 1, 2, 3, 4, /* plane 0 */ 5, 6, 7, 8, 1, 0};
     for (int order = 0; order <= 1; order++) {
-        Onnx__GraphProto *g = one_node(&b, "MaxPool", 4, dims, STRS("y", "ind"),
-                                       ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)),
-                                             a_int(&b, "storage_order", order)));
+        Onnx__GraphProto *g = one_node(
+            &b, "MaxPool", 4, dims, STRS("y", "ind"),
+            ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)), a_int(&b, "storage_order", order)));
         ember_tensor *x = tensor_f32(4, dims, xv), *out[2] = {0};
         ember_error err;
-        cr_assert_eq(run_model(&b, g, 12, 1, &x, (const char **)X_NAME, 2, STRS("y", "ind"), out,
-                               &err),
-                     EMBER_OK, "%s", err.message);
+        cr_assert_eq(
+            run_model(&b, g, 12, 1, &x, (const char **)X_NAME, 2, STRS("y", "ind"), out, &err),
+            EMBER_OK, "%s", err.message);
         expect_dims(out[0], 4, (int64_t[]){2, 1, 1, 2});
         expect_f32(out[0], 4, (float[]){9, 9, 8, 7}, 0);
         const int64_t *ind = ember_tensor_const_data(out[1]);
@@ -455,8 +223,8 @@ Test(pool, indices_row_and_column_major) {
 
 /* The float32 fast path (2-D, no dilation) against a direct reference on random data, with
  * borders, strides, asymmetric pads, ceil_mode and count_include_pad. */
-static float ref_pool(const float *x, int H, int W, int kh, int kw, int sh, int sw, int pt,
-                      int pl, int pb, int pr, int oh, int ow, int avg, int include) {
+static float ref_pool(const float *x, int H, int W, int kh, int kw, int sh, int sw, int pt, int pl,
+                      int pb, int pr, int oh, int ow, int avg, int include) {
     float m = -INFINITY, s = 0;
     int count = 0, padded = 0;
     for (int i = 0; i < kh; i++)
@@ -478,19 +246,26 @@ Test(pool, fast_path_matches_reference) {
     struct {
         int H, W, kh, kw, sh, sw, pt, pl, pb, pr, ceil, include;
     } cases[] = {
-        {112, 112, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0}, {9, 13, 2, 2, 2, 2, 0, 0, 0, 0, 1, 0},
-        {7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 0, 1},     {10, 5, 4, 2, 3, 1, 2, 1, 0, 1, 1, 1},
+        {112, 112, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0},
+        {9, 13, 2, 2, 2, 2, 0, 0, 0, 0, 1, 0},
+        {7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 0, 1},
+        {10, 5, 4, 2, 3, 1, 2, 1, 0, 1, 1, 1},
         {1, 17, 1, 5, 1, 3, 0, 2, 0, 2, 0, 0},
         /* MaxPool 3x3 stride 2 has its own kernel: ceil_mode windows cut by the border, pads,
          * inputs with no interior column. */
-        {111, 111, 3, 3, 2, 2, 0, 0, 0, 0, 1, 0}, {56, 57, 3, 3, 2, 2, 0, 0, 0, 0, 1, 0},
-        {13, 40, 3, 3, 2, 2, 1, 0, 0, 1, 1, 0},   {4, 5, 3, 3, 2, 2, 1, 2, 2, 1, 0, 0},
-        {1, 7, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0},     {2, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0},
+        {111, 111, 3, 3, 2, 2, 0, 0, 0, 0, 1, 0},
+        {56, 57, 3, 3, 2, 2, 0, 0, 0, 0, 1, 0},
+        {13, 40, 3, 3, 2, 2, 1, 0, 0, 1, 1, 0},
+        {4, 5, 3, 3, 2, 2, 1, 2, 2, 1, 0, 0},
+        {1, 7, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0},
+        {2, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0},
         /* Column stride 2 with a 2- or 3-wide kernel runs on AVX-512 (ops/pool_max512.c):
          * small planes (one masked vector per row), rows of several vectors, row strides 1 and
          * 3, a left pad with a 2-wide kernel, ceil_mode. */
-        {8, 8, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0},     {5, 70, 2, 3, 1, 2, 0, 1, 1, 1, 0, 0},
-        {9, 67, 3, 2, 3, 2, 1, 1, 0, 0, 1, 0},    {1, 33, 1, 3, 1, 2, 0, 0, 0, 0, 1, 0},
+        {8, 8, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0},
+        {5, 70, 2, 3, 1, 2, 0, 1, 1, 1, 0, 0},
+        {9, 67, 3, 2, 3, 2, 1, 1, 0, 0, 1, 0},
+        {1, 33, 1, 3, 1, 2, 0, 0, 0, 0, 1, 0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         int H = cases[c].H, W = cases[c].W;
@@ -499,18 +274,16 @@ Test(pool, fast_path_matches_reference) {
         float *xv = malloc(sizeof(float) * (size_t)n);
         for (int i = 0; i < n; i++) xv[i] = (float)rand() / (float)RAND_MAX * 2.0f - 1.0f;
         for (int avg = 0; avg <= 1; avg++) {
-            Onnx__GraphProto *g =
-                one_node(&b, avg ? "AveragePool" : "MaxPool", 4, dims, STRS("y"),
-                         ATTRS(a_ints(&b, "kernel_shape", INTS(cases[c].kh, cases[c].kw)),
-                               a_ints(&b, "strides", INTS(cases[c].sh, cases[c].sw)),
-                               a_ints(&b, "pads", INTS(cases[c].pt, cases[c].pl, cases[c].pb,
-                                                       cases[c].pr)),
-                               a_int(&b, "ceil_mode", cases[c].ceil),
-                               a_int(&b, "count_include_pad", cases[c].include)));
+            Onnx__GraphProto *g = one_node(
+                &b, avg ? "AveragePool" : "MaxPool", 4, dims, STRS("y"),
+                ATTRS(a_ints(&b, "kernel_shape", INTS(cases[c].kh, cases[c].kw)),
+                      a_ints(&b, "strides", INTS(cases[c].sh, cases[c].sw)),
+                      a_ints(&b, "pads", INTS(cases[c].pt, cases[c].pl, cases[c].pb, cases[c].pr)),
+                      a_int(&b, "ceil_mode", cases[c].ceil),
+                      a_int(&b, "count_include_pad", cases[c].include)));
             ember_tensor *x = tensor_f32(4, dims, xv), *y = NULL;
             ember_error err;
-            cr_assert_eq(run_model(&b, g, 11, 1, &x, (const char **)X_NAME, 1, STRS("y"), &y,
-                                   &err),
+            cr_assert_eq(run_model(&b, g, 11, 1, &x, (const char **)X_NAME, 1, STRS("y"), &y, &err),
                          EMBER_OK, "case %zu: %s", c, err.message);
             const int64_t *yd = ember_tensor_dims(y);
             int OH = (int)yd[2], OW = (int)yd[3];
@@ -518,13 +291,14 @@ Test(pool, fast_path_matches_reference) {
             for (int p = 0; p < 6; p++)
                 for (int oh = 0; oh < OH; oh++)
                     for (int ow = 0; ow < OW; ow++) {
-                        float want = ref_pool(xv + p * H * W, H, W, cases[c].kh, cases[c].kw,
-                                              cases[c].sh, cases[c].sw, cases[c].pt, cases[c].pl,
-                                              cases[c].pb, cases[c].pr, oh, ow, avg,
-                                              cases[c].include);
+                        float want =
+                            ref_pool(xv + p * H * W, H, W, cases[c].kh, cases[c].kw, cases[c].sh,
+                                     cases[c].sw, cases[c].pt, cases[c].pl, cases[c].pb,
+                                     cases[c].pr, oh, ow, avg, cases[c].include);
                         float got = yv[(p * OH + oh) * OW + ow];
-                        cr_assert(fabsf(got - want) <= 1e-5f, "case %zu avg %d (%d,%d,%d): %g vs %g",
-                                  c, avg, p, oh, ow, got, want);
+                        cr_assert(fabsf(got - want) <= 1e-5f,
+                                  "case %zu avg %d (%d,%d,%d): %g vs %g", c, avg, p, oh, ow, got,
+                                  want);
                     }
             ember_tensor_free(x);
             ember_tensor_free(y);
@@ -537,9 +311,9 @@ Test(pool, fast_path_matches_reference) {
 Test(pool, dilated_maxpool) {
     builder b = {0};
     int64_t dims[] = {1, 1, 4, 4};
-    Onnx__GraphProto *g = one_node(&b, "MaxPool", 4, dims, STRS("y"),
-                                   ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)),
-                                         a_ints(&b, "dilations", INTS(2, 2))));
+    Onnx__GraphProto *g = one_node(
+        &b, "MaxPool", 4, dims, STRS("y"),
+        ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)), a_ints(&b, "dilations", INTS(2, 2))));
     ember_tensor *x = tensor_f32(4, dims, iota16), *y = NULL;
     ember_error err;
     cr_assert_eq(run_model(&b, g, 12, 1, &x, (const char **)X_NAME, 1, STRS("y"), &y, &err),
@@ -576,12 +350,12 @@ Test(pool, lppool_and_global) {
 Test(pool, maxpool_uint8_and_float16_global) {
     builder b = {0};
     int64_t dims[] = {1, 1, 2, 2};
-    Onnx__GraphProto *g = graph(
-        &b, "u8",
-        NODES(node(&b, "MaxPool", STRS("x"), STRS("y"),
-                   ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)), a_ints(&b, "pads", INTS(1, 1, 0, 0))))),
-        VIS(vi(&b, "x", EMBER_UINT8, 4, dims)), VIS(vi(&b, "y", EMBER_UINT8, -1, NULL)),
-        NO_INITS);
+    Onnx__GraphProto *g = graph(&b, "u8",
+                                NODES(node(&b, "MaxPool", STRS("x"), STRS("y"),
+                                           ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)),
+                                                 a_ints(&b, "pads", INTS(1, 1, 0, 0))))),
+                                VIS(vi(&b, "x", EMBER_UINT8, 4, dims)),
+                                VIS(vi(&b, "y", EMBER_UINT8, -1, NULL)), NO_INITS);
     uint8_t xv[4] = {0, 200, 7, 255};
     ember_tensor *x = tensor_of(EMBER_UINT8, 4, dims, xv), *y = NULL;
     ember_error err;
@@ -613,12 +387,11 @@ Test(pool, maxunpool_roundtrip) {
     int64_t dims[] = {1, 1, 4, 4};
     Onnx__AttributeProto **pattrs =
         ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)), a_ints(&b, "strides", INTS(2, 2)));
-    Onnx__GraphProto *g =
-        graph(&b, "unpool",
-              NODES(node(&b, "MaxPool", STRS("x"), STRS("p", "ind"), pattrs),
-                    node(&b, "MaxUnpool", STRS("p", "ind"), STRS("y"), pattrs)),
-              VIS(vi(&b, "x", EMBER_FLOAT, 4, dims)), VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL)),
-              NO_INITS);
+    Onnx__GraphProto *g = graph(&b, "unpool",
+                                NODES(node(&b, "MaxPool", STRS("x"), STRS("p", "ind"), pattrs),
+                                      node(&b, "MaxUnpool", STRS("p", "ind"), STRS("y"), pattrs)),
+                                VIS(vi(&b, "x", EMBER_FLOAT, 4, dims)),
+                                VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL)), NO_INITS);
     float xv[16] = {1, 2, 0, 0, 4, 3, 0, 9, 0, 0, 0, 0, 0, 5, 6, 0};
     ember_tensor *x = tensor_f32(4, dims, xv), *y = NULL;
     ember_error err;
@@ -638,27 +411,27 @@ Test(pool, maxunpool_roundtrip) {
 Test(norm, layernorm_stats_outputs) {
     builder b = {0};
     int64_t dims[] = {2, 4};
-    Onnx__GraphProto *g = graph(
-        &b, "ln",
-        NODES(node(&b, "LayerNormalization", STRS("x", "s", "bias"), STRS("y", "mean", "inv"),
-                   ATTRS(a_float(&b, "epsilon", 0.0f)))),
-        VIS(vi(&b, "x", EMBER_FLOAT, 2, dims)),
-        VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL), vi(&b, "mean", EMBER_FLOAT, -1, NULL),
-            vi(&b, "inv", EMBER_FLOAT, -1, NULL)),
-        INITS(init_f32(&b, "s", 1, (int64_t[]){4}, (float[]){1, 1, 2, 2}),
-              init_f32(&b, "bias", 1, (int64_t[]){4}, (float[]){0, 0, 0, 1})));
+    Onnx__GraphProto *g =
+        graph(&b, "ln",
+              NODES(node(&b, "LayerNormalization", STRS("x", "s", "bias"), STRS("y", "mean", "inv"),
+                         ATTRS(a_float(&b, "epsilon", 0.0f)))),
+              VIS(vi(&b, "x", EMBER_FLOAT, 2, dims)),
+              VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL), vi(&b, "mean", EMBER_FLOAT, -1, NULL),
+                  vi(&b, "inv", EMBER_FLOAT, -1, NULL)),
+              INITS(init_f32(&b, "s", 1, (int64_t[]){4}, (float[]){1, 1, 2, 2}),
+                    init_f32(&b, "bias", 1, (int64_t[]){4}, (float[]){0, 0, 0, 1})));
     ember_tensor *x = tensor_f32(2, dims, (float[]){1, 2, 3, 4, 5, 5, 5, 7}), *out[3] = {0};
     ember_error err;
-    cr_assert_eq(run_model(&b, g, 17, 1, &x, (const char **)X_NAME, 3, STRS("y", "mean", "inv"),
-                           out, &err),
-                 EMBER_OK, "%s", err.message);
+    cr_assert_eq(
+        run_model(&b, g, 17, 1, &x, (const char **)X_NAME, 3, STRS("y", "mean", "inv"), out, &err),
+        EMBER_OK, "%s", err.message);
     expect_dims(out[1], 2, (int64_t[]){2, 1});
     expect_f32(out[1], 2, (float[]){2.5f, 5.5f}, 1e-6f);
     float inv0 = 1.0f / sqrtf(1.25f), inv1 = 1.0f / sqrtf(0.75f);
     expect_f32(out[2], 2, (float[]){inv0, inv1}, 1e-5f);
     expect_f32(out[0], 8,
-               (float[]){-1.5f * inv0, -0.5f * inv0, 1.0f * inv0, 3.0f * inv0 + 1,
-                         -0.5f * inv1, -0.5f * inv1, -1.0f * inv1, 3.0f * inv1 + 1},
+               (float[]){-1.5f * inv0, -0.5f * inv0, 1.0f * inv0, 3.0f * inv0 + 1, -0.5f * inv1,
+                         -0.5f * inv1, -1.0f * inv1, 3.0f * inv1 + 1},
                1e-5f);
     for (int i = 0; i < 3; i++) ember_tensor_free(out[i]);
     ember_tensor_free(x);
@@ -668,20 +441,20 @@ Test(norm, layernorm_stats_outputs) {
 Test(norm, batchnorm_extra_outputs_need_training_mode) {
     builder b = {0};
     int64_t dims[] = {1, 2};
-    Onnx__GraphProto *g = graph(
-        &b, "bn",
-        NODES(node(&b, "BatchNormalization", STRS("x", "s", "bias", "m", "v"),
-                   STRS("y", "rm", "rv"), NO_ATTRS)),
-        VIS(vi(&b, "x", EMBER_FLOAT, 2, dims)),
-        VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL), vi(&b, "rm", EMBER_FLOAT, -1, NULL),
-            vi(&b, "rv", EMBER_FLOAT, -1, NULL)),
-        INITS(init_f32(&b, "s", 1, (int64_t[]){2}, (float[]){1, 1}),
-              init_f32(&b, "bias", 1, (int64_t[]){2}, (float[]){0, 0}),
-              init_f32(&b, "m", 1, (int64_t[]){2}, (float[]){0, 0}),
-              init_f32(&b, "v", 1, (int64_t[]){2}, (float[]){1, 1})));
+    Onnx__GraphProto *g =
+        graph(&b, "bn",
+              NODES(node(&b, "BatchNormalization", STRS("x", "s", "bias", "m", "v"),
+                         STRS("y", "rm", "rv"), NO_ATTRS)),
+              VIS(vi(&b, "x", EMBER_FLOAT, 2, dims)),
+              VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL), vi(&b, "rm", EMBER_FLOAT, -1, NULL),
+                  vi(&b, "rv", EMBER_FLOAT, -1, NULL)),
+              INITS(init_f32(&b, "s", 1, (int64_t[]){2}, (float[]){1, 1}),
+                    init_f32(&b, "bias", 1, (int64_t[]){2}, (float[]){0, 0}),
+                    init_f32(&b, "m", 1, (int64_t[]){2}, (float[]){0, 0}),
+                    init_f32(&b, "v", 1, (int64_t[]){2}, (float[]){1, 1})));
     ember_model *m = NULL;
     ember_error err = {0};
-    cr_assert_eq(load(&b, g, 15, &m, &err), EMBER_ERR_INVALID_MODEL, "%s", err.message);
+    cr_assert_eq(load_model(&b, g, 15, &m, &err), EMBER_ERR_INVALID_MODEL, "%s", err.message);
     cr_assert(strstr(err.message, "training_mode"), "%s", err.message);
     b_free(&b);
 }
@@ -697,20 +470,22 @@ Test(norm, groupnorm_per_channel_and_per_group) {
         int64_t pd[] = {v21 ? 4 : 2};
         float scale21[] = {1, 2, 1, 1}, bias21[] = {0, 0, 0, 10};
         float scale18[] = {2, 1}, bias18[] = {0, 5};
-        Onnx__GraphProto *g = graph(
-            &b, "gn",
-            NODES(node(&b, "GroupNormalization", STRS("x", "s", "bias"), STRS("y"),
-                       ATTRS(a_int(&b, "num_groups", 2), a_float(&b, "epsilon", 0.0f)))),
-            VIS(vi(&b, "x", EMBER_FLOAT, 3, dims)), VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL)),
-            INITS(init_f32(&b, "s", 1, pd, v21 ? scale21 : scale18),
-                  init_f32(&b, "bias", 1, pd, v21 ? bias21 : bias18)));
+        Onnx__GraphProto *g =
+            graph(&b, "gn",
+                  NODES(node(&b, "GroupNormalization", STRS("x", "s", "bias"), STRS("y"),
+                             ATTRS(a_int(&b, "num_groups", 2), a_float(&b, "epsilon", 0.0f)))),
+                  VIS(vi(&b, "x", EMBER_FLOAT, 3, dims)), VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL)),
+                  INITS(init_f32(&b, "s", 1, pd, v21 ? scale21 : scale18),
+                        init_f32(&b, "bias", 1, pd, v21 ? bias21 : bias18)));
         ember_tensor *x = tensor_f32(3, dims, xv), *y = NULL;
         ember_error err;
-        cr_assert_eq(run_model(&b, g, v21 ? 21 : 18, 1, &x, (const char **)X_NAME, 1, STRS("y"),
-                               &y, &err),
-                     EMBER_OK, "%s", err.message);
-        if (v21) expect_f32(y, 8, (float[]){-3 * r, -r, 2 * r, 6 * r, -1, -1, 11, 11}, 1e-5f);
-        else expect_f32(y, 8, (float[]){-6 * r, -2 * r, 2 * r, 6 * r, 4, 4, 6, 6}, 1e-5f);
+        cr_assert_eq(
+            run_model(&b, g, v21 ? 21 : 18, 1, &x, (const char **)X_NAME, 1, STRS("y"), &y, &err),
+            EMBER_OK, "%s", err.message);
+        if (v21)
+            expect_f32(y, 8, (float[]){-3 * r, -r, 2 * r, 6 * r, -1, -1, 11, 11}, 1e-5f);
+        else
+            expect_f32(y, 8, (float[]){-6 * r, -2 * r, 2 * r, 6 * r, 4, 4, 6, 6}, 1e-5f);
         ember_tensor_free(x);
         ember_tensor_free(y);
     }
@@ -721,25 +496,25 @@ Test(norm, groupnorm_per_channel_and_per_group) {
 Test(norm, batchnorm_training_outputs) {
     builder b = {0};
     int64_t dims[] = {2, 2};
-    Onnx__GraphProto *g = graph(
-        &b, "bn",
-        NODES(node(&b, "BatchNormalization", STRS("x", "s", "bias", "m", "v"),
-                   STRS("y", "rm", "rv"),
-                   ATTRS(a_int(&b, "training_mode", 1), a_float(&b, "epsilon", 0.0f),
-                         a_float(&b, "momentum", 0.5f)))),
-        VIS(vi(&b, "x", EMBER_FLOAT, 2, dims)),
-        VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL), vi(&b, "rm", EMBER_FLOAT, -1, NULL),
-            vi(&b, "rv", EMBER_FLOAT, -1, NULL)),
-        INITS(init_f32(&b, "s", 1, (int64_t[]){2}, (float[]){1, 2}),
-              init_f32(&b, "bias", 1, (int64_t[]){2}, (float[]){0, 1}),
-              init_f32(&b, "m", 1, (int64_t[]){2}, (float[]){0, 10}),
-              init_f32(&b, "v", 1, (int64_t[]){2}, (float[]){1, 3})));
+    Onnx__GraphProto *g =
+        graph(&b, "bn",
+              NODES(node(&b, "BatchNormalization", STRS("x", "s", "bias", "m", "v"),
+                         STRS("y", "rm", "rv"),
+                         ATTRS(a_int(&b, "training_mode", 1), a_float(&b, "epsilon", 0.0f),
+                               a_float(&b, "momentum", 0.5f)))),
+              VIS(vi(&b, "x", EMBER_FLOAT, 2, dims)),
+              VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL), vi(&b, "rm", EMBER_FLOAT, -1, NULL),
+                  vi(&b, "rv", EMBER_FLOAT, -1, NULL)),
+              INITS(init_f32(&b, "s", 1, (int64_t[]){2}, (float[]){1, 2}),
+                    init_f32(&b, "bias", 1, (int64_t[]){2}, (float[]){0, 1}),
+                    init_f32(&b, "m", 1, (int64_t[]){2}, (float[]){0, 10}),
+                    init_f32(&b, "v", 1, (int64_t[]){2}, (float[]){1, 3})));
     /* Channel 0: {1, 3} mean 2 var 1; channel 1: {4, 6} mean 5 var 1. */
     ember_tensor *x = tensor_f32(2, dims, (float[]){1, 4, 3, 6}), *out[3] = {0};
     ember_error err;
-    cr_assert_eq(run_model(&b, g, 15, 1, &x, (const char **)X_NAME, 3, STRS("y", "rm", "rv"), out,
-                           &err),
-                 EMBER_OK, "%s", err.message);
+    cr_assert_eq(
+        run_model(&b, g, 15, 1, &x, (const char **)X_NAME, 3, STRS("y", "rm", "rv"), out, &err),
+        EMBER_OK, "%s", err.message);
     expect_f32(out[0], 4, (float[]){-1, -1, 1, 3}, 1e-6f);
     expect_f32(out[1], 2, (float[]){1, 7.5f}, 1e-6f);
     expect_f32(out[2], 2, (float[]){1, 2}, 1e-6f);
@@ -767,8 +542,7 @@ Test(norm, dropout_training_seeded_mask) {
                            tensor_of(EMBER_BOOL, 0, NULL, &train)};
     ember_tensor *out[2] = {0};
     ember_error err;
-    cr_assert_eq(run_model(&b, g, 13, 3, in, STRS("x", "r", "t"), 2, STRS("y", "mask"), out,
-                           &err),
+    cr_assert_eq(run_model(&b, g, 13, 3, in, STRS("x", "r", "t"), 2, STRS("y", "mask"), out, &err),
                  EMBER_OK, "%s", err.message);
     expect_f32(out[0], 6, (float[]){2, 4, 6, 8, 0, 12}, 0);
     const bool *mask = ember_tensor_const_data(out[1]);
@@ -785,8 +559,8 @@ Test(norm, dropout_training_seeded_mask) {
  * as an exact "a * x + c", reading a and c from the outer graph (captures).
  * ------------------------------------------------------------------------------------------- */
 
-static Onnx__NodeProto *affine_node(builder *b, const char *x, const char *scale,
-                                    const char *bias, const char *y) {
+static Onnx__NodeProto *affine_node(builder *b, const char *x, const char *scale, const char *bias,
+                                    const char *y) {
     return node(b, "BatchNormalization", (const char *[]){x, scale, bias, "zero", "one", NULL},
                 (const char *[]){y, NULL}, ATTRS(a_float(b, "epsilon", 0.0f)));
 }
@@ -803,9 +577,8 @@ static Onnx__TensorProto **affine_inits(builder *b) {
 Test(control, if_branches_with_captures) {
     builder b = {0};
     int64_t dims[] = {1, 1, 2};
-    Onnx__GraphProto *then_g =
-        graph(&b, "then", NODES(affine_node(&b, "x", "two", "one", "t_out")), NO_VIS,
-              VIS(vi(&b, "t_out", EMBER_FLOAT, -1, NULL)), NO_INITS);
+    Onnx__GraphProto *then_g = graph(&b, "then", NODES(affine_node(&b, "x", "two", "one", "t_out")),
+                                     NO_VIS, VIS(vi(&b, "t_out", EMBER_FLOAT, -1, NULL)), NO_INITS);
     Onnx__GraphProto *else_g =
         graph(&b, "else", NODES(affine_node(&b, "x", "three", "ten", "e_out")), NO_VIS,
               VIS(vi(&b, "e_out", EMBER_FLOAT, -1, NULL)), NO_INITS);
@@ -821,11 +594,13 @@ Test(control, if_branches_with_captures) {
                                tensor_f32(3, dims, (float[]){1, 2})};
         ember_tensor *y = NULL;
         ember_error err;
-        cr_assert_eq(run_model(&b, g, 15, 2, in, STRS("c", "x"), 1, STRS("y"), &y, &err),
-                     EMBER_OK, "%s", err.message);
+        cr_assert_eq(run_model(&b, g, 15, 2, in, STRS("c", "x"), 1, STRS("y"), &y, &err), EMBER_OK,
+                     "%s", err.message);
         expect_dims(y, 3, dims);
-        if (cond) expect_f32(y, 2, (float[]){3, 5}, 0);
-        else expect_f32(y, 2, (float[]){13, 16}, 0);
+        if (cond)
+            expect_f32(y, 2, (float[]){3, 5}, 0);
+        else
+            expect_f32(y, 2, (float[]){13, 16}, 0);
         ember_tensor_free(in[0]);
         ember_tensor_free(in[1]);
         ember_tensor_free(y);
@@ -838,14 +613,15 @@ Test(control, if_branches_with_captures) {
 Test(control, loop_carried_and_scan_outputs) {
     builder b = {0};
     int64_t dims[] = {1, 1};
-    Onnx__GraphProto *body = graph(
-        &b, "body", NODES(affine_node(&b, "x_in", "two", "one", "x_out"),
-                          affine_node(&b, "x_out", "one", "zero", "scan_out")),
-        VIS(vi(&b, "i", EMBER_INT64, 0, NULL), vi(&b, "cond_in", EMBER_BOOL, 0, NULL),
-            vi(&b, "x_in", EMBER_FLOAT, -1, NULL)),
-        VIS(vi(&b, "keep", EMBER_BOOL, 0, NULL), vi(&b, "x_out", EMBER_FLOAT, -1, NULL),
-            vi(&b, "scan_out", EMBER_FLOAT, -1, NULL)),
-        NO_INITS);
+    Onnx__GraphProto *body =
+        graph(&b, "body",
+              NODES(affine_node(&b, "x_in", "two", "one", "x_out"),
+                    affine_node(&b, "x_out", "one", "zero", "scan_out")),
+              VIS(vi(&b, "i", EMBER_INT64, 0, NULL), vi(&b, "cond_in", EMBER_BOOL, 0, NULL),
+                  vi(&b, "x_in", EMBER_FLOAT, -1, NULL)),
+              VIS(vi(&b, "keep", EMBER_BOOL, 0, NULL), vi(&b, "x_out", EMBER_FLOAT, -1, NULL),
+                  vi(&b, "scan_out", EMBER_FLOAT, -1, NULL)),
+              NO_INITS);
     Onnx__GraphProto *g =
         graph(&b, "main",
               NODES(node(&b, "Loop", STRS("m", "", "x"), STRS("final", "stacked"),
@@ -857,12 +633,13 @@ Test(control, loop_carried_and_scan_outputs) {
     int64_t trips = 3;
     bool keep = true;
     ember_tensor *in[3] = {tensor_of(EMBER_INT64, 0, NULL, &trips),
-                           tensor_of(EMBER_BOOL, 0, NULL, &keep), tensor_f32(2, dims, (float[]){1})};
+                           tensor_of(EMBER_BOOL, 0, NULL, &keep),
+                           tensor_f32(2, dims, (float[]){1})};
     ember_tensor *out[2] = {0};
     ember_error err;
-    cr_assert_eq(run_model(&b, g, 13, 3, in, STRS("m", "keep", "x"), 2, STRS("final", "stacked"),
-                           out, &err),
-                 EMBER_OK, "%s", err.message);
+    cr_assert_eq(
+        run_model(&b, g, 13, 3, in, STRS("m", "keep", "x"), 2, STRS("final", "stacked"), out, &err),
+        EMBER_OK, "%s", err.message);
     expect_dims(out[0], 2, dims);
     expect_f32(out[0], 1, (float[]){15}, 0);
     expect_dims(out[1], 3, (int64_t[]){3, 1, 1});
@@ -876,9 +653,9 @@ Test(control, loop_carried_and_scan_outputs) {
     in[0] = tensor_of(EMBER_INT64, 0, NULL, &trips);
     in[1] = tensor_of(EMBER_BOOL, 0, NULL, &keep);
     in[2] = tensor_f32(2, dims, (float[]){1});
-    cr_assert_eq(run_model(&b, g, 13, 3, in, STRS("m", "keep", "x"), 2, STRS("final", "stacked"),
-                           out, &err),
-                 EMBER_OK, "%s", err.message);
+    cr_assert_eq(
+        run_model(&b, g, 13, 3, in, STRS("m", "keep", "x"), 2, STRS("final", "stacked"), out, &err),
+        EMBER_OK, "%s", err.message);
     expect_f32(out[0], 1, (float[]){1}, 0);
     cr_assert_eq(ember_tensor_element_count(out[1]), 0);
     for (int i = 0; i < 3; i++) ember_tensor_free(in[i]);
@@ -893,20 +670,23 @@ Test(control, scan_axes_and_directions) {
     Onnx__GraphProto *body, *g;
     builder b2 = {0};
     int64_t x3[] = {2, 1, 3};
-    body = graph(&b2, "body", NODES(affine_node(&b2, "s_in", "two", "one", "s_out"),
-                                    affine_node(&b2, "x_t", "three", "ten", "y_t")),
-                 VIS(vi(&b2, "s_in", EMBER_FLOAT, -1, NULL), vi(&b2, "x_t", EMBER_FLOAT, -1, NULL)),
-                 VIS(vi(&b2, "s_out", EMBER_FLOAT, -1, NULL), vi(&b2, "y_t", EMBER_FLOAT, -1, NULL)),
-                 NO_INITS);
-    g = graph(&b2, "main",
-              NODES(node(&b2, "Scan", STRS("s", "x"), STRS("s_final", "y"),
-                         ATTRS(a_graph(&b2, "body", body), a_int(&b2, "num_scan_inputs", 1),
-                               a_ints(&b2, "scan_input_axes", INTS(2)),
-                               a_ints(&b2, "scan_input_directions", INTS(1)),
-                               a_ints(&b2, "scan_output_axes", INTS(-1))))),
-              VIS(vi(&b2, "s", EMBER_FLOAT, 2, (int64_t[]){1, 1}), vi(&b2, "x", EMBER_FLOAT, 3, x3)),
-              VIS(vi(&b2, "s_final", EMBER_FLOAT, -1, NULL), vi(&b2, "y", EMBER_FLOAT, -1, NULL)),
-              affine_inits(&b2));
+    body =
+        graph(&b2, "body",
+              NODES(affine_node(&b2, "s_in", "two", "one", "s_out"),
+                    affine_node(&b2, "x_t", "three", "ten", "y_t")),
+              VIS(vi(&b2, "s_in", EMBER_FLOAT, -1, NULL), vi(&b2, "x_t", EMBER_FLOAT, -1, NULL)),
+              VIS(vi(&b2, "s_out", EMBER_FLOAT, -1, NULL), vi(&b2, "y_t", EMBER_FLOAT, -1, NULL)),
+              NO_INITS);
+    g = graph(
+        &b2, "main",
+        NODES(node(&b2, "Scan", STRS("s", "x"), STRS("s_final", "y"),
+                   ATTRS(a_graph(&b2, "body", body), a_int(&b2, "num_scan_inputs", 1),
+                         a_ints(&b2, "scan_input_axes", INTS(2)),
+                         a_ints(&b2, "scan_input_directions", INTS(1)),
+                         a_ints(&b2, "scan_output_axes", INTS(-1))))),
+        VIS(vi(&b2, "s", EMBER_FLOAT, 2, (int64_t[]){1, 1}), vi(&b2, "x", EMBER_FLOAT, 3, x3)),
+        VIS(vi(&b2, "s_final", EMBER_FLOAT, -1, NULL), vi(&b2, "y", EMBER_FLOAT, -1, NULL)),
+        affine_inits(&b2));
     float s0 = 0;
     ember_tensor *in[2] = {tensor_f32(2, (int64_t[]){1, 1}, &s0),
                            tensor_f32(3, x3, (float[]){1, 2, 3, 4, 5, 6})};

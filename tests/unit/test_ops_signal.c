@@ -10,231 +10,11 @@
 #include <string.h>
 
 #include "ember.h"
+#include "model_builder.h"
 #include "onnx.pb-c.h"
-
-/* ---- a tiny in-memory model builder (protobuf-c), everything freed with the builder ---- */
-
-typedef struct builder {
-    void *allocs[1024];
-    int n;
-} builder;
-
-static void *b_alloc(builder *b, size_t size) {
-    cr_assert_lt(b->n, 1024);
-    void *p = calloc(1, size ? size : 1);
-    cr_assert_not_null(p);
-    b->allocs[b->n++] = p;
-    return p;
-}
-
-static void b_free(builder *b) {
-    for (int i = 0; i < b->n; i++) free(b->allocs[i]);
-    b->n = 0;
-}
-
-static char *b_str(builder *b, const char *s) {
-    char *c = b_alloc(b, strlen(s) + 1);
-    strcpy(c, s);
-    return c;
-}
-
-static int count_null(const void *const *p) {
-    int n = 0;
-    while (p && p[n]) n++;
-    return n;
-}
-
-static void *b_list(builder *b, void *const *list, size_t *count) {
-    *count = (size_t)count_null((const void *const *)list);
-    void **copy = b_alloc(b, sizeof *copy * (*count + 1));
-    memcpy(copy, list, sizeof *copy * *count);
-    return copy;
-}
-
-/* Value info with an element type; no shape (the runtime infers it). */
-static Onnx__ValueInfoProto *vi(builder *b, const char *name, int elem) {
-    Onnx__ValueInfoProto *v = b_alloc(b, sizeof *v);
-    onnx__value_info_proto__init(v);
-    v->name = b_str(b, name);
-    Onnx__TypeProto *t = b_alloc(b, sizeof *t);
-    onnx__type_proto__init(t);
-    Onnx__TypeProto__Tensor *tt = b_alloc(b, sizeof *tt);
-    onnx__type_proto__tensor__init(tt);
-    tt->has_elem_type = 1;
-    tt->elem_type = elem;
-    t->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
-    t->tensor_type = tt;
-    v->type = t;
-    return v;
-}
-
-static Onnx__AttributeProto *a_new(builder *b, const char *name, int type) {
-    Onnx__AttributeProto *a = b_alloc(b, sizeof *a);
-    onnx__attribute_proto__init(a);
-    a->name = b_str(b, name);
-    a->has_type = 1;
-    a->type = type;
-    return a;
-}
-
-static Onnx__AttributeProto *a_int(builder *b, const char *name, int64_t v) {
-    Onnx__AttributeProto *a = a_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
-    a->has_i = 1;
-    a->i = v;
-    return a;
-}
-
-static Onnx__AttributeProto *a_float(builder *b, const char *name, float v) {
-    Onnx__AttributeProto *a = a_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
-    a->has_f = 1;
-    a->f = v;
-    return a;
-}
-
-static Onnx__AttributeProto *a_str(builder *b, const char *name, const char *v) {
-    Onnx__AttributeProto *a = a_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
-    a->has_s = 1;
-    a->s.data = (uint8_t *)b_str(b, v);
-    a->s.len = strlen(v);
-    return a;
-}
-
-static Onnx__AttributeProto *a_ints(builder *b, const char *name, int n, const int64_t *v) {
-    Onnx__AttributeProto *a = a_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
-    a->n_ints = (size_t)n;
-    a->ints = b_alloc(b, sizeof(int64_t) * (size_t)n);
-    memcpy(a->ints, v, sizeof(int64_t) * (size_t)n);
-    return a;
-}
-
-static Onnx__AttributeProto *a_floats(builder *b, const char *name, int n, const float *v) {
-    Onnx__AttributeProto *a = a_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS);
-    a->n_floats = (size_t)n;
-    a->floats = b_alloc(b, sizeof(float) * (size_t)n);
-    memcpy(a->floats, v, sizeof(float) * (size_t)n);
-    return a;
-}
-
-#define INTS(...)                                                                                  \
-    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}
-#define FLOATS(...) (int)(sizeof((float[]){__VA_ARGS__}) / sizeof(float)), (float[]){__VA_ARGS__}
-#define STRS(...) (const char *[]){__VA_ARGS__, NULL}
-#define ATTRS(...) (Onnx__AttributeProto *[]){__VA_ARGS__, NULL}
-#define NO_ATTRS (Onnx__AttributeProto *[]){NULL}
-#define NODES(...) (Onnx__NodeProto *[]){__VA_ARGS__, NULL}
-#define VIS(...) (Onnx__ValueInfoProto *[]){__VA_ARGS__, NULL}
-#define INITS(...) (Onnx__TensorProto *[]){__VA_ARGS__, NULL}
-#define NO_INITS (Onnx__TensorProto *[]){NULL}
-
-static Onnx__NodeProto *node_in(builder *b, const char *domain, const char *op, const char **in,
-                                const char **out, Onnx__AttributeProto **attrs) {
-    Onnx__NodeProto *n = b_alloc(b, sizeof *n);
-    onnx__node_proto__init(n);
-    n->op_type = b_str(b, op);
-    n->domain = b_str(b, domain);
-    n->n_input = (size_t)count_null((const void *const *)in);
-    n->input = b_alloc(b, sizeof(char *) * (n->n_input + 1));
-    for (size_t i = 0; i < n->n_input; i++) n->input[i] = b_str(b, in[i]);
-    n->n_output = (size_t)count_null((const void *const *)out);
-    n->output = b_alloc(b, sizeof(char *) * (n->n_output + 1));
-    for (size_t i = 0; i < n->n_output; i++) n->output[i] = b_str(b, out[i]);
-    n->attribute = b_list(b, (void *const *)attrs, &n->n_attribute);
-    return n;
-}
-
-static Onnx__NodeProto *node(builder *b, const char *op, const char **in, const char **out,
-                             Onnx__AttributeProto **attrs) {
-    return node_in(b, "", op, in, out, attrs);
-}
-
-/* An initializer of any fixed-size type, given as raw little-endian bytes. */
-static Onnx__TensorProto *init_raw(builder *b, const char *name, int dtype, int rank,
-                                   const int64_t *dims, const void *data, size_t bytes) {
-    Onnx__TensorProto *t = b_alloc(b, sizeof *t);
-    onnx__tensor_proto__init(t);
-    t->name = b_str(b, name);
-    t->has_data_type = 1;
-    t->data_type = dtype;
-    t->n_dims = (size_t)rank;
-    t->dims = b_alloc(b, sizeof(int64_t) * (size_t)(rank + 1));
-    if (rank) memcpy(t->dims, dims, sizeof(int64_t) * (size_t)rank);
-    t->has_raw_data = 1;
-    t->raw_data.len = bytes;
-    t->raw_data.data = b_alloc(b, bytes);
-    memcpy(t->raw_data.data, data, bytes);
-    return t;
-}
 
 static Onnx__TensorProto *init_i64(builder *b, const char *name, int64_t v) {
     return init_raw(b, name, EMBER_INT64, 0, NULL, &v, sizeof v);
-}
-
-static Onnx__GraphProto *graph(builder *b, Onnx__NodeProto **nodes, Onnx__ValueInfoProto **inputs,
-                               Onnx__ValueInfoProto **outputs, Onnx__TensorProto **inits) {
-    Onnx__GraphProto *g = b_alloc(b, sizeof *g);
-    onnx__graph_proto__init(g);
-    g->name = b_str(b, "g");
-    g->node = b_list(b, (void *const *)nodes, &g->n_node);
-    g->input = b_list(b, (void *const *)inputs, &g->n_input);
-    g->output = b_list(b, (void *const *)outputs, &g->n_output);
-    g->initializer = b_list(b, (void *const *)inits, &g->n_initializer);
-    return g;
-}
-
-/* Load (default domain at `opset`, plus the training domain) and run once on 2 threads. */
-static ember_status run_model(builder *b, Onnx__GraphProto *g, int opset, int n_in,
-                              ember_tensor **inputs, const char **in_names, int n_out,
-                              const char **out_names, ember_tensor **outputs, ember_error *err) {
-    Onnx__ModelProto mp;
-    onnx__model_proto__init(&mp);
-    mp.has_ir_version = 1;
-    mp.ir_version = 8;
-    Onnx__OperatorSetIdProto ops[2];
-    onnx__operator_set_id_proto__init(&ops[0]);
-    ops[0].domain = b_str(b, "");
-    ops[0].has_version = 1;
-    ops[0].version = opset;
-    onnx__operator_set_id_proto__init(&ops[1]);
-    ops[1].domain = b_str(b, "ai.onnx.preview.training");
-    ops[1].has_version = 1;
-    ops[1].version = 1;
-    Onnx__OperatorSetIdProto *opp[] = {&ops[0], &ops[1]};
-    mp.n_opset_import = 2;
-    mp.opset_import = opp;
-    mp.graph = g;
-    size_t size = onnx__model_proto__get_packed_size(&mp);
-    uint8_t *buf = malloc(size);
-    cr_assert_not_null(buf);
-    onnx__model_proto__pack(&mp, buf);
-    ember_model *m = NULL;
-    ember_status st = ember_model_load_memory(buf, size, NULL, &m, err);
-    free(buf);
-    if (st != EMBER_OK) return st;
-    ember_session_options opt;
-    ember_session_options_init(&opt);
-    opt.threads = 2;
-    ember_session *s = NULL;
-    st = ember_session_create(m, &opt, &s, err);
-    if (st == EMBER_OK)
-        st = ember_session_run(s, in_names, (const ember_tensor *const *)inputs, (size_t)n_in,
-                               out_names, (size_t)n_out, outputs, err);
-    ember_session_free(s);
-    ember_model_free(m);
-    return st;
-}
-
-static ember_tensor *tensor_of(ember_dtype dt, int rank, const int64_t *dims, const void *vals) {
-    ember_tensor *t;
-    cr_assert_eq(ember_tensor_create(dt, dims, rank, &t, NULL), EMBER_OK);
-    if (vals) memcpy(ember_tensor_data(t), vals, ember_tensor_byte_size(t));
-    return t;
-}
-
-static void expect_dims(const ember_tensor *t, int rank, const int64_t *dims) {
-    cr_assert_eq(ember_tensor_rank(t), rank, "rank %d vs %d", ember_tensor_rank(t), rank);
-    for (int i = 0; i < rank; i++)
-        cr_assert_eq(ember_tensor_dims(t)[i], dims[i], "dim %d: %lld vs %lld", i,
-                     (long long)ember_tensor_dims(t)[i], (long long)dims[i]);
 }
 
 static void expect_f32(const ember_tensor *t, int64_t n, const float *want, double tol) {
@@ -285,14 +65,16 @@ static void naive_dft(const double *x, int64_t n, double *y, bool inverse) {
 Test(dft, matches_naive_sum_for_many_lengths) {
     /* mixed radix (4, 2, 3, 5, 7, generic 11..31), direct (prime 37 <= 64) and Bluestein (a factor
      * above 31, long) */
-    static const int64_t lengths[] = {1, 2, 3, 5, 6, 8, 12, 37, 45, 49, 63, 64, 65, 97, 121,
-                                      128, 1000, 1021, 4000, 2 * 37 * 3, 29 * 31};
+    static const int64_t lengths[] = {1,   2,   3,    5,    6,    8,          12,
+                                      37,  45,  49,   63,   64,   65,         97,
+                                      121, 128, 1000, 1021, 4000, 2 * 37 * 3, 29 * 31};
     for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
         const int64_t n = lengths[li];
         builder b = {0};
-        Onnx__GraphProto *g =
-            graph(&b, NODES(node(&b, "DFT", STRS("x"), STRS("y"), ATTRS(a_int(&b, "axis", 1)))),
-                  VIS(vi(&b, "x", EMBER_FLOAT)), VIS(vi(&b, "y", EMBER_FLOAT)), NO_INITS);
+        Onnx__GraphProto *g = graph(
+            &b, "g", NODES(node(&b, "DFT", STRS("x"), STRS("y"), ATTRS(a_int(&b, "axis", 1)))),
+            VIS(vi(&b, "x", EMBER_FLOAT, -1, NULL)), VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL)),
+            NO_INITS);
         float *xv = malloc(sizeof(float) * 2 * (size_t)n);
         double *xd = malloc(sizeof(double) * 2 * (size_t)n);
         double *yd = malloc(sizeof(double) * 2 * (size_t)n);
@@ -323,12 +105,13 @@ Test(dft, real_lines_forward_onesided_and_inverse) {
         const int64_t n = lengths[li], bins = n / 2 + 1;
         for (int inverse = 0; inverse <= 1; inverse++) {
             builder b = {0};
-            Onnx__GraphProto *g = graph(
-                &b,
-                NODES(node(&b, "DFT", STRS("x"), STRS("y"),
-                           ATTRS(a_int(&b, "axis", 1), a_int(&b, "inverse", inverse),
-                                 a_int(&b, "onesided", !inverse)))),
-                VIS(vi(&b, "x", EMBER_FLOAT)), VIS(vi(&b, "y", EMBER_FLOAT)), NO_INITS);
+            Onnx__GraphProto *g =
+                graph(&b, "g",
+                      NODES(node(&b, "DFT", STRS("x"), STRS("y"),
+                                 ATTRS(a_int(&b, "axis", 1), a_int(&b, "inverse", inverse),
+                                       a_int(&b, "onesided", !inverse)))),
+                      VIS(vi(&b, "x", EMBER_FLOAT, -1, NULL)),
+                      VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL)), NO_INITS);
             const int64_t out_len = inverse ? n : bins;
             float *xv = malloc(sizeof(float) * 3 * (size_t)n);
             float *want = malloc(sizeof(float) * 6 * (size_t)n);
@@ -366,12 +149,13 @@ Test(dft, inverse_round_trip) {
     for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
         const int64_t n = lengths[li], count = 2 * n * 3;
         builder b = {0};
-        Onnx__GraphProto *g = graph(
-            &b,
-            NODES(node(&b, "DFT", STRS("x"), STRS("f"), ATTRS(a_int(&b, "axis", 1))),
-                  node(&b, "DFT", STRS("f"), STRS("y"),
-                       ATTRS(a_int(&b, "axis", 1), a_int(&b, "inverse", 1)))),
-            VIS(vi(&b, "x", EMBER_FLOAT)), VIS(vi(&b, "y", EMBER_FLOAT)), NO_INITS);
+        Onnx__GraphProto *g =
+            graph(&b, "g",
+                  NODES(node(&b, "DFT", STRS("x"), STRS("f"), ATTRS(a_int(&b, "axis", 1))),
+                        node(&b, "DFT", STRS("f"), STRS("y"),
+                             ATTRS(a_int(&b, "axis", 1), a_int(&b, "inverse", 1)))),
+                  VIS(vi(&b, "x", EMBER_FLOAT, -1, NULL)), VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL)),
+                  NO_INITS);
         float *xv = malloc(sizeof(float) * (size_t)count);
         float *want = malloc(sizeof(float) * 2 * (size_t)count);
         uint32_t seed = 99;
@@ -399,10 +183,11 @@ Test(dft, dft_length_pads_and_truncates) {
     for (int c = 0; c < 2; c++) {
         const int64_t n = lens[c];
         builder b = {0};
-        Onnx__GraphProto *g = graph(
-            &b, NODES(node(&b, "DFT", STRS("x", "len"), STRS("y"), ATTRS(a_int(&b, "axis", 1)))),
-            VIS(vi(&b, "x", EMBER_FLOAT)), VIS(vi(&b, "y", EMBER_FLOAT)),
-            INITS(init_i64(&b, "len", n)));
+        Onnx__GraphProto *g =
+            graph(&b, "g",
+                  NODES(node(&b, "DFT", STRS("x", "len"), STRS("y"), ATTRS(a_int(&b, "axis", 1)))),
+                  VIS(vi(&b, "x", EMBER_FLOAT, -1, NULL)), VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL)),
+                  INITS(init_i64(&b, "len", n)));
         double xd[12] = {0}, yd[12];
         for (int64_t i = 0; i < n && i < 4; i++) xd[2 * i] = xv[i];
         naive_dft(xd, n, yd, false);
@@ -421,11 +206,11 @@ Test(dft, dft_length_pads_and_truncates) {
 /* onesided keeps floor(n/2) + 1 bins of a real signal; odd n = 7 gives 4. */
 Test(dft, onesided_real_input) {
     builder b = {0};
-    Onnx__GraphProto *g = graph(
-        &b,
-        NODES(node(&b, "DFT", STRS("x"), STRS("y"),
-                   ATTRS(a_int(&b, "axis", 1), a_int(&b, "onesided", 1)))),
-        VIS(vi(&b, "x", EMBER_FLOAT)), VIS(vi(&b, "y", EMBER_FLOAT)), NO_INITS);
+    Onnx__GraphProto *g = graph(&b, "g",
+                                NODES(node(&b, "DFT", STRS("x"), STRS("y"),
+                                           ATTRS(a_int(&b, "axis", 1), a_int(&b, "onesided", 1)))),
+                                VIS(vi(&b, "x", EMBER_FLOAT, -1, NULL)),
+                                VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL)), NO_INITS);
     const float xv[] = {3, -1, 4, 1, -5, 9, 2};
     double xd[14] = {0}, yd[14];
     for (int i = 0; i < 7; i++) xd[2 * i] = xv[i];
@@ -444,10 +229,10 @@ Test(dft, onesided_real_input) {
 Test(dft, onesided_with_inverse_is_rejected) {
     builder b = {0};
     Onnx__GraphProto *g = graph(
-        &b,
+        &b, "g",
         NODES(node(&b, "DFT", STRS("x"), STRS("y"),
                    ATTRS(a_int(&b, "inverse", 1), a_int(&b, "onesided", 1)))),
-        VIS(vi(&b, "x", EMBER_FLOAT)), VIS(vi(&b, "y", EMBER_FLOAT)), NO_INITS);
+        VIS(vi(&b, "x", EMBER_FLOAT, -1, NULL)), VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL)), NO_INITS);
     ember_tensor *x = tensor_of(EMBER_FLOAT, 3, (int64_t[]){1, 2, 2}, (float[]){1, 0, 2, 0});
     ember_tensor *y = NULL;
     ember_error err;
@@ -461,10 +246,10 @@ Test(dft, onesided_with_inverse_is_rejected) {
 /* Opset 20 takes the axis as an input (here the last signal axis of [1, 3, 4, 1]); double. */
 Test(dft, opset20_axis_input_double) {
     builder b = {0};
-    Onnx__GraphProto *g = graph(
-        &b, NODES(node(&b, "DFT", STRS("x", "", "axis"), STRS("y"), NO_ATTRS)),
-        VIS(vi(&b, "x", EMBER_DOUBLE)), VIS(vi(&b, "y", EMBER_DOUBLE)),
-        INITS(init_i64(&b, "axis", 2)));
+    Onnx__GraphProto *g =
+        graph(&b, "g", NODES(node(&b, "DFT", STRS("x", "", "axis"), STRS("y"), NO_ATTRS)),
+              VIS(vi(&b, "x", EMBER_DOUBLE, -1, NULL)), VIS(vi(&b, "y", EMBER_DOUBLE, -1, NULL)),
+              INITS(init_i64(&b, "axis", 2)));
     double xv[12];
     for (int i = 0; i < 12; i++) xv[i] = i * i - 3.0;
     ember_tensor *x = tensor_of(EMBER_DOUBLE, 4, (int64_t[]){1, 3, 4, 1}, xv);
@@ -487,9 +272,9 @@ Test(dft, opset20_axis_input_double) {
 /* float16 in and out (computed in float64 inside): [1, 2, 3, 4] -> [10, -2+2i, -2, -2-2i]. */
 Test(dft, float16) {
     builder b = {0};
-    Onnx__GraphProto *g =
-        graph(&b, NODES(node(&b, "DFT", STRS("x"), STRS("y"), NO_ATTRS)),
-              VIS(vi(&b, "x", EMBER_FLOAT16)), VIS(vi(&b, "y", EMBER_FLOAT16)), NO_INITS);
+    Onnx__GraphProto *g = graph(&b, "g", NODES(node(&b, "DFT", STRS("x"), STRS("y"), NO_ATTRS)),
+                                VIS(vi(&b, "x", EMBER_FLOAT16, -1, NULL)),
+                                VIS(vi(&b, "y", EMBER_FLOAT16, -1, NULL)), NO_INITS);
     const uint16_t xv[] = {0x3C00, 0x4000, 0x4200, 0x4400}; /* 1, 2, 3, 4 */
     ember_tensor *x = tensor_of(EMBER_FLOAT16, 3, (int64_t[]){1, 4, 1}, xv);
     ember_tensor *y = run1(&b, g, 17, x, "x");
@@ -498,8 +283,8 @@ Test(dft, float16) {
     const uint16_t want[] = {0x4900, 0, 0xC000, 0x4000, 0xC000, 0, 0xC000, 0xC000};
     const uint16_t *v = ember_tensor_const_data(y);
     for (int i = 0; i < 8; i++)
-        cr_assert(v[i] == want[i] || (want[i] == 0 && v[i] == 0x8000), "%d: %04x vs %04x", i,
-                  v[i], want[i]);
+        cr_assert(v[i] == want[i] || (want[i] == 0 && v[i] == 0x8000), "%d: %04x vs %04x", i, v[i],
+                  want[i]);
     ember_tensor_free(x);
     ember_tensor_free(y);
     b_free(&b);
@@ -512,12 +297,12 @@ Test(dft, float16) {
 /* Complex signal, two-sided: frames = 1 + (10 - 4) / 3 = 3, each the DFT of its slice. */
 Test(stft, complex_two_sided_frames) {
     builder b = {0};
-    Onnx__GraphProto *g = graph(
-        &b,
-        NODES(node(&b, "STFT", STRS("x", "step", "", "len"), STRS("y"),
-                   ATTRS(a_int(&b, "onesided", 0)))),
-        VIS(vi(&b, "x", EMBER_FLOAT)), VIS(vi(&b, "y", EMBER_FLOAT)),
-        INITS(init_i64(&b, "step", 3), init_i64(&b, "len", 4)));
+    Onnx__GraphProto *g =
+        graph(&b, "g",
+              NODES(node(&b, "STFT", STRS("x", "step", "", "len"), STRS("y"),
+                         ATTRS(a_int(&b, "onesided", 0)))),
+              VIS(vi(&b, "x", EMBER_FLOAT, -1, NULL)), VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL)),
+              INITS(init_i64(&b, "step", 3), init_i64(&b, "len", 4)));
     float xv[20];
     uint32_t seed = 5;
     for (int i = 0; i < 20; i++) xv[i] = pseudo(&seed);
@@ -540,8 +325,8 @@ Test(stft, complex_two_sided_frames) {
 Test(stft, signal_shorter_than_frame_fails) {
     builder b = {0};
     Onnx__GraphProto *g =
-        graph(&b, NODES(node(&b, "STFT", STRS("x", "step", "", "len"), STRS("y"), NO_ATTRS)),
-              VIS(vi(&b, "x", EMBER_FLOAT)), VIS(vi(&b, "y", EMBER_FLOAT)),
+        graph(&b, "g", NODES(node(&b, "STFT", STRS("x", "step", "", "len"), STRS("y"), NO_ATTRS)),
+              VIS(vi(&b, "x", EMBER_FLOAT, -1, NULL)), VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL)),
               INITS(init_i64(&b, "step", 1), init_i64(&b, "len", 8)));
     ember_tensor *x = tensor_of(EMBER_FLOAT, 3, (int64_t[]){1, 4, 1}, (float[]){1, 2, 3, 4});
     ember_tensor *y = NULL;
@@ -559,9 +344,9 @@ Test(stft, signal_shorter_than_frame_fails) {
 
 static ember_tensor *run_window(builder *b, const char *op, int32_t size, ember_dtype out,
                                 Onnx__AttributeProto **attrs) {
-    Onnx__GraphProto *g = graph(b, NODES(node(b, op, STRS("n"), STRS("y"), attrs)),
-                                VIS(vi(b, "n", EMBER_INT32)), VIS(vi(b, "y", out)),
-                                NO_INITS);
+    Onnx__GraphProto *g =
+        graph(b, "g", NODES(node(b, op, STRS("n"), STRS("y"), attrs)),
+              VIS(vi(b, "n", EMBER_INT32, -1, NULL)), VIS(vi(b, "y", out, -1, NULL)), NO_INITS);
     ember_tensor *n = tensor_of(EMBER_INT32, 0, NULL, &size);
     ember_tensor *y = run1(b, g, 17, n, "n");
     ember_tensor_free(n);
@@ -582,9 +367,8 @@ Test(window, symmetric_size_one_is_one_and_size_zero_is_empty) {
 
 Test(window, output_datatype_double_and_int) {
     builder b = {0};
-    ember_tensor *y =
-        run_window(&b, "HannWindow", 4, EMBER_DOUBLE,
-                   ATTRS(a_int(&b, "output_datatype", EMBER_DOUBLE)));
+    ember_tensor *y = run_window(&b, "HannWindow", 4, EMBER_DOUBLE,
+                                 ATTRS(a_int(&b, "output_datatype", EMBER_DOUBLE)));
     cr_assert_eq(ember_tensor_dtype(y), EMBER_DOUBLE);
     const double *d = ember_tensor_const_data(y);
     const double want[] = {0.0, 0.5, 1.0, 0.5};
@@ -608,9 +392,9 @@ Test(mel, upper_edge_above_nyquist_fails) {
     int32_t bins = 8, len = 16, rate = 8192;
     float lo = 0, hi = 8192;
     Onnx__GraphProto *g = graph(
-        &b,
+        &b, "g",
         NODES(node(&b, "MelWeightMatrix", STRS("m", "n", "r", "lo", "hi"), STRS("y"), NO_ATTRS)),
-        (Onnx__ValueInfoProto *[]){NULL}, VIS(vi(&b, "y", EMBER_FLOAT)),
+        (Onnx__ValueInfoProto *[]){NULL}, VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL)),
         INITS(init_raw(&b, "m", EMBER_INT32, 0, NULL, &bins, 4),
               init_raw(&b, "n", EMBER_INT32, 0, NULL, &len, 4),
               init_raw(&b, "r", EMBER_INT32, 0, NULL, &rate, 4),
@@ -629,18 +413,17 @@ Test(mel, upper_edge_above_nyquist_fails) {
  * ------------------------------------------------------------------------------------------- */
 
 static ember_tensor *run_det(builder *b, ember_tensor *x) {
-    Onnx__GraphProto *g =
-        graph(b, NODES(node(b, "Det", STRS("x"), STRS("y"), NO_ATTRS)),
-              VIS(vi(b, "x", ember_tensor_dtype(x))), VIS(vi(b, "y", ember_tensor_dtype(x))),
-              NO_INITS);
+    Onnx__GraphProto *g = graph(b, "g", NODES(node(b, "Det", STRS("x"), STRS("y"), NO_ATTRS)),
+                                VIS(vi(b, "x", ember_tensor_dtype(x), -1, NULL)),
+                                VIS(vi(b, "y", ember_tensor_dtype(x), -1, NULL)), NO_INITS);
     return run1(b, g, 11, x, "x");
 }
 
 Test(det, singular_matrices_are_zero) {
     builder b = {0};
     /* exact elimination: dependent rows, a zero column */
-    const float m[3][9] = {{1, 2, 3, 2, 4, 6, 1, 1, 1}, {0, 1, 2, 0, 3, 4, 0, 5, 6},
-                           {1, 2, 2, 4, 0, 0, 0, 0, 0}};
+    const float m[3][9] = {
+        {1, 2, 3, 2, 4, 6, 1, 1, 1}, {0, 1, 2, 0, 3, 4, 0, 5, 6}, {1, 2, 2, 4, 0, 0, 0, 0, 0}};
     for (int i = 0; i < 3; i++) {
         ember_tensor *x = tensor_of(EMBER_FLOAT, 2, (int64_t[]){3, 3}, m[i]);
         ember_tensor *y = run_det(&b, x);
@@ -663,9 +446,9 @@ Test(det, singular_matrices_are_zero) {
 Test(det, batched_with_pivoting_and_nan) {
     builder b = {0};
     const float m[4 * 9] = {
-        2, -1, 0, 1, 3, 2, 0, 1, 4,  /* 24 */
-        0, 1, 0, 1, 0, 0, 0, 0, 1,   /* row swap: -1 */
-        2, 0, 0, 0, 2, 0, 0, 0, 2,   /* 8 */
+        2, -1,  0, 1, 3, 2, 0, 1, 4, /* 24 */
+        0, 1,   0, 1, 0, 0, 0, 0, 1, /* row swap: -1 */
+        2, 0,   0, 0, 2, 0, 0, 0, 2, /* 8 */
         1, NAN, 0, 0, 1, 0, 0, 0, 1, /* NaN */
     };
     ember_tensor *x = tensor_of(EMBER_FLOAT, 4, (int64_t[]){2, 2, 3, 3}, m);
@@ -691,9 +474,9 @@ Test(det, batched_with_pivoting_and_nan) {
  * ------------------------------------------------------------------------------------------- */
 
 static ember_tensor *run_generator(builder *b, const char *op, Onnx__AttributeProto **attrs) {
-    Onnx__GraphProto *g = graph(b, NODES(node(b, op, (const char *[]){NULL}, STRS("y"), attrs)),
-                                (Onnx__ValueInfoProto *[]){NULL}, VIS(vi(b, "y", EMBER_FLOAT)),
-                                NO_INITS);
+    Onnx__GraphProto *g =
+        graph(b, "g", NODES(node(b, op, (const char *[]){NULL}, STRS("y"), attrs)),
+              (Onnx__ValueInfoProto *[]){NULL}, VIS(vi(b, "y", EMBER_FLOAT, -1, NULL)), NO_INITS);
     ember_tensor *y = NULL;
     ember_error err;
     cr_assert_eq(run_model(b, g, 17, 0, NULL, NULL, 1, STRS("y"), &y, &err), EMBER_OK, "%s",
@@ -704,15 +487,14 @@ static ember_tensor *run_generator(builder *b, const char *op, Onnx__AttributePr
 Test(random, uniform_matches_numpy_for_a_seed) {
     builder b = {0};
     /* np.random.seed(5); np.random.uniform(-1, 3, (2, 3)) */
-    ember_tensor *y = run_generator(
-        &b, "RandomUniform",
-        ATTRS(a_ints(&b, "shape", INTS(2, 3)), a_float(&b, "low", -1), a_float(&b, "high", 3),
-              a_float(&b, "seed", 5)));
+    ember_tensor *y = run_generator(&b, "RandomUniform",
+                                    ATTRS(a_ints(&b, "shape", INTS(2, 3)), a_float(&b, "low", -1),
+                                          a_float(&b, "high", 3), a_float(&b, "seed", 5)));
     expect_dims(y, 2, (int64_t[]){2, 3});
-    expect_f32(y, 6,
-               (float[]){-0.11202732f, 2.4829292f, -0.17312337f, 2.6744437f, 0.95364475f,
-                         1.4469755f},
-               1e-6);
+    expect_f32(
+        y, 6,
+        (float[]){-0.11202732f, 2.4829292f, -0.17312337f, 2.6744437f, 0.95364475f, 1.4469755f},
+        1e-6);
     ember_tensor_free(y);
     b_free(&b);
 }
@@ -722,10 +504,10 @@ Test(random, normal_matches_numpy_and_repeats_per_run) {
     /* np.random.seed(7); np.random.normal(0.5, 2.0, 5) */
     const float want[] = {3.8810513f, -0.43187475f, 0.56564033f, 1.3150326f, -1.077846f};
     for (int run = 0; run < 2; run++) {
-        ember_tensor *y = run_generator(
-            &b, "RandomNormal",
-            ATTRS(a_ints(&b, "shape", INTS(5)), a_float(&b, "mean", 0.5f),
-                  a_float(&b, "scale", 2.0f), a_float(&b, "seed", 7)));
+        ember_tensor *y =
+            run_generator(&b, "RandomNormal",
+                          ATTRS(a_ints(&b, "shape", INTS(5)), a_float(&b, "mean", 0.5f),
+                                a_float(&b, "scale", 2.0f), a_float(&b, "seed", 7)));
         expect_f32(y, 5, want, 1e-6);
         ember_tensor_free(y);
     }
@@ -749,9 +531,9 @@ Test(random, unseeded_runs_differ) {
 }
 
 static Onnx__GraphProto *bernoulli_graph(builder *b, ember_dtype out,
-                                        Onnx__AttributeProto **attrs) {
-    return graph(b, NODES(node(b, "Bernoulli", STRS("x"), STRS("y"), attrs)),
-                 VIS(vi(b, "x", EMBER_FLOAT)), VIS(vi(b, "y", out)), NO_INITS);
+                                         Onnx__AttributeProto **attrs) {
+    return graph(b, "g", NODES(node(b, "Bernoulli", STRS("x"), STRS("y"), attrs)),
+                 VIS(vi(b, "x", EMBER_FLOAT, -1, NULL)), VIS(vi(b, "y", out, -1, NULL)), NO_INITS);
 }
 
 Test(random, bernoulli_matches_numpy_binomial) {
@@ -787,11 +569,11 @@ Test(random, bernoulli_rejects_probability_outside_unit_interval) {
 Test(random, multinomial_masks_and_frequencies) {
     builder b = {0};
     Onnx__GraphProto *g = graph(
-        &b,
+        &b, "g",
         NODES(node(&b, "Multinomial", STRS("x"), STRS("y"),
                    ATTRS(a_int(&b, "sample_size", 4000), a_int(&b, "dtype", EMBER_INT64),
                          a_float(&b, "seed", 3)))),
-        VIS(vi(&b, "x", EMBER_FLOAT)), VIS(vi(&b, "y", EMBER_INT64)), NO_INITS);
+        VIS(vi(&b, "x", EMBER_FLOAT, -1, NULL)), VIS(vi(&b, "y", EMBER_INT64, -1, NULL)), NO_INITS);
     const float logits[] = {-INFINITY, 0, -INFINITY, logf(0.2f), logf(0.8f), -INFINITY};
     ember_tensor *x = tensor_of(EMBER_FLOAT, 2, (int64_t[]){2, 3}, logits);
     ember_tensor *y = run1(&b, g, 7, x, "x");
@@ -816,15 +598,15 @@ Test(random, multinomial_masks_and_frequencies) {
 /* Pool: unigrams 2, 3; bigrams (2,3), (3,2). Row [2, 3, 2, 5, 3] with skips up to 1:
  * unigrams 2 x2, 3 x2; bigrams at distance 1: (2,3), (3,2); at distance 2: (2,3). */
 static ember_tensor *run_tfidf(builder *b, const char *mode, bool weights) {
-    Onnx__AttributeProto **attrs = ATTRS(
-        a_int(b, "min_gram_length", 1), a_int(b, "max_gram_length", 2),
-        a_int(b, "max_skip_count", 1), a_str(b, "mode", mode),
-        a_ints(b, "ngram_counts", INTS(0, 2)), a_ints(b, "ngram_indexes", INTS(0, 1, 2, 3)),
-        a_ints(b, "pool_int64s", INTS(2, 3, 2, 3, 3, 2)),
-        weights ? a_floats(b, "weights", FLOATS(0.5f, 2, 3, 4)) : NULL);
-    Onnx__GraphProto *g = graph(b, NODES(node(b, "TfIdfVectorizer", STRS("x"), STRS("y"), attrs)),
-                                VIS(vi(b, "x", EMBER_INT64)), VIS(vi(b, "y", EMBER_FLOAT)),
-                                NO_INITS);
+    Onnx__AttributeProto **attrs =
+        ATTRS(a_int(b, "min_gram_length", 1), a_int(b, "max_gram_length", 2),
+              a_int(b, "max_skip_count", 1), a_str(b, "mode", mode),
+              a_ints(b, "ngram_counts", INTS(0, 2)), a_ints(b, "ngram_indexes", INTS(0, 1, 2, 3)),
+              a_ints(b, "pool_int64s", INTS(2, 3, 2, 3, 3, 2)),
+              weights ? a_floats(b, "weights", FLOATS(0.5f, 2, 3, 4)) : NULL);
+    Onnx__GraphProto *g = graph(
+        b, "g", NODES(node(b, "TfIdfVectorizer", STRS("x"), STRS("y"), attrs)),
+        VIS(vi(b, "x", EMBER_INT64, -1, NULL)), VIS(vi(b, "y", EMBER_FLOAT, -1, NULL)), NO_INITS);
     ember_tensor *x = tensor_of(EMBER_INT64, 1, (int64_t[]){5}, (int64_t[]){2, 3, 2, 5, 3});
     ember_tensor *y = run1(b, g, 9, x, "x");
     ember_tensor_free(x);
@@ -853,35 +635,35 @@ Test(tfidf, modes_with_skips_and_weights) {
 Test(tfidf, repeated_pool_entry_and_string_pool_rejected) {
     builder b = {0};
     Onnx__GraphProto *g = graph(
-        &b,
+        &b, "g",
         NODES(node(&b, "TfIdfVectorizer", STRS("x"), STRS("y"),
                    ATTRS(a_int(&b, "min_gram_length", 1), a_int(&b, "max_gram_length", 1),
                          a_int(&b, "max_skip_count", 0), a_str(&b, "mode", "TF"),
                          a_ints(&b, "ngram_counts", INTS(0)),
                          a_ints(&b, "ngram_indexes", INTS(0, 1, 2)),
                          a_ints(&b, "pool_int64s", INTS(7, 8, 7))))),
-        VIS(vi(&b, "x", EMBER_INT32)), VIS(vi(&b, "y", EMBER_FLOAT)), NO_INITS);
-    ember_tensor *x =
-        tensor_of(EMBER_INT32, 2, (int64_t[]){2, 3}, (int32_t[]){7, 7, 8, 1, 2, 3});
+        VIS(vi(&b, "x", EMBER_INT32, -1, NULL)), VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL)), NO_INITS);
+    ember_tensor *x = tensor_of(EMBER_INT32, 2, (int64_t[]){2, 3}, (int32_t[]){7, 7, 8, 1, 2, 3});
     ember_tensor *y = run1(&b, g, 9, x, "x");
     expect_dims(y, 2, (int64_t[]){2, 3});
     expect_f32(y, 6, (float[]){0, 1, 2, 0, 0, 0}, 0);
     ember_tensor_free(x);
     ember_tensor_free(y);
 
-    Onnx__AttributeProto *strings = a_new(&b, "pool_strings",
-                                          ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS);
+    Onnx__AttributeProto *strings =
+        a_new(&b, "pool_strings", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS);
     strings->n_strings = 1;
     strings->strings = b_alloc(&b, sizeof(ProtobufCBinaryData));
     strings->strings[0].data = (uint8_t *)b_str(&b, "a");
     strings->strings[0].len = 1;
-    g = graph(&b,
+    g = graph(&b, "g",
               NODES(node(&b, "TfIdfVectorizer", STRS("x"), STRS("y"),
                          ATTRS(a_int(&b, "min_gram_length", 1), a_int(&b, "max_gram_length", 1),
                                a_int(&b, "max_skip_count", 0), a_str(&b, "mode", "TF"),
                                a_ints(&b, "ngram_counts", INTS(0)),
                                a_ints(&b, "ngram_indexes", INTS(0)), strings))),
-              VIS(vi(&b, "x", EMBER_INT32)), VIS(vi(&b, "y", EMBER_FLOAT)), NO_INITS);
+              VIS(vi(&b, "x", EMBER_INT32, -1, NULL)), VIS(vi(&b, "y", EMBER_FLOAT, -1, NULL)),
+              NO_INITS);
     x = tensor_of(EMBER_INT32, 1, (int64_t[]){1}, (int32_t[]){1});
     ember_error err;
     ember_status st = run_model(&b, g, 9, 1, &x, STRS("x"), 1, STRS("y"), &y, &err);
@@ -895,18 +677,18 @@ Test(tfidf, repeated_pool_entry_and_string_pool_rejected) {
  * ------------------------------------------------------------------------------------------- */
 
 static void run_optimizer(builder *b, const char *op, const char **ins, const char **outs,
-                          Onnx__AttributeProto **attrs, int n_in, ember_tensor **inputs,
-                          int n_out, ember_tensor **outputs) {
+                          Onnx__AttributeProto **attrs, int n_in, ember_tensor **inputs, int n_out,
+                          ember_tensor **outputs) {
     Onnx__ValueInfoProto **ivi = b_alloc(b, sizeof *ivi * (size_t)(n_in + 1));
     Onnx__ValueInfoProto **ovi = b_alloc(b, sizeof *ovi * (size_t)(n_out + 1));
-    for (int i = 0; i < n_in; i++) ivi[i] = vi(b, ins[i], ember_tensor_dtype(inputs[i]));
-    for (int i = 0; i < n_out; i++) ovi[i] = vi(b, outs[i], EMBER_FLOAT);
+    for (int i = 0; i < n_in; i++) ivi[i] = vi(b, ins[i], ember_tensor_dtype(inputs[i]), -1, NULL);
+    for (int i = 0; i < n_out; i++) ovi[i] = vi(b, outs[i], EMBER_FLOAT, -1, NULL);
     Onnx__GraphProto *g =
-        graph(b, NODES(node_in(b, "ai.onnx.preview.training", op, ins, outs, attrs)), ivi, ovi,
+        graph(b, "g", NODES(node_in(b, "ai.onnx.preview.training", op, ins, outs, attrs)), ivi, ovi,
               NO_INITS);
     ember_error err;
-    cr_assert_eq(run_model(b, g, 17, n_in, inputs, ins, n_out, outs, outputs, &err), EMBER_OK,
-                 "%s", err.message);
+    cr_assert_eq(run_model(b, g, 17, n_in, inputs, ins, n_out, outs, outputs, &err), EMBER_OK, "%s",
+                 err.message);
 }
 
 Test(training, adam_bias_correction) {

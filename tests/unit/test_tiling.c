@@ -10,123 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_builder.h"
 #include "onnx.pb-c.h"
 #include "session.h"
-
-/* ---- a tiny in-memory model builder (protobuf-c), everything freed with the builder ---- */
-
-typedef struct builder {
-    void *allocs[512];
-    int n;
-} builder;
-
-static void *b_alloc(builder *b, size_t size) {
-    cr_assert_lt(b->n, 512);
-    void *p = calloc(1, size ? size : 1);
-    cr_assert_not_null(p);
-    b->allocs[b->n++] = p;
-    return p;
-}
-
-static void b_free(builder *b) {
-    for (int i = 0; i < b->n; i++) free(b->allocs[i]);
-    b->n = 0;
-}
-
-static char *b_str(builder *b, const char *s) {
-    char *c = b_alloc(b, strlen(s) + 1);
-    strcpy(c, s);
-    return c;
-}
-
-/* float32 value info; a dim of -1 is the symbolic batch "N"; rank -1: no shape. */
-static Onnx__ValueInfoProto *vi(builder *b, const char *name, int rank, const int64_t *dims) {
-    Onnx__ValueInfoProto *v = b_alloc(b, sizeof *v);
-    onnx__value_info_proto__init(v);
-    v->name = b_str(b, name);
-    Onnx__TypeProto *t = b_alloc(b, sizeof *t);
-    onnx__type_proto__init(t);
-    Onnx__TypeProto__Tensor *tt = b_alloc(b, sizeof *tt);
-    onnx__type_proto__tensor__init(tt);
-    tt->has_elem_type = 1;
-    tt->elem_type = EMBER_FLOAT;
-    if (rank >= 0) {
-        Onnx__TensorShapeProto *sh = b_alloc(b, sizeof *sh);
-        onnx__tensor_shape_proto__init(sh);
-        sh->n_dim = (size_t)rank;
-        sh->dim = b_alloc(b, sizeof *sh->dim * (size_t)(rank + 1));
-        for (int i = 0; i < rank; i++) {
-            Onnx__TensorShapeProto__Dimension *d = b_alloc(b, sizeof *d);
-            onnx__tensor_shape_proto__dimension__init(d);
-            if (dims[i] < 0) {
-                d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
-                d->dim_param = b_str(b, "N");
-            } else {
-                d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-                d->dim_value = dims[i];
-            }
-            sh->dim[i] = d;
-        }
-        tt->shape = sh;
-    }
-    t->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
-    t->tensor_type = tt;
-    v->type = t;
-    return v;
-}
-
-static Onnx__AttributeProto *a_new(builder *b, const char *name, int type) {
-    Onnx__AttributeProto *a = b_alloc(b, sizeof *a);
-    onnx__attribute_proto__init(a);
-    a->name = b_str(b, name);
-    a->has_type = 1;
-    a->type = type;
-    return a;
-}
-
-static Onnx__AttributeProto *a_int(builder *b, const char *name, int64_t v) {
-    Onnx__AttributeProto *a = a_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
-    a->has_i = 1;
-    a->i = v;
-    return a;
-}
-
-static Onnx__AttributeProto *a_ints(builder *b, const char *name, int n, const int64_t *v) {
-    Onnx__AttributeProto *a = a_new(b, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
-    a->n_ints = (size_t)n;
-    a->ints = b_alloc(b, sizeof(int64_t) * (size_t)n);
-    memcpy(a->ints, v, sizeof(int64_t) * (size_t)n);
-    return a;
-}
-
-#define INTS(...)                                                                                  \
-    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__}
-#define STRS(...) (const char *[]){__VA_ARGS__, NULL}
-#define ATTRS(...) (Onnx__AttributeProto *[]){__VA_ARGS__, NULL}
-#define NO_ATTRS (Onnx__AttributeProto *[]){NULL}
-
-static int count_null(const void *const *p) {
-    int n = 0;
-    while (p && p[n]) n++;
-    return n;
-}
-
-static Onnx__NodeProto *node(builder *b, const char *op, const char **in, const char **out,
-                             Onnx__AttributeProto **attrs) {
-    Onnx__NodeProto *n = b_alloc(b, sizeof *n);
-    onnx__node_proto__init(n);
-    n->op_type = b_str(b, op);
-    n->n_input = (size_t)count_null((const void *const *)in);
-    n->input = b_alloc(b, sizeof(char *) * (n->n_input + 1));
-    for (size_t i = 0; i < n->n_input; i++) n->input[i] = b_str(b, in[i]);
-    n->n_output = (size_t)count_null((const void *const *)out);
-    n->output = b_alloc(b, sizeof(char *) * (n->n_output + 1));
-    for (size_t i = 0; i < n->n_output; i++) n->output[i] = b_str(b, out[i]);
-    n->n_attribute = (size_t)count_null((const void *const *)attrs);
-    n->attribute = b_alloc(b, sizeof *n->attribute * (n->n_attribute + 1));
-    memcpy(n->attribute, attrs, sizeof *n->attribute * n->n_attribute);
-    return n;
-}
 
 /* A float initializer filled with a deterministic pattern scaled by `scale`. */
 static Onnx__TensorProto *weight(builder *b, const char *name, int rank, const int64_t *dims,
@@ -162,44 +48,12 @@ static Onnx__TensorProto *int64s(builder *b, const char *name, int n, const int6
     return t;
 }
 
-#define NODES(...) (Onnx__NodeProto *[]){__VA_ARGS__, NULL}
-#define VIS(...) (Onnx__ValueInfoProto *[]){__VA_ARGS__, NULL}
-#define INITS(...) (Onnx__TensorProto *[]){__VA_ARGS__, NULL}
-
 static ember_model *load(builder *b, Onnx__NodeProto **nodes, Onnx__ValueInfoProto **inputs,
                          Onnx__ValueInfoProto **outputs, Onnx__TensorProto **inits) {
-    Onnx__GraphProto g;
-    onnx__graph_proto__init(&g);
-    g.name = b_str(b, "tiling");
-    g.n_node = (size_t)count_null((const void *const *)nodes);
-    g.node = nodes;
-    g.n_input = (size_t)count_null((const void *const *)inputs);
-    g.input = inputs;
-    g.n_output = (size_t)count_null((const void *const *)outputs);
-    g.output = outputs;
-    g.n_initializer = (size_t)count_null((const void *const *)inits);
-    g.initializer = inits;
-    Onnx__ModelProto mp;
-    onnx__model_proto__init(&mp);
-    mp.has_ir_version = 1;
-    mp.ir_version = 8;
-    Onnx__OperatorSetIdProto op;
-    onnx__operator_set_id_proto__init(&op);
-    op.domain = b_str(b, "");
-    op.has_version = 1;
-    op.version = 17;
-    Onnx__OperatorSetIdProto *ops[] = {&op};
-    mp.n_opset_import = 1;
-    mp.opset_import = ops;
-    mp.graph = &g;
-    size_t size = onnx__model_proto__get_packed_size(&mp);
-    uint8_t *buf = malloc(size);
-    cr_assert_not_null(buf);
-    onnx__model_proto__pack(&mp, buf);
     ember_model *m = NULL;
     ember_error err = {0};
-    ember_status st = ember_model_load_memory(buf, size, NULL, &m, &err);
-    free(buf);
+    ember_status st =
+        load_model(b, graph(b, "tiling", nodes, inputs, outputs, inits), 17, &m, &err);
     b_free(b);
     cr_assert_eq(st, EMBER_OK, "%s", err.message);
     return m;
@@ -210,11 +64,11 @@ static ember_model *load(builder *b, Onnx__NodeProto **nodes, Onnx__ValueInfoPro
 #define SIDE 12
 
 static Onnx__ValueInfoProto *x_info(builder *b) {
-    return vi(b, "x", 4, (int64_t[]){-1, 3, SIDE, SIDE});
+    return vi(b, "x", EMBER_FLOAT, 4, (int64_t[]){-1, 3, SIDE, SIDE});
 }
 
 static Onnx__ValueInfoProto *out_info(builder *b, const char *name) {
-    return vi(b, name, -1, NULL);
+    return vi(b, name, EMBER_FLOAT, -1, NULL);
 }
 
 static Onnx__NodeProto *conv3x3(builder *b, const char *x, const char *w, const char *bias,
@@ -245,20 +99,20 @@ static ember_model *residual_model(void) {
  * (not in the allowlist) ends the front; the Relu after it runs on the whole batch. */
 static ember_model *inner_output_model(void) {
     builder b = {0};
-    return load(&b,
-                NODES(conv3x3(&b, "x", "w1", "b1", "c1"),
-                      node(&b, "Relu", STRS("c1"), STRS("a"), NO_ATTRS),
-                      node(&b, "AveragePool", STRS("a"), STRS("p"),
-                           ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)),
-                                 a_ints(&b, "strides", INTS(2, 2)))),
-                      node(&b, "Mul", STRS("p", "scale"), STRS("m"), NO_ATTRS),
-                      node(&b, "Reshape", STRS("m", "shape"), STRS("r"), NO_ATTRS),
-                      node(&b, "Relu", STRS("r"), STRS("y"), NO_ATTRS)),
-                VIS(x_info(&b)), VIS(out_info(&b, "y"), out_info(&b, "a"), out_info(&b, "m")),
-                INITS(weight(&b, "w1", 4, (int64_t[]){8, 3, 3, 3}, 0.5f),
-                      weight(&b, "b1", 1, (int64_t[]){8}, 0.1f),
-                      weight(&b, "scale", 4, (int64_t[]){1, 8, 1, 1}, 2.0f),
-                      int64s(&b, "shape", 2, (int64_t[]){-1, 8 * (SIDE / 2) * (SIDE / 2)})));
+    return load(
+        &b,
+        NODES(
+            conv3x3(&b, "x", "w1", "b1", "c1"), node(&b, "Relu", STRS("c1"), STRS("a"), NO_ATTRS),
+            node(&b, "AveragePool", STRS("a"), STRS("p"),
+                 ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)), a_ints(&b, "strides", INTS(2, 2)))),
+            node(&b, "Mul", STRS("p", "scale"), STRS("m"), NO_ATTRS),
+            node(&b, "Reshape", STRS("m", "shape"), STRS("r"), NO_ATTRS),
+            node(&b, "Relu", STRS("r"), STRS("y"), NO_ATTRS)),
+        VIS(x_info(&b)), VIS(out_info(&b, "y"), out_info(&b, "a"), out_info(&b, "m")),
+        INITS(weight(&b, "w1", 4, (int64_t[]){8, 3, 3, 3}, 0.5f),
+              weight(&b, "b1", 1, (int64_t[]){8}, 0.1f),
+              weight(&b, "scale", 4, (int64_t[]){1, 8, 1, 1}, 2.0f),
+              int64s(&b, "shape", 2, (int64_t[]){-1, 8 * (SIDE / 2) * (SIDE / 2)})));
 }
 
 /* Softmax over axis 1 keeps samples apart, over axis 0 it does not: the front ends there, and
@@ -285,44 +139,42 @@ static ember_model *softmax_model(void) {
  * may override). */
 static ember_model *gemm_model(int64_t classes, bool weight_input) {
     builder b = {0};
-    Onnx__ValueInfoProto *w_in = vi(&b, "w1", 4, (int64_t[]){8, 3, 3, 3});
-    return load(&b,
-                NODES(conv3x3(&b, "x", "w1", "b1", "c1"),
-                      node(&b, "Relu", STRS("c1"), STRS("a"), NO_ATTRS),
-                      node(&b, "GlobalAveragePool", STRS("a"), STRS("g"), NO_ATTRS),
-                      node(&b, "Flatten", STRS("g"), STRS("f"), NO_ATTRS),
-                      node(&b, "Gemm", STRS("f", "wg", "bg"), STRS("y"),
-                           ATTRS(a_int(&b, "transB", 1)))),
-                weight_input ? VIS(x_info(&b), w_in) : VIS(x_info(&b)), VIS(out_info(&b, "y")),
-                INITS(weight(&b, "w1", 4, (int64_t[]){8, 3, 3, 3}, 0.5f),
-                      weight(&b, "b1", 1, (int64_t[]){8}, 0.1f),
-                      weight(&b, "wg", 2, (int64_t[]){classes, 8}, 0.3f),
-                      weight(&b, "bg", 1, (int64_t[]){classes}, 0.05f)));
+    Onnx__ValueInfoProto *w_in = vi(&b, "w1", EMBER_FLOAT, 4, (int64_t[]){8, 3, 3, 3});
+    return load(
+        &b,
+        NODES(conv3x3(&b, "x", "w1", "b1", "c1"), node(&b, "Relu", STRS("c1"), STRS("a"), NO_ATTRS),
+              node(&b, "GlobalAveragePool", STRS("a"), STRS("g"), NO_ATTRS),
+              node(&b, "Flatten", STRS("g"), STRS("f"), NO_ATTRS),
+              node(&b, "Gemm", STRS("f", "wg", "bg"), STRS("y"), ATTRS(a_int(&b, "transB", 1)))),
+        weight_input ? VIS(x_info(&b), w_in) : VIS(x_info(&b)), VIS(out_info(&b, "y")),
+        INITS(weight(&b, "w1", 4, (int64_t[]){8, 3, 3, 3}, 0.5f),
+              weight(&b, "b1", 1, (int64_t[]){8}, 0.1f),
+              weight(&b, "wg", 2, (int64_t[]){classes, 8}, 0.3f),
+              weight(&b, "bg", 1, (int64_t[]){classes}, 0.05f)));
 }
 
 /* A SqueezeNet fire module: squeeze, two expands concatenated on channels, then MaxPool. With
  * chunks of one sample the expands write straight into the Concat's output. */
 static ember_model *fire_model(void) {
     builder b = {0};
-    return load(&b,
-                NODES(conv3x3(&b, "x", "w1", "b1", "c1"),
-                      node(&b, "Relu", STRS("c1"), STRS("sq"), NO_ATTRS),
-                      node(&b, "Conv", STRS("sq", "we1", "be1"), STRS("ce1"), NO_ATTRS),
-                      node(&b, "Relu", STRS("ce1"), STRS("e1"), NO_ATTRS),
-                      conv3x3(&b, "sq", "we3", "be3", "ce3"),
-                      node(&b, "Relu", STRS("ce3"), STRS("e3"), NO_ATTRS),
-                      node(&b, "Concat", STRS("e1", "e3"), STRS("cat"),
-                           ATTRS(a_int(&b, "axis", 1))),
-                      node(&b, "MaxPool", STRS("cat"), STRS("y"),
-                           ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)),
-                                 a_ints(&b, "strides", INTS(2, 2))))),
-                VIS(x_info(&b)), VIS(out_info(&b, "y")),
-                INITS(weight(&b, "w1", 4, (int64_t[]){4, 3, 3, 3}, 0.5f),
-                      weight(&b, "b1", 1, (int64_t[]){4}, 0.1f),
-                      weight(&b, "we1", 4, (int64_t[]){8, 4, 1, 1}, 0.4f),
-                      weight(&b, "be1", 1, (int64_t[]){8}, 0.2f),
-                      weight(&b, "we3", 4, (int64_t[]){8, 4, 3, 3}, 0.3f),
-                      weight(&b, "be3", 1, (int64_t[]){8}, 0.15f)));
+    return load(
+        &b,
+        NODES(
+            conv3x3(&b, "x", "w1", "b1", "c1"), node(&b, "Relu", STRS("c1"), STRS("sq"), NO_ATTRS),
+            node(&b, "Conv", STRS("sq", "we1", "be1"), STRS("ce1"), NO_ATTRS),
+            node(&b, "Relu", STRS("ce1"), STRS("e1"), NO_ATTRS),
+            conv3x3(&b, "sq", "we3", "be3", "ce3"),
+            node(&b, "Relu", STRS("ce3"), STRS("e3"), NO_ATTRS),
+            node(&b, "Concat", STRS("e1", "e3"), STRS("cat"), ATTRS(a_int(&b, "axis", 1))),
+            node(&b, "MaxPool", STRS("cat"), STRS("y"),
+                 ATTRS(a_ints(&b, "kernel_shape", INTS(2, 2)), a_ints(&b, "strides", INTS(2, 2))))),
+        VIS(x_info(&b)), VIS(out_info(&b, "y")),
+        INITS(weight(&b, "w1", 4, (int64_t[]){4, 3, 3, 3}, 0.5f),
+              weight(&b, "b1", 1, (int64_t[]){4}, 0.1f),
+              weight(&b, "we1", 4, (int64_t[]){8, 4, 1, 1}, 0.4f),
+              weight(&b, "be1", 1, (int64_t[]){8}, 0.2f),
+              weight(&b, "we3", 4, (int64_t[]){8, 4, 3, 3}, 0.3f),
+              weight(&b, "be3", 1, (int64_t[]){8}, 0.15f)));
 }
 
 /* ---- running ---- */
@@ -483,9 +335,9 @@ Test(tiling, concat_placement_inside_front) {
     for (int rep = 0; rep < 3; rep++) {
         ember_tensor *x = input_x(5, 1.0f), *y = NULL;
         ember_error err = {0};
-        cr_assert_eq(ember_session_run(on, &in, (const ember_tensor *const *)&x, 1, &out, 1, &y,
-                                       &err),
-                     EMBER_OK, "%s", err.message);
+        cr_assert_eq(
+            ember_session_run(on, &in, (const ember_tensor *const *)&x, 1, &out, 1, &y, &err),
+            EMBER_OK, "%s", err.message);
         cr_assert_eq(em_session_tile_chunks(on), 5);
         cr_assert_eq(em_session_concat_placed(on), rep == 0 ? 8 : 10, "run %d", rep);
         ember_tensor_free(x);
@@ -530,9 +382,9 @@ Test(tiling, arena_reused_across_runs) {
     for (int r = 0; r < 4; r++) {
         ember_tensor *y = NULL;
         ember_error err = {0};
-        cr_assert_eq(ember_session_run(s, &in, (const ember_tensor *const *)&x, 1, &out, 1, &y,
-                                       &err),
-                     EMBER_OK, "%s", err.message);
+        cr_assert_eq(
+            ember_session_run(s, &in, (const ember_tensor *const *)&x, 1, &out, 1, &y, &err),
+            EMBER_OK, "%s", err.message);
         cr_assert_eq(em_session_tile_chunks(s), 5); /* chunks of 3 samples, per thread */
         ember_tensor_free(y);
         if (r == 0) arena = em_session_arena_bytes(s);
@@ -557,8 +409,8 @@ Test(tiling, memory_limit_at_every_step) {
         on->memory_limit = limit;
         ember_tensor *y[3] = {NULL, NULL, NULL};
         ember_error err = {0};
-        ember_status st = ember_session_run(on, &in, (const ember_tensor *const *)&x, 1, outs, 3,
-                                            y, &err);
+        ember_status st =
+            ember_session_run(on, &in, (const ember_tensor *const *)&x, 1, outs, 3, y, &err);
         if (st != EMBER_OK) {
             cr_assert_eq(st, EMBER_ERR_LIMIT, "%s", err.message);
             for (int k = 0; k < 3; k++) cr_assert_null(y[k]);
