@@ -3,8 +3,9 @@
  *
  * Layout is always NC + spatial dims. Every kernel works plane by plane (one (n, c) pair), so
  * planes are the unit of parallel work. float32 2-D pooling without dilation and without the
- * Indices output takes a fast path whose inner loops run over contiguous output rows; all other
- * cases go through a generic N-D path. float16 / bfloat16 are computed in float32. */
+ * Indices output takes a fast path whose inner loops run over contiguous output rows (MaxPool
+ * with column stride 2 and a 2- or 3-wide kernel on the AVX-512 kernel of pool_max512.c); all
+ * other cases go through a generic N-D path. float16 / bfloat16 are computed in float32. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
