@@ -531,13 +531,6 @@ static void fill_bias_rows(float *restrict y, int64_t ldy, const float *restrict
     }
 }
 
-/* Row stride of an im2col panel of `cols` columns read by em_cg_gemm: whole vectors, and an
- * odd number of them so the rows of a tile spread over all L1 sets. */
-static int64_t col_stride(int64_t cols) {
-    int64_t ld = (cols + 15) / 16 * 16;
-    return (ld / 16) % 2 ? ld : ld + 16;
-}
-
 /* One work item on the packed-weight GEMM: output channels [m0, m1) (m0 on a panel boundary)
  * x output columns [c0, c1) of image n, group grp. The im2col panel (K rows of ld floats) is
  * written unless it is still there from the last item; pointwise convs read the input
@@ -561,7 +554,7 @@ static void packed_item(const conv_job *j, const float *xg, float *col, int64_t 
                    g->out_sz, &e);
         return;
     }
-    const int64_t ld = col_stride(cols);
+    const int64_t ld = em_cg_panel_stride(cols);
     if (new_panel) {
         if (im2col_is_same_row(g))
             im2col_same_row_f32(g, xg, c0, c1, col, ld);
@@ -580,7 +573,7 @@ static void packed_batched_item(const conv_job *j, float *col, float *cbuf, int6
     const int64_t K = g->Cg * g->k_sz, cols = c1 - c0, osz = g->out_sz, rows = m1 - m0;
     const bool same_row = im2col_is_same_row(g);
     const float *x = j->x;
-    const int64_t ld = col_stride(cols);
+    const int64_t ld = em_cg_panel_stride(cols);
     if (new_panel && j->gather) {
         em_gather_columns(j->gather, x + grp * g->Cg * g->in_sz, c0, c1, col, ld);
     } else if (new_panel) {
@@ -1018,14 +1011,12 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     j.batched = j.wpack && g->batch > 1 && g->out_sz < BATCHED_MAX_COLS;
     /* Columns of several images: im2col tiles, through the gather table made at creation or
      * one made now when the batch repays it; pointwise convs copy whole rows instead. */
-    const bool copy_rows = pointwise;
+    const bool use_table = j.batched && !pointwise;
     if (j.batched) pointwise = false;
     em_gather_table run_gather;
-    if (j.batched && copy_rows) {
-        j.gather = NULL;
-    } else if (j.batched && gather) {
+    if (use_table && gather) {
         j.gather = gather;
-    } else if (j.batched && em_gather_shape(K, g->out_sz, g->C * g->in_sz, &run_gather) &&
+    } else if (use_table && em_gather_shape(K, g->out_sz, g->C * g->in_sz, &run_gather) &&
                2 * run_gather.stride <= g->batch * g->out_sz) {
         run_gather.idx = em_exec_scratch(ex, em_gather_bytes(&run_gather), err);
         if (!run_gather.idx) return SCRATCH_FAILED;
@@ -1085,7 +1076,8 @@ static ember_status conv_exec(const conv_geom *g, bool is_double, const void *x,
     int64_t items = groups * n_panels * j.n_mblocks;
     int slots = em_slot_count(par, items);
     if (!pointwise) {
-        j.slot_bytes = ((size_t)(K * (j.wpack ? col_stride(panel) : panel)) * es + 63) / 64 * 64;
+        j.slot_bytes =
+            ((size_t)(K * (j.wpack ? em_cg_panel_stride(panel) : panel)) * es + 63) / 64 * 64;
         j.cbuf_offset = j.slot_bytes;
         if (j.batched) j.slot_bytes += ((size_t)(j.m_block * panel) * es + 63) / 64 * 64;
         j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
@@ -1560,8 +1552,8 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
         if (transpose && st->ct && !dbl && w->data == st->ct_src && g.C == st->ct_C &&
             g.Mg == st->ct_Mg && g.k_sz == st->ct_k_sz) {
             const em_ct_geom cg = ct_geom_of(&g);
-            if (em_ct_eligible(&cg)) {
-                const bool cached = st->ct_table.tap && same_planes(&g, &st->ct_geom);
+            const bool cached = st->ct_table.tap && same_planes(&g, &st->ct_geom);
+            if (cached || em_ct_eligible(&cg)) { /* a table is only made for eligible planes */
                 EM_TRY(em_ct_run(&cg, x->data, st->ct, cached ? &st->ct_table : NULL,
                                  b ? b->data : NULL, out[0].data, ex, err));
                 if (st->act.kind != EM_ACT_NONE)

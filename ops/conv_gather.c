@@ -23,12 +23,8 @@ bool em_gather_shape(int64_t rows, int64_t plane, int64_t image_floats, em_gathe
     if (rows > EM_GATHER_MAX_ENTRIES / (T + 16)) return false;
     /* The 16 entries past a block reach at most `images` images into the next block. */
     if ((2 * images + 1) * image_floats > INT32_MAX) return false;
-    *t = (em_gather_table){.rows = rows,
-                           .plane = plane,
-                           .images = images,
-                           .T = T,
-                           .stride = T + 16,
-                           .image_floats = image_floats};
+    *t = (em_gather_table){
+        .rows = rows, .images = images, .T = T, .stride = T + 16, .image_floats = image_floats};
     return true;
 }
 

@@ -23,7 +23,6 @@
 typedef struct em_gather_table {
     int32_t *idx;         /* rows x stride entries: source offset from the block's start, or -1 */
     int64_t rows;         /* im2col rows (input channels of a group x kernel taps) */
-    int64_t plane;        /* output columns per image */
     int64_t images;       /* L: images per block */
     int64_t T;            /* columns per block (images * plane, a multiple of 16) */
     int64_t stride;       /* T + 16 */

@@ -30,8 +30,14 @@ int64_t em_cg_packed_floats(int64_t rows, int64_t k);
 void em_cg_pack(const float *w, int64_t rows, int64_t k, float *dst);
 /* Pack only panel p (rows p * EM_CG_MR ... of `rows`, read from w with row stride ldw; w points
  * at the panel's first row) into dst, the packed form of all `rows`. */
-void em_cg_pack_panel(const float *w, int64_t ldw, int64_t rows, int64_t k, int64_t p,
-                      float *dst);
+void em_cg_pack_panel(const float *w, int64_t ldw, int64_t rows, int64_t k, int64_t p, float *dst);
+
+/* Row stride of a B panel of `cols` columns: whole vectors, and an odd number of them so the
+ * rows of a tile spread over all L1 sets. */
+static inline int64_t em_cg_panel_stride(int64_t cols) {
+    const int64_t ld = (cols + 15) / 16 * 16;
+    return (ld / 16) % 2 ? ld : ld + 16;
+}
 
 typedef struct em_cg_epilogue {
     const float *bias; /* one per row of this call, or NULL */

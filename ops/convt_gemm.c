@@ -3,9 +3,8 @@
  * Work items are (group, run of whole images, block of output channels). An item copies its
  * images' input channels side by side into a panel (columns: image after image), multiplies
  * the packed W^T rows of its channel block by it into col, then each output vector of each
- * image and channel sums bias + its col entries, found through a table built once per run:
- * for every 16 outputs and contribution slot, the col offset (tap row x row stride + input
- * position) of each lane, or -1 where that output has fewer contributions. */
+ * image and channel sums bias + its col entries, found through the table (em_ct_table: the tap
+ * and input position of each contribution; its col offset is tap x row stride + position). */
 #include "convt_gemm.h"
 
 #include <stdlib.h>
@@ -95,12 +94,6 @@ bool em_ct_pack(const float *w, int64_t C, int64_t Mg, int64_t k_sz, int64_t G, 
     return true;
 }
 
-/* Row stride of a panel of `cols` columns: whole vectors, an odd number of them. */
-static int64_t panel_stride(int64_t cols) {
-    int64_t ld = (cols + 15) / 16 * 16;
-    return (ld / 16) % 2 ? ld : ld + 16;
-}
-
 typedef struct ct_job {
     const em_ct_geom *g;
     const float *x, *packed, *bias;
@@ -108,8 +101,7 @@ typedef struct ct_job {
     int64_t Cg, Mg, k_sz, in_sz, out_sz;
     int64_t images, n_runs; /* images per run of images, runs */
     int64_t m_block, n_mblocks;
-    int64_t ld;    /* row stride of the input panel and of col */
-    int64_t slots; /* contribution slots per output */
+    int64_t ld; /* row stride of the input panel and of col */
     const em_ct_table *table;
     /* Few images (split_image): the one image, group and channel block in progress, whose
      * whole col (rows x ld) is computed by column panels, then gathered by output ranges. */
@@ -173,10 +165,10 @@ static EM_TARGET_512 void gather_outputs(const ct_job *j, const float *col, floa
     const __m512i zero_i = _mm512_setzero_si512(), ld = _mm512_set1_epi32((int32_t)j->ld);
     for (int64_t o = o0; o < o1; o += 16) {
         const __mmask16 m = o1 - o >= 16 ? 0xffff : (__mmask16)((1u << (o1 - o)) - 1);
-        const int64_t v = (o / 16) * j->slots * 16;
+        const int64_t slots = j->table->slots, v = (o / 16) * slots * 16;
         const int32_t *tap = j->table->tap + v, *pos = j->table->pos + v;
         __m512 acc = _mm512_set1_ps(bias);
-        for (int64_t s = 0; s < j->slots; s++) {
+        for (int64_t s = 0; s < slots; s++) {
             const __m512i t = _mm512_loadu_si512((const void *)(tap + s * 16));
             const __mmask16 valid = _mm512_cmpge_epi32_mask(t, zero_i);
             const __m512i i = _mm512_add_epi32(_mm512_mullo_epi32(t, ld),
@@ -224,6 +216,7 @@ static void ct_items(void *ctx, int slot, int64_t begin, int64_t end) {
             }
     }
 }
+
 /* Phase 1 of split_image: col columns [c0, c1) of image n, group grp, channels [m0, m1). */
 static void ct_split_gemm(void *ctx, int slot, int64_t begin, int64_t end) {
     (void)slot;
@@ -257,12 +250,13 @@ static EM_TARGET_512 void ct_split_gather(void *ctx, int slot, int64_t begin, in
                        j->y + (j->n * g->M + mm) * j->out_sz, v0, v1);
     }
 }
+
 /* Still fewer items than threads (an image or two of large planes and few channels): each
  * image, group and block of channels in turn, the GEMM split by input columns, then the
  * gather by output ranges. */
 static ember_status split_image(ct_job *j, em_exec *ex, int threads, ember_error *err) {
     const em_ct_geom *g = j->g;
-    j->ld = panel_stride(j->in_sz);
+    j->ld = em_cg_panel_stride(j->in_sz);
     const int64_t chan_bytes = j->k_sz * j->ld * (int64_t)sizeof(float);
     j->m_block = j->Mg;
     if (j->Mg * chan_bytes > CT_ITEM_BYTES) j->m_block = CT_ITEM_BYTES / chan_bytes / 8 * 8;
@@ -302,7 +296,6 @@ ember_status em_ct_run(const em_ct_geom *g, const float *x, const float *packed,
         table = &run_table;
     }
     j.table = table;
-    j.slots = table->slots;
     const int64_t img_x = j.Cg * (j.in_sz + 32) * 4;
     /* Output channel blocks: all of them, or multiples of 8 (whole packed panels) that fit. */
     const int64_t chan_bytes = j.k_sz * (j.in_sz + 32) * 4;
@@ -331,7 +324,7 @@ ember_status em_ct_run(const em_ct_geom *g, const float *x, const float *packed,
         j.n_mblocks = (j.Mg + j.m_block - 1) / j.m_block;
     }
     if (g->G * j.n_runs * j.n_mblocks < threads) return split_image(&j, ex, threads, err);
-    j.ld = panel_stride(j.images * j.in_sz);
+    j.ld = em_cg_panel_stride(j.images * j.in_sz);
     j.slot_bytes = ((size_t)((j.Cg + j.m_block * j.k_sz) * j.ld) * sizeof(float) + 63) / 64 * 64;
     const int64_t items = g->G * j.n_runs * j.n_mblocks;
     j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)em_slot_count(par, items), err);
