@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ember.h"
+#include "model_builder.h"
 #include "onnx.pb-c.h"
 
 /* ---- model building ---- */
@@ -42,52 +43,10 @@ static int64_t numel(const tin *t) {
     return n;
 }
 
-static Onnx__ValueInfoProto *value_info(const char *name, const int64_t *dims, int rank,
-                                        int elem_type) {
-    Onnx__ValueInfoProto *vi = calloc(1, sizeof *vi);
-    onnx__value_info_proto__init(vi);
-    vi->name = (char *)name;
-    Onnx__TypeProto *tp = calloc(1, sizeof *tp);
-    onnx__type_proto__init(tp);
-    Onnx__TypeProto__Tensor *tt = calloc(1, sizeof *tt);
-    onnx__type_proto__tensor__init(tt);
-    tt->has_elem_type = 1;
-    tt->elem_type = elem_type;
-    if (rank >= 0) {
-        Onnx__TensorShapeProto *sh = calloc(1, sizeof *sh);
-        onnx__tensor_shape_proto__init(sh);
-        sh->n_dim = (size_t)rank;
-        sh->dim = calloc((size_t)rank + 1, sizeof *sh->dim);
-        for (int i = 0; i < rank; i++) {
-            Onnx__TensorShapeProto__Dimension *d = calloc(1, sizeof *d);
-            onnx__tensor_shape_proto__dimension__init(d);
-            d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-            d->dim_value = dims[i];
-            sh->dim[i] = d;
-        }
-        tt->shape = sh;
-    }
-    tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
-    tp->tensor_type = tt;
-    vi->type = tp;
-    return vi;
-}
-
-static void free_value_info(Onnx__ValueInfoProto *vi) {
-    Onnx__TypeProto__Tensor *tt = vi->type->tensor_type;
-    if (tt->shape) {
-        for (size_t i = 0; i < tt->shape->n_dim; i++) free(tt->shape->dim[i]);
-        free(tt->shape->dim);
-        free(tt->shape);
-    }
-    free(tt);
-    free(vi->type);
-    free(vi);
-}
-
 /* Serialize a one-node model; returns malloc'ed bytes. */
 static uint8_t *build_model(const char *op, const char *domain, const tattr *attrs, int n_attrs,
                             const tin *ins, int n_ins, int n_outs, size_t *size) {
+    builder b = {0}; /* the value infos */
     Onnx__NodeProto node = ONNX__NODE_PROTO__INIT;
     char *in_names[8];
     char *out_names[4] = {"Y", "Y1", "Y2", "Y3"};
@@ -164,9 +123,8 @@ static uint8_t *build_model(const char *op, const char *domain, const tattr *att
             tpp[n_init] = &tp[n_init];
             n_init++;
         } else {
-            gin[n_gin++] = value_info(ins[i].name, ins[i].dims, inputs_unshaped ? -1 : ins[i].rank,
-                                      ins[i].idata ? ONNX__TENSOR_PROTO__DATA_TYPE__INT32
-                                                   : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
+            gin[n_gin++] = vi(&b, ins[i].name, ins[i].idata ? EMBER_INT32 : EMBER_FLOAT,
+                              inputs_unshaped ? -1 : ins[i].rank, ins[i].dims);
         }
     }
     graph.n_input = (size_t)n_gin;
@@ -174,8 +132,7 @@ static uint8_t *build_model(const char *op, const char *domain, const tattr *att
     graph.n_initializer = (size_t)n_init;
     graph.initializer = tpp;
     Onnx__ValueInfoProto *gout[4];
-    for (int i = 0; i < n_outs; i++)
-        gout[i] = value_info(out_names[i], NULL, -1, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
+    for (int i = 0; i < n_outs; i++) gout[i] = vi(&b, out_names[i], EMBER_FLOAT, -1, NULL);
     graph.n_output = (size_t)n_outs;
     graph.output = gout;
 
@@ -197,8 +154,7 @@ static uint8_t *build_model(const char *op, const char *domain, const tattr *att
     *size = onnx__model_proto__get_packed_size(&model);
     uint8_t *buf = malloc(*size);
     onnx__model_proto__pack(&model, buf);
-    for (int i = 0; i < n_gin; i++) free_value_info(gin[i]);
-    for (int i = 0; i < n_outs; i++) free_value_info(gout[i]);
+    b_free(&b);
     return buf;
 }
 

@@ -17,35 +17,15 @@
 /* A float initializer filled with a deterministic pattern scaled by `scale`. */
 static Onnx__TensorProto *weight(builder *b, const char *name, int rank, const int64_t *dims,
                                  float scale) {
-    Onnx__TensorProto *t = b_alloc(b, sizeof *t);
-    onnx__tensor_proto__init(t);
-    t->name = b_str(b, name);
-    t->has_data_type = 1;
-    t->data_type = EMBER_FLOAT;
-    t->n_dims = (size_t)rank;
-    t->dims = b_alloc(b, sizeof(int64_t) * (size_t)(rank + 1));
-    memcpy(t->dims, dims, sizeof(int64_t) * (size_t)rank);
     size_t n = 1;
     for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
-    t->n_float_data = n;
-    t->float_data = b_alloc(b, sizeof(float) * n);
-    for (size_t i = 0; i < n; i++) t->float_data[i] = scale * sinf(0.7f * (float)i + scale);
-    return t;
+    float *v = b_alloc(b, sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) v[i] = scale * sinf(0.7f * (float)i + scale);
+    return init_f32(b, name, rank, dims, v);
 }
 
 static Onnx__TensorProto *int64s(builder *b, const char *name, int n, const int64_t *v) {
-    Onnx__TensorProto *t = b_alloc(b, sizeof *t);
-    onnx__tensor_proto__init(t);
-    t->name = b_str(b, name);
-    t->has_data_type = 1;
-    t->data_type = EMBER_INT64;
-    t->n_dims = 1;
-    t->dims = b_alloc(b, sizeof(int64_t));
-    t->dims[0] = n;
-    t->n_int64_data = (size_t)n;
-    t->int64_data = b_alloc(b, sizeof(int64_t) * (size_t)n);
-    memcpy(t->int64_data, v, sizeof(int64_t) * (size_t)n);
-    return t;
+    return init_raw(b, name, EMBER_INT64, 1, (int64_t[]){n}, v, sizeof(int64_t) * (size_t)n);
 }
 
 static ember_model *load(builder *b, Onnx__NodeProto **nodes, Onnx__ValueInfoProto **inputs,
