@@ -201,6 +201,44 @@ tail_columns(const float *a, int64_t mpad, int64_t m0, int64_t rows, int64_t k, 
     }
 }
 
+/* A short k (the pointwise layers over few channels): B is small enough to stay in cache for
+ * the whole call, and C is what costs: each A panel sweeps all the columns, so its MR rows
+ * are written front to back as a few long streams the prefetchers follow, instead of every
+ * row of the call advancing one tile at a time. */
+#define SHORT_K 64
+
+TARGET_512 static void short_k_rows(const float *a, int64_t mpad, int64_t m0, int64_t rows,
+                                    int64_t k, const float *b, int64_t n, int64_t b_tile_stride,
+                                    int64_t ldb, int64_t ldb_tail, float *c, int64_t ldc,
+                                    const float *bias, const float *z, int64_t ldz,
+                                    const em_activation *act) {
+    const int64_t n_tiles = (n + NR - 1) / NR;
+    for (int64_t r0 = 0; r0 < rows; r0 += MR) {
+        const float *ap = a + panel_offset(mpad, k, (m0 + r0) / MR, 0);
+        const int vr = (int)(rows - r0 < MR ? rows - r0 : MR);
+        const float *bp = bias ? bias + r0 : NULL;
+        for (int64_t t = 0; t < n_tiles; t++) {
+            const int64_t cols = n - t * NR < NR ? n - t * NR : NR;
+            const int64_t ld = cols < NR ? ldb_tail : ldb;
+            const float *bt = b + t * b_tile_stride;
+            float *cp = c + r0 * ldc + t * NR;
+            const float *zp = z ? z + r0 * ldz + t * NR : NULL;
+            if (cols <= TAIL_COLS) {
+                tail_columns(a, mpad, m0 + r0, vr, k, bt, ld, (int)cols, cp, ldc, bp, zp, ldz, act);
+                continue;
+            }
+            const int nv = (int)((cols + 15) / 16);
+            const __mmask16 mask = cols % 16 ? (__mmask16)((1u << (cols % 16)) - 1) : 0xFFFF;
+            if (nv == 3)
+                tile_3(ap, bt, ld, k, cp, ldc, vr, mask, true, true, bp, zp, ldz, act);
+            else if (nv == 2)
+                tile_2(ap, bt, ld, k, cp, ldc, vr, mask, true, true, bp, zp, ldz, act);
+            else
+                tile_1(ap, bt, ld, k, cp, ldc, vr, mask, true, true, bp, zp, ldz, act);
+        }
+    }
+}
+
 TARGET_512 static void gemm_avx512(const float *a, int64_t mpad, int64_t m0, int64_t rows,
                                    int64_t k, const float *b, int64_t n, int64_t b_tile_stride,
                                    int64_t ldb, int64_t ldb_tail, float *c, int64_t ldc,
@@ -210,6 +248,11 @@ TARGET_512 static void gemm_avx512(const float *a, int64_t mpad, int64_t m0, int
     const float *bias = epi ? epi->bias : NULL, *z = epi ? epi->z : NULL;
     const int64_t ldz = epi ? epi->ldz : 0;
     const int64_t cs = chunk_size(k);
+    if (k <= SHORT_K) {
+        short_k_rows(a, mpad, m0, rows, k, b, n, b_tile_stride, ldb, ldb_tail, c, ldc, bias, z, ldz,
+                     act);
+        return;
+    }
     for (int64_t k0 = 0; k0 < k; k0 += cs) {
         const int64_t kc = k - k0 < cs ? k - k0 : cs;
         const bool first = k0 == 0, last = k0 + kc == k;
