@@ -117,9 +117,12 @@ static inline __attribute__((always_inline)) TARGET_512 void
 plane_impl(const em_dw_plane *p, const em_dw_planes *q, int64_t plane, const col_block *blocks,
            int nb, int f0, int f1, int64_t ox0, const int sx, const int kind) {
     const int64_t H = p->H, W = p->W, OW = p->OW, ch = plane % q->channels;
-    const float *x = q->x + plane * H * W, *w = q->w + 9 * ch;
-    const float *z = q->z ? q->z + plane * p->OH * OW : NULL;
-    float *y = q->y + plane * p->OH * OW;
+    const bool band = q->oy1 > 0;
+    const int64_t x_row0 = band ? q->x_row0 : 0, y_row0 = band ? q->oy0 : 0;
+    const int64_t y_plane = band ? q->y_plane : p->OH * OW;
+    const float *x = q->x + plane * (band ? q->x_plane : H * W), *w = q->w + 9 * ch;
+    const float *z = q->z ? q->z + plane * y_plane : NULL;
+    float *y = q->y + plane * y_plane;
     const float bias = q->bias ? q->bias[ch] : 0.0f;
     const float alpha = q->act ? q->act->alpha : 0.0f, beta = q->act ? q->act->beta : 0.0f;
     const __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]), w2 = _mm512_set1_ps(w[2]),
@@ -130,13 +133,14 @@ plane_impl(const em_dw_plane *p, const em_dw_planes *q, int64_t plane, const col
     const __m512i even =
         _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    for (int64_t oy = p->OH * q->part / q->parts; oy < p->OH * (q->part + 1) / q->parts; oy++) {
+    const int64_t oy_end = band ? q->oy1 : p->OH * (q->part + 1) / q->parts;
+    for (int64_t oy = band ? q->oy0 : p->OH * q->part / q->parts; oy < oy_end; oy++) {
         const int64_t iy = oy * p->sy - p->py;
-        const float *r0 = iy >= 0 && iy < H ? x + iy * W : zero_row + 32;
-        const float *r1 = iy + 1 >= 0 && iy + 1 < H ? x + (iy + 1) * W : zero_row + 32;
-        const float *r2 = iy + 2 >= 0 && iy + 2 < H ? x + (iy + 2) * W : zero_row + 32;
-        float *yr = y + oy * OW + ox0;
-        const float *zr = z ? z + oy * OW + ox0 : NULL;
+        const float *r0 = iy >= 0 && iy < H ? x + (iy - x_row0) * W : zero_row + 32;
+        const float *r1 = iy + 1 >= 0 && iy + 1 < H ? x + (iy + 1 - x_row0) * W : zero_row + 32;
+        const float *r2 = iy + 2 >= 0 && iy + 2 < H ? x + (iy + 2 - x_row0) * W : zero_row + 32;
+        float *yr = y + (oy - y_row0) * OW + ox0;
+        const float *zr = z ? z + (oy - y_row0) * OW + ox0 : NULL;
         for (int i = 0; i < nb; i++) {
             if (i == f0) { /* the full blocks: plain loads */
                 for (; i < f1; i++) {
@@ -259,7 +263,10 @@ static void planes_avx512(const em_dw_plane *p, const em_dw_planes *q, int64_t b
     } else {
         planes_rows(p, q, begin, end, fn);
     }
-    if (!in_regs) {
+    if (!in_regs && q->oy1 > 0) { /* band mode: rows [oy0, oy1) of each band plane */
+        for (int64_t plane = begin; plane < end; plane++)
+            em_activation_apply(act, q->y + plane * q->y_plane, (q->oy1 - q->oy0) * p->OW);
+    } else if (!in_regs) {
         /* The part's outputs: rows of the row path, vectors of the flat run. */
         const int64_t n = p->OH * p->OW, nv = (n + 15) / 16;
         int64_t lo = p->OH * q->part / q->parts * p->OW,

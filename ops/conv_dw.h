@@ -48,6 +48,12 @@ typedef struct em_dw_planes {
      * vectors of a flat run): threads that split a plane by bands work on the same spatial
      * region as the convolutions around it, which split their columns the same way. */
     int64_t part, parts;
+    /* Band mode (oy1 > 0; flat must be NULL, part / parts unused): only output rows
+     * [oy0, oy1) are computed. Input plane i starts at x + i * x_plane and holds the rows
+     * from x_row0 on (every row the band reads that lies inside the plane); Y and Z plane i
+     * start at y / z + i * y_plane and hold the rows from oy0 on. For the band buffers of a
+     * fused block (conv_mbconv.c). */
+    int64_t oy0, oy1, x_plane, x_row0, y_plane;
 } em_dw_planes;
 
 /* Compute planes [begin, end). */

@@ -11,6 +11,12 @@
 /* ---- activations ---- */
 
 ember_status em_activation_from_node(const em_node *node, em_activation *act, ember_error *err) {
+    return em_activation_from_attrs(node, "activation", "activation_params", act, err);
+}
+
+ember_status em_activation_from_attrs(const em_node *node, const char *name_attr,
+                                      const char *params_attr, em_activation *act,
+                                      ember_error *err) {
     static const struct {
         const char *name;
         em_act_kind kind;
@@ -27,17 +33,17 @@ ember_status em_activation_from_node(const em_node *node, em_activation *act, em
     char desc[256];
     act->kind = EM_ACT_NONE;
     act->alpha = act->beta = 0.0f;
-    const char *name = em_attr_string(node, "activation", NULL);
+    const char *name = em_attr_string(node, name_attr, NULL);
     if (!name || !*name) return EMBER_OK;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (strcmp(name, table[i].name) != 0) continue;
         int64_t count = 0;
-        const float *params = em_attr_floats(node, "activation_params", &count);
+        const float *params = em_attr_floats(node, params_attr, &count);
         if (count > table[i].n_params)
             return em_fail(err, EMBER_ERR_INVALID_MODEL,
-                           "%s: activation %s takes at most %d activation_params, got %lld",
+                           "%s: activation %s takes at most %d %s, got %lld",
                            em_node_desc(node, desc, sizeof desc), name, table[i].n_params,
-                           (long long)count);
+                           params_attr, (long long)count);
         act->kind = table[i].kind;
         act->alpha = count > 0 ? params[0] : table[i].a;
         act->beta = count > 1 ? params[1] : table[i].b;

@@ -37,6 +37,10 @@ typedef struct em_activation {
 /* Read attributes `activation` (string) and `activation_params` (floats) of a fused node.
  * No `activation` attribute means EM_ACT_NONE. Unknown names or bad parameter counts fail. */
 ember_status em_activation_from_node(const em_node *node, em_activation *act, ember_error *err);
+/* The same from attributes of other names (a node fusing several activations). */
+ember_status em_activation_from_attrs(const em_node *node, const char *name_attr,
+                                      const char *params_attr, em_activation *act,
+                                      ember_error *err);
 
 /* x[i] = act(x[i]) for n contiguous floats. */
 void em_activation_apply(const em_activation *act, float *x, int64_t n);

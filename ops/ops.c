@@ -3,6 +3,8 @@
 
 #include "heads.h"
 
+/* One family per line. */
+/* clang-format off */
 const em_ops_family_fn em_op_families[] = {
     em_ops_elementwise,
     em_ops_unary,
@@ -10,6 +12,7 @@ const em_ops_family_fn em_op_families[] = {
     em_ops_reduce,
     em_ops_gemm,
     em_ops_conv,
+    em_ops_mbconv,
     em_ops_rnn,
     em_ops_pool,
     em_ops_norm,
@@ -25,6 +28,7 @@ const em_ops_family_fn em_op_families[] = {
     em_ops_strings,
     NULL,
 };
+/* clang-format on */
 
 const em_plugin_init_fn em_builtin_plugins[] = {
     em_heads_plugin_init, /* ai.ember task heads */

@@ -15,6 +15,7 @@ EM_OPS_FAMILY(softmax);
 EM_OPS_FAMILY(reduce);
 EM_OPS_FAMILY(gemm);
 EM_OPS_FAMILY(conv);
+EM_OPS_FAMILY(mbconv);
 EM_OPS_FAMILY(rnn);
 EM_OPS_FAMILY(pool);
 EM_OPS_FAMILY(norm);

@@ -24,6 +24,7 @@ int em_pass_matmul_add_to_gemm(em_graph *g);  /* changes rounding: EMBER_OPT_ALL
 int em_pass_fuse_layer_norm(em_graph *g);     /* changes rounding: EMBER_OPT_ALL only */
 int em_pass_matmul_bias(em_graph *g);         /* N-D MatMul + bias -> FusedMatMul */
 int em_pass_fuse_attention(em_graph *g);      /* changes rounding: EMBER_OPT_ALL only */
+int em_pass_fuse_mbconv(em_graph *g);         /* changes rounding: EMBER_OPT_ALL only */
 
 /* Shared by the passes (runtime/pass_util.c). */
 /* A live node of the default domain with this op_type. */

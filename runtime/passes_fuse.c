@@ -440,6 +440,183 @@ int em_pass_fuse_activations(em_graph *g) {
     return changed;
 }
 
+/* ---- inverted-residual blocks -> FusedMBConv (ops/conv_mbconv.c) ---- */
+
+/* Expanded tensors smaller than this per image stay in cache between the unfused convs. */
+#define MBCONV_MIN_BYTES (512 << 10)
+
+static bool conv_like(const em_node *n) {
+    return em_pass_is_onnx_op(n, "Conv") || is_op(n, "ai.ember", "FusedConv");
+}
+
+/* Plain Conv attributes of a 2-D conv: no auto_pad, dilations 1, `group` as given, kernel
+ * kh x kw; strides / pads returned (defaults 1 / 0). */
+static bool plain_conv2d(const em_node *n, int64_t group, int64_t kh, int64_t kw,
+                         int64_t strides[2], int64_t pads[4]) {
+    const char *auto_pad = em_attr_string(n, "auto_pad", "NOTSET");
+    if (strcmp(auto_pad, "NOTSET") != 0 || em_attr_int(n, "group", 1) != group) return false;
+    int64_t count = 0;
+    const int64_t *v = em_attr_ints(n, "dilations", &count);
+    for (int64_t i = 0; i < count; i++)
+        if (v[i] != 1) return false;
+    if (count != 0 && count != 2) return false;
+    v = em_attr_ints(n, "kernel_shape", &count);
+    if (count != 0 && (count != 2 || v[0] != kh || v[1] != kw)) return false;
+    v = em_attr_ints(n, "strides", &count);
+    if (count != 0 && count != 2) return false;
+    strides[0] = count ? v[0] : 1, strides[1] = count ? v[1] : 1;
+    v = em_attr_ints(n, "pads", &count);
+    if (count != 0 && count != 4) return false;
+    for (int i = 0; i < 4; i++) pads[i] = count ? v[i] : 0;
+    return true;
+}
+
+/* Conv / FusedConv with a constant float32 W of [rows, k, kh, kw] and a bias that is absent or
+ * constant; no residual input. */
+static bool conv_weights(const em_graph *g, const em_node *n, int64_t rows, int64_t k, int64_t kh,
+                         int64_t kw) {
+    const em_tensor *w = em_node_fixed_input(g, n, 1);
+    if (!w || w->dtype != EMBER_FLOAT || w->rank != 4 || (rows >= 0 && w->dims[0] != rows) ||
+        w->dims[1] != k || w->dims[2] != kh || w->dims[3] != kw)
+        return false;
+    return n->n_inputs < 3 || n->inputs[2] < 0 || em_node_fixed_input(g, n, 2);
+}
+
+/* 1x1, stride 1, no padding, one group. */
+static bool pointwise_conv(const em_graph *g, const em_node *n, int64_t rows, int64_t k) {
+    int64_t st[2], pd[4];
+    return conv_like(n) && plain_conv2d(n, 1, 1, 1, st, pd) && st[0] == 1 && st[1] == 1 &&
+           pd[0] == 0 && pd[1] == 0 && pd[2] == 0 && pd[3] == 0 &&
+           conv_weights(g, n, rows, k, 1, 1);
+}
+
+static bool set_ints_attr(em_node *n, const char *name, const int64_t *v, int count) {
+    em_attr a = {0};
+    a.type = EM_ATTR_INTS;
+    a.name = dup_str(name);
+    a.n = count;
+    a.ints = malloc(sizeof(int64_t) * (size_t)(count + 1));
+    if (!a.name || !a.ints) {
+        em_attr_clear(&a);
+        return false;
+    }
+    memcpy(a.ints, v, sizeof(int64_t) * (size_t)count);
+    if (!add_attr(n, &a)) {
+        em_attr_clear(&a);
+        return false;
+    }
+    return true;
+}
+
+/* Copy conv n's activation attributes to `to` under the names prefix + "activation" and
+ * prefix + "activation_params". */
+static bool copy_activation(const em_node *n, em_node *to, const char *prefix) {
+    const char *act = n ? em_attr_string(n, "activation", NULL) : NULL;
+    if (!act) return true;
+    char name[64], params[64];
+    snprintf(name, sizeof name, "%sactivation", prefix);
+    snprintf(params, sizeof params, "%sactivation_params", prefix);
+    int64_t count = 0;
+    const float *v = em_attr_floats(n, "activation_params", &count);
+    return set_string_attr(to, name, act) &&
+           (count == 0 || set_floats_attr(to, params, v, (int)count));
+}
+
+/* Rewrite dw into FusedMBConv(X, W1, B1, W2, B2, W3, B3, [Z]); expand may be NULL. */
+static bool make_mbconv(em_node *expand, em_node *dw, em_node *project, const int64_t strides[2],
+                        const int64_t pads[4]) {
+    int in[8];
+    in[0] = expand ? expand->inputs[0] : dw->inputs[0];
+    in[1] = expand ? expand->inputs[1] : -1;
+    in[2] = expand && expand->n_inputs > 2 ? expand->inputs[2] : -1;
+    in[3] = dw->inputs[1];
+    in[4] = dw->n_inputs > 2 ? dw->inputs[2] : -1;
+    in[5] = project->inputs[1];
+    in[6] = project->n_inputs > 2 ? project->inputs[2] : -1;
+    in[7] = project->n_inputs > 3 ? project->inputs[3] : -1;
+    const int n_in = in[7] >= 0 ? 8 : 7;
+    em_node fused = {0};
+    if (!copy_activation(expand, &fused, "expand_") || !copy_activation(dw, &fused, "dw_") ||
+        !copy_activation(project, &fused, "") || !set_ints_attr(&fused, "strides", strides, 2) ||
+        !set_ints_attr(&fused, "pads", pads, 4))
+        goto fail;
+    int *inputs = malloc(sizeof(int) * (size_t)n_in);
+    if (!inputs) goto fail;
+    const int old_opset = dw->opset;
+    char *old_domain = dup_str(dw->domain), *old_op = dup_str(dw->op_type);
+    if (!old_domain || !old_op || !retype(dw, "ai.ember", "FusedMBConv", 1)) {
+        if (old_domain && old_op) retype(dw, old_domain, old_op, old_opset);
+        free(old_domain);
+        free(old_op);
+        free(inputs);
+        goto fail;
+    }
+    free(old_domain);
+    free(old_op);
+    memcpy(inputs, in, sizeof(int) * (size_t)n_in);
+    free(dw->inputs);
+    dw->inputs = inputs;
+    dw->n_inputs = dw->n_explicit_inputs = n_in;
+    for (int a = 0; a < dw->n_attrs; a++) em_attr_clear(&dw->attrs[a]);
+    free(dw->attrs);
+    dw->attrs = fused.attrs;
+    dw->n_attrs = fused.n_attrs;
+    dw->outputs[0] = project->outputs[0];
+    em_pass_remove_node(project);
+    if (expand) em_pass_remove_node(expand);
+    return true;
+fail:
+    for (int a = 0; a < fused.n_attrs; a++) em_attr_clear(&fused.attrs[a]);
+    free(fused.attrs);
+    return false;
+}
+
+/* Conv 1x1 -> depthwise Conv 3x3 -> Conv 1x1 (each with or without an activation, the last
+ * with or without a residual Z; or without the first conv), the values between them read by
+ * nothing else, become one ai.ember FusedMBConv, which computes the block band by band so
+ * the expanded values never leave the cache. Only where the expanded tensor of one image is
+ * at least MBCONV_MIN_BYTES, and where the kernel is registered (AVX-512 CPUs). Changes
+ * rounding where the unfused depthwise conv runs small planes flat: EMBER_OPT_ALL only. */
+int em_pass_fuse_mbconv(em_graph *g) {
+    if (!em_registry_find("ai.ember", "FusedMBConv", 1)) return 0;
+    int changed = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        em_node *dw = &g->nodes[i];
+        if (!conv_like(dw) || dw->n_outputs != 1 || dw->n_inputs > 3 || dw->inputs[0] < 0) continue;
+        const em_tensor *xi = &g->values[dw->inputs[0]].info;
+        if (xi->dtype != EMBER_FLOAT || xi->rank != 4 || xi->dims[1] <= 0 || xi->dims[2] <= 0 ||
+            xi->dims[3] <= 0)
+            continue;
+        const int64_t E = xi->dims[1];
+        int64_t strides[2], pads[4];
+        if (!plain_conv2d(dw, E, 3, 3, strides, pads) || !conv_weights(g, dw, E, 1, 3, 3) ||
+            (strides[1] != 1 && strides[1] != 2) || strides[0] < 1 || pads[0] > 2 || pads[1] > 2 ||
+            (uint64_t)(E * xi->dims[2] * xi->dims[3]) * sizeof(float) < MBCONV_MIN_BYTES)
+            continue;
+        const int c = em_pass_sole_consumer(g, dw->outputs[0]);
+        if (c < 0) continue;
+        em_node *project = &g->nodes[c];
+        if (!pointwise_conv(g, project, -1, E) || project->inputs[0] != dw->outputs[0] ||
+            project->n_outputs != 1)
+            continue;
+        if (project->n_inputs > 3 && project->inputs[3] >= 0 &&
+            (project->inputs[3] == dw->outputs[0] ||
+             g->values[project->inputs[3]].info.dtype != EMBER_FLOAT))
+            continue;
+        em_node *expand = NULL;
+        const int p = em_pass_live_producer(g, dw->inputs[0]);
+        if (p >= 0 && em_pass_sole_consumer(g, dw->inputs[0]) == i) {
+            em_node *e = &g->nodes[p];
+            const em_tensor *ei = e->inputs[0] >= 0 ? &g->values[e->inputs[0]].info : NULL;
+            if (ei && ei->rank == 4 && ei->dims[1] > 0 && e->n_outputs == 1 && e->n_inputs <= 3 &&
+                pointwise_conv(g, e, E, ei->dims[1]))
+                expand = e;
+        }
+        if (make_mbconv(expand, dw, project, strides, pads)) changed++;
+    }
+    return changed;
+}
+
 /* MatMul(A, B const 2-D) + Add(bias const, broadcast over rows) with A of static rank 2
  * becomes Gemm(A, B, bias): one pass over the output instead of two. */
 int em_pass_matmul_add_to_gemm(em_graph *g) {

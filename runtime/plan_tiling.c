@@ -131,6 +131,13 @@ static bool separable(const tiling_ctx *c, const em_node *n) {
                (role_of(c, n, 2) == ROLE_ABSENT || role_of(c, n, 2) == ROLE_CONST) &&
                no_outputs_from(n, 1);
     }
+    if (is_ember(n, "FusedMBConv")) { /* X, six constants (or absent), optional Z */
+        input_role z = role_of(c, n, 7);
+        bool z_ok = z == ROLE_ABSENT || (z == ROLE_BATCHED && rank_of(c, n, 7) == out_rank);
+        for (int k = 1; k < 7; k++)
+            if (role_of(c, n, k) != ROLE_ABSENT && role_of(c, n, k) != ROLE_CONST) return false;
+        return x_batched && z_ok && rest_constant(c, n, 8) && no_outputs_from(n, 1);
+    }
     if (is_ember(n, "FusedGemm") || is_onnx(n, "Gemm")) {
         const em_tensor *cc = role_of(c, n, 2) == ROLE_CONST
                                   ? c->g->values[n->inputs[2]].constant : NULL;

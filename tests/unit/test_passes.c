@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ember.h"
+#include "kernel.h"
 #include "session.h"
 
 #define MAX_IO 8
@@ -66,11 +67,12 @@ typedef struct result {
     char graph[8192]; /* the graph as it runs */
 } result;
 
-static void run_level(const ember_model *m, ember_opt_level level, const inputs *in, result *r) {
+static void run_level_threads(const ember_model *m, ember_opt_level level, int threads,
+                              const inputs *in, result *r) {
     ember_session_options o;
     ember_session_options_init(&o);
     o.opt_level = level;
-    o.threads = 1;
+    o.threads = threads;
     ember_session *s = NULL;
     ember_error err = {0};
     cr_assert_eq(ember_session_create(m, &o, &s, &err), EMBER_OK, "%s", err.message);
@@ -87,6 +89,10 @@ static void run_level(const ember_model *m, ember_opt_level level, const inputs 
                                    r->n, r->out, &err),
                  EMBER_OK, "%s", err.message);
     ember_session_free(s);
+}
+
+static void run_level(const ember_model *m, ember_opt_level level, const inputs *in, result *r) {
+    run_level_threads(m, level, 1, in, r);
 }
 
 static void free_result(result *r) {
@@ -702,4 +708,83 @@ Test(passes, matmul_add_kept_when_product_is_a_graph_output) {
 Test(passes, matmul_add_kept_for_a_column_bias) {
     CHECK("matmul_add_column", 0);
     EXPECT_OPS("Add", 1);
+}
+
+/* ---- inverted-residual blocks -> FusedMBConv (registered on AVX-512 CPUs only) ---- */
+
+/* The fused block computes what the three convolutions compute, bit for bit (their large
+ * depthwise planes run the same row kernel), at batch 1 and 3, and the same bits on 3 threads
+ * as on 1 (the bands of rows differ). */
+static void check_mbconv_tol(const char *model, int64_t batch, int fused, double tol) {
+    char graph[8192];
+    check_model_at(model, tol, batch, graph, sizeof graph);
+    if (!em_registry_find("ai.ember", "FusedMBConv", 1)) {
+        cr_log_warn("FusedMBConv is not registered on this CPU: only the unfused path checked");
+        return;
+    }
+    EXPECT_OPS("ai.ember:FusedMBConv", fused);
+    ember_model *m = load(model);
+    inputs in;
+    make_inputs(m, &in, batch);
+    result one, three;
+    run_level_threads(m, EMBER_OPT_ALL, 1, &in, &one);
+    run_level_threads(m, EMBER_OPT_ALL, 3, &in, &three);
+    expect_same(&three, &one, 0, model);
+    free_result(&one);
+    free_result(&three);
+    free_inputs(&in);
+    ember_model_free(m);
+}
+
+static void check_mbconv(const char *model, int64_t batch, int fused) {
+    check_mbconv_tol(model, batch, fused, 0);
+}
+
+Test(passes, mbconv_with_residual_fused) {
+    check_mbconv("mbconv_residual", 1, 1);
+    check_mbconv("mbconv_residual", 3, 1);
+    char graph[8192];
+    check_model("mbconv_residual", 0, graph, sizeof graph);
+    if (em_registry_find("ai.ember", "FusedMBConv", 1)) {
+        EXPECT_OPS("Conv", 0);
+        EXPECT_OPS("ai.ember:FusedConv", 0);
+        EXPECT_OPS("Clip", 0);
+        EXPECT_OPS("Add", 0);
+    }
+}
+
+Test(passes, mbconv_stride2_fused) {
+    check_mbconv("mbconv_stride2", 1, 1);
+}
+
+Test(passes, mbconv_asymmetric_pads_fused) {
+    check_mbconv("mbconv_asym_pads", 1, 1);
+}
+
+Test(passes, mbconv_without_expansion_fused) {
+    check_mbconv("mbconv_no_expand", 1, 1);
+    check_mbconv("mbconv_no_expand", 2, 1);
+}
+
+/* Activations applied after the stored tile (not in registers). */
+Test(passes, mbconv_with_sigmoid_and_tanh_fused) {
+    check_mbconv("mbconv_sigmoid", 2, 1);
+}
+
+/* Rows too wide for the vector depthwise kernel: the fused block's portable loop, which sums
+ * the taps in another order than the unfused conv's. */
+Test(passes, mbconv_with_rows_wider_than_the_vector_kernel_fused) {
+    check_mbconv_tol("mbconv_wide_rows", 1, 1, 1e-5);
+}
+
+Test(passes, mbconv_small_planes_not_fused) {
+    check_mbconv("mbconv_small", 2, 0);
+}
+
+/* The expansion is read twice (also a graph output): it stays a conv of its own. */
+Test(passes, mbconv_expansion_read_twice_kept) {
+    check_mbconv("mbconv_expansion_read_twice", 1, 1);
+    char graph[8192];
+    check_model("mbconv_expansion_read_twice", 0, graph, sizeof graph);
+    if (em_registry_find("ai.ember", "FusedMBConv", 1)) EXPECT_OPS("Conv", 1);
 }

@@ -170,14 +170,26 @@ static ember_session *open_session(ember_model *m, bool tiling, int threads) {
     return s;
 }
 
-static ember_tensor *input_x(int64_t batch, float seed) {
+/* x of `batch` samples of c x side x side. */
+static ember_tensor *input_x_of(int64_t batch, int64_t c, int64_t side, float seed) {
     ember_tensor *t;
-    cr_assert_eq(ember_tensor_create(EMBER_FLOAT, (int64_t[]){batch, 3, SIDE, SIDE}, 4, &t, NULL),
+    cr_assert_eq(ember_tensor_create(EMBER_FLOAT, (int64_t[]){batch, c, side, side}, 4, &t, NULL),
                  EMBER_OK);
     float *p = ember_tensor_data(t);
     for (int64_t i = 0; i < ember_tensor_element_count(t); i++)
         p[i] = sinf(seed + 0.37f * (float)i) + 0.25f * cosf(0.011f * (float)i);
     return t;
+}
+
+static ember_tensor *input_x(int64_t batch, float seed) {
+    return input_x_of(batch, 3, SIDE, seed);
+}
+
+/* x for model m (input x of static channels and square planes). */
+static ember_tensor *model_input_x(const ember_model *m, int64_t batch, float seed) {
+    ember_value_info info;
+    cr_assert_eq(ember_model_input(m, 0, &info), EMBER_OK);
+    return input_x_of(batch, info.dims[1], info.dims[2], seed);
 }
 
 /* Run both sessions on the same inputs: every output must be identical, bit for bit. */
@@ -227,7 +239,7 @@ static void check_model(ember_model *m, const char **outs, int n_out, int per, i
             char what[128];
             snprintf(what, sizeof what, "batch %lld, %d per chunk, %d threads, run %d",
                      (long long)batch, per, threads, rep);
-            ember_tensor *x = input_x(batch, (float)(r * 2 + (size_t)rep));
+            ember_tensor *x = model_input_x(m, batch, (float)(r * 2 + (size_t)rep));
             run_both(on, off, &in, &x, 1, outs, n_out, what);
             ember_tensor_free(x);
             cr_assert_eq(em_session_tile_chunks(on), chunks, "%s", what);
@@ -264,6 +276,42 @@ Test(tiling, residual_two_crossing_values) {
     ember_model *m = residual_model();
     /* FusedConv, FusedConv (residual + Relu) | Concat axis 0 */
     expect_plan(m, 2, STRS("a", "c"));
+    check_all(m, STRS("y"), 1);
+    ember_model_free(m);
+}
+
+/* An inverted-residual block large enough to become one FusedMBConv (x [N, 8, 48, 48], 64
+ * expanded channels), then GlobalAveragePool and Flatten: all of it is the front. */
+static ember_model *mbconv_model(void) {
+    builder b = {0};
+    return load(&b,
+                NODES(node(&b, "Conv", STRS("x", "w1", "b1"), STRS("e"), NO_ATTRS),
+                      node(&b, "Relu", STRS("e"), STRS("ea"), NO_ATTRS),
+                      node(&b, "Conv", STRS("ea", "w2", "b2"), STRS("d"),
+                           ATTRS(a_ints(&b, "pads", INTS(1, 1, 1, 1)),
+                                 a_ints(&b, "kernel_shape", INTS(3, 3)), a_int(&b, "group", 64))),
+                      node(&b, "Relu", STRS("d"), STRS("da"), NO_ATTRS),
+                      node(&b, "Conv", STRS("da", "w3", "b3"), STRS("p"), NO_ATTRS),
+                      node(&b, "Add", STRS("p", "x"), STRS("s"), NO_ATTRS),
+                      node(&b, "GlobalAveragePool", STRS("s"), STRS("g"), NO_ATTRS),
+                      node(&b, "Flatten", STRS("g"), STRS("y"), NO_ATTRS)),
+                VIS(vi(&b, "x", EMBER_FLOAT, 4, (int64_t[]){-1, 8, 48, 48})),
+                VIS(out_info(&b, "y")),
+                INITS(weight(&b, "w1", 4, (int64_t[]){64, 8, 1, 1}, 0.5f),
+                      weight(&b, "b1", 1, (int64_t[]){64}, 0.1f),
+                      weight(&b, "w2", 4, (int64_t[]){64, 1, 3, 3}, 0.3f),
+                      weight(&b, "b2", 1, (int64_t[]){64}, 0.2f),
+                      weight(&b, "w3", 4, (int64_t[]){8, 64, 1, 1}, 0.25f),
+                      weight(&b, "b3", 1, (int64_t[]){8}, 0.1f)));
+}
+
+Test(tiling, mbconv_block_in_front) {
+    ember_model *m = mbconv_model();
+    ember_session *s = open_session(m, true, 1);
+    const bool fused = em_registry_find("ai.ember", "FusedMBConv", 1) != NULL;
+    /* FusedMBConv (or its three convs), GlobalAveragePool, Flatten */
+    cr_assert_eq(s->plan.tile_cut, fused ? 3 : 5, "cut %d", s->plan.tile_cut);
+    ember_session_free(s);
     check_all(m, STRS("y"), 1);
     ember_model_free(m);
 }
