@@ -22,44 +22,71 @@ bool em_maxpool_s2_supported(const em_maxpool_plane *q) {
 
 #if MP_X86
 
-/* Lanes of row columns [col, col + 16) inside [0, W), -inf elsewhere. */
-static inline __attribute__((always_inline)) EM_TARGET_512 __m512 load_row(const float *row,
-                                                                           int64_t col, int64_t W) {
-    return _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), em512_inside(col, W),
+/* The 16 floats at row + col in the lanes of mask m, -inf in the others (never read, so col
+ * may lie before the row: integer arithmetic keeps the pointer inside the object). */
+static inline __attribute__((always_inline)) EM_TARGET_512 __m512 load_ninf(__mmask16 m,
+                                                                            const float *row,
+                                                                            int64_t col) {
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m,
                                 (const void *)((uintptr_t)row + (uintptr_t)(col * 4)));
 }
+
+/* Blocks of 16 outputs per row whose load masks are computed once per plane (rows up to 1024
+ * outputs; wider ones go in several passes). Blocks whose loads all lie inside the row use
+ * plain loads. */
+#define MP_MAX_BLOCKS 64
 
 static EM_TARGET_512 void plane(const em_maxpool_plane *q, const float *x, float *y) {
     const __m512i even =
         _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
-    const int64_t W = q->W;
-    for (int64_t oy = 0; oy < q->OH; oy++) {
-        const int64_t h0 = oy * q->SH - q->PT;
-        const int64_t hs = h0 < 0 ? 0 : h0, he = h0 + q->KH < q->H ? h0 + q->KH : q->H;
-        float *yr = y + oy * q->OW;
-        for (int64_t ox = 0; ox < q->OW; ox += 16) {
-            const int64_t c = 2 * ox - q->PL;
-            __m512 v0 = ninf, v1 = ninf, v2 = ninf;
-            for (int64_t h = hs; h < he; h++) {
-                const float *row = x + h * W;
-                v0 = _mm512_max_ps(v0, load_row(row, c, W));
-                v1 = _mm512_max_ps(v1, load_row(row, c + 16, W));
-                if (q->KW == 3) v2 = _mm512_max_ps(v2, load_row(row, c + 32, W));
+    const int64_t W = q->W, nb_all = (q->OW + 15) / 16;
+    for (int64_t b0 = 0; b0 < nb_all; b0 += MP_MAX_BLOCKS) {
+        const int nb = (int)(nb_all - b0 < MP_MAX_BLOCKS ? nb_all - b0 : MP_MAX_BLOCKS);
+        __mmask16 m[MP_MAX_BLOCKS][3], om[MP_MAX_BLOCKS];
+        bool full[MP_MAX_BLOCKS];
+        for (int b = 0; b < nb; b++) {
+            const int64_t ox = 16 * (b0 + b), c = 2 * ox - q->PL,
+                          n = q->OW - ox < 16 ? q->OW - ox : 16;
+            for (int k = 0; k < 3; k++) m[b][k] = em512_inside(c + 16 * k, W);
+            if (q->KW == 2) m[b][2] = 0;
+            om[b] = (__mmask16)((1u << n) - 1);
+            full[b] = m[b][0] == 0xFFFF && m[b][1] == 0xFFFF && (q->KW == 2 || m[b][2] == 0xFFFF);
+        }
+        for (int64_t oy = 0; oy < q->OH; oy++) {
+            const int64_t h0 = oy * q->SH - q->PT;
+            const int64_t hs = h0 < 0 ? 0 : h0, he = h0 + q->KH < q->H ? h0 + q->KH : q->H;
+            float *yr = y + oy * q->OW + 16 * b0;
+            for (int b = 0; b < nb; b++) {
+                const int64_t c = 2 * 16 * (b0 + b) - q->PL;
+                __m512 v0 = ninf, v1 = ninf, v2 = ninf;
+                if (full[b]) {
+                    for (int64_t h = hs; h < he; h++) {
+                        const float *row = x + h * W + c;
+                        v0 = _mm512_max_ps(v0, _mm512_loadu_ps(row));
+                        v1 = _mm512_max_ps(v1, _mm512_loadu_ps(row + 16));
+                        if (q->KW == 3) v2 = _mm512_max_ps(v2, _mm512_loadu_ps(row + 32));
+                    }
+                } else {
+                    for (int64_t h = hs; h < he; h++) {
+                        const float *row = x + h * W;
+                        v0 = _mm512_max_ps(v0, load_ninf(m[b][0], row, c));
+                        v1 = _mm512_max_ps(v1, load_ninf(m[b][1], row, c + 16));
+                        if (q->KW == 3) v2 = _mm512_max_ps(v2, load_ninf(m[b][2], row, c + 32));
+                    }
+                }
+                __m512 r = _mm512_max_ps(_mm512_permutex2var_ps(v0, even, v1),
+                                         _mm512_permutex2var_ps(v0, odd, v1));
+                if (q->KW == 3) {
+                    const __m512 s0 = _mm512_castsi512_ps(
+                        _mm512_alignr_epi32(_mm512_castps_si512(v1), _mm512_castps_si512(v0), 2));
+                    const __m512 s1 = _mm512_castsi512_ps(
+                        _mm512_alignr_epi32(_mm512_castps_si512(v2), _mm512_castps_si512(v1), 2));
+                    r = _mm512_max_ps(r, _mm512_permutex2var_ps(s0, even, s1));
+                }
+                _mm512_mask_storeu_ps(yr + 16 * b, om[b], r);
             }
-            /* Window columns c + 2i, c + 2i + 1 (and c + 2i + 2: the same, shifted by two). */
-            __m512 m = _mm512_max_ps(_mm512_permutex2var_ps(v0, even, v1),
-                                     _mm512_permutex2var_ps(v0, odd, v1));
-            if (q->KW == 3) {
-                const __m512 s0 = _mm512_castsi512_ps(
-                    _mm512_alignr_epi32(_mm512_castps_si512(v1), _mm512_castps_si512(v0), 2));
-                const __m512 s1 = _mm512_castsi512_ps(
-                    _mm512_alignr_epi32(_mm512_castps_si512(v2), _mm512_castps_si512(v1), 2));
-                m = _mm512_max_ps(m, _mm512_permutex2var_ps(s0, even, s1));
-            }
-            const int64_t n = q->OW - ox < 16 ? q->OW - ox : 16;
-            _mm512_mask_storeu_ps(yr + ox, (__mmask16)((1u << n) - 1), m);
         }
     }
 }

@@ -266,6 +266,7 @@ Test(pool, fast_path_matches_reference) {
         {5, 70, 2, 3, 1, 2, 0, 1, 1, 1, 0, 0},
         {9, 67, 3, 2, 3, 2, 1, 1, 0, 0, 1, 0},
         {1, 33, 1, 3, 1, 2, 0, 0, 0, 0, 1, 0},
+        {3, 2100, 3, 3, 2, 2, 0, 1, 0, 1, 0, 0}, /* rows of over 1024 outputs: two passes */
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         int H = cases[c].H, W = cases[c].W;
