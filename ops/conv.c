@@ -16,6 +16,11 @@
  *     "Sigmoid"
  *     "Tanh"
  *     "HardSigmoid"  activation_params = [alpha, beta]      (defaults 0.2, 0.5)
+ *   FusedConv may also pool its output (2-D, float32, no Z): `pool` = "MaxPool" with
+ *   `pool_kernel_shape` [kh, kw], `pool_strides` [sh, sw] (default 1) and `pool_pads`
+ *   [top, left, bottom, right] (each smaller than the kernel; default 0), rounding down:
+ *   Y = MaxPool(act(conv(X) + B)). The RGB input layer's direct kernel pools each band of rows
+ *   while it is in cache (conv_direct.c); the other paths pool the whole conv output.
  *   Fewer params than listed take the defaults; more is an error; an unknown name is
  *   EMBER_ERR_UNSUPPORTED. These nodes must import domain "ai.ember" at version 1. Only float
  *   types are fused (float16 through float32; float64 also honours the activation). Z and the
@@ -84,6 +89,9 @@ typedef struct conv_attrs {
     int64_t group;
     int64_t n_kernel, n_strides, n_dil, n_pads, n_out_pad, n_out_shape;
     const int64_t *kernel, *strides, *dil, *pads, *out_pad, *out_shape;
+    /* FusedConv's optional MaxPool over its output (2-D): kernel, strides, pads (t, l, b, r). */
+    bool pool;
+    int64_t pool_kernel[2], pool_strides[2], pool_pads[4];
 } conv_attrs;
 
 typedef struct conv_geom {
@@ -122,7 +130,37 @@ static ember_status conv_read_attrs(const em_node *node, bool transpose, conv_at
         a->out_pad = em_attr_ints(node, "output_padding", &a->n_out_pad);
         a->out_shape = em_attr_ints(node, "output_shape", &a->n_out_shape);
     }
+    const char *pool = em_attr_string(node, "pool", NULL);
+    if (!pool || !*pool) return EMBER_OK;
+    int64_t nk = 0, ns = 0, np = 0;
+    const int64_t *k = em_attr_ints(node, "pool_kernel_shape", &nk);
+    const int64_t *st = em_attr_ints(node, "pool_strides", &ns);
+    const int64_t *pd = em_attr_ints(node, "pool_pads", &np);
+    bool ok = strcmp(pool, "MaxPool") == 0 && !transpose && nk == 2 && (ns == 0 || ns == 2) &&
+              (np == 0 || np == 4);
+    for (int i = 0; ok && i < 2; i++) {
+        a->pool_kernel[i] = k[i];
+        a->pool_strides[i] = ns ? st[i] : 1;
+        ok = k[i] >= 1 && a->pool_strides[i] >= 1;
+    }
+    for (int i = 0; ok && i < 4; i++) {
+        a->pool_pads[i] = np ? pd[i] : 0;
+        ok = a->pool_pads[i] >= 0 && a->pool_pads[i] < a->pool_kernel[i % 2];
+    }
+    if (!ok)
+        return em_fail(
+            err, EMBER_ERR_INVALID_MODEL,
+            "%s: pool must be MaxPool with a 2-D pool_kernel_shape, 2 pool_strides and 4 "
+            "pool_pads smaller than the kernel",
+            em_node_desc(node, d, sizeof d));
+    a->pool = true;
     return EMBER_OK;
+}
+
+/* Pooled size of n conv outputs along axis i (< 1: no window). */
+static int64_t pooled(const conv_attrs *a, int i, int64_t n) {
+    const int64_t span = n + a->pool_pads[i] + a->pool_pads[i + 2] - a->pool_kernel[i];
+    return span < 0 ? 0 : span / a->pool_strides[i] + 1;
 }
 
 static int64_t ceil_div(int64_t a, int64_t b) {
@@ -1482,6 +1520,20 @@ static ember_status conv_infer_common(const em_node *node, em_tensor *const *in,
     int64_t dims[EM_MAX_RANK];
     EM_TRY(conv_geometry(node, &a, x, w, &g, dims, err));
     EM_TRY(check_bias(node, b, g.M, err));
+    if (a.pool) {
+        if (x->rank != 4 || x->dtype != EMBER_FLOAT || z)
+            return em_fail(err, EMBER_ERR_UNSUPPORTED,
+                           "%s: a pooled FusedConv takes a 4-D float32 X and no Z",
+                           em_node_desc(node, d, sizeof d));
+        for (int i = 0; i < 2; i++) {
+            if (dims[2 + i] < 0) continue;
+            dims[2 + i] = pooled(&a, i, dims[2 + i]);
+            if (dims[2 + i] < 1)
+                return em_fail(err, EMBER_ERR_SHAPE,
+                               "%s: the pool window is larger than the output",
+                               em_node_desc(node, d, sizeof d));
+        }
+    }
     em_tensor_set_shape(&out[0], x->dtype, dims, x->rank);
     if (z && z->rank >= 0) {
         bool same = z->rank == x->rank;
@@ -1610,9 +1662,58 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
     return EMBER_OK;
 }
 
+/* MaxPool of float32 planes (a pooled FusedConv off the direct kernel's path). */
+static void maxpool_planes(const conv_attrs *a, const float *x, int64_t planes, int64_t H,
+                           int64_t W, float *y, int64_t OH, int64_t OW) {
+    for (int64_t p = 0; p < planes; p++)
+        for (int64_t r = 0; r < OH; r++)
+            for (int64_t c = 0; c < OW; c++) {
+                float v = -INFINITY;
+                for (int64_t ky = 0; ky < a->pool_kernel[0]; ky++) {
+                    const int64_t iy = r * a->pool_strides[0] - a->pool_pads[0] + ky;
+                    if (iy < 0 || iy >= H) continue;
+                    for (int64_t kx = 0; kx < a->pool_kernel[1]; kx++) {
+                        const int64_t ix = c * a->pool_strides[1] - a->pool_pads[1] + kx;
+                        const float u = ix >= 0 && ix < W ? x[(p * H + iy) * W + ix] : -INFINITY;
+                        v = u > v || isnan(u) ? u : v;
+                    }
+                }
+                y[(p * OH + r) * OW + c] = v;
+            }
+}
+
 static ember_status conv_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
                              em_exec *ex, ember_error *err) {
-    return conv_run_common(node, state, in, out, ex, err);
+    const conv_state *st = state;
+    if (!st->attrs.pool) return conv_run_common(node, st, in, out, ex, err);
+    const em_tensor *x = in[0], *w = in[1], *b = opt_in(node, in, 2);
+    conv_geom g;
+    int64_t dims[EM_MAX_RANK];
+    EM_TRY(conv_geometry(node, &st->attrs, x, w, &g, dims, err));
+    const conv_attrs *a = &st->attrs;
+    if (st->dc && w->data == st->dc_src && g.M == st->dc_M && g.C == st->dc_C && g.G == 1 &&
+        g.nsp == 2 && g.k[1] == st->dc_KH && g.k[2] == st->dc_KW) {
+        const em_dc_geom dg = dc_geom_of(&g);
+        const em_dc_pool pool = {.KH = a->pool_kernel[0],
+                                 .KW = a->pool_kernel[1],
+                                 .SH = a->pool_strides[0],
+                                 .SW = a->pool_strides[1],
+                                 .PT = a->pool_pads[0],
+                                 .PL = a->pool_pads[1],
+                                 .OH = out[0].dims[2],
+                                 .OW = out[0].dims[3]};
+        return em_dc_conv_maxpool(&dg, &pool, x->data, st->dc, b ? b->data : NULL, out[0].data,
+                                  &st->act, ex, err);
+    }
+    /* Other paths: the whole conv output into scratch, then the pool. */
+    em_tensor conv_out = out[0];
+    em_tensor_set_shape(&conv_out, EMBER_FLOAT, dims, 4);
+    conv_out.data = em_exec_scratch(ex, em_nbytes(&conv_out) ? em_nbytes(&conv_out) : 1, err);
+    if (!conv_out.data) return SCRATCH_FAILED;
+    EM_TRY(conv_run_common(node, st, in, &conv_out, ex, err));
+    maxpool_planes(a, conv_out.data, dims[0] * dims[1], dims[2], dims[3], out[0].data,
+                   out[0].dims[2], out[0].dims[3]);
+    return EMBER_OK;
 }
 
 /* ============================================================================================

@@ -1,9 +1,11 @@
 /* Direct convolution for few input channels (see conv_direct.h). */
 #include "conv_direct.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "conv_gemm.h"
+#include "pool_max512.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define DC_X86 1
@@ -47,6 +49,13 @@ void em_dc_pack(const float *w, int64_t M, int64_t C, int64_t KH, int64_t KW, fl
 #define TILE_FILTERS 8
 #define MAX_PIXEL_BLOCKS 3
 
+/* Where tiles store: image n, filter m, output row oy at y + n * image + m * plane +
+ * (oy - row0) * OW (the output tensor, or a band buffer for the pooled path). */
+typedef struct dc_out {
+    float *y;
+    int64_t image, plane, row0;
+} dc_out;
+
 /* A block of 16 output pixels in a sub-band: row oy, first column ox; its input for tap k
  * starts at tap[k] + off (tap[] is set for the sub-band's first row). */
 typedef struct dc_block {
@@ -65,6 +74,12 @@ typedef struct dc_job {
     int64_t sub_rows; /* input rows of one sub-band (at most) */
     char *scratch;    /* per slot: split rows, then the tap table, then the blocks */
     size_t slot_bytes, taps_offset, blocks_offset;
+    /* With a MaxPool after the conv (em_dc_conv_maxpool): bands of pool_rows pooled rows per
+     * image; each slot's conv rows go to its band buffer (at band_offset, band_plane floats
+     * per filter) instead of y. */
+    const em_dc_pool *pool;
+    int64_t pool_rows, pool_bands, band_plane;
+    size_t band_offset;
 } dc_job;
 
 /* Phase p of the zero-padded input row xrow (input column i sits at padded column i + px):
@@ -102,7 +117,7 @@ TARGET_512 static void split_row(const dc_job *j, const float *xrow, float *dst)
  * TILE_FILTERS filters from m0. Every tap is one plain load per block and one broadcast weight
  * per filter into PB x 8 accumulators; each accumulator is 16 consecutive outputs of one filter,
  * stored straight into its NCHW row. */
-static inline __attribute__((always_inline)) TARGET_512 void tile(const dc_job *j,
+static inline __attribute__((always_inline)) TARGET_512 void tile(const dc_job *j, const dc_out *o,
                                                                   const float *const *tap,
                                                                   int64_t n, const dc_block *bl,
                                                                   int64_t m0, const int PB) {
@@ -133,34 +148,38 @@ static inline __attribute__((always_inline)) TARGET_512 void tile(const dc_job *
         const int64_t ox = bl[b2].ox, np = OW - ox < 16 ? OW - ox : 16;
         const __mmask16 pm = (__mmask16)((1u << np) - 1);
         for (int f = 0; f < nf; f++) {
-            const int64_t at = ((n * M + m0 + f) * g->OH + bl[b2].oy) * OW + ox;
+            const int64_t oy = bl[b2].oy;
+            float *y = o->y + n * o->image + (m0 + f) * o->plane + (oy - o->row0) * OW + ox;
             __m512 v = acc[b2][f];
-            if (j->z) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(pm, j->z + at));
+            if (j->z)
+                v = _mm512_add_ps(
+                    v, _mm512_maskz_loadu_ps(pm, j->z + ((n * M + m0 + f) * g->OH + oy) * OW + ox));
             if (in_regs) v = em512_activate(v, j->act.kind, lo, hi);
-            _mm512_mask_storeu_ps(j->y + at, pm, v);
-            if (!in_regs) em_activation_apply(&j->act, j->y + at, np);
+            _mm512_mask_storeu_ps(y, pm, v);
+            if (!in_regs) em_activation_apply(&j->act, y, np);
         }
     }
 }
 
-TARGET_512 static void tile1(const dc_job *j, const float *const *tap, int64_t n,
+TARGET_512 static void tile1(const dc_job *j, const dc_out *o, const float *const *tap, int64_t n,
                              const dc_block *bl, int64_t m0) {
-    tile(j, tap, n, bl, m0, 1);
+    tile(j, o, tap, n, bl, m0, 1);
 }
-TARGET_512 static void tile2(const dc_job *j, const float *const *tap, int64_t n,
+TARGET_512 static void tile2(const dc_job *j, const dc_out *o, const float *const *tap, int64_t n,
                              const dc_block *bl, int64_t m0) {
-    tile(j, tap, n, bl, m0, 2);
+    tile(j, o, tap, n, bl, m0, 2);
 }
-TARGET_512 static void tile3(const dc_job *j, const float *const *tap, int64_t n,
+TARGET_512 static void tile3(const dc_job *j, const dc_out *o, const float *const *tap, int64_t n,
                              const dc_block *bl, int64_t m0) {
-    tile(j, tap, n, bl, m0, 3);
+    tile(j, o, tap, n, bl, m0, 3);
 }
 
 /* Output rows [oy0, oy1) of image n (at most j->sub): split the input rows they read into
  * phases (rows outside the image as zeros), set the tap table for row oy0, then run the
  * sub-band's blocks of 16 pixels, row after row, in tiles of 3 (a tile may end one row and
  * start the next, so narrow rows still fill it). */
-TARGET_512 static void sub_band(const dc_job *j, char *slot, int64_t n, int64_t oy0, int64_t oy1) {
+TARGET_512 static void sub_band(const dc_job *j, const dc_out *o, char *slot, int64_t n,
+                                int64_t oy0, int64_t oy1) {
     const em_dc_geom *g = j->g;
     float *buf = (float *)slot;
     const float **tap = (const float **)(slot + j->taps_offset);
@@ -196,11 +215,11 @@ TARGET_512 static void sub_band(const dc_job *j, char *slot, int64_t n, int64_t 
         for (int64_t b = 0; b < nb;) {
             const int64_t left = nb - b, pb = left >= 3 && left != 4 ? 3 : left >= 2 ? 2 : 1;
             if (pb == 3)
-                tile3(j, tap, n, bl + b, m0);
+                tile3(j, o, tap, n, bl + b, m0);
             else if (pb == 2)
-                tile2(j, tap, n, bl + b, m0);
+                tile2(j, o, tap, n, bl + b, m0);
             else
-                tile1(j, tap, n, bl + b, m0);
+                tile1(j, o, tap, n, bl + b, m0);
             b += pb;
         }
 }
@@ -210,12 +229,34 @@ static void dc_items(void *ctx, int slot, int64_t begin, int64_t end) {
     const dc_job *j = ctx;
     const em_dc_geom *g = j->g;
     char *mem = j->scratch + (size_t)slot * j->slot_bytes;
+    const dc_out o = {.y = j->y, .image = g->M * g->OH * g->OW, .plane = g->OH * g->OW};
     for (int64_t it = begin; it < end; it++) {
         const int64_t n = it / j->bands, band = it % j->bands;
         const int64_t oy0 = g->OH * band / j->bands, oy1 = g->OH * (band + 1) / j->bands;
         for (int64_t oy = oy0; oy < oy1; oy += j->sub)
-            sub_band(j, mem, n, oy, oy + j->sub < oy1 ? oy + j->sub : oy1);
+            sub_band(j, &o, mem, n, oy, oy + j->sub < oy1 ? oy + j->sub : oy1);
     }
+}
+
+/* The sub-band layout of j->g: pixel blocks, phase rows, rows per sub-band, and the parts of
+ * a slot (split rows, tap table, blocks), leaving j->slot_bytes at their end. */
+static void dc_layout(dc_job *j) {
+    const em_dc_geom *g = j->g;
+    j->blocks = (g->OW + 15) / 16;
+    /* A tap reads phase row entries up to the last pixel of the last block plus its offset. */
+    j->wph = (j->blocks * 16 + (g->KW - 1) * g->dx / g->sx + 1 + 15) / 16 * 16;
+    /* Output rows per sub-band: as many as SUB_ROWS while the split rows fit SUB_BYTES. */
+    const size_t row_bytes = (size_t)(g->C * g->sx * j->wph) * sizeof(float);
+    j->sub = SUB_ROWS;
+    while (j->sub > 1 &&
+           (size_t)((j->sub - 1) * g->sy + (g->KH - 1) * g->dy + 1) * row_bytes > SUB_BYTES)
+        j->sub--;
+    j->sub_rows = (j->sub - 1) * g->sy + (g->KH - 1) * g->dy + 1;
+    const int64_t K = g->C * g->KH * g->KW;
+    j->taps_offset = ((size_t)j->sub_rows * row_bytes + 63) / 64 * 64;
+    j->blocks_offset = j->taps_offset + ((size_t)K * sizeof(float *) + 63) / 64 * 64;
+    j->slot_bytes =
+        j->blocks_offset + ((size_t)(j->sub * j->blocks) * sizeof(dc_block) + 63) / 64 * 64;
 }
 
 ember_status em_dc_conv(const em_dc_geom *g, const float *x, const float *packed, const float *bias,
@@ -224,26 +265,13 @@ ember_status em_dc_conv(const em_dc_geom *g, const float *x, const float *packed
     dc_job j = {.g = g, .x = x, .packed = packed, .bias = bias, .z = z, .y = y};
     if (act) j.act = *act;
     if (g->batch == 0 || g->OH == 0 || g->OW == 0 || g->M == 0) return EMBER_OK;
-    j.blocks = (g->OW + 15) / 16;
-    /* A tap reads phase row entries up to the last pixel of the last block plus its offset. */
-    j.wph = (j.blocks * 16 + (g->KW - 1) * g->dx / g->sx + 1 + 15) / 16 * 16;
-    /* Output rows per sub-band: as many as SUB_ROWS while the split rows fit SUB_BYTES. */
-    const size_t row_bytes = (size_t)(g->C * g->sx * j.wph) * sizeof(float);
-    j.sub = SUB_ROWS;
-    while (j.sub > 1 &&
-           (size_t)((j.sub - 1) * g->sy + (g->KH - 1) * g->dy + 1) * row_bytes > SUB_BYTES)
-        j.sub--;
-    j.sub_rows = (j.sub - 1) * g->sy + (g->KH - 1) * g->dy + 1;
+    dc_layout(&j);
     const int threads = em_exec_threads(ex) > 0 ? em_exec_threads(ex) : 1;
     /* Bands of output rows per image, so that every thread gets work (and, as in the other
      * convolutions, a spatial share of each image). */
     j.bands = g->batch % threads == 0 ? 1 : 2 * threads;
     if (j.bands > g->OH) j.bands = g->OH;
     const int64_t items = g->batch * j.bands;
-    const int64_t K = g->C * g->KH * g->KW;
-    j.taps_offset = ((size_t)j.sub_rows * row_bytes + 63) / 64 * 64;
-    j.blocks_offset = j.taps_offset + ((size_t)K * sizeof(float *) + 63) / 64 * 64;
-    j.slot_bytes = j.blocks_offset + ((size_t)(j.sub * j.blocks) * sizeof(dc_block) + 63) / 64 * 64;
     const int slots = em_slot_count(ex, items);
     j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
     if (!j.scratch) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
@@ -251,7 +279,128 @@ ember_status em_dc_conv(const em_dc_geom *g, const float *x, const float *packed
     return EMBER_OK;
 }
 
+/* ---- conv + MaxPool ---- */
+
+/* Conv rows of one band of pooled rows, most: kept in L2 with the split input rows. */
+#define POOL_BAND_BYTES (512u << 10)
+
+/* MaxPool of a band of conv rows (band rows lo.. in buf, band_plane floats per filter) into
+ * pooled rows [p0, p1) of image n. */
+static void pool_band(const dc_job *j, const float *buf, int64_t n, int64_t lo, int64_t hi,
+                      int64_t p0, int64_t p1) {
+    const em_dc_geom *g = j->g;
+    const em_dc_pool *p = j->pool;
+    const em_maxpool_plane q = {.H = hi - lo + 1,
+                                .W = g->OW,
+                                .OH = p1 - p0,
+                                .OW = p->OW,
+                                .KH = p->KH,
+                                .KW = p->KW,
+                                .SH = p->SH,
+                                .PT = lo - (p0 * p->SH - p->PT),
+                                .PL = p->PL};
+    float *y = j->y + n * g->M * p->OH * p->OW + p0 * p->OW;
+    const bool vector = p->SW == 2 && em_maxpool_s2_supported(&q);
+    for (int64_t m = 0; m < g->M; m++) {
+        const float *src = buf + m * j->band_plane;
+        float *dst = y + m * p->OH * p->OW;
+        if (vector) {
+            em_maxpool_s2_planes(&q, src, dst, 1);
+            continue;
+        }
+        for (int64_t r = 0; r < q.OH; r++)
+            for (int64_t c = 0; c < q.OW; c++) {
+                float v = -INFINITY;
+                for (int64_t ky = 0; ky < q.KH; ky++) {
+                    const int64_t iy = r * q.SH - q.PT + ky;
+                    if (iy < 0 || iy >= q.H) continue;
+                    for (int64_t kx = 0; kx < q.KW; kx++) {
+                        const int64_t ix = c * p->SW - q.PL + kx;
+                        if (ix >= 0 && ix < q.W && src[iy * q.W + ix] > v) v = src[iy * q.W + ix];
+                    }
+                }
+                dst[r * q.OW + c] = v;
+            }
+    }
+}
+
+/* Items [begin, end): (image, band of pooled rows), in order: conv rows the previous band of
+ * the same image already computed are moved to the top of the buffer, not computed again. */
+static void pool_items(void *ctx, int slot, int64_t begin, int64_t end) {
+    const dc_job *j = ctx;
+    const em_dc_geom *g = j->g;
+    const em_dc_pool *p = j->pool;
+    char *mem = j->scratch + (size_t)slot * j->slot_bytes;
+    float *band = (float *)(mem + j->band_offset);
+    int64_t have_n = -1, have_lo = 0, have_hi = -1; /* conv rows in the buffer */
+    for (int64_t it = begin; it < end; it++) {
+        const int64_t n = it / j->pool_bands, p0 = it % j->pool_bands * j->pool_rows;
+        const int64_t p1 = p0 + j->pool_rows < p->OH ? p0 + j->pool_rows : p->OH;
+        if (p0 >= p1) continue;
+        int64_t lo = p0 * p->SH - p->PT, hi = (p1 - 1) * p->SH - p->PT + p->KH - 1;
+        if (lo < 0) lo = 0;
+        if (hi > g->OH - 1) hi = g->OH - 1;
+        int64_t from = lo;
+        if (have_n == n && have_lo <= lo && lo <= have_hi) {
+            const int64_t keep = (have_hi < hi ? have_hi : hi) - lo + 1;
+            if (lo > have_lo)
+                for (int64_t m = 0; m < g->M; m++)
+                    memmove(band + m * j->band_plane,
+                            band + m * j->band_plane + (lo - have_lo) * g->OW,
+                            (size_t)(keep * g->OW) * sizeof(float));
+            from = lo + keep;
+        }
+        const dc_out o = {.y = band, .plane = j->band_plane, .row0 = lo};
+        for (int64_t oy = from; oy <= hi; oy += j->sub)
+            sub_band(j, &o, mem, n, oy, oy + j->sub < hi + 1 ? oy + j->sub : hi + 1);
+        have_n = n, have_lo = lo, have_hi = hi;
+        pool_band(j, band, n, lo, hi, p0, p1);
+    }
+}
+
+ember_status em_dc_conv_maxpool(const em_dc_geom *g, const em_dc_pool *pool, const float *x,
+                                const float *packed, const float *bias, float *y,
+                                const em_activation *act, em_exec *ex, ember_error *err) {
+    dc_job j = {.g = g, .x = x, .packed = packed, .bias = bias, .y = y, .pool = pool};
+    if (act) j.act = *act;
+    if (g->batch == 0 || pool->OH == 0 || pool->OW == 0 || g->M == 0) return EMBER_OK;
+    dc_layout(&j);
+    /* Pooled rows per band: as many as keep the band's conv rows within POOL_BAND_BYTES, then
+     * evened out so that the batch's bands split evenly over the threads when they can. */
+    const size_t conv_row = (size_t)(g->M * g->OW) * sizeof(float);
+    int64_t rows = 1;
+    while (rows < pool->OH && (size_t)(rows * pool->SH + pool->KH) * conv_row <= POOL_BAND_BYTES)
+        rows++;
+    int64_t bands = (pool->OH + rows - 1) / rows;
+    const int threads = em_exec_threads(ex) > 0 ? em_exec_threads(ex) : 1;
+    if (threads > 1 && (g->batch * bands) % threads != 0) {
+        const int64_t per_image =
+            ((g->batch * bands + threads - 1) / threads * threads + g->batch - 1) / g->batch;
+        if (per_image <= pool->OH) bands = per_image;
+    }
+    j.pool_rows = (pool->OH + bands - 1) / bands;
+    j.pool_bands = (pool->OH + j.pool_rows - 1) / j.pool_rows;
+    int64_t conv_rows = (j.pool_rows - 1) * pool->SH + pool->KH;
+    if (conv_rows > g->OH) conv_rows = g->OH;
+    j.band_plane = (conv_rows * g->OW + 15) / 16 * 16;
+    j.band_offset = (j.slot_bytes + 63) / 64 * 64;
+    j.slot_bytes = j.band_offset + (size_t)(g->M * j.band_plane) * sizeof(float);
+    const int64_t items = g->batch * j.pool_bands;
+    const int slots = em_slot_count(ex, items);
+    j.scratch = em_exec_scratch(ex, j.slot_bytes * (size_t)slots, err);
+    if (!j.scratch) return err ? err->code : EMBER_ERR_OUT_OF_MEMORY;
+    em_parallel_slots(ex, items, pool_items, &j);
+    return EMBER_OK;
+}
+
 #else
+
+ember_status em_dc_conv_maxpool(const em_dc_geom *g, const em_dc_pool *pool, const float *x,
+                                const float *packed, const float *bias, float *y,
+                                const em_activation *act, em_exec *ex, ember_error *err) {
+    (void)g, (void)pool, (void)x, (void)packed, (void)bias, (void)y, (void)act, (void)ex;
+    return em_fail(err, EMBER_ERR_UNSUPPORTED, "the direct convolution needs AVX-512");
+}
 
 ember_status em_dc_conv(const em_dc_geom *g, const float *x, const float *packed, const float *bias,
                         const float *z, float *y, const em_activation *act, em_exec *ex,

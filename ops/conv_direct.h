@@ -40,4 +40,17 @@ ember_status em_dc_conv(const em_dc_geom *g, const float *x, const float *packed
                         const float *z, float *y, const em_activation *act, em_exec *ex,
                         ember_error *err);
 
+/* A MaxPool applied to the conv's output (after the activation): kernel, strides, leading pads
+ * and the pooled size; windows must overlap the conv output (pads smaller than the kernel). */
+typedef struct em_dc_pool {
+    int64_t KH, KW, SH, SW, PT, PL;
+    int64_t OH, OW;
+} em_dc_pool;
+
+/* y (batch x M x pool->OH x pool->OW) = maxpool(act(conv(x) + bias)), computed in bands of
+ * pooled rows so the conv output never leaves the cache. */
+ember_status em_dc_conv_maxpool(const em_dc_geom *g, const em_dc_pool *pool, const float *x,
+                                const float *packed, const float *bias, float *y,
+                                const em_activation *act, em_exec *ex, ember_error *err);
+
 #endif

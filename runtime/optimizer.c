@@ -188,6 +188,8 @@ ember_status em_optimize(em_graph *g, ember_opt_level level, ember_error *err) {
     EM_TRY(em_pass_fuse_heads(g, err));
     em_pass_fuse_activations(g);
     em_graph_compact(g);
+    em_pass_fuse_conv_maxpool(g);
+    em_graph_compact(g);
     if (level >= EMBER_OPT_ALL) { /* on the fused convs and activations above */
         em_pass_fuse_mbconv(g);
         em_graph_compact(g);

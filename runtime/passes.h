@@ -20,6 +20,7 @@ int em_pass_fold_shapes(em_graph *g);
 int em_pass_shape_values(em_graph *g);       /* Reshape targets computed from symbolic dims */
 int em_pass_fold_conv_bn(em_graph *g);        /* changes rounding: EMBER_OPT_ALL only */
 int em_pass_fuse_activations(em_graph *g);
+int em_pass_fuse_conv_maxpool(em_graph *g);   /* after em_pass_fuse_activations */
 int em_pass_matmul_add_to_gemm(em_graph *g);  /* changes rounding: EMBER_OPT_ALL only */
 int em_pass_fuse_layer_norm(em_graph *g);     /* changes rounding: EMBER_OPT_ALL only */
 int em_pass_matmul_bias(em_graph *g);         /* N-D MatMul + bias -> FusedMatMul */

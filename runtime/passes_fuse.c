@@ -617,6 +617,83 @@ int em_pass_fuse_mbconv(em_graph *g) {
     return changed;
 }
 
+/* ---- Conv -> MaxPool -> FusedConv with a pool (ops/conv.c, conv_direct.c) ---- */
+
+/* A conv over at most 4 channels (the RGB input layer, computed by the direct kernel) whose
+ * output only a MaxPool reads becomes a FusedConv with that pool: the conv output is then
+ * pooled band by band while in cache instead of going to memory and back. The result is the
+ * same bits. */
+int em_pass_fuse_conv_maxpool(em_graph *g) {
+    if (!em_registry_find("ai.ember", "FusedConv", 1)) return 0;
+    int changed = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        em_node *n = &g->nodes[i];
+        if (!conv_like(n) || n->n_outputs != 1 || n->n_inputs > 3 || n->inputs[0] < 0 ||
+            em_node_attr(n, "pool"))
+            continue;
+        const em_tensor *xi = &g->values[n->inputs[0]].info;
+        const em_tensor *w = em_node_fixed_input(g, n, 1);
+        int64_t cst[2], cpd[4];
+        if (xi->dtype != EMBER_FLOAT || xi->rank != 4 || xi->dims[1] < 1 || xi->dims[1] > 4 || !w ||
+            w->dtype != EMBER_FLOAT || w->rank != 4 || w->dims[0] < 16 ||
+            w->dims[1] * w->dims[2] * w->dims[3] > 256 ||
+            !plain_conv2d(n, 1, w->dims[2], w->dims[3], cst, cpd) ||
+            (n->n_inputs > 2 && n->inputs[2] >= 0 && !em_node_fixed_input(g, n, 2)))
+            continue;
+        const int c = em_pass_sole_consumer(g, n->outputs[0]);
+        if (c < 0) continue;
+        em_node *mp = &g->nodes[c];
+        if (!em_pass_is_onnx_op(mp, "MaxPool") || mp->inputs[0] != n->outputs[0] ||
+            (mp->n_outputs > 1 && mp->outputs[1] >= 0) ||
+            strcmp(em_attr_string(mp, "auto_pad", "NOTSET"), "NOTSET") != 0)
+            continue;
+        int64_t nk = 0, ns = 0, np = 0, nd = 0;
+        const int64_t *k = em_attr_ints(mp, "kernel_shape", &nk);
+        const int64_t *st = em_attr_ints(mp, "strides", &ns);
+        const int64_t *pd = em_attr_ints(mp, "pads", &np);
+        const int64_t *dl = em_attr_ints(mp, "dilations", &nd);
+        if (nk != 2 || (ns != 0 && ns != 2) || (np != 0 && np != 4) || (nd != 0 && nd != 2))
+            continue;
+        int64_t strides[2], pads[4];
+        bool ok = true;
+        for (int a = 0; a < 2; a++) {
+            strides[a] = ns ? st[a] : 1;
+            ok = ok && k[a] >= 1 && strides[a] >= 1 && (!nd || dl[a] == 1);
+        }
+        for (int a = 0; a < 4; a++) {
+            pads[a] = np ? pd[a] : 0;
+            ok = ok && pads[a] >= 0 && pads[a] < k[a % 2];
+        }
+        if (!ok) continue;
+        if (em_attr_int(mp, "ceil_mode", 0)) {
+            /* Fused only where rounding up gives the size rounding down gives. */
+            const em_tensor *ci = &g->values[n->outputs[0]].info;
+            if (ci->rank != 4) continue;
+            for (int a = 0; a < 2 && ok; a++) {
+                const int64_t span = ci->dims[2 + a] + pads[a] + pads[a + 2] - k[a];
+                ok = ci->dims[2 + a] >= 0 && span >= 0 && span % strides[a] == 0;
+            }
+            if (!ok) continue;
+        }
+        if (n->domain[0] == '\0') {
+            const int opset = n->opset;
+            if (!retype(n, "ai.ember", "FusedConv", 1)) {
+                retype(n, "", "Conv", opset);
+                continue;
+            }
+        }
+        if (!set_string_attr(n, "pool", "MaxPool") ||
+            !set_ints_attr(n, "pool_kernel_shape", k, 2) ||
+            !set_ints_attr(n, "pool_strides", strides, 2) ||
+            !set_ints_attr(n, "pool_pads", pads, 4))
+            return changed; /* out of memory: the node may be half-made; leave the rest */
+        n->outputs[0] = mp->outputs[0];
+        em_pass_remove_node(mp);
+        changed++;
+    }
+    return changed;
+}
+
 /* MatMul(A, B const 2-D) + Add(bias const, broadcast over rows) with A of static rank 2
  * becomes Gemm(A, B, bias): one pass over the output instead of two. */
 int em_pass_matmul_add_to_gemm(em_graph *g) {

@@ -788,3 +788,75 @@ Test(passes, mbconv_expansion_read_twice_kept) {
     check_model("mbconv_expansion_read_twice", 0, graph, sizeof graph);
     if (em_registry_find("ai.ember", "FusedMBConv", 1)) EXPECT_OPS("Conv", 1);
 }
+
+/* ---- the RGB input layer + MaxPool -> FusedConv with a pool (same bits) ---- */
+
+/* Fused (or not, fused == 0) and bit for bit what Conv, activation and MaxPool compute, at batch
+ * 1 and 3, and on 3 threads as on 1. */
+static void check_conv_pool(const char *model, int fused) {
+    for (int64_t batch = 1; batch <= 3; batch += 2) {
+        char graph[8192];
+        check_model_at(model, 0, batch, graph, sizeof graph);
+        EXPECT_OPS("MaxPool", fused ? 0 : 1);
+        EXPECT_OPS("ai.ember:FusedConv", 1);
+        ember_model *m = load(model);
+        inputs in;
+        make_inputs(m, &in, batch);
+        result one, three;
+        run_level_threads(m, EMBER_OPT_ALL, 1, &in, &one);
+        run_level_threads(m, EMBER_OPT_ALL, 3, &in, &three);
+        expect_same(&three, &one, 0, model);
+        free_result(&one);
+        free_result(&three);
+        free_inputs(&in);
+        ember_model_free(m);
+    }
+}
+
+Test(passes, conv_maxpool_fused_squeezenet_stem) {
+    check_conv_pool("conv_pool_squeezenet", 1); /* ceil_mode that rounds to the same size */
+}
+
+Test(passes, conv_maxpool_fused_resnet_stem) {
+    check_conv_pool("conv_pool_resnet", 1); /* 7x7 stride 2, pool padded */
+}
+
+Test(passes, conv_maxpool_fused_2x2_pool) {
+    check_conv_pool("conv_pool_k2", 1);
+}
+
+/* Row stride 1, column stride 3, a 3x2 window: the pool's portable loop. */
+Test(passes, conv_maxpool_fused_odd_strides) {
+    check_conv_pool("conv_pool_odd_strides", 1);
+}
+
+Test(passes, conv_maxpool_kept_when_ceil_mode_adds_a_window) {
+    check_conv_pool("conv_pool_ceil_grows", 0);
+}
+
+Test(passes, conv_maxpool_kept_when_indices_are_read) {
+    char graph[8192];
+    check_model("conv_pool_indices", 0, graph, sizeof graph);
+    EXPECT_OPS("MaxPool", 1);
+}
+
+Test(passes, conv_maxpool_kept_for_eight_input_channels) {
+    check_conv_pool("conv_pool_wide_input", 0);
+}
+
+/* A pooled FusedConv whose conv is not the direct kernel's: the whole conv output, then the
+ * pool; the same bits as Conv, Relu and MaxPool. */
+Test(passes, pooled_fused_conv_off_the_direct_kernel) {
+    ember_model *fused = load("fused_conv_pool_by_hand"), *plain = load("conv_pool_wide_input");
+    inputs in;
+    make_inputs(plain, &in, 2);
+    result a, b;
+    run_level_threads(fused, EMBER_OPT_NONE, 2, &in, &a);
+    run_level_threads(plain, EMBER_OPT_NONE, 2, &in, &b);
+    expect_same(&a, &b, 0, "fused_conv_pool_by_hand");
+    free_result(&a);
+    free_result(&b);
+    free_inputs(&in);
+    ember_model_free(fused);
+    ember_model_free(plain);
+}
