@@ -1395,6 +1395,45 @@ static const op_arity k_arity[] = {
 #include "onnx_arity.inc"
 };
 
+/* The ai.ember operators the optimizer makes (contracts in ops/: conv.c, conv_mbconv.c,
+ * gemm.c, softmax.c, norm.c) may also come in a model file: their kernels index the inputs
+ * listed here. required: bit k, input k may not be empty. One output each. */
+typedef struct ember_arity {
+    const char *op_type;
+    int min_in, max_in;
+    uint32_t required;
+} ember_arity;
+
+static const ember_arity k_ember_arity[] = {
+    {"AddLayerNormalization", 3, 4, 0x7}, {"FusedAttention", 4, 4, 0xF},
+    {"FusedConv", 2, 4, 0x3},             {"FusedGemm", 2, 3, 0x3},
+    {"FusedMBConv", 7, 8, 0x29}, /* X, W2, W3 */
+    {"FusedMatMul", 2, 3, 0x3},
+};
+
+static ember_status check_ember_arity(const load_ctx *c, const em_node *n) {
+    if (strcmp(n->domain, "ai.ember") != 0) return EMBER_OK;
+    const ember_arity *a = NULL;
+    for (size_t i = 0; i < sizeof k_ember_arity / sizeof k_ember_arity[0]; i++)
+        if (strcmp(k_ember_arity[i].op_type, n->op_type) == 0) a = &k_ember_arity[i];
+    if (!a) return EMBER_OK;
+    char desc[256];
+    em_node_desc(n, desc, sizeof desc);
+    if (n->n_explicit_inputs < a->min_in || n->n_explicit_inputs > a->max_in)
+        return em_fail(c->err, EMBER_ERR_INVALID_MODEL, "%s: %s has %d input%s; ai.ember:%s takes %d to %d",
+                       c->file, desc, n->n_explicit_inputs, n->n_explicit_inputs == 1 ? "" : "s",
+                       n->op_type, a->min_in, a->max_in);
+    if (n->n_outputs != 1 || n->outputs[0] < 0)
+        return em_fail(c->err, EMBER_ERR_INVALID_MODEL, "%s: %s has %d outputs; ai.ember:%s gives one",
+                       c->file, desc, n->n_outputs, n->op_type);
+    for (int k = 0; k < n->n_explicit_inputs && k < 32; k++)
+        if ((a->required >> k & 1) && n->inputs[k] < 0)
+            return em_fail(c->err, EMBER_ERR_INVALID_MODEL,
+                           "%s: %s leaves input %d empty, which ai.ember:%s requires", c->file, desc,
+                           k, n->op_type);
+    return EMBER_OK;
+}
+
 /* A default-domain node with fewer inputs than its operator requires (or a required input left
  * empty) made kernels read past their input array. */
 static ember_status check_arity(const load_ctx *c, const em_graph *g) {
@@ -1405,7 +1444,10 @@ static ember_status check_arity(const load_ctx *c, const em_graph *g) {
             for (int64_t k = 0; n->attrs[a].graphs && k < n->attrs[a].n; k++)
                 EM_TRY(check_arity(c, n->attrs[a].graphs[k]));
         }
-        if (n->domain[0]) continue;
+        if (n->domain[0]) {
+            EM_TRY(check_ember_arity(c, n));
+            continue;
+        }
         int version = em_onnx_op_version(n->op_type, n->opset);
         /* The table is sorted by op_type, then version: find the first row of op_type. */
         size_t lo = 0, hi = sizeof k_arity / sizeof k_arity[0];

@@ -73,8 +73,15 @@ done
   sed -n 's/^{"\([A-Za-z0-9]*\)".*/"\1"/p' runtime/onnx_versions.inc
   for a in axis axes perm pads strides kernel_shape dilations group keepdims to value mode alpha \
            beta epsilon transA transB auto_pad output_padding output_shape direction body \
-           then_branch else_branch num_scan_inputs split batch_dims exclusive reverse; do
+           then_branch else_branch num_scan_inputs split batch_dims exclusive reverse \
+           activation activation_params pool pool_kernel_shape pool_strides pool_pads \
+           expand_activation dw_activation; do
     echo "\"$a\""
+  done
+  # ember's own operators (domain ai.ember), which a model file may use too
+  for op in ai.ember FusedConv FusedGemm FusedMatMul FusedMBConv FusedAttention \
+            AddLayerNormalization; do
+    echo "\"$op\""
   done
 } >"$build/model.dict"
 

@@ -529,6 +529,20 @@ case("argmax_empty_axis",
      save(model([helper.make_node("ArgMax", ["x"], ["y"], axis=0)], [tinfo("x", F, [0, 3])],
                 [tinfo("y", TensorProto.INT64, None)]), "argmax_empty_axis.onnx"),
      "-", "load", "SHAPE", 1, "axis 0 has size 0: no element to pick")
+# ai.ember operators written into a model with too few inputs, or a required one empty: their
+# kernels indexed inputs the node does not have (review). Checked at load.
+EMBER_OPSETS = OPSET + [helper.make_opsetid("ai.ember", 1)]
+for op, ins, fragment in (
+        ("FusedConv", ["x"], "ai.ember:FusedConv takes 2 to 4"),
+        ("FusedGemm", ["x"], "ai.ember:FusedGemm takes 2 to 3"),
+        ("FusedMBConv", ["x"], "ai.ember:FusedMBConv takes 7 to 8"),
+        ("FusedMBConv", ["x", "", "", "", "", "", ""], "leaves input 3 empty")):
+    name = "ember_%s_%d_inputs" % (op.lower(), len(ins))
+    case(name,
+         save(model([helper.make_node(op, ins, ["y"], domain="ai.ember")],
+                    [tinfo("x", F, [1, 3, 8, 8])], [tinfo("y", F, None)], opsets=EMBER_OPSETS),
+              name + ".onnx"),
+         "-", "load", "INVALID_MODEL", 1, fragment)
 # MaxPool with a kernel 2^31 wide and SAME padding: the fast path looped over every tap of
 # the kernel for each row (minutes for a 100-byte model; found by the fuzzer as a slow unit).
 case("maxpool_kernel_2e31",
