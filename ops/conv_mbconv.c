@@ -183,6 +183,7 @@ static ember_status mb_infer(const em_node *node, void *state, em_tensor *const 
                        em_node_desc(node, d, sizeof d), em_shape_str(x, sh, sizeof sh));
     em_tensor_set_shape(&out[0], EMBER_FLOAT, dims, 4);
     const em_tensor *z = node->n_inputs > IN_Z ? in[IN_Z] : NULL;
+    if (z && z->dtype != EMBER_FLOAT) return em_unsupported_type(node, IN_Z, z->dtype, err);
     if (z && z->rank >= 0) {
         bool same = z->rank == 4;
         for (int i = 0; same && i < 4; i++)
