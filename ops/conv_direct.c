@@ -371,14 +371,7 @@ ember_status em_dc_conv_maxpool(const em_dc_geom *g, const em_dc_pool *pool, con
     int64_t rows = 1;
     while (rows < pool->OH && (size_t)(rows * pool->SH + pool->KH) * conv_row <= POOL_BAND_BYTES)
         rows++;
-    int64_t bands = (pool->OH + rows - 1) / rows;
-    const int threads = em_exec_threads(ex) > 0 ? em_exec_threads(ex) : 1;
-    if (threads > 1 && (g->batch * bands) % threads != 0) {
-        const int64_t per_image =
-            ((g->batch * bands + threads - 1) / threads * threads + g->batch - 1) / g->batch;
-        if (per_image <= pool->OH) bands = per_image;
-    }
-    j.pool_rows = (pool->OH + bands - 1) / bands;
+    j.pool_rows = em_band_rows(g->batch, pool->OH, rows, em_exec_threads(ex));
     j.pool_bands = (pool->OH + j.pool_rows - 1) / j.pool_rows;
     int64_t conv_rows = (j.pool_rows - 1) * pool->SH + pool->KH;
     if (conv_rows > g->OH) conv_rows = g->OH;

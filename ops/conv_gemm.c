@@ -141,6 +141,21 @@ DEFINE_TILE(1)
 DEFINE_TILE(2)
 DEFINE_TILE(3)
 
+/* A tile of `cols` columns (4 to NR): the kernel of as many vectors, the last one masked. */
+static inline __attribute__((always_inline)) TARGET_512 void
+tile(int64_t cols, const float *a, const float *b, int64_t ldb, int64_t kc, float *c, int64_t ldc,
+     int vr, bool first, bool last, const float *bias, const float *z, int64_t ldz,
+     const em_activation *act) {
+    const int nv = (int)((cols + 15) / 16);
+    const __mmask16 mask = cols % 16 ? (__mmask16)((1u << (cols % 16)) - 1) : 0xFFFF;
+    if (nv == 3)
+        tile_3(a, b, ldb, kc, c, ldc, vr, mask, first, last, bias, z, ldz, act);
+    else if (nv == 2)
+        tile_2(a, b, ldb, kc, c, ldc, vr, mask, first, last, bias, z, ldz, act);
+    else
+        tile_1(a, b, ldb, kc, c, ldc, vr, mask, first, last, bias, z, ldz, act);
+}
+
 /* A last tile of at most TAIL_COLS columns (e.g. the 49th column of a 7x7 output): a whole
  * vector per row for it would compute 16 lanes for each useful one, so these columns run the
  * other way round: 8 rows of the A panel in one vector, times each column's B value. The
@@ -227,14 +242,7 @@ TARGET_512 static void short_k_rows(const float *a, int64_t mpad, int64_t m0, in
                 tail_columns(a, mpad, m0 + r0, vr, k, bt, ld, (int)cols, cp, ldc, bp, zp, ldz, act);
                 continue;
             }
-            const int nv = (int)((cols + 15) / 16);
-            const __mmask16 mask = cols % 16 ? (__mmask16)((1u << (cols % 16)) - 1) : 0xFFFF;
-            if (nv == 3)
-                tile_3(ap, bt, ld, k, cp, ldc, vr, mask, true, true, bp, zp, ldz, act);
-            else if (nv == 2)
-                tile_2(ap, bt, ld, k, cp, ldc, vr, mask, true, true, bp, zp, ldz, act);
-            else
-                tile_1(ap, bt, ld, k, cp, ldc, vr, mask, true, true, bp, zp, ldz, act);
+            tile(cols, ap, bt, ld, k, cp, ldc, vr, true, true, bp, zp, ldz, act);
         }
     }
 }
@@ -266,20 +274,13 @@ TARGET_512 static void gemm_avx512(const float *a, int64_t mpad, int64_t m0, int
                 continue;
             }
             const float *bt = b + t * b_tile_stride + k0 * ld;
-            const int nv = (int)((cols + 15) / 16);
-            const __mmask16 mask = cols % 16 ? (__mmask16)((1u << (cols % 16)) - 1) : 0xFFFF;
             for (int64_t r0 = 0; r0 < rows; r0 += MR) {
                 const float *ap = a + panel_offset(mpad, k, (m0 + r0) / MR, k0);
                 float *cp = c + r0 * ldc + t * NR;
                 const int vr = (int)(rows - r0 < MR ? rows - r0 : MR);
                 const float *bp = bias ? bias + r0 : NULL;
                 const float *zp = z ? z + r0 * ldz + t * NR : NULL;
-                if (nv == 3)
-                    tile_3(ap, bt, ld, kc, cp, ldc, vr, mask, first, last, bp, zp, ldz, act);
-                else if (nv == 2)
-                    tile_2(ap, bt, ld, kc, cp, ldc, vr, mask, first, last, bp, zp, ldz, act);
-                else
-                    tile_1(ap, bt, ld, kc, cp, ldc, vr, mask, first, last, bp, zp, ldz, act);
+                tile(cols, ap, bt, ld, kc, cp, ldc, vr, first, last, bp, zp, ldz, act);
             }
         }
     }

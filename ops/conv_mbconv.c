@@ -333,13 +333,7 @@ static ember_status mb_run(const em_node *node, void *state, em_tensor *const *i
     while (rows < j.OH && (size_t)(((rows * s->sy + 2) * t1_row + (rows + 1) * t2_row) *
                                    (int64_t)sizeof(float)) <= MB_BAND_BYTES)
         rows++;
-    int64_t n_bands = (j.OH + rows - 1) / rows;
-    const int threads = em_exec_threads(ex);
-    if (threads > 1 && (N * n_bands) % threads != 0) {
-        int64_t per_image = ((N * n_bands + threads - 1) / threads * threads + N - 1) / N;
-        if (per_image <= j.OH) n_bands = per_image;
-    }
-    rows = (j.OH + n_bands - 1) / n_bands;
+    rows = em_band_rows(N, j.OH, rows, em_exec_threads(ex));
     j.rows = rows;
     j.n_bands = (j.OH + rows - 1) / rows;
     int64_t t1_rows = (rows - 1) * s->sy + 3;

@@ -128,6 +128,16 @@ void em_epilogue(float *y, int64_t rows, int64_t cols, int64_t ldy, const float 
 
 #define SHARED_STEPS_PER_SLOT 4 /* ranges per slot in em_parallel_slots_shared */
 
+int64_t em_band_rows(int64_t batch, int64_t rows, int64_t fit, int threads) {
+    if (fit < 1) fit = 1;
+    int64_t bands = (rows + fit - 1) / fit;
+    if (threads > 1 && batch > 0 && (batch * bands) % threads != 0) {
+        const int64_t per_image = ((batch * bands + threads - 1) / threads * threads + batch - 1) / batch;
+        if (per_image <= rows) bands = per_image;
+    }
+    return bands > 0 ? (rows + bands - 1) / bands : rows;
+}
+
 int em_slot_count(em_exec *ex, int64_t n_items) {
     int threads = ex ? em_exec_threads(ex) : 1;
     if (threads < 1) threads = 1;

@@ -57,6 +57,11 @@ void em_epilogue(float *y, int64_t rows, int64_t cols, int64_t ldy, const float 
  * 0..n_slots-1 and each runs once, so per-slot scratch can be indexed by `slot`. */
 typedef void (*em_slot_fn)(void *ctx, int slot, int64_t begin, int64_t end);
 
+/* Rows per band when `rows` rows of each of `batch` images are cut into bands of at most
+ * `fit` rows (what fits the cache), evened out so that the batch's bands split evenly over the
+ * threads where they can (one image at 2 threads: an even number of bands). */
+int64_t em_band_rows(int64_t batch, int64_t rows, int64_t fit, int threads);
+
 /* Number of slots em_parallel_slots will use for n_items (at least 1 when n_items > 0). */
 int em_slot_count(em_exec *ex, int64_t n_items);
 /* Split n_items into em_slot_count() contiguous ranges run through em_parallel_for. */
