@@ -670,9 +670,12 @@ static ember_status run_frame(em_exec *ex, ember_error *err) {
  * 1 and 2 threads, on MobileNetV2, SqueezeNet 1.1 and ResNet-18 at 224x224 and smaller inputs
  * (96 to 128): 1, 2, 4, 8 and 16 MiB per thread; 4 MiB was best or within 4% of the best in
  * every case, 1 MiB was up to 10% slower than no tiling on 2 threads (ResNet-18 at 112x112,
- * MobileNetV2 at 96x96). At 224x224 every choice up to 4 MiB gives chunks of one sample per
- * thread. */
-#define TILE_BYTES (4u << 20)
+ * MobileNetV2 at 96x96). At 224x224 every choice up to 4 MiB gave chunks of one sample per
+ * thread. Since the RGB layer and its MaxPool fused (and MobileNet's blocks), the largest
+ * value of a sample is smaller (SqueezeNet 1.5 MB, ResNet-18 0.8 MB) and 4 MiB made chunks of
+ * two and five samples: SqueezeNet at batch 8 ran 5-8% slower than with one; 2 MiB restores
+ * it and MobileNetV2, and costs ResNet-18 2-4% (measured at 224x224 only). */
+#define TILE_BYTES (2u << 20)
 
 /* Number of chunks for this run (1: run as a whole), and the batch in *batch; *lane_chunks:
  * the number of chunks of one thread's share each, for running chunks on separate threads. */
