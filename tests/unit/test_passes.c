@@ -795,6 +795,24 @@ Test(passes, mbconv_expansion_read_twice_kept) {
     if (em_registry_find("ai.ember", "FusedMBConv", 1)) EXPECT_OPS("Conv", 1);
 }
 
+/* FusedMBConv in a model file with too few inputs, or W2 empty: refused at load (unsupported
+ * where it is not registered). */
+Test(passes, mbconv_arity_checked_at_load) {
+    const bool registered = em_registry_find("ai.ember", "FusedMBConv", 1) != NULL;
+    const char *models[] = {"mbconv_one_input", "mbconv_w2_empty"};
+    const char *want[] = {"takes 7 to 8", "leaves input 3 empty"};
+    for (int i = 0; i < 2; i++) {
+        ember_model *m = NULL;
+        ember_error err = {0};
+        ember_status st = ember_model_load_file(model_path(models[i]), NULL, &m, &err);
+        cr_expect_eq(st, registered ? EMBER_ERR_INVALID_MODEL : EMBER_ERR_UNSUPPORTED, "%s: %s",
+                     models[i], err.message);
+        if (registered)
+            cr_expect(strstr(err.message, want[i]) != NULL, "%s: %s", models[i], err.message);
+        ember_model_free(m);
+    }
+}
+
 /* ---- the RGB input layer + MaxPool -> FusedConv with a pool (same bits) ---- */
 
 /* Fused (or not, fused == 0) and bit for bit what Conv, activation and MaxPool compute, at batch
