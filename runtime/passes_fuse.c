@@ -73,6 +73,17 @@ static bool retype(em_node *n, const char *domain, const char *op, int opset) {
     return n->op != NULL;
 }
 
+/* Retype n to ai.ember:op (version 1); if that fails, n is left as it was. */
+static bool retype_to_ember(em_node *n, const char *op) {
+    char *domain = dup_str(n->domain), *type = dup_str(n->op_type);
+    const int opset = n->opset;
+    const bool ok = domain && type && retype(n, "ai.ember", op, 1);
+    if (!ok && domain && type) retype(n, domain, type, opset);
+    free(domain);
+    free(type);
+    return ok;
+}
+
 static bool fully_static(const em_tensor *t) {
     if (t->rank < 0 || t->dtype == EMBER_UNDEFINED) return false;
     for (int d = 0; d < t->rank; d++)
@@ -414,11 +425,7 @@ int em_pass_fuse_activations(em_graph *g) {
         }
         if (z < 0 && !act_node) continue;
         /* Rewrite n into the fused op. */
-        int old_opset = n->opset;
-        if (n->domain[0] == '\0' && !retype(n, "ai.ember", fused, 1)) {
-            retype(n, "", fused + 5, old_opset); /* restore */
-            continue;
-        }
+        if (n->domain[0] == '\0' && !retype_to_ember(n, fused)) continue;
         if (z >= 0) {
             int *in = realloc(n->inputs, sizeof(int) * 4);
             if (!in) continue;
@@ -542,17 +549,10 @@ static bool make_mbconv(em_node *expand, em_node *dw, em_node *project, const in
         goto fail;
     int *inputs = malloc(sizeof(int) * (size_t)n_in);
     if (!inputs) goto fail;
-    const int old_opset = dw->opset;
-    char *old_domain = dup_str(dw->domain), *old_op = dup_str(dw->op_type);
-    if (!old_domain || !old_op || !retype(dw, "ai.ember", "FusedMBConv", 1)) {
-        if (old_domain && old_op) retype(dw, old_domain, old_op, old_opset);
-        free(old_domain);
-        free(old_op);
+    if (!retype_to_ember(dw, "FusedMBConv")) {
         free(inputs);
         goto fail;
     }
-    free(old_domain);
-    free(old_op);
     memcpy(inputs, in, sizeof(int) * (size_t)n_in);
     free(dw->inputs);
     dw->inputs = inputs;
@@ -675,13 +675,7 @@ int em_pass_fuse_conv_maxpool(em_graph *g) {
             }
             if (!ok) continue;
         }
-        if (n->domain[0] == '\0') {
-            const int opset = n->opset;
-            if (!retype(n, "ai.ember", "FusedConv", 1)) {
-                retype(n, "", "Conv", opset);
-                continue;
-            }
-        }
+        if (n->domain[0] == '\0' && !retype_to_ember(n, "FusedConv")) continue;
         if (!set_string_attr(n, "pool", "MaxPool") ||
             !set_ints_attr(n, "pool_kernel_shape", k, 2) ||
             !set_ints_attr(n, "pool_strides", strides, 2) ||
