@@ -70,6 +70,7 @@
 #include "kernel.h"
 #include "linalg.h"
 #include "passes.h"
+#include "pool_max512.h"
 
 #define SCRATCH_FAILED (err ? err->code : EMBER_ERR_OUT_OF_MEMORY)
 #define SP 3 /* spatial dims handled (1-D and 2-D run as 3-D with leading size-1 dims) */
@@ -1591,6 +1592,12 @@ static em_wino_geom wino_geom_of(const conv_geom *g) {
                           .pl = g->pb[2]};
 }
 
+/* The direct kernel's packed W is for this W and geometry (a float32 run). */
+static bool direct_ready(const conv_state *st, const em_tensor *w, const conv_geom *g) {
+    return st->dc && w->data == st->dc_src && g->M == st->dc_M && g->C == st->dc_C && g->G == 1 &&
+           g->nsp == 2 && g->k[1] == st->dc_KH && g->k[2] == st->dc_KW;
+}
+
 static ember_status conv_run_common(const em_node *node, const conv_state *st, em_tensor *const *in,
                                     em_tensor *out, em_exec *ex, ember_error *err) {
     const em_tensor *x = in[0], *w = in[1], *b = opt_in(node, in, 2), *z = opt_in(node, in, 3);
@@ -1619,8 +1626,7 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
                 em_activation_apply(&st->act, out[0].data, em_numel(&out[0]));
             return EMBER_OK;
         }
-        if (st->dc && !dbl && w->data == st->dc_src && g.M == st->dc_M && g.C == st->dc_C &&
-            g.G == 1 && g.nsp == 2 && g.k[1] == st->dc_KH && g.k[2] == st->dc_KW) {
+        if (!dbl && direct_ready(st, w, &g)) {
             const em_dc_geom dg = dc_geom_of(&g);
             return em_dc_conv(&dg, x->data, st->dc, b ? b->data : NULL, z ? z->data : NULL,
                               out[0].data, &st->act, ex, err);
@@ -1662,26 +1668,6 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
     return EMBER_OK;
 }
 
-/* MaxPool of float32 planes (a pooled FusedConv off the direct kernel's path). */
-static void maxpool_planes(const conv_attrs *a, const float *x, int64_t planes, int64_t H,
-                           int64_t W, float *y, int64_t OH, int64_t OW) {
-    for (int64_t p = 0; p < planes; p++)
-        for (int64_t r = 0; r < OH; r++)
-            for (int64_t c = 0; c < OW; c++) {
-                float v = -INFINITY;
-                for (int64_t ky = 0; ky < a->pool_kernel[0]; ky++) {
-                    const int64_t iy = r * a->pool_strides[0] - a->pool_pads[0] + ky;
-                    if (iy < 0 || iy >= H) continue;
-                    for (int64_t kx = 0; kx < a->pool_kernel[1]; kx++) {
-                        const int64_t ix = c * a->pool_strides[1] - a->pool_pads[1] + kx;
-                        const float u = ix >= 0 && ix < W ? x[(p * H + iy) * W + ix] : -INFINITY;
-                        v = u > v || isnan(u) ? u : v;
-                    }
-                }
-                y[(p * OH + r) * OW + c] = v;
-            }
-}
-
 static ember_status conv_run(const em_node *node, void *state, em_tensor *const *in, em_tensor *out,
                              em_exec *ex, ember_error *err) {
     const conv_state *st = state;
@@ -1691,8 +1677,7 @@ static ember_status conv_run(const em_node *node, void *state, em_tensor *const 
     int64_t dims[EM_MAX_RANK];
     EM_TRY(conv_geometry(node, &st->attrs, x, w, &g, dims, err));
     const conv_attrs *a = &st->attrs;
-    if (st->dc && w->data == st->dc_src && g.M == st->dc_M && g.C == st->dc_C && g.G == 1 &&
-        g.nsp == 2 && g.k[1] == st->dc_KH && g.k[2] == st->dc_KW) {
+    if (direct_ready(st, w, &g)) {
         const em_dc_geom dg = dc_geom_of(&g);
         const em_dc_pool pool = {.KH = a->pool_kernel[0],
                                  .KW = a->pool_kernel[1],
@@ -1711,8 +1696,17 @@ static ember_status conv_run(const em_node *node, void *state, em_tensor *const 
     conv_out.data = em_exec_scratch(ex, em_nbytes(&conv_out) ? em_nbytes(&conv_out) : 1, err);
     if (!conv_out.data) return SCRATCH_FAILED;
     EM_TRY(conv_run_common(node, st, in, &conv_out, ex, err));
-    maxpool_planes(a, conv_out.data, dims[0] * dims[1], dims[2], dims[3], out[0].data,
-                   out[0].dims[2], out[0].dims[3]);
+    const em_maxpool_plane q = {.H = dims[2],
+                                .W = dims[3],
+                                .OH = out[0].dims[2],
+                                .OW = out[0].dims[3],
+                                .KH = a->pool_kernel[0],
+                                .KW = a->pool_kernel[1],
+                                .SH = a->pool_strides[0],
+                                .PT = a->pool_pads[0],
+                                .PL = a->pool_pads[1]};
+    em_maxpool_planes(&q, a->pool_strides[1], conv_out.data, q.H * q.W, out[0].data, q.OH * q.OW,
+                      dims[0] * dims[1]);
     return EMBER_OK;
 }
 

@@ -1,7 +1,6 @@
 /* Direct convolution for few input channels (see conv_direct.h). */
 #include "conv_direct.h"
 
-#include <math.h>
 #include <string.h>
 
 #include "conv_gemm.h"
@@ -299,29 +298,8 @@ static void pool_band(const dc_job *j, const float *buf, int64_t n, int64_t lo, 
                                 .SH = p->SH,
                                 .PT = lo - (p0 * p->SH - p->PT),
                                 .PL = p->PL};
-    float *y = j->y + n * g->M * p->OH * p->OW + p0 * p->OW;
-    const bool vector = p->SW == 2 && em_maxpool_s2_supported(&q);
-    for (int64_t m = 0; m < g->M; m++) {
-        const float *src = buf + m * j->band_plane;
-        float *dst = y + m * p->OH * p->OW;
-        if (vector) {
-            em_maxpool_s2_planes(&q, src, dst, 1);
-            continue;
-        }
-        for (int64_t r = 0; r < q.OH; r++)
-            for (int64_t c = 0; c < q.OW; c++) {
-                float v = -INFINITY;
-                for (int64_t ky = 0; ky < q.KH; ky++) {
-                    const int64_t iy = r * q.SH - q.PT + ky;
-                    if (iy < 0 || iy >= q.H) continue;
-                    for (int64_t kx = 0; kx < q.KW; kx++) {
-                        const int64_t ix = c * p->SW - q.PL + kx;
-                        if (ix >= 0 && ix < q.W && src[iy * q.W + ix] > v) v = src[iy * q.W + ix];
-                    }
-                }
-                dst[r * q.OW + c] = v;
-            }
-    }
+    em_maxpool_planes(&q, p->SW, buf, j->band_plane, j->y + n * g->M * p->OH * p->OW + p0 * p->OW,
+                      p->OH * p->OW, g->M);
 }
 
 /* Items [begin, end): (image, band of pooled rows), in order: conv rows the previous band of

@@ -95,7 +95,36 @@ void em_maxpool_s2_planes(const em_maxpool_plane *q, const float *x, float *y, i
     for (int64_t i = 0; i < planes; i++) plane(q, x + i * q->H * q->W, y + i * q->OH * q->OW);
 }
 
-#else
+#endif
+
+void em_maxpool_planes(const em_maxpool_plane *q, int64_t sw, const float *x, int64_t x_plane,
+                       float *y, int64_t y_plane, int64_t planes) {
+#if MP_X86
+    if (sw == 2 && em_maxpool_s2_supported(q)) {
+        for (int64_t i = 0; i < planes; i++) plane(q, x + i * x_plane, y + i * y_plane);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < planes; i++) {
+        const float *src = x + i * x_plane;
+        float *dst = y + i * y_plane;
+        for (int64_t r = 0; r < q->OH; r++)
+            for (int64_t c = 0; c < q->OW; c++) {
+                float v = -INFINITY;
+                for (int64_t ky = 0; ky < q->KH; ky++) {
+                    const int64_t iy = r * q->SH - q->PT + ky;
+                    if (iy < 0 || iy >= q->H) continue;
+                    for (int64_t kx = 0; kx < q->KW; kx++) {
+                        const int64_t ix = c * sw - q->PL + kx;
+                        if (ix >= 0 && ix < q->W && src[iy * q->W + ix] > v) v = src[iy * q->W + ix];
+                    }
+                }
+                dst[r * q->OW + c] = v;
+            }
+    }
+}
+
+#if !MP_X86
 
 void em_maxpool_s2_planes(const em_maxpool_plane *q, const float *x, float *y, int64_t planes) {
     (void)q, (void)x, (void)y, (void)planes;

@@ -23,4 +23,11 @@ bool em_maxpool_s2_supported(const em_maxpool_plane *q);
 /* Planes [0, planes): plane i reads x + i * H * W and writes y + i * OH * OW. */
 void em_maxpool_s2_planes(const em_maxpool_plane *q, const float *x, float *y, int64_t planes);
 
+/* The same pool with column stride sw (any KW; pads smaller than the kernel): the kernel above
+ * where it runs (sw 2, em_maxpool_s2_supported), else a portable loop. Plane i reads
+ * x + i * x_plane and writes y + i * y_plane (planes inside larger buffers). For the pooled
+ * FusedConv (conv.c, conv_direct.c); MaxPool itself has its own paths (pool.c). */
+void em_maxpool_planes(const em_maxpool_plane *q, int64_t sw, const float *x, int64_t x_plane,
+                       float *y, int64_t y_plane, int64_t planes);
+
 #endif
