@@ -310,7 +310,7 @@ static void pool_items(void *ctx, int slot, int64_t begin, int64_t end) {
     const em_dc_pool *p = j->pool;
     char *mem = j->scratch + (size_t)slot * j->slot_bytes;
     float *band = (float *)(mem + j->band_offset);
-    int64_t have_n = -1, have_lo = 0, have_hi = -1; /* conv rows in the buffer */
+    em_band_held held = {-1, 0, -1};
     for (int64_t it = begin; it < end; it++) {
         const int64_t n = it / j->pool_bands, p0 = it % j->pool_bands * j->pool_rows;
         const int64_t p1 = p0 + j->pool_rows < p->OH ? p0 + j->pool_rows : p->OH;
@@ -318,20 +318,10 @@ static void pool_items(void *ctx, int slot, int64_t begin, int64_t end) {
         int64_t lo = p0 * p->SH - p->PT, hi = (p1 - 1) * p->SH - p->PT + p->KH - 1;
         if (lo < 0) lo = 0;
         if (hi > g->OH - 1) hi = g->OH - 1;
-        int64_t from = lo;
-        if (have_n == n && have_lo <= lo && lo <= have_hi) {
-            const int64_t keep = (have_hi < hi ? have_hi : hi) - lo + 1;
-            if (lo > have_lo)
-                for (int64_t m = 0; m < g->M; m++)
-                    memmove(band + m * j->band_plane,
-                            band + m * j->band_plane + (lo - have_lo) * g->OW,
-                            (size_t)(keep * g->OW) * sizeof(float));
-            from = lo + keep;
-        }
+        const int64_t from = em_band_reuse(band, g->M, j->band_plane, g->OW, &held, n, lo, hi);
         const dc_out o = {.y = band, .plane = j->band_plane, .row0 = lo};
         for (int64_t oy = from; oy <= hi; oy += j->sub)
             sub_band(j, &o, mem, n, oy, oy + j->sub < hi + 1 ? oy + j->sub : hi + 1);
-        have_n = n, have_lo = lo, have_hi = hi;
         pool_band(j, band, n, lo, hi, p0, p1);
     }
 }

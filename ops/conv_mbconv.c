@@ -248,7 +248,7 @@ static void mb_bands(void *ctx, int slot, int64_t begin, int64_t end) {
     const int64_t mpad3 = (s->M + EM_CG_MR - 1) / EM_CG_MR * EM_CG_MR;
     const em_dw_plane plane = {
         .H = H, .W = W, .OH = OH, .OW = OW, .sy = s->sy, .sx = s->sx, .py = s->py, .px = s->px};
-    int64_t have_n = -1, have_lo = 0, have_hi = -1; /* T1 rows in the buffer */
+    em_band_held held = {-1, 0, -1}; /* T1 rows in the buffer */
     for (int64_t it = begin; it < end; it++) {
         const int64_t n = it / j->n_bands, r0 = it % j->n_bands * j->rows;
         const int64_t r1 = r0 + j->rows < OH ? r0 + j->rows : OH;
@@ -267,21 +267,12 @@ static void mb_bands(void *ctx, int slot, int64_t begin, int64_t end) {
                           .oy1 = r1,
                           .y_plane = j->t2_plane};
         if (s->w1) {
-            int64_t from = lo;
-            if (have_n == n && have_lo <= lo && lo <= have_hi) {
-                const int64_t keep = (have_hi < hi ? have_hi : hi) - lo + 1;
-                if (lo > have_lo)
-                    for (int64_t e = 0; e < E; e++)
-                        memmove(t1 + e * j->t1_plane, t1 + e * j->t1_plane + (lo - have_lo) * W,
-                                (size_t)(keep * W) * sizeof(float));
-                from = lo + keep;
-            }
+            const int64_t from = em_band_reuse(t1, E, j->t1_plane, W, &held, n, lo, hi);
             if (from <= hi) {
                 const em_cg_epilogue e1 = {.bias = s->b1, .act = &s->act1};
                 em_cg_gemm(s->w1, mpad1, 0, E, s->C, xn + from * W, (hi - from + 1) * W, EM_CG_NR,
                            H * W, H * W, t1 + (from - lo) * W, j->t1_plane, &e1);
             }
-            have_n = n, have_lo = lo, have_hi = hi;
             q.x = t1, q.x_plane = j->t1_plane, q.x_row0 = lo;
         } else {
             q.x = xn, q.x_plane = H * W, q.x_row0 = 0;

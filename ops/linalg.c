@@ -138,6 +138,21 @@ int64_t em_band_rows(int64_t batch, int64_t rows, int64_t fit, int threads) {
     return bands > 0 ? (rows + bands - 1) / bands : rows;
 }
 
+int64_t em_band_reuse(float *buf, int64_t planes, int64_t plane, int64_t row, em_band_held *held,
+                      int64_t n, int64_t lo, int64_t hi) {
+    int64_t from = lo;
+    if (held->n == n && held->lo <= lo && lo <= held->hi) {
+        const int64_t keep = (held->hi < hi ? held->hi : hi) - lo + 1;
+        if (lo > held->lo)
+            for (int64_t p = 0; p < planes; p++)
+                memmove(buf + p * plane, buf + p * plane + (lo - held->lo) * row,
+                        (size_t)(keep * row) * sizeof(float));
+        from = lo + keep;
+    }
+    *held = (em_band_held){n, lo, hi};
+    return from;
+}
+
 int em_slot_count(em_exec *ex, int64_t n_items) {
     int threads = ex ? em_exec_threads(ex) : 1;
     if (threads < 1) threads = 1;

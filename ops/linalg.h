@@ -62,6 +62,18 @@ typedef void (*em_slot_fn)(void *ctx, int slot, int64_t begin, int64_t end);
  * threads where they can (one image at 2 threads: an even number of bands). */
 int64_t em_band_rows(int64_t batch, int64_t rows, int64_t fit, int threads);
 
+/* What a band buffer holds: rows [lo, hi] of image n (n = -1: nothing yet). */
+typedef struct em_band_held {
+    int64_t n, lo, hi;
+} em_band_held;
+
+/* Before rows [lo, hi] of image n are made in a band buffer (`planes` planes `plane` floats
+ * apart, rows of `row` floats, row lo at the top of each plane): the rows it still holds from
+ * the previous band of the same image move to the top instead of being made again. Returns the
+ * first row still to make, and records the buffer's new content in *held. */
+int64_t em_band_reuse(float *buf, int64_t planes, int64_t plane, int64_t row, em_band_held *held,
+                      int64_t n, int64_t lo, int64_t hi);
+
 /* Number of slots em_parallel_slots will use for n_items (at least 1 when n_items > 0). */
 int em_slot_count(em_exec *ex, int64_t n_items);
 /* Split n_items into em_slot_count() contiguous ranges run through em_parallel_for. */
