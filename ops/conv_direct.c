@@ -49,10 +49,11 @@ void em_dc_pack(const float *w, int64_t M, int64_t C, int64_t KH, int64_t KW, fl
 #define MAX_PIXEL_BLOCKS 3
 
 /* Where tiles store: image n, filter m, output row oy at y + n * image + m * plane +
- * (oy - row0) * OW (the output tensor, or a band buffer for the pooled path). */
+ * (oy - row0) * row (the output tensor, row = OW; or a band buffer for the pooled path, whose
+ * rows are padded to whole blocks of 16 so that every block is one aligned store). */
 typedef struct dc_out {
     float *y;
-    int64_t image, plane, row0;
+    int64_t image, plane, row0, row;
 } dc_out;
 
 /* A block of 16 output pixels in a sub-band: row oy, first column ox; its input for tap k
@@ -77,7 +78,7 @@ typedef struct dc_job {
      * image; each slot's conv rows go to its band buffer (at band_offset, band_plane floats
      * per filter) instead of y. */
     const em_dc_pool *pool;
-    int64_t pool_rows, pool_bands, band_plane;
+    int64_t pool_rows, pool_bands, band_row, band_plane;
     size_t band_offset;
 } dc_job;
 
@@ -146,15 +147,16 @@ static inline __attribute__((always_inline)) TARGET_512 void tile(const dc_job *
     for (int b2 = 0; b2 < PB; b2++) {
         const int64_t ox = bl[b2].ox, np = OW - ox < 16 ? OW - ox : 16;
         const __mmask16 pm = (__mmask16)((1u << np) - 1);
+        const __mmask16 sm = o->row - ox >= 16 ? (__mmask16)0xFFFF : pm; /* pads take the rest */
         for (int f = 0; f < nf; f++) {
             const int64_t oy = bl[b2].oy;
-            float *y = o->y + n * o->image + (m0 + f) * o->plane + (oy - o->row0) * OW + ox;
+            float *y = o->y + n * o->image + (m0 + f) * o->plane + (oy - o->row0) * o->row + ox;
             __m512 v = acc[b2][f];
             if (j->z)
                 v = _mm512_add_ps(
                     v, _mm512_maskz_loadu_ps(pm, j->z + ((n * M + m0 + f) * g->OH + oy) * OW + ox));
             if (in_regs) v = em512_activate(v, j->act.kind, lo, hi);
-            _mm512_mask_storeu_ps(y, pm, v);
+            _mm512_mask_storeu_ps(y, sm, v);
             if (!in_regs) em_activation_apply(&j->act, y, np);
         }
     }
@@ -209,8 +211,10 @@ TARGET_512 static void sub_band(const dc_job *j, const dc_out *o, char *slot, in
         for (int64_t b = 0; b < j->blocks; b++, nb++)
             bl[nb] =
                 (dc_block){.off = (oy - oy0) * g->sy * row_floats + 16 * b, .oy = oy, .ox = 16 * b};
-    /* Tiles of 3 blocks (2 + 2 for the last 4, so no tile runs mostly empty). */
-    for (int64_t m0 = 0; m0 < g->M; m0 += TILE_FILTERS) /* a filter group's weights stay in L1 */
+    /* Tiles of 3 blocks (2 + 2 for the last 4, so no tile runs mostly empty). Filter groups
+     * outermost: each writes its 8 planes as 8 sequential streams (all filters per tile, 64
+     * scattered lines at a time, measured 7% slower). */
+    for (int64_t m0 = 0; m0 < g->M; m0 += TILE_FILTERS)
         for (int64_t b = 0; b < nb;) {
             const int64_t left = nb - b, pb = left >= 3 && left != 4 ? 3 : left >= 2 ? 2 : 1;
             if (pb == 3)
@@ -228,7 +232,8 @@ static void dc_items(void *ctx, int slot, int64_t begin, int64_t end) {
     const dc_job *j = ctx;
     const em_dc_geom *g = j->g;
     char *mem = j->scratch + (size_t)slot * j->slot_bytes;
-    const dc_out o = {.y = j->y, .image = g->M * g->OH * g->OW, .plane = g->OH * g->OW};
+    const dc_out o = {
+        .y = j->y, .image = g->M * g->OH * g->OW, .plane = g->OH * g->OW, .row = g->OW};
     for (int64_t it = begin; it < end; it++) {
         const int64_t n = it / j->bands, band = it % j->bands;
         const int64_t oy0 = g->OH * band / j->bands, oy1 = g->OH * (band + 1) / j->bands;
@@ -297,7 +302,8 @@ static void pool_band(const dc_job *j, const float *buf, int64_t n, int64_t lo, 
                                 .KW = p->KW,
                                 .SH = p->SH,
                                 .PT = lo - (p0 * p->SH - p->PT),
-                                .PL = p->PL};
+                                .PL = p->PL,
+                                .XS = j->band_row};
     em_maxpool_planes(&q, p->SW, buf, j->band_plane, j->y + n * g->M * p->OH * p->OW + p0 * p->OW,
                       p->OH * p->OW, g->M);
 }
@@ -318,8 +324,9 @@ static void pool_items(void *ctx, int slot, int64_t begin, int64_t end) {
         int64_t lo = p0 * p->SH - p->PT, hi = (p1 - 1) * p->SH - p->PT + p->KH - 1;
         if (lo < 0) lo = 0;
         if (hi > g->OH - 1) hi = g->OH - 1;
-        const int64_t from = em_band_reuse(band, g->M, j->band_plane, g->OW, &held, n, lo, hi);
-        const dc_out o = {.y = band, .plane = j->band_plane, .row0 = lo};
+        const int64_t from =
+            em_band_reuse(band, g->M, j->band_plane, j->band_row, &held, n, lo, hi);
+        const dc_out o = {.y = band, .plane = j->band_plane, .row0 = lo, .row = j->band_row};
         for (int64_t oy = from; oy <= hi; oy += j->sub)
             sub_band(j, &o, mem, n, oy, oy + j->sub < hi + 1 ? oy + j->sub : hi + 1);
         pool_band(j, band, n, lo, hi, p0, p1);
@@ -335,7 +342,8 @@ ember_status em_dc_conv_maxpool(const em_dc_geom *g, const em_dc_pool *pool, con
     dc_layout(&j);
     /* Pooled rows per band: as many as keep the band's conv rows within POOL_BAND_BYTES, then
      * evened out so that the batch's bands split evenly over the threads when they can. */
-    const size_t conv_row = (size_t)(g->M * g->OW) * sizeof(float);
+    j.band_row = j.blocks * 16;
+    const size_t conv_row = (size_t)(g->M * j.band_row) * sizeof(float);
     int64_t rows = 1;
     while (rows < pool->OH && (size_t)(rows * pool->SH + pool->KH) * conv_row <= POOL_BAND_BYTES)
         rows++;
@@ -343,7 +351,7 @@ ember_status em_dc_conv_maxpool(const em_dc_geom *g, const em_dc_pool *pool, con
     j.pool_bands = (pool->OH + j.pool_rows - 1) / j.pool_rows;
     int64_t conv_rows = (j.pool_rows - 1) * pool->SH + pool->KH;
     if (conv_rows > g->OH) conv_rows = g->OH;
-    j.band_plane = (conv_rows * g->OW + 15) / 16 * 16;
+    j.band_plane = conv_rows * j.band_row;
     j.band_offset = (j.slot_bytes + 63) / 64 * 64;
     j.slot_bytes = j.band_offset + (size_t)(g->M * j.band_plane) * sizeof(float);
     const int64_t items = g->batch * j.pool_bands;

@@ -41,7 +41,7 @@ static EM_TARGET_512 void plane(const em_maxpool_plane *q, const float *x, float
         _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
-    const int64_t W = q->W, nb_all = (q->OW + 15) / 16;
+    const int64_t W = q->W, XS = q->XS ? q->XS : W, nb_all = (q->OW + 15) / 16;
     for (int64_t b0 = 0; b0 < nb_all; b0 += MP_MAX_BLOCKS) {
         const int nb = (int)(nb_all - b0 < MP_MAX_BLOCKS ? nb_all - b0 : MP_MAX_BLOCKS);
         __mmask16 m[MP_MAX_BLOCKS][3], om[MP_MAX_BLOCKS];
@@ -63,14 +63,14 @@ static EM_TARGET_512 void plane(const em_maxpool_plane *q, const float *x, float
                 __m512 v0 = ninf, v1 = ninf, v2 = ninf;
                 if (full[b]) {
                     for (int64_t h = hs; h < he; h++) {
-                        const float *row = x + h * W + c;
+                        const float *row = x + h * XS + c;
                         v0 = _mm512_max_ps(v0, _mm512_loadu_ps(row));
                         v1 = _mm512_max_ps(v1, _mm512_loadu_ps(row + 16));
                         if (q->KW == 3) v2 = _mm512_max_ps(v2, _mm512_loadu_ps(row + 32));
                     }
                 } else {
                     for (int64_t h = hs; h < he; h++) {
-                        const float *row = x + h * W;
+                        const float *row = x + h * XS;
                         v0 = _mm512_max_ps(v0, load_ninf(m[b][0], row, c));
                         v1 = _mm512_max_ps(v1, load_ninf(m[b][1], row, c + 16));
                         if (q->KW == 3) v2 = _mm512_max_ps(v2, load_ninf(m[b][2], row, c + 32));
@@ -108,6 +108,7 @@ void em_maxpool_planes(const em_maxpool_plane *q, int64_t sw, const float *x, in
     for (int64_t i = 0; i < planes; i++) {
         const float *src = x + i * x_plane;
         float *dst = y + i * y_plane;
+        const int64_t xs = q->XS ? q->XS : q->W;
         for (int64_t r = 0; r < q->OH; r++)
             for (int64_t c = 0; c < q->OW; c++) {
                 float v = -INFINITY;
@@ -116,7 +117,7 @@ void em_maxpool_planes(const em_maxpool_plane *q, int64_t sw, const float *x, in
                     if (iy < 0 || iy >= q->H) continue;
                     for (int64_t kx = 0; kx < q->KW; kx++) {
                         const int64_t ix = c * sw - q->PL + kx;
-                        if (ix >= 0 && ix < q->W && src[iy * q->W + ix] > v) v = src[iy * q->W + ix];
+                        if (ix >= 0 && ix < q->W && src[iy * xs + ix] > v) v = src[iy * xs + ix];
                     }
                 }
                 dst[r * q->OW + c] = v;

@@ -14,6 +14,7 @@ typedef struct em_maxpool_plane {
     int64_t H, W, OH, OW; /* input and output planes */
     int64_t KH, KW, SH;   /* kernel; row stride (the column stride is 2) */
     int64_t PT, PL;       /* leading pads */
+    int64_t XS;           /* floats from one input row to the next; 0: W */
 } em_maxpool_plane;
 
 /* Whether this CPU runs the geometry here: AVX-512, KW 2 or 3, every window overlapping the
