@@ -1273,7 +1273,7 @@ typedef struct conv_state {
      * (conv_winograd.h), used under the same condition. */
     float *wino;
     const void *wino_src;
-    int64_t wino_M, wino_C;
+    int64_t wino_M, wino_C, wino_tile;
     /* Or, for few input channels, W packed for the direct kernel (conv_direct.h). */
     float *dc;
     const void *dc_src;
@@ -1350,6 +1350,9 @@ static bool wino_eligible(const conv_attrs *a, const em_tensor *w) {
     return true;
 }
 
+static bool static_planes(const em_graph *g, const em_node *node, const conv_state *st,
+                          conv_geom *geom);
+
 /* Pack a constant float32 W (M x K per group) for the vector GEMM when the CPU has it.
  * Depthwise convs keep their direct kernel. Failure to pack only costs speed. */
 static void conv_pack_weights(const em_graph *g, const em_node *node, conv_state *st) {
@@ -1372,13 +1375,18 @@ static void conv_pack_weights(const em_graph *g, const em_node *node, conv_state
         }
     }
     if (wino_eligible(&st->attrs, w) && em_wino_worth_it(M, w->dims[1])) {
+        conv_geom geom;
+        const bool known = static_planes(g, node, st, &geom) && geom.nsp == 2;
+        const int64_t C = w->dims[1], tile = em_wino_tile_for(M, C, known ? geom.out[1] : 0,
+                                                              known ? geom.out[2] : 0);
         float *u =
-            em_aligned_alloc_uninit((size_t)em_wino_packed_floats(M, w->dims[1]) * sizeof(float));
-        if (u && em_wino_pack((const float *)w->data, M, w->dims[1], u)) {
+            em_aligned_alloc_uninit((size_t)em_wino_packed_floats(M, C, tile) * sizeof(float));
+        if (u && em_wino_pack((const float *)w->data, M, C, tile, u)) {
             st->wino = u;
             st->wino_src = w->data;
             st->wino_M = M;
-            st->wino_C = w->dims[1];
+            st->wino_C = C;
+            st->wino_tile = tile;
             return;
         }
         em_aligned_free(u);
@@ -1580,8 +1588,9 @@ static em_dc_geom dc_geom_of(const conv_geom *g) {
                         .px = g->pb[2]};
 }
 
-static em_wino_geom wino_geom_of(const conv_geom *g) {
-    return (em_wino_geom){.batch = g->batch,
+static em_wino_geom wino_geom_of(const conv_geom *g, int64_t tile) {
+    return (em_wino_geom){.tile = tile,
+                          .batch = g->batch,
                           .C = g->C,
                           .M = g->M,
                           .H = g->in[1],
@@ -1634,7 +1643,7 @@ static ember_status conv_run_common(const em_node *node, const conv_state *st, e
         if (st->wino && !dbl && w->data == st->wino_src && g.M == st->wino_M && g.C == st->wino_C &&
             g.G == 1 && g.nsp == 2 && g.k[1] == 3 && g.k[2] == 3 && g.s[1] == 1 && g.s[2] == 1 &&
             g.d[1] == 1 && g.d[2] == 1) {
-            const em_wino_geom wg = wino_geom_of(&g);
+            const em_wino_geom wg = wino_geom_of(&g, st->wino_tile);
             return em_wino_conv(&wg, x->data, st->wino, b ? b->data : NULL, z ? z->data : NULL,
                                 out[0].data, &st->act, ex, err);
         }

@@ -1,12 +1,15 @@
-/* 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (conv_winograd.c).
- * Internal to ops/.
+/* 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) or F(4x4, 3x3)
+ * (conv_winograd.c). Internal to ops/.
  *
- * Each 2x2 block of outputs ("tile") comes from a 4x4 input patch d and the transformed
- * filter U = G g G^T (4x4, computed once at session creation):
+ * Each t x t block of outputs ("tile", t = 2 or 4) comes from a (t+2) x (t+2) input patch d
+ * and the transformed filter U = G g G^T (computed once at session creation):
  *     Y = A^T [ U (.) (B^T d B) ] A          ((.) : elementwise, summed over input channels)
- * so a tile costs 16 multiply-adds per input channel instead of 36: the 16 products are 16
- * GEMMs (M x C times C x tiles) on the packed AVX-512 GEMM. Transforms use only additions
- * (and halves in G), so results differ from the direct sum by a few float32 roundings. */
+ * so a tile costs (t+2)^2 multiply-adds per input channel instead of 9 t^2: 16 instead of 36
+ * (F(2x2)), 36 instead of 144 (F(4x4)). The (t+2)^2 products are GEMMs (M x C times
+ * C x tiles) on the packed AVX-512 GEMM. F(2x2)'s transforms use only additions and halves,
+ * so results differ from the direct sum by a few float32 roundings; F(4x4)'s use factors up
+ * to 8 (and 1/24 in G), so its rounding error is some 10x larger (still ~1e-6 of the sum of
+ * the products' magnitudes), and its packed filters take 36 / 9 times W's memory. */
 #ifndef EMBER_OPS_CONV_WINOGRAD_H
 #define EMBER_OPS_CONV_WINOGRAD_H
 
@@ -20,6 +23,7 @@ typedef struct em_wino_geom {
     int64_t H, W;        /* input plane */
     int64_t OH, OW;      /* output plane (stride 1: OH = H + pads - 2) */
     int64_t pt, pl;      /* top / left pads */
+    int64_t tile;        /* outputs per tile side: 2 or 4, as the filters were packed */
 } em_wino_geom;
 
 /* True when this CPU runs the Winograd path (the packed GEMM and the vector transforms). */
@@ -29,12 +33,17 @@ bool em_wino_available(void);
  * transforms to pay off). */
 bool em_wino_worth_it(int64_t M, int64_t C);
 
-/* Floats of the transformed, packed filters of M x C x 3 x 3 weights. */
-int64_t em_wino_packed_floats(int64_t M, int64_t C);
+/* The tile side for M x C filters over OH x OW outputs (0: not known at creation): 4 where
+ * the planes are known and the packed filters stay small (their memory grows with the tile,
+ * and F(4x4) needs planes of several tiles to pay for its larger transforms), else 2. */
+int64_t em_wino_tile_for(int64_t M, int64_t C, int64_t OH, int64_t OW);
 
-/* Transform and pack w (M x C x 3 x 3) into dst (em_wino_packed_floats floats). False when
- * out of memory (nothing written then). */
-bool em_wino_pack(const float *w, int64_t M, int64_t C, float *dst);
+/* Floats of the transformed, packed filters of M x C x 3 x 3 weights for tile side `tile`. */
+int64_t em_wino_packed_floats(int64_t M, int64_t C, int64_t tile);
+
+/* Transform and pack w (M x C x 3 x 3) for tile side `tile` into dst (em_wino_packed_floats
+ * floats). False when out of memory (nothing written then). */
+bool em_wino_pack(const float *w, int64_t M, int64_t C, int64_t tile, float *dst);
 
 /* y (batch x M x OH x OW) = act(conv(x) + bias + z); bias, z, act may be NULL. */
 ember_status em_wino_conv(const em_wino_geom *g, const float *x, const float *packed,
