@@ -36,8 +36,11 @@
  *   - at most 4 input channels (the RGB input layer; float32, constant W, AVX-512): a direct
  *     kernel with the output pixels in the vector lanes (conv_direct.c), no im2col;
  *   - 3x3, stride 1, one group, at least 16 channels in and out (float32, constant W, AVX-512):
- *     Winograd F(2x2, 3x3) (conv_winograd.c): 16 multiply-adds instead of 36 per 2x2 block of
- *     outputs and input channel; W is transformed and packed once at create instead;
+ *     Winograd (conv_winograd.c): F(4x4, 3x3) where the planes are known at create, hold
+ *     enough 4x4 tiles and the transformed W stays small (36 multiply-adds instead of 144
+ *     per 4x4 block of outputs and input channel), else F(2x2, 3x3) (16 instead of 36 per 2x2
+ *     block); W is transformed and packed once at create instead. The choice depends on the
+ *     planes only, so that results do not change with the batch size or the thread count;
  *   - pointwise (1x1 kernel, stride 1, no padding): the GEMM runs straight on the input, no
  *     im2col, in column chunks;
  *   - depthwise 1-D / 2-D (group == C == M): direct kernels; 3x3 with strides 1 / 2 on the

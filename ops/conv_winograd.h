@@ -34,8 +34,9 @@ bool em_wino_available(void);
 bool em_wino_worth_it(int64_t M, int64_t C);
 
 /* The tile side for M x C filters over OH x OW outputs (0: not known at creation): 4 where
- * the planes are known and the packed filters stay small (their memory grows with the tile,
- * and F(4x4) needs planes of several tiles to pay for its larger transforms), else 2. */
+ * the planes are known and hold enough 4x4 tiles and the packed filters stay small (their
+ * memory grows with the tile), else 2. It depends on the planes alone: the bits of a
+ * result must not change with the batch size or the thread count. */
 int64_t em_wino_tile_for(int64_t M, int64_t C, int64_t OH, int64_t OW);
 
 /* Floats of the transformed, packed filters of M x C x 3 x 3 weights for tile side `tile`. */

@@ -856,7 +856,7 @@ Test(conv, winograd_3x3) {
          .c = 64,
          .m = 64,
          .group = 1,
-         .in = {14, 14},
+         .in = {28, 28},
          .k = {3, 3},
          .s = {1, 1},
          .d = {1, 1},
@@ -875,21 +875,21 @@ Test(conv, winograd_3x3) {
          .d = {1, 1},
          .pb = {1, 0},
          .pe = {2, 1}},
-        /* F(4x4): 9 tiles per image, blocks spanning images */
+        /* F(4x4): 36 tiles per image, blocks spanning images */
         {.nsp = 2,
          .n = 3,
          .c = 24,
          .m = 16,
          .group = 1,
-         .in = {12, 12},
+         .in = {24, 24},
          .k = {3, 3},
          .s = {1, 1},
          .d = {1, 1},
          .pb = {1, 1},
          .pe = {1, 1}},
     };
-    /* Known planes of at least 8 x 8 outputs take F(4x4) (#0, #5-#8), the others and every
-     * case with X unshaped at creation F(2x2). Both within 1e-5 of the products' magnitudes
+    /* Known planes of at least 32 4x4 tiles take F(4x4) (#5-#8), the others and every case
+     * with X unshaped at creation F(2x2). Both within 1e-5 of the products' magnitudes
      * (measured: F(2x2) 1e-7, F(4x4) 2.4e-6 at most). */
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         for (int unshaped = 0; unshaped < 2; unshaped++) {
