@@ -462,15 +462,20 @@ ember_status em_wino_conv(const em_wino_geom *g, const float *x, const float *pa
     j.n_tiles = g->batch * j.tiles;
     if (j.n_tiles == 0 || g->M == 0) return EMBER_OK;
     /* Tiles per block: V and M of a block within BLOCK_BYTES (at least one GEMM column tile),
-     * blocks of equal size. With fewer blocks than two per thread (small planes), the filters
-     * are split too: each such item redoes its block's input transform, which is cheap next
-     * to its share of the GEMMs. */
+     * blocks of equal size; on one thread all tiles in one block when they fit. With fewer
+     * blocks than two per thread (small planes), the filters are split too: each such item
+     * redoes its block's input transform, which is cheap next to its share of the GEMMs (on
+     * 2 threads, 2 blocks x 2 filter halves measured faster than 1 block x 4 quarters). */
     const int64_t m_all = (g->M + EM_CG_MR - 1) / EM_CG_MR * EM_CG_MR;
     j.m_rows = j.t == 4 && m_all > MAX_ROWS4 ? MAX_ROWS4 : m_all;
-    int64_t block = (int64_t)BLOCK_BYTES / (j.nxi * 4 * (g->C + j.m_rows)) / EM_CG_NR * EM_CG_NR;
+    const int64_t fits = (int64_t)BLOCK_BYTES / (j.nxi * 4 * (g->C + j.m_rows));
+    int64_t block = fits / EM_CG_NR * EM_CG_NR;
     if (block < EM_CG_NR) block = EM_CG_NR;
     const int threads = em_exec_threads(ex) > 0 ? em_exec_threads(ex) : 1;
-    while (block > EM_CG_NR && (j.n_tiles + block - 1) / block < 2 * threads) block -= EM_CG_NR;
+    if (threads == 1 && j.n_tiles <= fits)
+        block = j.n_tiles; /* one block: a split would only leave GEMM column tiles half empty */
+    else
+        while (block > EM_CG_NR && (j.n_tiles + block - 1) / block < 2 * threads) block -= EM_CG_NR;
     j.n_blocks = (j.n_tiles + block - 1) / block;
     /* A whole number of blocks per thread (each slot takes a contiguous range of items). */
     if (j.n_blocks > threads) j.n_blocks = (j.n_blocks + threads - 1) / threads * threads;
