@@ -483,6 +483,11 @@ ember_status em_wino_conv(const em_wino_geom *g, const float *x, const float *pa
     /* A whole number of blocks per thread (each slot takes a contiguous range of items). */
     if (j.n_blocks > threads) j.n_blocks = (j.n_blocks + threads - 1) / threads * threads;
     j.block = (j.n_tiles + j.n_blocks - 1) / j.n_blocks;
+    /* Blocks of whole GEMM column tiles and a short last one rather than equal blocks of
+     * partly empty tiles (196 tiles: 4 x 48 + 4, not 5 x 40 or 6 x 33), where there are blocks
+     * enough for the short one not to unbalance the threads. */
+    const int64_t whole = (j.block + EM_CG_NR - 1) / EM_CG_NR * EM_CG_NR;
+    if (!one_block && (j.n_tiles + whole - 1) / whole >= 2 * threads) j.block = whole;
     j.n_blocks = (j.n_tiles + j.block - 1) / j.block;
     const int64_t m_panels = (g->M + EM_CG_MR - 1) / EM_CG_MR;
     if (one_block)
