@@ -36,49 +36,55 @@ static inline __attribute__((always_inline)) EM_TARGET_512 __m512 load_ninf(__mm
  * plain loads. */
 #define MP_MAX_BLOCKS 64
 
-static EM_TARGET_512 void plane(const em_maxpool_plane *q, const float *x, float *y) {
+/* One plane; KW (2 or 3) and, when nonzero, KH are constants of the specializations below, so
+ * the compiler drops the KW tests and unrolls the kernel rows. */
+static inline __attribute__((always_inline)) EM_TARGET_512 void
+plane_k(const em_maxpool_plane *q, const float *x, float *y, const int KW, const int KH_FIXED) {
     const __m512i even =
         _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     const int64_t W = q->W, XS = q->XS ? q->XS : W, nb_all = (q->OW + 15) / 16;
+    const int64_t H = q->H, OH = q->OH, OW = q->OW, SH = q->SH, PT = q->PT, PL = q->PL;
+    const int64_t KH = KH_FIXED ? KH_FIXED : q->KH;
     for (int64_t b0 = 0; b0 < nb_all; b0 += MP_MAX_BLOCKS) {
         const int nb = (int)(nb_all - b0 < MP_MAX_BLOCKS ? nb_all - b0 : MP_MAX_BLOCKS);
         __mmask16 m[MP_MAX_BLOCKS][3], om[MP_MAX_BLOCKS];
         bool full[MP_MAX_BLOCKS];
         for (int b = 0; b < nb; b++) {
-            const int64_t ox = 16 * (b0 + b), c = 2 * ox - q->PL,
-                          n = q->OW - ox < 16 ? q->OW - ox : 16;
+            const int64_t ox = 16 * (b0 + b), c = 2 * ox - PL, n = OW - ox < 16 ? OW - ox : 16;
             for (int k = 0; k < 3; k++) m[b][k] = em512_inside(c + 16 * k, W);
-            if (q->KW == 2) m[b][2] = 0;
+            if (KW == 2) m[b][2] = 0;
             om[b] = (__mmask16)((1u << n) - 1);
-            full[b] = m[b][0] == 0xFFFF && m[b][1] == 0xFFFF && (q->KW == 2 || m[b][2] == 0xFFFF);
+            full[b] = m[b][0] == 0xFFFF && m[b][1] == 0xFFFF && (KW == 2 || m[b][2] == 0xFFFF);
         }
-        for (int64_t oy = 0; oy < q->OH; oy++) {
-            const int64_t h0 = oy * q->SH - q->PT;
-            const int64_t hs = h0 < 0 ? 0 : h0, he = h0 + q->KH < q->H ? h0 + q->KH : q->H;
-            float *yr = y + oy * q->OW + 16 * b0;
+        for (int64_t oy = 0; oy < OH; oy++) {
+            const int64_t h0 = oy * SH - PT;
+            const int64_t hs = h0 < 0 ? 0 : h0, he = h0 + KH < H ? h0 + KH : H;
+            float *yr = y + oy * OW + 16 * b0;
             for (int b = 0; b < nb; b++) {
-                const int64_t c = 2 * 16 * (b0 + b) - q->PL;
+                const int64_t c = 2 * 16 * (b0 + b) - PL;
                 __m512 v0 = ninf, v1 = ninf, v2 = ninf;
                 if (full[b]) {
+#pragma GCC unroll 3
                     for (int64_t h = hs; h < he; h++) {
                         const float *row = x + h * XS + c;
                         v0 = _mm512_max_ps(v0, _mm512_loadu_ps(row));
                         v1 = _mm512_max_ps(v1, _mm512_loadu_ps(row + 16));
-                        if (q->KW == 3) v2 = _mm512_max_ps(v2, _mm512_loadu_ps(row + 32));
+                        if (KW == 3) v2 = _mm512_max_ps(v2, _mm512_loadu_ps(row + 32));
                     }
                 } else {
+#pragma GCC unroll 3
                     for (int64_t h = hs; h < he; h++) {
                         const float *row = x + h * XS;
                         v0 = _mm512_max_ps(v0, load_ninf(m[b][0], row, c));
                         v1 = _mm512_max_ps(v1, load_ninf(m[b][1], row, c + 16));
-                        if (q->KW == 3) v2 = _mm512_max_ps(v2, load_ninf(m[b][2], row, c + 32));
+                        if (KW == 3) v2 = _mm512_max_ps(v2, load_ninf(m[b][2], row, c + 32));
                     }
                 }
                 __m512 r = _mm512_max_ps(_mm512_permutex2var_ps(v0, even, v1),
                                          _mm512_permutex2var_ps(v0, odd, v1));
-                if (q->KW == 3) {
+                if (KW == 3) {
                     const __m512 s0 = _mm512_castsi512_ps(
                         _mm512_alignr_epi32(_mm512_castps_si512(v1), _mm512_castps_si512(v0), 2));
                     const __m512 s1 = _mm512_castsi512_ps(
@@ -89,6 +95,25 @@ static EM_TARGET_512 void plane(const em_maxpool_plane *q, const float *x, float
             }
         }
     }
+}
+
+static EM_TARGET_512 void plane_3x3(const em_maxpool_plane *q, const float *x, float *y) {
+    plane_k(q, x, y, 3, 3);
+}
+static EM_TARGET_512 void plane_kx3(const em_maxpool_plane *q, const float *x, float *y) {
+    plane_k(q, x, y, 3, 0);
+}
+static EM_TARGET_512 void plane_kx2(const em_maxpool_plane *q, const float *x, float *y) {
+    plane_k(q, x, y, 2, 0);
+}
+
+static void plane(const em_maxpool_plane *q, const float *x, float *y) {
+    if (q->KW == 3 && q->KH == 3)
+        plane_3x3(q, x, y);
+    else if (q->KW == 3)
+        plane_kx3(q, x, y);
+    else
+        plane_kx2(q, x, y);
 }
 
 void em_maxpool_s2_planes(const em_maxpool_plane *q, const float *x, float *y, int64_t planes) {
