@@ -456,6 +456,14 @@ static bool conv_like(const em_node *n) {
     return em_pass_is_onnx_op(n, "Conv") || is_op(n, "ai.ember", "FusedConv");
 }
 
+/* The input X of a Conv / FusedConv with one output and no residual input (at most X, W, B)
+ * when X is a float32 4-D tensor; NULL otherwise. Where the conv fusions start. */
+static const em_tensor *plain_conv_float_input(const em_graph *g, const em_node *n) {
+    if (!conv_like(n) || n->n_outputs != 1 || n->n_inputs > 3 || n->inputs[0] < 0) return NULL;
+    const em_tensor *x = &g->values[n->inputs[0]].info;
+    return x->dtype == EMBER_FLOAT && x->rank == 4 ? x : NULL;
+}
+
 /* Plain Conv attributes of a 2-D conv: no auto_pad, dilations 1, `group` as given, kernel
  * kh x kw; strides / pads returned (defaults 1 / 0). */
 static bool plain_conv2d(const em_node *n, int64_t group, int64_t kh, int64_t kw,
@@ -582,11 +590,8 @@ int em_pass_fuse_mbconv(em_graph *g) {
     int changed = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         em_node *dw = &g->nodes[i];
-        if (!conv_like(dw) || dw->n_outputs != 1 || dw->n_inputs > 3 || dw->inputs[0] < 0) continue;
-        const em_tensor *xi = &g->values[dw->inputs[0]].info;
-        if (xi->dtype != EMBER_FLOAT || xi->rank != 4 || xi->dims[1] <= 0 || xi->dims[2] <= 0 ||
-            xi->dims[3] <= 0)
-            continue;
+        const em_tensor *xi = plain_conv_float_input(g, dw);
+        if (!xi || xi->dims[1] <= 0 || xi->dims[2] <= 0 || xi->dims[3] <= 0) continue;
         const int64_t E = xi->dims[1];
         int64_t strides[2], pads[4];
         if (!plain_conv2d(dw, E, 3, 3, strides, pads) || !conv_weights(g, dw, E, 1, 3, 3) ||
@@ -628,13 +633,11 @@ int em_pass_fuse_conv_maxpool(em_graph *g) {
     int changed = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         em_node *n = &g->nodes[i];
-        if (!conv_like(n) || n->n_outputs != 1 || n->n_inputs > 3 || n->inputs[0] < 0 ||
-            em_node_attr(n, "pool"))
-            continue;
-        const em_tensor *xi = &g->values[n->inputs[0]].info;
+        const em_tensor *xi = plain_conv_float_input(g, n);
+        if (!xi || em_node_attr(n, "pool")) continue;
         const em_tensor *w = em_node_fixed_input(g, n, 1);
         int64_t cst[2], cpd[4];
-        if (xi->dtype != EMBER_FLOAT || xi->rank != 4 || xi->dims[1] < 1 || xi->dims[1] > 4 || !w ||
+        if (xi->dims[1] < 1 || xi->dims[1] > 4 || !w ||
             w->dtype != EMBER_FLOAT || w->rank != 4 || w->dims[0] < 16 ||
             w->dims[1] * w->dims[2] * w->dims[3] > 256 ||
             !plain_conv2d(n, 1, w->dims[2], w->dims[3], cst, cpd) ||
