@@ -80,7 +80,8 @@ bool em_cg_available(void) {
     static inline __attribute__((always_inline)) TARGET_512 void tile_##NV(                        \
         const float *restrict a, const float *restrict b, int64_t ldb, int64_t kc,                 \
         float *restrict c, int64_t ldc, int vr, __mmask16 mask, bool first, bool last,             \
-        const float *bias, const float *z, int64_t ldz, const em_activation *act) {                \
+        const float *bias, const float *z, int64_t ldz, const em_activation *act, const float *pf, \
+        int64_t ldpf) {                                                                            \
         __m512 acc[MR][NV];                                                                        \
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                     \
             _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) {                                 \
@@ -96,6 +97,12 @@ bool em_cg_available(void) {
         for (int64_t k = 0; k < kc; k++) {                                                         \
             /* A streams from memory on the first B tile: fetch PF_A floats ahead. */              \
             _mm_prefetch((const char *)(a + k * MR + PF_A), _MM_HINT_T0);                          \
+            if (pf) {                                                                              \
+                _mm_prefetch((const char *)(pf + k * ldpf), _MM_HINT_T0);                          \
+                _mm_prefetch((const char *)(pf + k * ldpf + 16), _MM_HINT_T0);                     \
+                _mm_prefetch((const char *)(pf + k * ldpf + 32), _MM_HINT_T0);                     \
+                _mm_prefetch((const char *)(pf + k * ldpf + 47), _MM_HINT_T0);                     \
+            }                                                                                      \
             __m512 bv[NV];                                                                         \
             _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) bv[v] =                           \
                 v == NV - 1 ? _mm512_maskz_loadu_ps(mask, b + k * ldb + 16 * v)                    \
@@ -145,15 +152,15 @@ DEFINE_TILE(3)
 static inline __attribute__((always_inline)) TARGET_512 void
 tile(int64_t cols, const float *a, const float *b, int64_t ldb, int64_t kc, float *c, int64_t ldc,
      int vr, bool first, bool last, const float *bias, const float *z, int64_t ldz,
-     const em_activation *act) {
+     const em_activation *act, const float *pf, int64_t ldpf) {
     const int nv = (int)((cols + 15) / 16);
     const __mmask16 mask = cols % 16 ? (__mmask16)((1u << (cols % 16)) - 1) : 0xFFFF;
     if (nv == 3)
-        tile_3(a, b, ldb, kc, c, ldc, vr, mask, first, last, bias, z, ldz, act);
+        tile_3(a, b, ldb, kc, c, ldc, vr, mask, first, last, bias, z, ldz, act, pf, ldpf);
     else if (nv == 2)
-        tile_2(a, b, ldb, kc, c, ldc, vr, mask, first, last, bias, z, ldz, act);
+        tile_2(a, b, ldb, kc, c, ldc, vr, mask, first, last, bias, z, ldz, act, pf, ldpf);
     else
-        tile_1(a, b, ldb, kc, c, ldc, vr, mask, first, last, bias, z, ldz, act);
+        tile_1(a, b, ldb, kc, c, ldc, vr, mask, first, last, bias, z, ldz, act, pf, ldpf);
 }
 
 /* A last tile of at most TAIL_COLS columns (e.g. the 49th column of a 7x7 output): a whole
@@ -222,6 +229,9 @@ tail_columns(const float *a, int64_t mpad, int64_t m0, int64_t rows, int64_t k, 
  * row of the call advancing one tile at a time. */
 #define SHORT_K 64
 
+/* Row stride of B (floats) beyond which the next B tile is prefetched by software. */
+#define FAR_ROWS 512
+
 TARGET_512 static void short_k_rows(const float *a, int64_t mpad, int64_t m0, int64_t rows,
                                     int64_t k, const float *b, int64_t n, int64_t b_tile_stride,
                                     int64_t ldb, int64_t ldb_tail, float *c, int64_t ldc,
@@ -242,7 +252,7 @@ TARGET_512 static void short_k_rows(const float *a, int64_t mpad, int64_t m0, in
                 tail_columns(a, mpad, m0 + r0, vr, k, bt, ld, (int)cols, cp, ldc, bp, zp, ldz, act);
                 continue;
             }
-            tile(cols, ap, bt, ld, k, cp, ldc, vr, true, true, bp, zp, ldz, act);
+            tile(cols, ap, bt, ld, k, cp, ldc, vr, true, true, bp, zp, ldz, act, NULL, 0);
         }
     }
 }
@@ -256,6 +266,7 @@ TARGET_512 static void gemm_avx512(const float *a, int64_t mpad, int64_t m0, int
     const float *bias = epi ? epi->bias : NULL, *z = epi ? epi->z : NULL;
     const int64_t ldz = epi ? epi->ldz : 0;
     const int64_t cs = chunk_size(k);
+    const bool far_rows = b_tile_stride < k * ldb && ldb >= FAR_ROWS;
     if (k <= SHORT_K) {
         short_k_rows(a, mpad, m0, rows, k, b, n, b_tile_stride, ldb, ldb_tail, c, ldc, bias, z, ldz,
                      act);
@@ -274,13 +285,21 @@ TARGET_512 static void gemm_avx512(const float *a, int64_t mpad, int64_t m0, int
                 continue;
             }
             const float *bt = b + t * b_tile_stride + k0 * ld;
+            /* The next tile's rows of this chunk, fetched while the first panel runs, when B's
+             * rows are far apart (the input planes of a pointwise conv on a large plane): the
+             * hardware prefetchers follow neither one short piece per 4 KiB page nor a stride
+             * that long. */
+            const int64_t ld_next = n - (t + 1) * NR < NR ? ldb_tail : ldb;
+            const float *pf =
+                far_rows && t + 1 < n_tiles ? b + (t + 1) * b_tile_stride + k0 * ld_next : NULL;
             for (int64_t r0 = 0; r0 < rows; r0 += MR) {
                 const float *ap = a + panel_offset(mpad, k, (m0 + r0) / MR, k0);
                 float *cp = c + r0 * ldc + t * NR;
                 const int vr = (int)(rows - r0 < MR ? rows - r0 : MR);
                 const float *bp = bias ? bias + r0 : NULL;
                 const float *zp = z ? z + r0 * ldz + t * NR : NULL;
-                tile(cols, ap, bt, ld, kc, cp, ldc, vr, first, last, bp, zp, ldz, act);
+                tile(cols, ap, bt, ld, kc, cp, ldc, vr, first, last, bp, zp, ldz, act,
+                     r0 == 0 ? pf : NULL, ld_next);
             }
         }
     }

@@ -36,16 +36,14 @@ static double act_ref(const em_activation *a, double v) {
 
 /* C rows [m0, m0 + rows) of W (M x K) times B (K x N), tiled (`tiled`: each EM_CG_NR-column
  * tile stored K x width contiguously) or plain row-major with row length ldb >= N. */
-static void check(int64_t M, int64_t m0, int64_t rows, int64_t K, int64_t N, bool tiled, bool bias,
-                  bool z, em_activation act) {
+static void check_ld(int64_t M, int64_t m0, int64_t rows, int64_t K, int64_t N, int64_t ldb,
+                     bool tiled, bool bias, bool z, em_activation act) {
     float *w = malloc((size_t)(M * K) * sizeof(float));
     for (int64_t i = 0; i < M * K; i++) w[i] = frand();
     const int64_t mpad = (M + EM_CG_MR - 1) / EM_CG_MR * EM_CG_MR;
     cr_assert_eq(em_cg_packed_floats(M, K), mpad * K);
     float *packed = malloc((size_t)(mpad * K) * sizeof(float));
     em_cg_pack(w, M, K, packed);
-    /* Plain B with a row stride larger than N (like a conv input read in place). */
-    const int64_t ldb = N + 5;
     float *b = malloc((size_t)(K * ldb) * sizeof(float));
     for (int64_t i = 0; i < K * ldb; i++) b[i] = frand();
     float *bt = malloc((size_t)(K * N) * sizeof(float));
@@ -89,6 +87,12 @@ static void check(int64_t M, int64_t m0, int64_t rows, int64_t K, int64_t N, boo
     free(w), free(packed), free(b), free(bt), free(bi), free(zd), free(c);
 }
 
+/* Plain B with a row stride larger than N (like a conv input read in place). */
+static void check(int64_t M, int64_t m0, int64_t rows, int64_t K, int64_t N, bool tiled, bool bias,
+                  bool z, em_activation act) {
+    check_ld(M, m0, rows, K, N, N + 5, tiled, bias, z, act);
+}
+
 Test(conv_gemm, awkward_shapes) {
     const int64_t ms[] = {1, 7, 8, 13, 24, 67};
     /* K up to 64 runs panel by panel over all columns, longer K chunk by chunk. */
@@ -101,6 +105,19 @@ Test(conv_gemm, awkward_shapes) {
             for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++, iter++)
                 check(ms[a], 0, ms[a], ks[b], ns[c], iter % 2 == 0, iter % 3 != 0, iter % 4 == 1,
                       none);
+}
+
+/* Rows of B far apart (a pointwise conv's input planes on a large plane): the next column tile
+ * is prefetched while the current one runs, which must not change what is computed. */
+Test(conv_gemm, far_apart_rows) {
+    const em_activation relu = {EM_ACT_RELU, 0, 0};
+    const int64_t ks[] = {65, 200, 300};
+    const int64_t ns[] = {49, 97, 145, 480};
+    for (size_t a = 0; a < sizeof ks / sizeof ks[0]; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++) {
+            check_ld(16, 0, 16, ks[a], ns[b], 3025, false, true, false, relu);
+            check_ld(45, 8, 37, ks[a], ns[b], ns[b] + 700, false, a % 2 == 0, b % 2 == 1, relu);
+        }
 }
 
 Test(conv_gemm, row_offsets_and_epilogues) {
