@@ -144,20 +144,21 @@ static inline __attribute__((always_inline)) TARGET_512 void tile(const dc_job *
     }
     const bool in_regs = em512_act_in_registers(j->act.kind);
     const __m512 lo = _mm512_set1_ps(j->act.alpha), hi = _mm512_set1_ps(j->act.beta);
+    const int64_t plane = o->plane;
+    /* Constant bounds (nf only guards): the accumulators stay in registers. */
     for (int b2 = 0; b2 < PB; b2++) {
-        const int64_t ox = bl[b2].ox, np = OW - ox < 16 ? OW - ox : 16;
+        const int64_t ox = bl[b2].ox, oy = bl[b2].oy, np = OW - ox < 16 ? OW - ox : 16;
         const __mmask16 pm = (__mmask16)((1u << np) - 1);
         const __mmask16 sm = o->row - ox >= 16 ? (__mmask16)0xFFFF : pm; /* pads take the rest */
-        for (int f = 0; f < nf; f++) {
-            const int64_t oy = bl[b2].oy;
-            float *y = o->y + n * o->image + (m0 + f) * o->plane + (oy - o->row0) * o->row + ox;
+        float *y0 = o->y + n * o->image + m0 * plane + (oy - o->row0) * o->row + ox;
+        const float *z0 = j->z ? j->z + ((n * M + m0) * g->OH + oy) * OW + ox : NULL;
+        for (int f = 0; f < TILE_FILTERS; f++) {
+            if (f >= nf) break;
             __m512 v = acc[b2][f];
-            if (j->z)
-                v = _mm512_add_ps(
-                    v, _mm512_maskz_loadu_ps(pm, j->z + ((n * M + m0 + f) * g->OH + oy) * OW + ox));
+            if (z0) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(pm, z0 + f * g->OH * OW));
             if (in_regs) v = em512_activate(v, j->act.kind, lo, hi);
-            _mm512_mask_storeu_ps(y, sm, v);
-            if (!in_regs) em_activation_apply(&j->act, y, np);
+            _mm512_mask_storeu_ps(y0 + f * plane, sm, v);
+            if (!in_regs) em_activation_apply(&j->act, y0 + f * plane, np);
         }
     }
 }
