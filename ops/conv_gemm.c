@@ -72,17 +72,40 @@ bool em_cg_available(void) {
     return __builtin_cpu_supports("avx512f");
 }
 
-#define TARGET_512 __attribute__((target("avx512f")))
+#define TARGET_512 __attribute__((target("avx512f,avx2,fma")))
+
+/* x after the activations the tile kernel applies in registers, one value at a time, with the
+ * vector max / min semantics (a NaN gives the bound). */
+static inline float act_scalar(const em_activation *act, float x) {
+    if (act && act->kind == EM_ACT_RELU) return x > 0.0f ? x : 0.0f;
+    if (act && act->kind == EM_ACT_CLIP) {
+        x = x > act->alpha ? x : act->alpha;
+        return x < act->beta ? x : act->beta;
+    }
+    if (act && act->kind == EM_ACT_LEAKY_RELU) return x < 0.0f ? x * act->alpha : x;
+    return x;
+}
 
 /* One MR x (16 * NV) tile over kc steps of k. vr: valid rows; mask: valid lanes of the last
- * vector. first: start from the bias (else from C); last: add Z, activation. */
-#define DEFINE_TILE(NV)                                                                            \
-    static inline __attribute__((always_inline)) TARGET_512 void tile_##NV(                        \
+ * vector. first: start from the bias (else from C); last: add Z, activation.
+ * TC (0 to TAIL_COLS) more columns right after the tile (the last columns of the output, too
+ * few for a vector of their own) ride along: their rows are read from bt (row stride ldt), and
+ * each is one 8-row vector of the panel's A values per k: the same multiply-adds in the same
+ * order as in a tile, so a column's bits do not depend on where it falls. */
+#define DEFINE_TILE(NAME, NV, TC)                                                                  \
+    static inline __attribute__((always_inline)) TARGET_512 void NAME(                             \
         const float *restrict a, const float *restrict b, int64_t ldb, int64_t kc,                 \
         float *restrict c, int64_t ldc, int vr, __mmask16 mask, bool first, bool last,             \
         const float *bias, const float *z, int64_t ldz, const em_activation *act, const float *pf, \
-        int64_t ldpf) {                                                                            \
+        int64_t ldpf, const float *restrict bt, int64_t ldt) {                                     \
         __m512 acc[MR][NV];                                                                        \
+        __m256 tacc[TC > 0 ? TC : 1];                                                              \
+        _Pragma("GCC unroll 3") for (int t = 0; t < TC; t++) {                                     \
+            float v[MR];                                                                           \
+            for (int r = 0; r < MR; r++)                                                           \
+                v[r] = r >= vr ? 0.0f : !first ? c[r * ldc + 16 * NV + t] : bias ? bias[r] : 0.0f; \
+            tacc[t] = _mm256_loadu_ps(v);                                                          \
+        }                                                                                          \
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                     \
             _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) {                                 \
                 __mmask16 m = v == NV - 1 ? mask : (__mmask16)0xFFFF;                              \
@@ -111,6 +134,23 @@ bool em_cg_available(void) {
                 __m512 av = _mm512_set1_ps(a[k * MR + r]);                                         \
                 _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) acc[r][v] =                   \
                     _mm512_fmadd_ps(av, bv[v], acc[r][v]);                                         \
+            }                                                                                      \
+            if (TC > 0) {                                                                          \
+                const __m256 a8 = _mm256_loadu_ps(a + k * MR);                                     \
+                _Pragma("GCC unroll 3") for (int t = 0; t < TC; t++) tacc[t] =                     \
+                    _mm256_fmadd_ps(a8, _mm256_set1_ps(bt[k * ldt + t]), tacc[t]);                 \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 3") for (int t = 0; t < TC; t++) {                                     \
+            float v[MR];                                                                           \
+            _mm256_storeu_ps(v, tacc[t]);                                                          \
+            for (int r = 0; r < vr; r++) {                                                         \
+                float x = v[r];                                                                    \
+                if (last) {                                                                        \
+                    if (z) x += z[r * ldz + 16 * NV + t];                                          \
+                    x = act_scalar(act, x);                                                        \
+                }                                                                                  \
+                c[r * ldc + 16 * NV + t] = x;                                                      \
             }                                                                                      \
         }                                                                                          \
         if (last && (z || (act && act->kind != EM_ACT_NONE))) {                                    \
@@ -144,23 +184,36 @@ bool em_cg_available(void) {
             }                                                                                      \
         }                                                                                          \
     }
-DEFINE_TILE(1)
-DEFINE_TILE(2)
-DEFINE_TILE(3)
+DEFINE_TILE(tile_1, 1, 0)
+DEFINE_TILE(tile_2, 2, 0)
+DEFINE_TILE(tile_3, 3, 0)
+DEFINE_TILE(tile_3_tail1, 3, 1)
+DEFINE_TILE(tile_3_tail2, 3, 2)
+DEFINE_TILE(tile_3_tail3, 3, 3)
 
-/* A tile of `cols` columns (4 to NR): the kernel of as many vectors, the last one masked. */
+/* A tile of `cols` columns (4 to NR): the kernel of as many vectors, the last one masked; a
+ * full tile may carry tc tail columns read from bt (row stride ldt). */
 static inline __attribute__((always_inline)) TARGET_512 void
 tile(int64_t cols, const float *a, const float *b, int64_t ldb, int64_t kc, float *c, int64_t ldc,
      int vr, bool first, bool last, const float *bias, const float *z, int64_t ldz,
-     const em_activation *act, const float *pf, int64_t ldpf) {
+     const em_activation *act, const float *pf, int64_t ldpf, int tc, const float *bt,
+     int64_t ldt) {
     const int nv = (int)((cols + 15) / 16);
     const __mmask16 mask = cols % 16 ? (__mmask16)((1u << (cols % 16)) - 1) : 0xFFFF;
-    if (nv == 3)
-        tile_3(a, b, ldb, kc, c, ldc, vr, mask, first, last, bias, z, ldz, act, pf, ldpf);
+#define TILE_ARGS a, b, ldb, kc, c, ldc, vr, mask, first, last, bias, z, ldz, act, pf, ldpf, bt, ldt
+    if (nv == 3 && tc == 1)
+        tile_3_tail1(TILE_ARGS);
+    else if (nv == 3 && tc == 2)
+        tile_3_tail2(TILE_ARGS);
+    else if (nv == 3 && tc == 3)
+        tile_3_tail3(TILE_ARGS);
+    else if (nv == 3)
+        tile_3(TILE_ARGS);
     else if (nv == 2)
-        tile_2(a, b, ldb, kc, c, ldc, vr, mask, first, last, bias, z, ldz, act, pf, ldpf);
+        tile_2(TILE_ARGS);
     else
-        tile_1(a, b, ldb, kc, c, ldc, vr, mask, first, last, bias, z, ldz, act, pf, ldpf);
+        tile_1(TILE_ARGS);
+#undef TILE_ARGS
 }
 
 /* A last tile of at most TAIL_COLS columns (e.g. the 49th column of a 7x7 output): a whole
@@ -232,12 +285,20 @@ tail_columns(const float *a, int64_t mpad, int64_t m0, int64_t rows, int64_t k, 
 /* Row stride of B (floats) beyond which the next B tile is prefetched by software. */
 #define FAR_ROWS 512
 
+/* Columns (1 to TAIL_COLS) after the last full tile that ride along with it (0: none; a
+ * product this narrow runs them on their own, see tail_columns). */
+static int folded_tail(int64_t n) {
+    const int64_t rest = n % NR;
+    return n > NR && rest <= TAIL_COLS ? (int)rest : 0;
+}
+
 TARGET_512 static void short_k_rows(const float *a, int64_t mpad, int64_t m0, int64_t rows,
                                     int64_t k, const float *b, int64_t n, int64_t b_tile_stride,
                                     int64_t ldb, int64_t ldb_tail, float *c, int64_t ldc,
                                     const float *bias, const float *z, int64_t ldz,
                                     const em_activation *act) {
     const int64_t n_tiles = (n + NR - 1) / NR;
+    const int tail = folded_tail(n);
     for (int64_t r0 = 0; r0 < rows; r0 += MR) {
         const float *ap = a + panel_offset(mpad, k, (m0 + r0) / MR, 0);
         const int vr = (int)(rows - r0 < MR ? rows - r0 : MR);
@@ -249,10 +310,14 @@ TARGET_512 static void short_k_rows(const float *a, int64_t mpad, int64_t m0, in
             float *cp = c + r0 * ldc + t * NR;
             const float *zp = z ? z + r0 * ldz + t * NR : NULL;
             if (cols <= TAIL_COLS) {
-                tail_columns(a, mpad, m0 + r0, vr, k, bt, ld, (int)cols, cp, ldc, bp, zp, ldz, act);
+                if (!tail)
+                    tail_columns(a, mpad, m0 + r0, vr, k, bt, ld, (int)cols, cp, ldc, bp, zp, ldz,
+                                 act);
                 continue;
             }
-            tile(cols, ap, bt, ld, k, cp, ldc, vr, true, true, bp, zp, ldz, act, NULL, 0);
+            const int tc = t == n_tiles - 2 ? tail : 0;
+            tile(cols, ap, bt, ld, k, cp, ldc, vr, true, true, bp, zp, ldz, act, NULL, 0, tc,
+                 bt + b_tile_stride, ldb_tail);
         }
     }
 }
@@ -267,6 +332,7 @@ TARGET_512 static void gemm_avx512(const float *a, int64_t mpad, int64_t m0, int
     const int64_t ldz = epi ? epi->ldz : 0;
     const int64_t cs = chunk_size(k);
     const bool far_rows = b_tile_stride < k * ldb && ldb >= FAR_ROWS;
+    const int tail = folded_tail(n);
     if (k <= SHORT_K) {
         short_k_rows(a, mpad, m0, rows, k, b, n, b_tile_stride, ldb, ldb_tail, c, ldc, bias, z, ldz,
                      act);
@@ -279,7 +345,7 @@ TARGET_512 static void gemm_avx512(const float *a, int64_t mpad, int64_t m0, int
             const int64_t cols = n - t * NR < NR ? n - t * NR : NR;
             const int64_t ld = cols < NR ? ldb_tail : ldb;
             if (cols <= TAIL_COLS) {
-                if (first) /* all chunks of k at once */
+                if (first && !tail) /* all chunks of k at once */
                     tail_columns(a, mpad, m0, rows, k, b + t * b_tile_stride, ld, (int)cols,
                                  c + t * NR, ldc, bias, z ? z + t * NR : NULL, ldz, act);
                 continue;
@@ -292,6 +358,7 @@ TARGET_512 static void gemm_avx512(const float *a, int64_t mpad, int64_t m0, int
             const int64_t ld_next = n - (t + 1) * NR < NR ? ldb_tail : ldb;
             const float *pf =
                 far_rows && t + 1 < n_tiles ? b + (t + 1) * b_tile_stride + k0 * ld_next : NULL;
+            const int tc = t == n_tiles - 2 ? tail : 0;
             for (int64_t r0 = 0; r0 < rows; r0 += MR) {
                 const float *ap = a + panel_offset(mpad, k, (m0 + r0) / MR, k0);
                 float *cp = c + r0 * ldc + t * NR;
@@ -299,7 +366,8 @@ TARGET_512 static void gemm_avx512(const float *a, int64_t mpad, int64_t m0, int
                 const float *bp = bias ? bias + r0 : NULL;
                 const float *zp = z ? z + r0 * ldz + t * NR : NULL;
                 tile(cols, ap, bt, ld, kc, cp, ldc, vr, first, last, bp, zp, ldz, act,
-                     r0 == 0 ? pf : NULL, ld_next);
+                     r0 == 0 ? pf : NULL, ld_next, tc, b + (t + 1) * b_tile_stride + k0 * ldb_tail,
+                     ldb_tail);
             }
         }
     }

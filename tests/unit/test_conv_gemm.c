@@ -137,9 +137,10 @@ Test(conv_gemm, row_offsets_and_epilogues) {
     }
 }
 
-/* A last tile of 1-3 columns takes a narrower path (8 rows per vector); its columns must carry
- * the same bits as when they sit inside a wider tile, so that how columns are split into panels
- * (which depends on the thread count) never changes a result. */
+/* 1-3 columns past the last full tile ride along with it, and a product of only 1-3 columns
+ * takes a path of its own (both 8 rows per vector); their columns must carry the same bits as
+ * when they sit inside a wider tile, so that how columns are split into panels (which depends
+ * on the thread count) never changes a result. */
 static void tail_columns_same_bits(int64_t K) {
     const int64_t M = 21, ld = 64;
     const em_activation acts[] = {{EM_ACT_NONE, 0, 0},
@@ -171,6 +172,16 @@ static void tail_columns_same_bits(int64_t K) {
                               "K %lld act %d tail %lld: C[%lld][%lld] %.9g vs %.9g", (long long)K,
                               acts[a].kind, (long long)tail, (long long)r, (long long)j,
                               wide[r * ld + j], narrow[r * ld + j]);
+            /* The same columns as a product of their own. */
+            em_cg_gemm(
+                packed, mpad, 0, M, K, b + EM_CG_NR, tail, EM_CG_NR, ld, ld, narrow + EM_CG_NR, ld,
+                &(em_cg_epilogue){
+                    .bias = bias, .z = a % 2 ? z + EM_CG_NR : NULL, .ldz = ld, .act = &acts[a]});
+            for (int64_t r = 0; r < M; r++)
+                cr_assert(memcmp(&wide[r * ld + EM_CG_NR], &narrow[r * ld + EM_CG_NR],
+                                 sizeof(float) * (size_t)tail) == 0,
+                          "K %lld act %d: %lld columns alone differ in row %lld", (long long)K,
+                          acts[a].kind, (long long)tail, (long long)r);
         }
     free(w), free(packed), free(b), free(bias), free(z), free(wide), free(narrow);
 }
