@@ -172,6 +172,15 @@ static void tail_columns_same_bits(int64_t K) {
                               "K %lld act %d tail %lld: C[%lld][%lld] %.9g vs %.9g", (long long)K,
                               acts[a].kind, (long long)tail, (long long)r, (long long)j,
                               wide[r * ld + j], narrow[r * ld + j]);
+            /* Whole rows of C (row stride = the columns): K's chunks store the tail columns
+             * in passing. */
+            const int64_t own_ld = EM_CG_NR + tail;
+            em_cg_gemm(packed, mpad, 0, M, K, b, own_ld, EM_CG_NR, ld, ld, narrow, own_ld, &epi);
+            for (int64_t r = 0; r < M; r++)
+                cr_assert(
+                    memcmp(&wide[r * ld], &narrow[r * own_ld], sizeof(float) * (size_t)own_ld) == 0,
+                    "K %lld act %d tail %lld: whole rows differ in row %lld", (long long)K,
+                    acts[a].kind, (long long)tail, (long long)r);
             /* The same columns as a product of their own. */
             em_cg_gemm(
                 packed, mpad, 0, M, K, b + EM_CG_NR, tail, EM_CG_NR, ld, ld, narrow + EM_CG_NR, ld,
