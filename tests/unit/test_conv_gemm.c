@@ -37,7 +37,7 @@ static double act_ref(const em_activation *a, double v) {
 /* C rows [m0, m0 + rows) of W (M x K) times B (K x N), tiled (`tiled`: each EM_CG_NR-column
  * tile stored K x width contiguously) or plain row-major with row length ldb >= N. */
 static void check_ld(int64_t M, int64_t m0, int64_t rows, int64_t K, int64_t N, int64_t ldb,
-                     bool tiled, bool bias, bool z, em_activation act) {
+                     int64_t ldc, bool tiled, bool bias, bool z, em_activation act) {
     float *w = malloc((size_t)(M * K) * sizeof(float));
     for (int64_t i = 0; i < M * K; i++) w[i] = frand();
     const int64_t mpad = (M + EM_CG_MR - 1) / EM_CG_MR * EM_CG_MR;
@@ -55,7 +55,6 @@ static void check_ld(int64_t M, int64_t m0, int64_t rows, int64_t K, int64_t N, 
     }
     float *bi = malloc((size_t)M * sizeof(float));
     for (int64_t i = 0; i < M; i++) bi[i] = frand();
-    const int64_t ldc = N + 3;
     float *zd = malloc((size_t)(rows * ldc) * sizeof(float));
     for (int64_t i = 0; i < rows * ldc; i++) zd[i] = frand();
     float *c = malloc((size_t)(rows * ldc) * sizeof(float));
@@ -90,7 +89,7 @@ static void check_ld(int64_t M, int64_t m0, int64_t rows, int64_t K, int64_t N, 
 /* Plain B with a row stride larger than N (like a conv input read in place). */
 static void check(int64_t M, int64_t m0, int64_t rows, int64_t K, int64_t N, bool tiled, bool bias,
                   bool z, em_activation act) {
-    check_ld(M, m0, rows, K, N, N + 5, tiled, bias, z, act);
+    check_ld(M, m0, rows, K, N, N + 5, N + 3, tiled, bias, z, act);
 }
 
 Test(conv_gemm, awkward_shapes) {
@@ -115,8 +114,21 @@ Test(conv_gemm, far_apart_rows) {
     const int64_t ns[] = {49, 97, 145, 480};
     for (size_t a = 0; a < sizeof ks / sizeof ks[0]; a++)
         for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++) {
-            check_ld(16, 0, 16, ks[a], ns[b], 3025, false, true, false, relu);
-            check_ld(45, 8, 37, ks[a], ns[b], ns[b] + 700, false, a % 2 == 0, b % 2 == 1, relu);
+            check_ld(16, 0, 16, ks[a], ns[b], 3025, ns[b] + 3, false, true, false, relu);
+            check_ld(45, 8, 37, ks[a], ns[b], ns[b] + 700, ns[b], false, a % 2 == 0, b % 2 == 1,
+                     relu);
+        }
+}
+
+/* Calls that own whole rows of C (row stride = the columns), B plain and tiled: 1-2 tail
+ * columns ride along with the last full tile over several chunks of K. */
+Test(conv_gemm, whole_rows) {
+    const em_activation relu = {EM_ACT_RELU, 0, 0};
+    const int64_t ns[] = {49, 50, 51, 97, 145};
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+        for (int tiled = 0; tiled < 2; tiled++) {
+            check_ld(37, 0, 37, 300, ns[i], ns[i] + 5, ns[i], tiled, true, i % 2 == 0, relu);
+            check_ld(24, 0, 24, 40, ns[i], ns[i], ns[i], tiled, i % 2 == 1, true, relu);
         }
 }
 
