@@ -787,6 +787,12 @@ Test(passes, mbconv_small_planes_not_fused) {
     check_mbconv("mbconv_small", 2, 0);
 }
 
+/* 14x14 planes: the unfused depthwise conv runs them flat, in another order of the taps. */
+Test(passes, mbconv_14x14_stride1_fused_stride2_not) {
+    check_mbconv_tol("mbconv_14_stride1", 2, 1, 1e-5);
+    check_mbconv("mbconv_14_stride2", 1, 0);
+}
+
 /* The expansion is read twice (also a graph output): it stays a conv of its own. */
 Test(passes, mbconv_expansion_read_twice_kept) {
     check_mbconv("mbconv_expansion_read_twice", 1, 1);
