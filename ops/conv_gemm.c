@@ -263,15 +263,7 @@ tail_columns(const float *a, int64_t mpad, int64_t m0, int64_t rows, int64_t k, 
                     const int64_t row = r0 + q * MR + r;
                     float x = v[r];
                     if (z) x += z[row * ldz + j];
-                    /* As the vector max / min of the tile kernel (NaN gives the bound). */
-                    if (act && act->kind == EM_ACT_RELU)
-                        x = x > 0.0f ? x : 0.0f;
-                    else if (act && act->kind == EM_ACT_CLIP) {
-                        x = x > act->alpha ? x : act->alpha;
-                        x = x < act->beta ? x : act->beta;
-                    } else if (act && act->kind == EM_ACT_LEAKY_RELU)
-                        x = x < 0.0f ? x * act->alpha : x;
-                    c[row * ldc + j] = x;
+                    c[row * ldc + j] = act_scalar(act, x);
                 }
             }
     }
