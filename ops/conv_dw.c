@@ -75,6 +75,13 @@ static void col_blocks(const em_dw_plane *p, int64_t ox0, int n_blocks, col_bloc
 /* Kernel rows above / below the plane read zeros from here. Read-only. */
 static const float zero_row[ZERO_ROW + 64];
 
+/* Input row iy of a plane x whose first row is x_row0 (row stride W); rows outside the
+ * plane [0, H) read zeros. */
+static inline const float *input_row(const float *x, int64_t iy, int64_t H, int64_t W,
+                                     int64_t x_row0) {
+    return iy >= 0 && iy < H ? x + (iy - x_row0) * W : zero_row + 32;
+}
+
 /* One block of 16 outputs: acc = bias + the nine taps. LD(k, col) loads 16 columns of each
  * kernel row r0..r2 with load mask k (0..3). */
 #define BLOCK_S1(LD)                                                                               \
@@ -163,10 +170,10 @@ plane_impl(const em_dw_plane *p, const em_dw_planes *q, int64_t plane, const col
     /* Stride 1: output rows in pairs, each input row loaded once for both. */
     for (; sx == 1 && p->sy == 1 && oy + 1 < oy_end; oy += 2) {
         const int64_t iy = oy - p->py;
-        const float *r0 = iy >= 0 && iy < H ? x + (iy - x_row0) * W : zero_row + 32;
-        const float *r1 = iy + 1 >= 0 && iy + 1 < H ? x + (iy + 1 - x_row0) * W : zero_row + 32;
-        const float *r2 = iy + 2 >= 0 && iy + 2 < H ? x + (iy + 2 - x_row0) * W : zero_row + 32;
-        const float *r3 = iy + 3 >= 0 && iy + 3 < H ? x + (iy + 3 - x_row0) * W : zero_row + 32;
+        const float *r0 = input_row(x, iy, H, W, x_row0);
+        const float *r1 = input_row(x, iy + 1, H, W, x_row0);
+        const float *r2 = input_row(x, iy + 2, H, W, x_row0);
+        const float *r3 = input_row(x, iy + 3, H, W, x_row0);
         float *yr = y + (oy - y_row0) * OW + ox0;
         const float *zr = z ? z + (oy - y_row0) * OW + ox0 : NULL;
         for (int i = 0; i < nb; i++) {
@@ -188,9 +195,9 @@ plane_impl(const em_dw_plane *p, const em_dw_planes *q, int64_t plane, const col
     }
     for (; oy < oy_end; oy++) {
         const int64_t iy = oy * p->sy - p->py;
-        const float *r0 = iy >= 0 && iy < H ? x + (iy - x_row0) * W : zero_row + 32;
-        const float *r1 = iy + 1 >= 0 && iy + 1 < H ? x + (iy + 1 - x_row0) * W : zero_row + 32;
-        const float *r2 = iy + 2 >= 0 && iy + 2 < H ? x + (iy + 2 - x_row0) * W : zero_row + 32;
+        const float *r0 = input_row(x, iy, H, W, x_row0);
+        const float *r1 = input_row(x, iy + 1, H, W, x_row0);
+        const float *r2 = input_row(x, iy + 2, H, W, x_row0);
         float *yr = y + (oy - y_row0) * OW + ox0;
         const float *zr = z ? z + (oy - y_row0) * OW + ox0 : NULL;
         for (int i = 0; i < nb; i++) {

@@ -36,6 +36,11 @@ static inline __attribute__((always_inline)) EM_TARGET_512 __m512 load_ninf(__mm
  * plain loads. */
 #define MP_MAX_BLOCKS 64
 
+/* Floats from one input row to the next. */
+static inline int64_t row_stride(const em_maxpool_plane *q) {
+    return q->XS ? q->XS : q->W;
+}
+
 /* One plane; KW (2 or 3) and, when nonzero, KH are constants of the specializations below, so
  * the compiler drops the KW tests and unrolls the kernel rows. */
 static inline __attribute__((always_inline)) EM_TARGET_512 void
@@ -44,7 +49,7 @@ plane_k(const em_maxpool_plane *q, const float *x, float *y, const int KW, const
         _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
-    const int64_t W = q->W, XS = q->XS ? q->XS : W, nb_all = (q->OW + 15) / 16;
+    const int64_t W = q->W, XS = row_stride(q), nb_all = (q->OW + 15) / 16;
     const int64_t H = q->H, OH = q->OH, OW = q->OW, SH = q->SH, PT = q->PT, PL = q->PL;
     const int64_t KH = KH_FIXED ? KH_FIXED : q->KH;
     for (int64_t b0 = 0; b0 < nb_all; b0 += MP_MAX_BLOCKS) {
@@ -133,7 +138,7 @@ void em_maxpool_planes(const em_maxpool_plane *q, int64_t sw, const float *x, in
     for (int64_t i = 0; i < planes; i++) {
         const float *src = x + i * x_plane;
         float *dst = y + i * y_plane;
-        const int64_t xs = q->XS ? q->XS : q->W;
+        const int64_t xs = row_stride(q);
         for (int64_t r = 0; r < q->OH; r++)
             for (int64_t c = 0; c < q->OW; c++) {
                 float v = -INFINITY;

@@ -590,8 +590,8 @@ fail:
  * nothing else, become one ai.ember FusedMBConv, which computes the block band by band so
  * the expanded values never leave the cache. Only where the expanded tensor of one image is
  * at least MBCONV_MIN_BYTES (MBCONV_MIN_BYTES_STRIDE1 with stride 1), and where the kernel is
- * registered (AVX-512 CPUs). Changes
- * rounding where the unfused depthwise conv runs small planes flat: EMBER_OPT_ALL only. */
+ * registered (AVX-512 CPUs). Changes rounding where the unfused depthwise conv runs small
+ * planes flat: EMBER_OPT_ALL only. */
 int em_pass_fuse_mbconv(em_graph *g) {
     if (!em_registry_find("ai.ember", "FusedMBConv", 1)) return 0;
     int changed = 0;
